@@ -1,0 +1,41 @@
+# One command runs the system (`make run`), one runs every test (`make test`).
+# Both install what they need first (`make deps`), so they work on a fresh Debian machine.
+
+SWIFT        ?= swift
+APT_PACKAGES := nats-server libsodium-dev libssl-dev libnats-dev pkg-config gcc python3-pip
+PY_MODULES   := nats nkeys nacl
+PIP_PACKAGES := nats-py nkeys pynacl
+SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: deps build test bench run clean
+
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+	@if ! python3 -c "import $(shell echo $(PY_MODULES) | tr ' ' ',')" 2>/dev/null; then \
+	  echo "installing Python packages: $(PIP_PACKAGES)"; \
+	  python3 -m pip install -q $(PIP_PACKAGES) || python3 -m pip install -q --break-system-packages $(PIP_PACKAGES); \
+	fi
+
+build: deps
+	$(SWIFT) build
+
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+bench: deps
+	$(SWIFT) build -c release --product natswire-bench
+	NATSWIRE_BENCH=$$($(SWIFT) build -c release --show-bin-path)/natswire-bench Benchmarks/run-bench.sh
+
+run: deps
+	$(SWIFT) build
+	Examples/run-demo.sh "$$($(SWIFT) build --show-bin-path)"
+
+clean:
+	rm -rf .build Benchmarks/cnats/cnats-bench

@@ -1,0 +1,130 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "swift-nex",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "NATSWire", targets: ["NATSWire"]),
+        .library(name: "NexControl", targets: ["NexControl"]),
+        .library(name: "NexAgentBus", targets: ["NexAgentBus"]),
+        .library(name: "NexWorkloads", targets: ["NexWorkloads"]),
+        .executable(name: "nex-node", targets: ["nex-node"]),
+        .executable(name: "nex-agent", targets: ["nex-agent"]),
+        .executable(name: "nexctl", targets: ["nexctl"]),
+        .executable(name: "natswire-bench", targets: ["natswire-bench"]),
+        .executable(name: "natswire-demo", targets: ["natswire-demo"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CSodium",
+            path: "Sources/CSodium",
+            pkgConfig: "libsodium",
+            providers: [.apt(["libsodium-dev"])]
+        ),
+        .systemLibrary(
+            name: "COpenSSL",
+            path: "Sources/COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        .target(
+            name: "NATSWire",
+            dependencies: [
+                "CSodium",
+                "COpenSSL",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "NexControl",
+            dependencies: ["NATSWire"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "NexAgentBus",
+            dependencies: ["NATSWire"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "NexWorkloads",
+            dependencies: ["NATSWire", "NexControl", "NexAgentBus"],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "nex-node",
+            dependencies: [
+                "NexWorkloads",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "nex-agent",
+            dependencies: [
+                "NexWorkloads",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "nexctl",
+            dependencies: [
+                "NexControl",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "natswire-bench",
+            dependencies: ["NATSWire"],
+            path: "Benchmarks/natswire-bench",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "natswire-demo",
+            dependencies: ["NATSWire"],
+            path: "Examples/natswire-demo",
+            swiftSettings: swiftSettings
+        ),
+        // Starts real nats-server processes for tests; never a fake NATS.
+        .target(
+            name: "NATSTestSupport",
+            dependencies: ["NATSWire"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "NATSWireTests",
+            dependencies: ["NATSWire", "NATSTestSupport"],
+            resources: [.copy("Fixtures")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "NexControlTests",
+            dependencies: ["NexControl"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "NexAgentBusTests",
+            dependencies: ["NexAgentBus"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "NexWorkloadsTests",
+            dependencies: ["NexWorkloads"],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

@@ -1,0 +1,149 @@
+import NIOCore
+
+/// The channel handler of one connection to a server. It decodes server operations, runs
+/// the handshake (`INFO` → `CONNECT`+`PING` → `PONG`), answers server `PING`s, and hands
+/// everything else to its ``NATSClient`` on the event loop.
+final class ConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private enum Phase {
+        case awaitingInfo
+        case awaitingPong(ServerInfo)
+        case ready
+        case done
+    }
+
+    private var phase = Phase.awaitingInfo
+    private var reader: FrameReader<ServerOpDecoder>
+    private let client: NATSClient
+    private let server: ServerAddress
+    private let handshake: EventLoopPromise<ServerInfo>
+    private let connectTimeout: TimeAmount
+    private var handshakeTimer: Scheduled<Void>?
+    private var failure: NATSError?
+    /// A new `max_payload` from `INFO`, applied to the decoder once the current read is decoded.
+    private var announcedMaxPayload: Int?
+
+    init(client: NATSClient, server: ServerAddress, handshake: EventLoopPromise<ServerInfo>,
+         maxControlLine: Int, connectTimeout: TimeAmount) {
+        self.client = client
+        self.server = server
+        self.handshake = handshake
+        self.connectTimeout = connectTimeout
+        self.reader = FrameReader(ServerOpDecoder(maxControlLine: maxControlLine))
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let channel = context.channel
+        let handshake = self.handshake
+        let seconds = Double(connectTimeout.nanoseconds) / 1e9
+        handshakeTimer = context.eventLoop.scheduleTask(in: connectTimeout) {
+            handshake.fail(NATSError.timeout(operation: "handshake with the server", seconds: seconds))
+            channel.close(promise: nil)
+        }
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        do {
+            try reader.read(unwrapInboundIn(data)) { op in try handle(op, context: context) }
+            if let limit = announcedMaxPayload {
+                reader.decoder.maxPayload = limit
+                announcedMaxPayload = nil
+            }
+        } catch {
+            fail(error, context: context)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        context.fireChannelReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        client.writabilityChanged(on: context.channel)
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        do {
+            try reader.finish { op in try handle(op, context: context) }
+        } catch {
+            failure = failure ?? Self.natsError(error)
+        }
+        handshakeTimer?.cancel()
+        if case .ready = phase {
+            client.connectionLost(context.channel, error: failure)
+        } else {
+            handshake.fail(failure ?? NATSError.connectionFailed(
+                servers: [server.description], reason: "the server closed the connection during the handshake"))
+        }
+        phase = .done
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        fail(error, context: context)
+    }
+
+    private func fail(_ error: any Error, context: ChannelHandlerContext) {
+        failure = failure ?? Self.natsError(error)
+        context.close(promise: nil)
+    }
+
+    static func natsError(_ error: any Error) -> NATSError {
+        switch error {
+        case let error as NATSError: return error
+        case let error as NATSProtocolError: return .protocolViolation(error)
+        default: return .serverError("\(error)")
+        }
+    }
+
+    private func handle(_ op: ServerOp, context: ChannelHandlerContext) throws {
+        if case .ping = op {
+            var pong = context.channel.allocator.buffer(capacity: 6)
+            pong.writePong()
+            context.writeAndFlush(wrapOutboundOut(pong), promise: nil)
+            return
+        }
+        switch phase {
+        case .ready:
+            if case .info(let info) = op { announcedMaxPayload = max(info.maxPayload, 1) }
+            client.received(op, on: context.channel)
+        case .awaitingInfo:
+            guard case .info(let info) = op else {
+                throw NATSError.connectionFailed(servers: [server.description], reason: "expected INFO first, got \(op)")
+            }
+            announcedMaxPayload = max(info.maxPayload, 1)
+            var out = context.channel.allocator.buffer(capacity: 512)
+            try out.writeConnect(client.connectInfo(for: info, server: server))
+            out.writePing()
+            context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+            phase = .awaitingPong(info)
+        case .awaitingPong(let info):
+            switch op {
+            case .pong:
+                phase = .ready
+                handshakeTimer?.cancel()
+                handshake.succeed(info)
+            case .err(let message):
+                throw Self.handshakeError(message, server: server)
+            case .info(let update):
+                phase = .awaitingPong(update)
+            default:
+                break
+            }
+        case .done:
+            break
+        }
+    }
+
+    static func handshakeError(_ message: String, server: ServerAddress) -> NATSError {
+        let lower = message.lowercased()
+        if lower.contains("authorization") || lower.contains("authentication") || lower.contains("user") {
+            return .authorizationFailed(server: server.description, message: message)
+        }
+        return .connectionFailed(servers: [server.description], reason: message)
+    }
+}

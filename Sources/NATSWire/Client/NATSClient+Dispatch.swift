@@ -1,0 +1,92 @@
+import NIOCore
+
+extension NATSClient {
+    /// On the event loop: an operation from the server after the handshake.
+    func received(_ op: ServerOp, on channel: any Channel) {
+        switch op {
+        case .msg(let message):
+            deliver(message)
+        case .pong:
+            pongReceived(on: channel)
+        case .info(let info):
+            infoUpdated(info)
+        case .err(let message):
+            serverError(message, on: channel)
+        case .malformedMessage(let sid, let subject, let error):
+            logger.warning("natswire malformed message", metadata: ["sid": "\(sid)", "subject": "\(subject)", "error": "\(error)"])
+            emit(.error(.protocolViolation(error)))
+        case .ok, .ping:
+            break
+        }
+    }
+
+    private enum Delivery {
+        case subscription(SubscriptionBuffer, subject: String, last: Bool)
+        case reply(token: String)
+        case none
+    }
+
+    /// Routes a message to its subscription or to the request waiting for it.
+    func deliver(_ message: NATSMessage) {
+        let delivery = state.withLock { s -> Delivery in
+            if message.sid == s.muxSID {
+                let token = message.subject.utf8.dropFirst(requestInbox.utf8.count + 1)
+                return .reply(token: String(Substring(token)))
+            }
+            guard let sub = s.subscriptions[message.sid] else { return .none }
+            let delivered = sub.delivered + 1
+            if let max = sub.max, delivered >= max {
+                s.subscriptions[message.sid] = nil
+                return .subscription(sub.buffer, subject: sub.subject, last: true)
+            }
+            s.subscriptions[message.sid]!.delivered = delivered
+            return .subscription(sub.buffer, subject: sub.subject, last: false)
+        }
+        switch delivery {
+        case .subscription(let buffer, let subject, let last):
+            if case .dropped(let first, let total) = buffer.push(message), first {
+                logger.warning("natswire slow consumer", metadata: ["subject": "\(subject)", "sid": "\(message.sid)"])
+                emit(.slowConsumer(subject: subject, sid: message.sid, dropped: total))
+            }
+            if last { buffer.finish() }
+        case .reply(let token):
+            completeRequest(token, with: .success(message))
+        case .none:
+            break
+        }
+    }
+
+    private func infoUpdated(_ info: ServerInfo) {
+        let server = state.withLock { s in
+            s.info = info
+            return s.currentServer?.description ?? ""
+        }
+        writer.withLock { $0.maxPayload = info.maxPayload }
+        if info.lameDuckMode { emit(.lameDuck(server: server)) }
+        learnServers(from: info)
+    }
+
+    /// `-ERR` after the handshake. Permission and subject errors leave the connection up;
+    /// stale-connection and capacity errors lead to a reconnect; anything else closes the
+    /// client with the server's message.
+    private func serverError(_ message: String, on channel: any Channel) {
+        let lower = message.lowercased()
+        if lower.hasPrefix("permissions violation") {
+            emit(.error(.permissionViolation(message)))
+        } else if lower.hasPrefix("invalid subject") || lower.hasPrefix("invalid publish subject") {
+            emit(.error(.serverError(message)))
+        } else if lower.contains("stale connection") || lower.contains("maximum connections exceeded")
+            || lower.contains("slow consumer")
+        {
+            emit(.error(.serverError(message)))
+            state.withLock { s in s.disconnectReason = s.disconnectReason ?? .serverError(message) }
+        } else {
+            let error: NATSError = lower.contains("authorization") || lower.contains("authentication")
+                ? .authorizationFailed(server: connectedServer ?? "", message: message)
+                : .serverError(message)
+            logger.error("natswire fatal server error", metadata: ["error": "\(message)"])
+            emit(.error(error))
+            shutdown(error: error)
+        }
+    }
+}

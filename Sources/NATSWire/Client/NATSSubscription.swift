@@ -1,0 +1,67 @@
+/// A subscription: an `AsyncSequence` of the messages delivered to it.
+///
+/// The sequence ends when the subscription is unsubscribed (after the messages already
+/// buffered), when its `max` messages have arrived, when the client is drained or closed,
+/// or when the consuming task is cancelled. One task should consume it.
+public final class NATSSubscription: AsyncSequence, Sendable {
+    public typealias Element = NATSMessage
+    public typealias Failure = Never
+
+    /// The subject (possibly with wildcards) it listens on.
+    public let subject: String
+    /// The queue group it belongs to, if any.
+    public let queue: String?
+    /// The subscription id on the wire.
+    public let sid: Int
+    let buffer: SubscriptionBuffer
+    private let client: NATSClient
+
+    init(subject: String, queue: String?, sid: Int, buffer: SubscriptionBuffer, client: NATSClient) {
+        self.subject = subject
+        self.queue = queue
+        self.sid = sid
+        self.buffer = buffer
+        self.client = client
+    }
+
+    /// Messages dropped because the consumer fell behind (slow consumer).
+    public var droppedMessages: Int { buffer.droppedCount }
+    /// Messages delivered but not yet consumed.
+    public var pendingMessages: Int { buffer.pendingCount }
+
+    /// Stops the subscription now, or after `max` messages in total have been delivered.
+    public func unsubscribe(after max: Int? = nil) async throws {
+        try client.unsubscribe(self, after: max)
+    }
+
+    public func makeAsyncIterator() -> Iterator {
+        Iterator(buffer: buffer)
+    }
+
+    public struct Iterator: AsyncIteratorProtocol {
+        let buffer: SubscriptionBuffer
+        var batch: [NATSMessage] = []
+        var index = 0
+        var ended = false
+
+        public mutating func next() async -> NATSMessage? {
+            await next(isolation: nil)
+        }
+
+        public mutating func next(isolation actor: isolated (any Actor)?) async -> NATSMessage? {
+            if index < batch.count {
+                defer { index += 1 }
+                return batch[index]
+            }
+            if ended { return nil }
+            batch = await buffer.take()
+            index = 0
+            guard !batch.isEmpty else {
+                ended = true
+                return nil
+            }
+            index = 1
+            return batch[0]
+        }
+    }
+}

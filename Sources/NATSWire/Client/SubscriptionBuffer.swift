@@ -1,0 +1,109 @@
+import Synchronization
+
+/// The bounded queue between the event loop (producer) and one subscription's consumer.
+///
+/// The producer appends under a lock; the consumer takes everything queued in one swap,
+/// so the lock is taken once per batch, not once per message. Past the message or byte
+/// limit, new messages are dropped and counted: memory stays bounded whatever the rate.
+final class SubscriptionBuffer: Sendable {
+    enum PushResult {
+        case queued
+        /// Dropped; `firstDrop` is true for the first drop since the consumer last caught up.
+        case dropped(firstDrop: Bool, total: Int)
+        case finished
+    }
+
+    private struct State: ~Copyable {
+        var items: [NATSMessage] = []
+        var bytes = 0
+        var dropped = 0
+        var overflowing = false
+        var finished = false
+        var waiter: CheckedContinuation<[NATSMessage], Never>?
+    }
+
+    let maxMessages: Int
+    let maxBytes: Int
+    private let state = Mutex(State())
+
+    init(maxMessages: Int, maxBytes: Int) {
+        self.maxMessages = maxMessages
+        self.maxBytes = maxBytes
+    }
+
+    var droppedCount: Int { state.withLock { $0.dropped } }
+    var pendingCount: Int { state.withLock { $0.items.count } }
+
+    func push(_ message: NATSMessage) -> PushResult {
+        let size = message.payload.readableBytes
+        let (result, resume): (PushResult, (CheckedContinuation<[NATSMessage], Never>, [NATSMessage])?) = state.withLock { s in
+            if s.finished { return (.finished, nil) }
+            if s.items.count >= maxMessages || s.bytes + size > maxBytes {
+                s.dropped += 1
+                let first = !s.overflowing
+                s.overflowing = true
+                return (.dropped(firstDrop: first, total: s.dropped), nil)
+            }
+            if let waiter = s.waiter {
+                s.waiter = nil
+                s.overflowing = false
+                return (.queued, (waiter, [message]))
+            }
+            s.items.append(message)
+            s.bytes += size
+            return (.queued, nil)
+        }
+        if let (waiter, batch) = resume { waiter.resume(returning: batch) }
+        return result
+    }
+
+    /// Ends the stream once the queued messages are consumed.
+    func finish() {
+        let waiter: CheckedContinuation<[NATSMessage], Never>? = state.withLock { s in
+            s.finished = true
+            defer { s.waiter = nil }
+            return s.items.isEmpty ? s.waiter : nil
+        }
+        waiter?.resume(returning: [])
+    }
+
+    /// Everything queued, waiting for at least one message; an empty batch means the stream ended
+    /// (finished, or the waiting task was cancelled).
+    func take() async -> [NATSMessage] {
+        if let batch = takeNow() { return batch }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<[NATSMessage], Never>) in
+                let immediate: [NATSMessage]? = state.withLock { s in
+                    if !s.items.isEmpty || s.finished || Task.isCancelled {
+                        return Self.drain(&s)
+                    }
+                    s.waiter = continuation
+                    return nil
+                }
+                if let immediate { continuation.resume(returning: immediate) }
+            }
+        } onCancel: {
+            let waiter = state.withLock { s in
+                defer { s.waiter = nil }
+                return s.waiter
+            }
+            waiter?.resume(returning: [])
+        }
+    }
+
+    private func takeNow() -> [NATSMessage]? {
+        state.withLock { s in
+            guard !s.items.isEmpty || s.finished else { return nil }
+            return Self.drain(&s)
+        }
+    }
+
+    private static func drain(_ s: inout State) -> [NATSMessage] {
+        let batch = s.items
+        s.items = []
+        s.items.reserveCapacity(min(batch.count, 1024))
+        s.bytes = 0
+        s.overflowing = false
+        return batch
+    }
+}

@@ -1,0 +1,146 @@
+import Foundation
+import NIOCore
+
+/// Encoders for every NATS operation, client side (`CONNECT`, `PUB`, `HPUB`, `SUB`, `UNSUB`)
+/// and server side (`INFO`, `MSG`, `HMSG`, `+OK`, `-ERR`), plus `PING`/`PONG`.
+///
+/// They write bytes only; callers check subjects and sizes first (see ``NATSSubject``).
+extension ByteBuffer {
+    /// `PUB <subject> [reply] <#bytes>\r\n<payload>\r\n`, or `HPUB` when `headers` is given.
+    public mutating func writePublish(
+        subject: String, replyTo: String?, headers: NATSHeaders?, payload: UnsafeRawBufferPointer
+    ) {
+        if let headers {
+            writeHeaderedFrame(op: "HPUB ", subject: subject, sid: nil, replyTo: replyTo, headers: headers, payload: payload)
+            return
+        }
+        writeStaticString("PUB ")
+        writeString(subject)
+        if let replyTo {
+            writeInteger(UInt8(ascii: " "))
+            writeString(replyTo)
+        }
+        writeInteger(UInt8(ascii: " "))
+        writeDecimal(payload.count)
+        writeStaticString("\r\n")
+        writeBytes(payload)
+        writeStaticString("\r\n")
+    }
+
+    /// `MSG <subject> <sid> [reply] <#bytes>`, or `HMSG` when `headers` is given.
+    public mutating func writeMessage(
+        subject: String, sid: String, replyTo: String?, headers: NATSHeaders?, payload: UnsafeRawBufferPointer
+    ) {
+        if let headers {
+            writeHeaderedFrame(op: "HMSG ", subject: subject, sid: sid, replyTo: replyTo, headers: headers, payload: payload)
+            return
+        }
+        writeStaticString("MSG ")
+        writeString(subject)
+        writeInteger(UInt8(ascii: " "))
+        writeString(sid)
+        if let replyTo {
+            writeInteger(UInt8(ascii: " "))
+            writeString(replyTo)
+        }
+        writeInteger(UInt8(ascii: " "))
+        writeDecimal(payload.count)
+        writeStaticString("\r\n")
+        writeBytes(payload)
+        writeStaticString("\r\n")
+    }
+
+    mutating func writeHeaderedFrame(
+        op: StaticString, subject: String, sid: String?, replyTo: String?, headers: NATSHeaders,
+        payload: UnsafeRawBufferPointer
+    ) {
+        let headerSize = headers.encodedSize
+        writeStaticString(op)
+        writeString(subject)
+        if let sid {
+            writeInteger(UInt8(ascii: " "))
+            writeString(sid)
+        }
+        if let replyTo {
+            writeInteger(UInt8(ascii: " "))
+            writeString(replyTo)
+        }
+        writeInteger(UInt8(ascii: " "))
+        writeDecimal(headerSize)
+        writeInteger(UInt8(ascii: " "))
+        writeDecimal(headerSize + payload.count)
+        writeStaticString("\r\n")
+        headers.write(into: &self)
+        writeBytes(payload)
+        writeStaticString("\r\n")
+    }
+
+    /// `SUB <subject> [queue] <sid>`.
+    public mutating func writeSubscribe(subject: String, queue: String?, sid: Int) {
+        writeStaticString("SUB ")
+        writeString(subject)
+        if let queue {
+            writeInteger(UInt8(ascii: " "))
+            writeString(queue)
+        }
+        writeInteger(UInt8(ascii: " "))
+        writeDecimal(sid)
+        writeStaticString("\r\n")
+    }
+
+    /// `UNSUB <sid> [max]`.
+    public mutating func writeUnsubscribe(sid: Int, max: Int?) {
+        writeStaticString("UNSUB ")
+        writeDecimal(sid)
+        if let max {
+            writeInteger(UInt8(ascii: " "))
+            writeDecimal(max)
+        }
+        writeStaticString("\r\n")
+    }
+
+    /// `CONNECT {json}`.
+    public mutating func writeConnect(_ info: ConnectInfo) throws {
+        writeStaticString("CONNECT ")
+        writeBytes(try JSONEncoder().encode(info))
+        writeStaticString("\r\n")
+    }
+
+    /// `INFO {json}`.
+    public mutating func writeInfo(_ info: ServerInfo) throws {
+        writeStaticString("INFO ")
+        writeBytes(try JSONEncoder().encode(info))
+        writeStaticString("\r\n")
+    }
+
+    public mutating func writePing() { writeStaticString("PING\r\n") }
+    public mutating func writePong() { writeStaticString("PONG\r\n") }
+    public mutating func writeOK() { writeStaticString("+OK\r\n") }
+
+    /// `-ERR '<message>'`.
+    public mutating func writeError(_ message: String) {
+        writeStaticString("-ERR '")
+        writeString(message)
+        writeStaticString("'\r\n")
+    }
+
+    /// Writes a non-negative integer in decimal without allocating.
+    mutating func writeDecimal(_ value: Int) {
+        precondition(value >= 0, "byte counts and sids are never negative")
+        if value < 10 {
+            writeInteger(UInt8(ascii: "0") &+ UInt8(value))
+            return
+        }
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // room for 24 digits
+        var count = 0
+        var rest = value
+        withUnsafeMutableBytes(of: &digits) { raw in
+            while rest > 0 {
+                raw[23 - count] = UInt8(ascii: "0") &+ UInt8(rest % 10)
+                rest /= 10
+                count += 1
+            }
+            writeBytes(UnsafeRawBufferPointer(rebasing: raw[(24 - count)...]))
+        }
+    }
+}

@@ -1,0 +1,54 @@
+import NIOCore
+
+/// Feeds socket reads to a single-step decoder, keeping the bytes of a frame that spans reads.
+///
+/// Decoded messages keep slices of the read buffer (no copy); only the unfinished tail of a
+/// read is copied, so a split frame never forces a copy of the whole read.
+public struct FrameReader<Decoder: NIOSingleStepByteToMessageDecoder> {
+    /// The decoder; its limits may be changed between reads.
+    public var decoder: Decoder
+    private var tail: ByteBuffer?
+
+    public init(_ decoder: Decoder) {
+        self.decoder = decoder
+    }
+
+    /// Bytes received but not yet decoded.
+    public var bufferedBytes: Int { tail?.readableBytes ?? 0 }
+
+    /// Decodes every whole frame available after appending `bytes`.
+    public mutating func read(_ bytes: ByteBuffer, _ receive: (Decoder.InboundOut) throws -> Void) throws {
+        var buffer: ByteBuffer
+        if var pending = tail {
+            tail = nil
+            var incoming = bytes
+            pending.writeBuffer(&incoming)
+            buffer = pending
+        } else {
+            buffer = bytes
+        }
+        var decodedAny = false
+        while let frame = try decoder.decode(buffer: &buffer) {
+            decodedAny = true
+            try receive(frame)
+        }
+        if buffer.readableBytes > 0 && !decodedAny {
+            // No frame holds a slice of it: keep growing it in place (no quadratic copying
+            // while one large frame arrives over many reads).
+            tail = buffer
+        } else if buffer.readableBytes > 0 {
+            var copy = ByteBufferAllocator().buffer(capacity: max(buffer.readableBytes * 2, 4096))
+            copy.writeBuffer(&buffer)
+            tail = copy
+        }
+    }
+
+    /// Called when the stream ends: a partial frame left over is an error.
+    public mutating func finish(_ receive: (Decoder.InboundOut) throws -> Void) throws {
+        guard var buffer = tail else { return }
+        tail = nil
+        while let frame = try decoder.decodeLast(buffer: &buffer, seenEOF: true) {
+            try receive(frame)
+        }
+    }
+}

@@ -1,0 +1,43 @@
+/// Builders for the `$NEX` control subjects (Nex 0.2 compatible).
+///
+/// The control API itself (messages, client, server) arrives with the control plane;
+/// these names are shared by everything that speaks to a node.
+public enum NexSubject {
+    /// The prefix every control subject starts with.
+    public static let prefix = "$NEX"
+
+    /// `$NEX.PING` (all nodes) or `$NEX.PING.<node>` (one node).
+    public static func ping(node: String? = nil) -> String {
+        node.map { "\(prefix).PING.\($0)" } ?? "\(prefix).PING"
+    }
+
+    /// `$NEX.INFO.<namespace>.<node>`.
+    public static func info(namespace: String, node: String) -> String {
+        "\(prefix).INFO.\(namespace).\(node)"
+    }
+
+    /// `$NEX.DEPLOY.<namespace>.<node>`.
+    public static func deploy(namespace: String, node: String) -> String {
+        "\(prefix).DEPLOY.\(namespace).\(node)"
+    }
+
+    /// `$NEX.STOP.<namespace>.<node>`.
+    public static func stop(namespace: String, node: String) -> String {
+        "\(prefix).STOP.\(namespace).\(node)"
+    }
+
+    /// `$NEX.LAMEDUCK.<node>`.
+    public static func lameDuck(node: String) -> String {
+        "\(prefix).LAMEDUCK.\(node)"
+    }
+
+    /// `$NEX.events.<namespace>.<type>`.
+    public static func event(namespace: String, type: String) -> String {
+        "\(prefix).events.\(namespace).\(type)"
+    }
+
+    /// `$NEX.logs.<namespace>.<node>.<workload_name>.<workload_id>`: one token order everywhere.
+    public static func logs(namespace: String, node: String, workloadName: String, workloadID: String) -> String {
+        "\(prefix).logs.\(namespace).\(node).\(workloadName).\(workloadID)"
+    }
+}
