@@ -24,6 +24,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     private var failure: NATSError?
     /// A new `max_payload` from `INFO`, applied to the decoder once the current read is decoded.
     private var announcedMaxPayload: Int?
+    /// Subscriptions that received messages during the current read; woken once it is decoded.
+    private var toSignal: [SubscriptionBuffer] = []
 
     init(client: NATSClient, server: ServerAddress, handshake: EventLoopPromise<ServerInfo>,
          maxControlLine: Int, connectTimeout: TimeAmount) {
@@ -48,13 +50,21 @@ final class ConnectionHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         do {
             try reader.read(unwrapInboundIn(data)) { op in try handle(op, context: context) }
+            signalConsumers()
             if let limit = announcedMaxPayload {
                 reader.decoder.maxPayload = limit
                 announcedMaxPayload = nil
             }
         } catch {
+            signalConsumers()
             fail(error, context: context)
         }
+    }
+
+    private func signalConsumers() {
+        guard !toSignal.isEmpty else { return }
+        for buffer in toSignal { buffer.signal() }
+        toSignal.removeAll(keepingCapacity: true)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -110,7 +120,9 @@ final class ConnectionHandler: ChannelInboundHandler {
         switch phase {
         case .ready:
             if case .info(let info) = op { announcedMaxPayload = max(info.maxPayload, 1) }
-            client.received(op, on: context.channel)
+            if let buffer = client.received(op, on: context.channel), toSignal.last !== buffer {
+                toSignal.append(buffer)
+            }
         case .awaitingInfo:
             guard case .info(let info) = op else {
                 throw NATSError.connectionFailed(servers: [server.description], reason: "expected INFO first, got \(op)")

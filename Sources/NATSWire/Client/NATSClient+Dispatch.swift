@@ -1,11 +1,12 @@
 import NIOCore
 
 extension NATSClient {
-    /// On the event loop: an operation from the server after the handshake.
-    func received(_ op: ServerOp, on channel: any Channel) {
+    /// On the event loop: an operation from the server after the handshake. Returns the
+    /// subscription buffer whose consumer must be signalled once the current read is done.
+    func received(_ op: ServerOp, on channel: any Channel) -> SubscriptionBuffer? {
         switch op {
         case .msg(let message):
-            deliver(message)
+            return deliver(message)
         case .pong:
             pongReceived(on: channel)
         case .info(let info):
@@ -18,6 +19,7 @@ extension NATSClient {
         case .ok, .ping:
             break
         }
+        return nil
     }
 
     private enum Delivery {
@@ -27,7 +29,7 @@ extension NATSClient {
     }
 
     /// Routes a message to its subscription or to the request waiting for it.
-    func deliver(_ message: NATSMessage) {
+    func deliver(_ message: NATSMessage) -> SubscriptionBuffer? {
         let delivery = state.withLock { s -> Delivery in
             if message.sid == s.muxSID {
                 let token = message.subject.utf8.dropFirst(requestInbox.utf8.count + 1)
@@ -44,16 +46,27 @@ extension NATSClient {
         }
         switch delivery {
         case .subscription(let buffer, let subject, let last):
-            if case .dropped(let first, let total) = buffer.push(message), first {
+            var wake = false
+            switch buffer.push(message) {
+            case .queued(let wakeConsumer):
+                wake = wakeConsumer
+            case .dropped(let first, let total) where first:
                 logger.warning("natswire slow consumer", metadata: ["subject": "\(subject)", "sid": "\(message.sid)"])
                 emit(.slowConsumer(subject: subject, sid: message.sid, dropped: total))
+            case .dropped, .finished:
+                break
             }
-            if last { buffer.finish() }
+            if last {
+                buffer.finish()
+                return nil
+            }
+            return wake ? buffer : nil
         case .reply(let token):
             completeRequest(token, with: .success(message))
         case .none:
             break
         }
+        return nil
     }
 
     private func infoUpdated(_ info: ServerInfo) {

@@ -7,13 +7,14 @@ extension NATSClient {
     /// While disconnected, messages are kept up to ``NATSClientOptions/reconnectBufferSize``
     /// and sent after reconnecting. Throws for an invalid subject or header, a message larger
     /// than the server's `max_payload`, a full reconnect buffer, or a closed client.
+    @inlinable
     public func publish(
         _ payload: ByteBuffer, to subject: String, replyTo: String? = nil, headers: NATSHeaders? = nil
     ) async throws {
-        let mustWait = try payload.withUnsafeReadableBytes { bytes throws(NATSError) in
-            try enqueuePublish(subject: subject, replyTo: replyTo, headers: headers, payload: bytes)
+        // Inlined into the caller, so the common case (no wait) costs no extra async frame.
+        if try enqueuePublish(subject: subject, replyTo: replyTo, headers: headers, payload: payload) {
+            try await waitForOutboundSpace()
         }
-        if mustWait { try await waitForOutboundSpace() }
     }
 
     /// Publishes bytes. See ``publish(_:to:replyTo:headers:)-(ByteBuffer,_,_,_)``.
@@ -35,6 +36,15 @@ extension NATSClient {
 
     /// Appends one `PUB`/`HPUB` to the outbound buffer. Returns true when the buffer is past
     /// its limit and the caller should wait for the socket to catch up.
+    @usableFromInline
+    func enqueuePublish(
+        subject: String, replyTo: String?, headers: NATSHeaders?, payload: ByteBuffer
+    ) throws(NATSError) -> Bool {
+        try payload.withUnsafeReadableBytes { bytes throws(NATSError) in
+            try enqueuePublish(subject: subject, replyTo: replyTo, headers: headers, payload: bytes)
+        }
+    }
+
     func enqueuePublish(
         subject: String, replyTo: String?, headers: NATSHeaders?, payload: UnsafeRawBufferPointer
     ) throws(NATSError) -> Bool {
@@ -86,10 +96,18 @@ extension NATSClient {
     }
 
     /// On the event loop: hands everything buffered to the channel in one write.
+    ///
+    /// While publishers keep producing, the loop keeps this job re-queued (`flushScheduled`
+    /// stays set), so publishers do not pay for waking the event loop on every batch: each
+    /// pass writes what accumulated during the previous write. When the socket is full the
+    /// job parks until writability returns; when the buffer is empty the flag clears.
     func flushOutbound() {
         let batch: ((any Channel), ByteBuffer, [CheckedContinuation<Void, any Error>])? = writer.withLock { w in
-            w.flushScheduled = false
-            guard let channel = w.channel, w.writable, w.out.readableBytes > 0 else { return nil }
+            guard let channel = w.channel, w.out.readableBytes > 0 else {
+                w.flushScheduled = false
+                return nil
+            }
+            guard w.writable else { return nil }  // writabilityChanged resumes the job
             let bytes = w.out
             w.out = channel.allocator.buffer(capacity: max(64 * 1024, min(bytes.readableBytes, 1024 * 1024)))
             defer { w.spaceWaiters.removeAll() }
@@ -98,6 +116,14 @@ extension NATSClient {
         guard let (channel, bytes, waiters) = batch else { return }
         channel.writeAndFlush(bytes, promise: nil)
         for waiter in waiters { waiter.resume() }
+        // More arrived during the write: go again after other events. Nothing: the next
+        // publisher schedules a pass (clearing the flag now keeps request latency low).
+        let more = writer.withLock { w -> Bool in
+            if w.out.readableBytes > 0 { return true }
+            w.flushScheduled = false
+            return false
+        }
+        if more { eventLoop.execute { self.flushOutbound() } }
     }
 
     /// The socket drained (or filled): flush if it can take more.
@@ -110,6 +136,7 @@ extension NATSClient {
         if flush { flushOutbound() }
     }
 
+    @usableFromInline
     func waitForOutboundSpace() async throws {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             let outcome = writer.withLock { w -> Result<Void, NATSError>? in

@@ -29,7 +29,7 @@ public struct NATSClientOptions: Sendable {
     /// Bytes of publishes kept while disconnected; beyond it `publish` throws ``NATSError/reconnectBufferFull(limit:)``.
     public var reconnectBufferSize: Int = 8 * 1024 * 1024
     /// Bytes of outgoing data buffered while connected before `publish` waits for the socket.
-    public var maxPendingOutboundBytes: Int = 8 * 1024 * 1024
+    public var maxPendingOutboundBytes: Int = 1024 * 1024
     /// Default per-subscription limits; past them messages are dropped and counted (slow consumer).
     public var subscriptionPendingMessages: Int = 512 * 1024
     public var subscriptionPendingBytes: Int = 64 * 1024 * 1024

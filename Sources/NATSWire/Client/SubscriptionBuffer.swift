@@ -7,7 +7,8 @@ import Synchronization
 /// limit, new messages are dropped and counted: memory stays bounded whatever the rate.
 final class SubscriptionBuffer: Sendable {
     enum PushResult {
-        case queued
+        /// Queued; `wakeConsumer` is true when the consumer is waiting and ``signal()`` is owed.
+        case queued(wakeConsumer: Bool)
         /// Dropped; `firstDrop` is true for the first drop since the consumer last caught up.
         case dropped(firstDrop: Bool, total: Int)
         case finished
@@ -34,37 +35,43 @@ final class SubscriptionBuffer: Sendable {
     var droppedCount: Int { state.withLock { $0.dropped } }
     var pendingCount: Int { state.withLock { $0.items.count } }
 
+    /// Queues a message without waking the consumer: the event loop calls ``signal()`` once
+    /// per socket read, so a consumer wakes per batch rather than per message.
     func push(_ message: NATSMessage) -> PushResult {
         let size = message.payload.readableBytes
-        let (result, resume): (PushResult, (CheckedContinuation<[NATSMessage], Never>, [NATSMessage])?) = state.withLock { s in
-            if s.finished { return (.finished, nil) }
+        return state.withLock { s in
+            if s.finished { return .finished }
             if s.items.count >= maxMessages || s.bytes + size > maxBytes {
                 s.dropped += 1
                 let first = !s.overflowing
                 s.overflowing = true
-                return (.dropped(firstDrop: first, total: s.dropped), nil)
-            }
-            if let waiter = s.waiter {
-                s.waiter = nil
-                s.overflowing = false
-                return (.queued, (waiter, [message]))
+                return .dropped(firstDrop: first, total: s.dropped)
             }
             s.items.append(message)
             s.bytes += size
-            return (.queued, nil)
+            return .queued(wakeConsumer: s.waiter != nil)
+        }
+    }
+
+    /// Hands everything queued to a waiting consumer, if one waits.
+    func signal() {
+        let resume: (CheckedContinuation<[NATSMessage], Never>, [NATSMessage])? = state.withLock { s in
+            guard let waiter = s.waiter, !s.items.isEmpty else { return nil }
+            s.waiter = nil
+            return (waiter, Self.drain(&s))
         }
         if let (waiter, batch) = resume { waiter.resume(returning: batch) }
-        return result
     }
 
     /// Ends the stream once the queued messages are consumed.
     func finish() {
-        let waiter: CheckedContinuation<[NATSMessage], Never>? = state.withLock { s in
+        let resume: (CheckedContinuation<[NATSMessage], Never>, [NATSMessage])? = state.withLock { s in
             s.finished = true
-            defer { s.waiter = nil }
-            return s.items.isEmpty ? s.waiter : nil
+            guard let waiter = s.waiter else { return nil }
+            s.waiter = nil
+            return (waiter, Self.drain(&s))
         }
-        waiter?.resume(returning: [])
+        if let (waiter, batch) = resume { waiter.resume(returning: batch) }
     }
 
     /// Everything queued, waiting for at least one message; an empty batch means the stream ended

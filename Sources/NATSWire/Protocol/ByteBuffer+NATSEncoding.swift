@@ -14,17 +14,68 @@ extension ByteBuffer {
             writeHeaderedFrame(op: "HPUB ", subject: subject, sid: nil, replyTo: replyTo, headers: headers, payload: payload)
             return
         }
-        writeStaticString("PUB ")
-        writeString(subject)
-        if let replyTo {
-            writeInteger(UInt8(ascii: " "))
-            writeString(replyTo)
+        // The hot path of every publish: size it once, then copy each piece with no further checks.
+        let size = 4 + subject.utf8.count + (replyTo.map { $0.utf8.count + 1 } ?? 0) + 1
+            + Self.decimalDigits(payload.count) + 2 + payload.count + 2
+        writeWithUnsafeMutableBytes(minimumWritableBytes: size) { out in
+            var at = 0
+            Self.copy("PUB ", into: out, at: &at)
+            Self.copy(subject, into: out, at: &at)
+            if let replyTo {
+                out[at] = UInt8(ascii: " ")
+                at += 1
+                Self.copy(replyTo, into: out, at: &at)
+            }
+            out[at] = UInt8(ascii: " ")
+            at += 1
+            Self.copyDecimal(payload.count, into: out, at: &at)
+            out[at] = ControlLine.cr
+            out[at + 1] = ControlLine.lf
+            at += 2
+            if payload.count > 0 {
+                out.baseAddress!.advanced(by: at).copyMemory(from: payload.baseAddress!, byteCount: payload.count)
+                at += payload.count
+            }
+            out[at] = ControlLine.cr
+            out[at + 1] = ControlLine.lf
+            return at + 2
         }
-        writeInteger(UInt8(ascii: " "))
-        writeDecimal(payload.count)
-        writeStaticString("\r\n")
-        writeBytes(payload)
-        writeStaticString("\r\n")
+    }
+
+    private static func decimalDigits(_ value: Int) -> Int {
+        var digits = 1
+        var rest = value / 10
+        while rest > 0 {
+            digits += 1
+            rest /= 10
+        }
+        return digits
+    }
+
+    private static func copyDecimal(_ value: Int, into out: UnsafeMutableRawBufferPointer, at: inout Int) {
+        let digits = decimalDigits(value)
+        var rest = value
+        for index in stride(from: at + digits - 1, through: at, by: -1) {
+            out[index] = UInt8(ascii: "0") &+ UInt8(rest % 10)
+            rest /= 10
+        }
+        at += digits
+    }
+
+    private static func copy(_ text: String, into out: UnsafeMutableRawBufferPointer, at: inout Int) {
+        let count = text.utf8.count
+        let copied = text.utf8.withContiguousStorageIfAvailable { bytes in
+            if count > 0 { out.baseAddress!.advanced(by: at).copyMemory(from: bytes.baseAddress!, byteCount: count) }
+        }
+        if copied == nil {
+            for (offset, byte) in text.utf8.enumerated() { out[at + offset] = byte }
+        }
+        at += count
+    }
+
+    private static func copy(_ text: StaticString, into out: UnsafeMutableRawBufferPointer, at: inout Int) {
+        out.baseAddress!.advanced(by: at).copyMemory(from: text.utf8Start, byteCount: text.utf8CodeUnitCount)
+        at += text.utf8CodeUnitCount
     }
 
     /// `MSG <subject> <sid> [reply] <#bytes>`, or `HMSG` when `headers` is given.

@@ -18,14 +18,26 @@ public struct FrameReader<Decoder: NIOSingleStepByteToMessageDecoder> {
 
     /// Decodes every whole frame available after appending `bytes`.
     public mutating func read(_ bytes: ByteBuffer, _ receive: (Decoder.InboundOut) throws -> Void) throws {
-        var buffer: ByteBuffer
+        var buffer = bytes
         if var pending = tail {
+            // Complete the frame left over from the last read by appending the new bytes in
+            // growing chunks (not the whole read). Once it decodes, whatever of the appended
+            // bytes it did not use is still in `buffer`: rewind to it and go on zero-copy.
             tail = nil
-            var incoming = bytes
-            pending.writeBuffer(&incoming)
-            buffer = pending
-        } else {
-            buffer = bytes
+            while true {
+                let chunk = min(buffer.readableBytes, max(pending.readableBytes, 4096))
+                var piece = buffer.readSlice(length: chunk)!
+                pending.writeBuffer(&piece)
+                if let frame = try decoder.decode(buffer: &pending) {
+                    buffer.moveReaderIndex(to: buffer.readerIndex - pending.readableBytes)
+                    try receive(frame)
+                    break
+                }
+                if buffer.readableBytes == 0 {
+                    tail = pending
+                    return
+                }
+            }
         }
         var decodedAny = false
         while let frame = try decoder.decode(buffer: &buffer) {
@@ -33,8 +45,7 @@ public struct FrameReader<Decoder: NIOSingleStepByteToMessageDecoder> {
             try receive(frame)
         }
         if buffer.readableBytes > 0 && !decodedAny {
-            // No frame holds a slice of it: keep growing it in place (no quadratic copying
-            // while one large frame arrives over many reads).
+            // No frame holds a slice of it: keep growing it in place.
             tail = buffer
         } else if buffer.readableBytes > 0 {
             var copy = ByteBufferAllocator().buffer(capacity: max(buffer.readableBytes * 2, 4096))
