@@ -23,10 +23,15 @@ public struct NATSHeaders: Sendable, Hashable, Sequence {
     /// The fields, in order, names as sent.
     public private(set) var fields: [Field] = []
 
-    public init(status: Int? = nil, statusDescription: String? = nil) {
+    /// Empty headers.
+    public init() {}
+
+    /// Headers with a status line, as servers send (`NATS/1.0 503`).
+    public init(status: Int?, statusDescription: String? = nil) {
         self.status = status
         self.statusDescription = statusDescription
     }
+
 
     public init(_ pairs: KeyValuePairs<String, String>) {
         for (name, value) in pairs { append(name, value) }
@@ -69,6 +74,14 @@ public struct NATSHeaders: Sendable, Hashable, Sequence {
     }
 }
 
+extension NATSHeaders: ExpressibleByDictionaryLiteral {
+    /// Headers from a literal, in order: `["Trace-Id": "42", "Tenant": "acme"]`.
+    public init(dictionaryLiteral elements: (String, String)...) {
+        self.init(status: nil)
+        for (name, value) in elements { append(name, value) }
+    }
+}
+
 extension NATSHeaders {
     static let versionLine: StaticString = "NATS/1.0"
 
@@ -95,7 +108,7 @@ extension NATSHeaders {
         guard firstEnd - 1 >= 8, ControlLine.matches(bytes, 0..<8, NATSHeaders.versionLine) else {
             throw fail("the version line must start with NATS/1.0")
         }
-        self.init()
+        self.init(status: nil)
         // Status line: "NATS/1.0", "NATS/1.0 503", "NATS/1.0 408 Request Timeout".
         var i = 8
         let lineEnd = firstEnd - 1
