@@ -5,7 +5,7 @@ import NIOCore
 ///
 /// The server side of the protocol, used by the agent-bus broker. Same contract as
 /// ``ServerOpDecoder``: whole frames only, typed errors naming the offending bytes.
-public struct ClientOpDecoder: NIOSingleStepByteToMessageDecoder {
+public struct ClientOpDecoder: NIOSingleStepByteToMessageDecoder, Sendable {
     public typealias InboundOut = ClientOp
 
     /// The longest control line accepted, in bytes (without CRLF).

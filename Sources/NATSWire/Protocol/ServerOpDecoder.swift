@@ -6,7 +6,7 @@ import NIOCore
 /// A single-step decoder over `ByteBuffer`: it returns `nil` until a whole frame is buffered
 /// (frames may be split at any byte), never consumes a partial frame, and throws a
 /// ``NATSProtocolError`` naming the offending bytes for anything that is not NATS.
-public struct ServerOpDecoder: NIOSingleStepByteToMessageDecoder {
+public struct ServerOpDecoder: NIOSingleStepByteToMessageDecoder, Sendable {
     public typealias InboundOut = ServerOp
 
     /// The longest control line accepted, in bytes (without CRLF).
