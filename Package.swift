@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         .systemLibrary(
@@ -60,13 +61,19 @@ let package = Package(
         ),
         .target(
             name: "NexWorkloads",
-            dependencies: ["NATSWire", "NexControl", "NexAgentBus"],
+            dependencies: [
+                "NATSWire", "NexControl", "NexAgentBus",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "nex-node",
             dependencies: [
                 "NexWorkloads",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -123,7 +130,7 @@ let package = Package(
         ),
         .testTarget(
             name: "NexWorkloadsTests",
-            dependencies: ["NexWorkloads"],
+            dependencies: ["NexWorkloads", "NATSTestSupport"],
             swiftSettings: swiftSettings
         ),
     ]

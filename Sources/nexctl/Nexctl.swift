@@ -1,11 +1,197 @@
 import ArgumentParser
+import Foundation
+import NATSWire
+import NexControl
+import NIOCore
 
 @main
 struct Nexctl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nexctl",
         abstract: "Drives Nex nodes over the $NEX control API.",
-        discussion: "Its commands arrive with the control plane and workload issues; see README.md.",
-        version: "0.1.0"
+        version: "0.1.0",
+        subcommands: [Node.self, Monitor.self]
     )
+
+    /// Runs a command body, turning any failure into one clear line on stderr and exit code 1.
+    static func perform(_ body: () async throws -> Void) async throws {
+        do {
+            try await body()
+        } catch let exit as ExitCode {
+            throw exit
+        } catch {
+            FileHandle.standardError.write(Data("nexctl: \(error)\n".utf8))
+            throw ExitCode.failure
+        }
+    }
+}
+
+/// Connection options, named as the `nats` CLI names them.
+struct GlobalOptions: ParsableArguments {
+    @Option(name: .shortAndLong, help: "NATS server URL(s), comma-separated (default: $NATS_URL, then nats://127.0.0.1:4222).")
+    var server: String?
+    @Option(help: "Credentials (.creds) file.")
+    var creds: String?
+    @Option(help: "File holding an nkey seed.")
+    var nkey: String?
+    @Option(help: "User name.")
+    var user: String?
+    @Option(help: "Password.")
+    var password: String?
+    @Option(help: "Token.")
+    var token: String?
+    @Option(help: "A nats CLI context (~/.config/nats/context/NAME.json).")
+    var context: String?
+    @Option(help: "Seconds to wait for answers.")
+    var timeout: Double = 2
+    @Option(help: "Workload namespace.")
+    var namespace: String = "default"
+
+    func connect() async throws -> NexClient {
+        var settings = ControlConnectionSettings()
+        settings.servers = server.map { [$0] } ?? []
+        settings.credsFile = creds
+        settings.nkeySeedFile = nkey
+        settings.user = user
+        settings.password = password
+        settings.token = token
+        settings.context = context
+        var options = try settings.clientOptions()
+        options.name = "nexctl"
+        options.allowReconnect = false
+        options.connectTimeout = wait
+        let client = try NATSClient(options: options)
+        try await client.connect()
+        return NexClient(connection: client, timeout: wait)
+    }
+
+    var wait: TimeAmount { .milliseconds(Int64(timeout * 1000)) }
+}
+
+struct Node: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Nodes: list, inspect, put in lame duck mode.",
+        subcommands: [List.self, Info.self, LameDuck.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "ls", abstract: "List the nodes that answer a ping.")
+        @OptionGroup var global: GlobalOptions
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            try await Nexctl.perform {
+                let nex = try await global.connect()
+                let nodes = try await nex.pingAll(window: global.wait).sorted { $0.nodeID < $1.nodeID }
+                await nex.connection.close()
+                if json { return try printJSON(nodes) }
+                var rows = [["ID", "NAME", "VERSION", "UPTIME", "WORKLOADS", "LAME DUCK"]]
+                for node in nodes {
+                    rows.append([node.nodeID, node.tags?["node_name"] ?? "", node.version, node.uptime,
+                                 String(node.runningMachines), node.tags?["nex.lameduck"] == "true" ? "yes" : "no"])
+                }
+                printTable(rows)
+                if nodes.isEmpty { print("no nodes answered within \(global.timeout) s") }
+            }
+        }
+    }
+
+    struct Info: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one node's details.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The node id (N...).") var node: String
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            try await Nexctl.perform {
+                let nex = try await global.connect()
+                let info = try await nex.info(namespace: global.namespace, node: node)
+                await nex.connection.close()
+                if json { return try printJSON(info) }
+                print("Node:        \(node)")
+                print("Version:     \(info.version)")
+                print("Uptime:      \(info.uptime)")
+                print("XKey:        \(info.publicXKey)")
+                print("Types:       \((info.supportedWorkloadTypes ?? []).joined(separator: ", "))")
+                if let memory = info.memory {
+                    print("Memory:      \(memory.total / 1024) MiB total, \(memory.available / 1024) MiB available")
+                }
+                print("Tags:")
+                for (key, value) in (info.tags ?? [:]).sorted(by: { $0.key < $1.key }) { print("  \(key) = \(value)") }
+                print("Workloads:   \(info.machines.count)")
+                for machine in info.machines {
+                    print("  \(machine.id)  \(machine.workload.name)  \(machine.workload.type)  up \(machine.uptime)")
+                }
+            }
+        }
+    }
+
+    struct LameDuck: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "lameduck", abstract: "Put a node in lame duck mode: it takes no new workloads.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The node id (N...).") var node: String
+
+        func run() async throws {
+            try await Nexctl.perform {
+                let nex = try await global.connect()
+                let response = try await nex.lameDuck(node: node)
+                await nex.connection.close()
+                print(response.success ? "node \(response.nodeID) is in lame duck mode" : "node \(response.nodeID) refused")
+                if !response.success { throw ExitCode.failure }
+            }
+        }
+    }
+}
+
+struct Monitor: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Watch what nodes publish.", subcommands: [Events.self])
+
+    struct Events: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print events as they arrive (Ctrl-C to stop).")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "Event type, or * for all.") var type: String = "*"
+        @Flag(help: "Print each event as JSON on one line.") var json = false
+
+        func run() async throws {
+            try await Nexctl.perform {
+                let nex = try await global.connect()
+                // Events of the namespace, plus the node's own (`system`), as Nex 0.2 does.
+                let namespaces = global.namespace == "system" || global.namespace == "*" ? [global.namespace] : [global.namespace, "system"]
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for namespace in namespaces {
+                        let events = try await nex.events(namespace: namespace, type: type)
+                        group.addTask {
+                            for await event in events {
+                                let line: String
+                                if json {
+                                    line = String(decoding: try JSONEncoder().encode(event), as: UTF8.self)
+                                } else {
+                                    let data = (try? JSONEncoder().encode(event.data)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+                                    line = "\(event.time) \(event.type) from \(event.source): \(data)"
+                                }
+                                // Unbuffered, so a pipe sees each event as it arrives.
+                                FileHandle.standardOutput.write(Data((line + "\n").utf8))
+                            }
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+            }
+        }
+    }
+}
+
+func printJSON(_ value: some Encodable) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
+func printTable(_ rows: [[String]]) {
+    guard let header = rows.first else { return }
+    let widths = header.indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
+    for row in rows {
+        print(row.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
+            .joined(separator: "  ").trimmingCharacters(in: .whitespaces))
+    }
 }

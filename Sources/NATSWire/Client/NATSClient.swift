@@ -129,6 +129,7 @@ public final class NATSClient: Sendable {
                 lastError = error
             }
         }
+        if servers.count == 1, let lastError { throw lastError }
         throw NATSError.connectionFailed(
             servers: servers.map(\.description), reason: lastError.map { "\($0)" } ?? "no server to try")
     }
@@ -155,7 +156,8 @@ public final class NATSClient: Sendable {
             channel = try await bootstrap.connect(host: server.host, port: server.port).get()
         } catch {
             handshake.fail(error)
-            throw NATSError.connectionFailed(servers: [server.description], reason: "\(error)")
+            let cause = (error as? NIOConnectionError)?.connectionErrors.first.map { "\($0.error)" } ?? "\(error)"
+            throw NATSError.connectionFailed(servers: [server.description], reason: cause)
         }
         do {
             let info = try await handshake.futureResult.get()

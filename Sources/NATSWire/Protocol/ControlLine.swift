@@ -53,12 +53,17 @@ enum ControlLine {
     }
 
     /// Whether `bytes[range]` equals `name` (uppercase ASCII) ignoring case.
+    ///
+    /// Only lowercase letters are folded: clearing bit 5 of any byte would also let control
+    /// bytes pass for punctuation (`\r` for `-`, `\u{0B}` for `+`, `\u{0F}` for `/`).
     @inline(__always)
     static func matches(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ name: StaticString) -> Bool {
         guard range.count == name.utf8CodeUnitCount else { return false }
         let expected = name.utf8Start
-        for (offset, i) in range.enumerated() where bytes[i] & 0xDF != expected[offset] & 0xDF {
-            return false
+        for (offset, i) in range.enumerated() {
+            let byte = bytes[i]
+            let folded = byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z") ? byte & 0xDF : byte
+            if folded != expected[offset] { return false }
         }
         return true
     }

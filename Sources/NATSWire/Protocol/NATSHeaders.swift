@@ -88,8 +88,11 @@ extension NATSHeaders {
     /// The encoded size: version line, fields, and the blank line that ends the block.
     var encodedSize: Int {
         var size = 8 + 2 + 2
-        if let status { size += 1 + String(status).utf8.count }
-        if let statusDescription { size += 1 + statusDescription.utf8.count }
+        if let status {
+            size += 1 + String(status).utf8.count
+            // write(into:) writes the description only after a status.
+            if let statusDescription { size += 1 + statusDescription.utf8.count }
+        }
         for field in fields { size += field.name.utf8.count + 2 + field.value.utf8.count + 2 }
         return size
     }

@@ -1,0 +1,81 @@
+import Foundation
+
+/// A `nats` CLI context (`~/.config/nats/context/NAME.json`): saved server URLs and credentials.
+///
+/// Only the connection fields are used: `url`, `token`, `user`, `password`, `creds`, `nkey`
+/// (a seed file). TLS fields are refused until TLS lands, rather than ignored.
+public struct NATSContext: Sendable, Equatable {
+    public var name: String
+    public var url: String?
+    public var token: String?
+    public var user: String?
+    public var password: String?
+    public var creds: String?
+    public var nkey: String?
+
+    private struct File: Decodable {
+        var url: String?
+        var token: String?
+        var user: String?
+        var password: String?
+        var creds: String?
+        var nkey: String?
+        var cert: String?
+        var key: String?
+        var ca: String?
+    }
+
+    /// The folder the `nats` CLI keeps contexts in: `$XDG_CONFIG_HOME/nats/context` or `~/.config/nats/context`.
+    public static var directory: String {
+        let environment = ProcessInfo.processInfo.environment
+        let base = environment["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? (NSHomeDirectory() + "/.config")
+        return base + "/nats/context"
+    }
+
+    /// Loads context `name` (a name in ``directory``, or a path to a `.json` file).
+    public init(named name: String, directory: String = NATSContext.directory) throws {
+        let path = name.contains("/") ? name : "\(directory)/\(name).json"
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw NATSError.invalidCredentials("NATS context '\(name)' not found at \(path)")
+        }
+        let file: File
+        do {
+            file = try JSONDecoder().decode(File.self, from: data)
+        } catch {
+            throw NATSError.invalidCredentials("NATS context \(path) is not valid JSON: \(error)")
+        }
+        if [file.cert, file.key, file.ca].contains(where: { !($0 ?? "").isEmpty }) {
+            throw NATSError.unsupported("NATS context \(path) uses TLS settings, which this build does not offer yet")
+        }
+        func value(_ text: String?) -> String? { (text ?? "").isEmpty ? nil : text }
+        self.name = name
+        url = value(file.url)
+        token = value(file.token)
+        user = value(file.user)
+        password = value(file.password)
+        creds = value(file.creds).map(Self.expandingTilde)
+        nkey = value(file.nkey).map(Self.expandingTilde)
+    }
+
+    /// Applies the context to client options: its servers (when set) and its credentials.
+    public func apply(to options: inout NATSClientOptions) throws {
+        if let url { options.servers = url.split(separator: ",").map { String($0).trimmingCharacters(in: " ") }.map(String.init) }
+        if let creds {
+            options.auth = .credentialsFile(path: creds)
+        } else if let nkey {
+            guard let seed = FileManager.default.contents(atPath: nkey).flatMap({ String(data: $0, encoding: .utf8) }) else {
+                throw NATSError.invalidCredentials("nkey seed file \(nkey) of context '\(name)' cannot be read")
+            }
+            options.auth = .nkey(seed: seed.trimmingCharacters(in: " \n\r\t").description)
+        } else if let user {
+            options.auth = .userPassword(user: user, password: password ?? "")
+        } else if let token {
+            options.auth = .token(token)
+        }
+    }
+
+    static func expandingTilde(_ path: String) -> String {
+        path.hasPrefix("~/") ? NSHomeDirectory() + path.dropFirst() : path
+    }
+}

@@ -1,0 +1,62 @@
+import Foundation
+import NATSWire
+
+/// How to reach the control NATS system: URLs and one kind of credential, as the `nats` CLI
+/// takes them (`-s`, `--creds`, `--nkey`, `--user`/`--password`, `--token`, `--context`).
+/// Shared by `nex-node` and `nexctl`.
+public struct ControlConnectionSettings: Sendable, Equatable {
+    public var servers: [String] = []
+    public var credsFile: String?
+    /// A file holding an nkey seed.
+    public var nkeySeedFile: String?
+    public var user: String?
+    public var password: String?
+    public var token: String?
+    /// A `nats` CLI context name (or path); explicit settings override it.
+    public var context: String?
+
+    public init() {}
+
+    /// Fills unset fields from `other` (e.g. flags over a config file).
+    public func overriding(_ other: ControlConnectionSettings) -> ControlConnectionSettings {
+        var merged = self
+        if !other.servers.isEmpty { merged.servers = other.servers }
+        merged.credsFile = other.credsFile ?? credsFile
+        merged.nkeySeedFile = other.nkeySeedFile ?? nkeySeedFile
+        merged.user = other.user ?? user
+        merged.password = other.password ?? password
+        merged.token = other.token ?? token
+        merged.context = other.context ?? context
+        return merged
+    }
+
+    /// Client options: the context first, then explicit settings; servers default to
+    /// `$NATS_URL`, then `nats://127.0.0.1:4222`.
+    public func clientOptions(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> NATSClientOptions {
+        var options = NATSClientOptions()
+        var contextGaveServers = false
+        if let context {
+            let loaded = try NATSContext(named: context)
+            try loaded.apply(to: &options)
+            contextGaveServers = loaded.url != nil
+        }
+        if !servers.isEmpty {
+            options.servers = servers.flatMap { $0.split(separator: ",").map(String.init) }
+        } else if !contextGaveServers, let url = environment["NATS_URL"], !url.isEmpty {
+            options.servers = url.split(separator: ",").map(String.init)
+        }
+        if let credsFile {
+            options.auth = .credentialsFile(path: credsFile)
+        } else if let nkeySeedFile {
+            guard let data = FileManager.default.contents(atPath: nkeySeedFile),
+                  let seed = String(data: data, encoding: .utf8)
+            else { throw NATSError.invalidCredentials("cannot read nkey seed file \(nkeySeedFile)") }
+            options.auth = .nkey(seed: seed.trimmingCharacters(in: .whitespacesAndNewlines))
+        } else if let user {
+            options.auth = .userPassword(user: user, password: password ?? "")
+        } else if let token {
+            options.auth = .token(token)
+        }
+        return options
+    }
+}

@@ -1,0 +1,137 @@
+import Foundation
+import NATSWire
+import NIOCore
+
+/// A typed client of the `$NEX` control API over a NATSWire connection: for `nexctl`, and for
+/// any Swift program that drives nodes.
+///
+/// ```swift
+/// let nex = NexClient(connection: client)
+/// for node in try await nex.pingAll() { print(node.nodeID, node.tags ?? [:]) }
+/// ```
+///
+/// Error envelopes become ``NexControlError/nodeRefused(subject:message:)`` carrying the
+/// node's message; NATSWire errors (timeout, no responders) pass through.
+public struct NexClient: Sendable {
+    public let connection: NATSClient
+    /// Timeout of single-node requests.
+    public var timeout: TimeAmount
+
+    public init(connection: NATSClient, timeout: TimeAmount = .seconds(5)) {
+        self.connection = connection
+        self.timeout = timeout
+    }
+
+    /// Pings every node and collects the replies that arrive within `window`.
+    public func pingAll(window: TimeAmount = .seconds(1)) async throws -> [PingResponse] {
+        try await gather(PingResponse.self, subject: NexSubject.ping(), body: ByteBuffer(), window: window)
+    }
+
+    /// Pings one node.
+    public func ping(node: String) async throws -> PingResponse {
+        try await call(PingResponse.self, subject: NexSubject.ping(node: node), body: ByteBuffer())
+    }
+
+    /// Asks which nodes run workloads of `namespace` (optionally one workload by id or name).
+    public func workloadPing(namespace: String, workload: String? = nil, window: TimeAmount = .seconds(1))
+        async throws -> [WorkloadPingResponse]
+    {
+        let subject = "\(NexSubject.prefix).WPING.\(namespace)" + (workload.map { ".\($0)" } ?? "")
+        return try await gather(WorkloadPingResponse.self, subject: subject, body: ByteBuffer(), window: window)
+    }
+
+    /// Asks every node whether it matches `request`; only matching nodes answer within `window`.
+    public func auction(_ request: AuctionRequest, window: TimeAmount = .seconds(1)) async throws -> [PingResponse] {
+        try await gather(PingResponse.self, subject: "\(NexSubject.prefix).AUCTION", body: try Self.json(request), window: window)
+    }
+
+    public func info(namespace: String, node: String) async throws -> InfoResponse {
+        try await call(InfoResponse.self, subject: NexSubject.info(namespace: namespace, node: node), body: ByteBuffer())
+    }
+
+    public func deploy(namespace: String, node: String, request: DeployRequest) async throws -> RunResponse {
+        try await call(RunResponse.self, subject: NexSubject.deploy(namespace: namespace, node: node), body: try Self.json(request))
+    }
+
+    public func stop(namespace: String, node: String, request: StopRequest) async throws -> StopResponse {
+        try await call(StopResponse.self, subject: NexSubject.stop(namespace: namespace, node: node), body: try Self.json(request))
+    }
+
+    public func lameDuck(node: String) async throws -> LameDuckResponse {
+        try await call(LameDuckResponse.self, subject: NexSubject.lameDuck(node: node), body: ByteBuffer())
+    }
+
+    /// Events of `namespace` (`*` for all) and `type` (`*` for all), from now on. Messages that
+    /// are not CloudEvents are skipped.
+    public func events(namespace: String = "*", type: String = "*") async throws
+        -> some AsyncSequence<NexEvent<JSONValue>, Never>
+    {
+        let subscription = try await connection.subscribe(to: NexSubject.event(namespace: namespace, type: type))
+        return subscription.compactMap { message in
+            try? JSONDecoder().decode(NexEvent<JSONValue>.self, from: Data(message.payload.readableBytesView))
+        }
+    }
+
+    /// Log records of workloads; each argument may be `*`.
+    public func logs(namespace: String = "*", node: String = "*", workloadName: String = "*", workloadID: String = "*")
+        async throws -> some AsyncSequence<(subject: String, record: LogRecord), Never>
+    {
+        let subject = NexSubject.logs(namespace: namespace, node: node, workloadName: workloadName, workloadID: workloadID)
+        let subscription = try await connection.subscribe(to: subject)
+        return subscription.compactMap { message -> (subject: String, record: LogRecord)? in
+            guard let record = try? JSONDecoder().decode(LogRecord.self, from: Data(message.payload.readableBytesView))
+            else { return nil }
+            return (message.subject, record)
+        }
+    }
+
+    // MARK: Plumbing
+
+    private func call<T: Codable & Sendable>(_ type: T.Type, subject: String, body: ByteBuffer) async throws -> T {
+        let reply = try await connection.request(body, to: subject, timeout: timeout)
+        return try Self.unwrap(type, reply, subject: subject)
+    }
+
+    /// Publishes once with a private inbox and collects every decodable reply until `window` ends.
+    private func gather<T: Codable & Sendable>(_ type: T.Type, subject: String, body: ByteBuffer, window: TimeAmount)
+        async throws -> [T]
+    {
+        let inbox = connection.newInbox()
+        let replies = try await connection.subscribe(to: inbox)
+        defer { Task { try? await replies.unsubscribe() } }
+        try await connection.publish(body, to: subject, replyTo: inbox)
+        return await withTaskGroup(of: [T]?.self) { group in
+            group.addTask {
+                var collected: [T] = []
+                for await message in replies {
+                    if let value = try? Self.unwrap(type, message, subject: subject) { collected.append(value) }
+                }
+                return collected
+            }
+            group.addTask {
+                try? await Task.sleep(nanoseconds: UInt64(max(0, window.nanoseconds)))
+                try? await replies.unsubscribe()
+                return nil
+            }
+            var result: [T] = []
+            for await partial in group { if let partial { result = partial } }
+            return result
+        }
+    }
+
+    static func unwrap<T: Codable & Sendable>(_ type: T.Type, _ message: NATSMessage, subject: String) throws -> T {
+        let envelope: ControlEnvelope<T>
+        do {
+            envelope = try JSONDecoder().decode(ControlEnvelope<T>.self, from: Data(message.payload.readableBytesView))
+        } catch let error as DecodingError {
+            throw NexControlError.malformedReply(subject: subject, reason: ControlServer.describe(error))
+        }
+        if let error = envelope.error { throw NexControlError.nodeRefused(subject: subject, message: error) }
+        guard let data = envelope.data else { throw NexControlError.malformedReply(subject: subject, reason: "no data") }
+        return data
+    }
+
+    static func json(_ value: some Encodable) throws -> ByteBuffer {
+        ByteBuffer(bytes: try JSONEncoder().encode(value))
+    }
+}

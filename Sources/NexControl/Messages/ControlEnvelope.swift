@@ -1,0 +1,62 @@
+import Foundation
+
+/// The reply envelope of every control request: `{"type","data","error"}`.
+///
+/// On success `data` holds the response and `error` is absent; on failure Nex 0.2 sends
+/// `"data": ""` and the reason in `error`, and so do we.
+public struct ControlEnvelope<Payload: Codable & Sendable>: Codable, Sendable {
+    /// `io.nats.nex.v1.<kind>_response`.
+    public var type: String
+    public var data: Payload?
+    public var error: String?
+
+    public init(type: String, data: Payload) {
+        self.type = type
+        self.data = data
+        self.error = nil
+    }
+
+    enum CodingKeys: String, CodingKey { case type, data, error }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        type = try c.decode(String.self, forKey: .type)
+        error = try c.decodeIfPresent(String.self, forKey: .error)
+        // A failure carries `"data": ""`; only decode the payload when there is no error.
+        data = error == nil ? try c.decode(Payload.self, forKey: .data) : nil
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(type, forKey: .type)
+        if let error {
+            try c.encode("", forKey: .data)
+            try c.encode(error, forKey: .error)
+        } else {
+            try c.encode(data, forKey: .data)
+        }
+    }
+}
+
+/// The `type` strings of the control responses.
+public enum ControlResponseType {
+    public static let ping = "io.nats.nex.v1.ping_response"
+    public static let auction = "io.nats.nex.v1.auction_response"
+    public static let info = "io.nats.nex.v1.info_response"
+    public static let run = "io.nats.nex.v1.run_response"
+    public static let stop = "io.nats.nex.v1.stop_response"
+    public static let lameDuck = "io.nats.nex.v1.lameduck_response"
+}
+
+/// A failure envelope: `{"type": T, "data": "", "error": "<reason>"}`.
+struct ControlFailure: Encodable {
+    var type: String
+    var error: String
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: ControlEnvelope<String>.CodingKeys.self)
+        try c.encode(type, forKey: .type)
+        try c.encode("", forKey: .data)
+        try c.encode(error, forKey: .error)
+    }
+}

@@ -1,0 +1,113 @@
+import Foundation
+
+/// A CloudEvents 1.0 event in structured JSON, as published on `$NEX.events.<ns>.<type>`.
+public struct NexEvent<Payload: Codable & Sendable>: Codable, Sendable {
+    public var specVersion: String
+    public var id: String
+    public var source: String
+    public var type: String
+    /// RFC 3339.
+    public var time: String
+    public var dataContentType: String
+    public var data: Payload
+    /// Extension attribute set on workload events republished by the node.
+    public var namespace: String?
+
+    enum CodingKeys: String, CodingKey {
+        case specVersion = "specversion", id, source, type, time, dataContentType = "datacontenttype", data, namespace
+    }
+
+    public init(source: String, type: String, data: Payload, namespace: String? = nil, time: Date = Date()) {
+        self.specVersion = "1.0"
+        self.id = UUID().uuidString.lowercased()
+        self.source = source
+        self.type = type
+        self.time = NexEventTime.format(time)
+        self.dataContentType = "application/json"
+        self.data = data
+        self.namespace = namespace
+    }
+}
+
+enum NexEventTime {
+    static func format(_ date: Date) -> String {
+        date.formatted(.iso8601.year().month().day().dateSeparator(.dash).time(includingFractionalSeconds: true)
+            .timeSeparator(.colon).timeZone(separator: .omitted))
+    }
+}
+
+/// The event types a node publishes, with their data.
+public enum NexEventType {
+    public static let nodeStarted = "node_started"
+    public static let nodeStopped = "node_stopped"
+    public static let heartbeat = "heartbeat"
+    public static let nodeEnteredLameDuck = "node_entered_lameduck"
+    public static let workloadDeployed = "workload_deployed"
+    public static let workloadUndeployed = "workload_undeployed"
+    public static let functionExecSucceeded = "function_exec_succeeded"
+    public static let functionExecFailed = "function_exec_failed"
+}
+
+/// `node_started` data.
+public struct NodeStartedEvent: Codable, Sendable, Equatable {
+    public var version: String
+    public var id: String
+    public var tags: [String: String]?
+
+    public init(version: String, id: String, tags: [String: String]?) {
+        self.version = version; self.id = id; self.tags = tags
+    }
+}
+
+/// `node_stopped` data.
+public struct NodeStoppedEvent: Codable, Sendable, Equatable {
+    public var id: String
+    public var graceful: Bool
+
+    public init(id: String, graceful: Bool) {
+        self.id = id; self.graceful = graceful
+    }
+}
+
+/// `heartbeat` data.
+public struct HeartbeatEvent: Codable, Sendable, Equatable {
+    public var version: String
+    public var nodeID: String
+    public var nexus: String?
+    public var uptime: String
+    public var tags: [String: String]?
+    public var runningMachines: Int
+
+    enum CodingKeys: String, CodingKey {
+        case version, nodeID = "node_id", nexus, uptime, tags, runningMachines = "running_machines"
+    }
+
+    public init(version: String, nodeID: String, nexus: String? = nil, uptime: String, tags: [String: String]?,
+                runningMachines: Int) {
+        self.version = version; self.nodeID = nodeID; self.nexus = nexus; self.uptime = uptime; self.tags = tags
+        self.runningMachines = runningMachines
+    }
+}
+
+/// `node_entered_lameduck` data.
+public struct LameDuckEnteredEvent: Codable, Sendable, Equatable {
+    public var version: String
+    public var id: String
+
+    public init(version: String, id: String) {
+        self.version = version; self.id = id
+    }
+}
+
+/// A log line of a workload, on `$NEX.logs.<ns>.<node>.<workload_name>.<workload_id>`.
+public struct LogRecord: Codable, Sendable, Equatable {
+    public var text: String
+    /// Nex's 0...6 scale.
+    public var level: Int
+    /// The workload id.
+    public var id: String
+
+    public init(text: String, level: Int, id: String) {
+        self.text = text; self.level = level; self.id = id
+    }
+}

@@ -1,0 +1,183 @@
+import Foundation
+import Logging
+import NATSWire
+import NIOCore
+
+/// Serves one node's `$NEX` subjects on a NATSWire connection.
+///
+/// Every request gets a reply: the handler's answer, or an error envelope naming what was
+/// wrong (malformed JSON, wrong types, an empty or oversized body, a refused request). It stays
+/// silent only where Nex 0.2 is silent by design: a workload ping or auction that does not
+/// concern this node. Requests are handled concurrently; a slow deploy does not hold up pings.
+public struct ControlServer: Sendable {
+    /// Bodies larger than this are refused before decoding.
+    public static let maxRequestBytes = 1024 * 1024
+
+    public let nodeID: String
+    private let client: NATSClient
+    private let handler: any NodeControlHandler
+    private let logger: Logger
+
+    public init(nodeID: String, client: NATSClient, handler: any NodeControlHandler, logger: Logger) {
+        self.nodeID = nodeID
+        self.client = client
+        self.handler = handler
+        self.logger = logger
+    }
+
+    /// The subjects served, each with the route that handles it.
+    enum Route: CaseIterable {
+        case pingAll, pingNode, workloadPing, auction, info, deploy, stop, lameDuck
+
+        func subject(node: String) -> String {
+            switch self {
+            case .pingAll: return "$NEX.PING"
+            case .pingNode: return "$NEX.PING.\(node)"
+            case .workloadPing: return "$NEX.WPING.>"
+            case .auction: return "$NEX.AUCTION"
+            case .info: return "$NEX.INFO.*.\(node)"
+            case .deploy: return "$NEX.DEPLOY.*.\(node)"
+            case .stop: return "$NEX.STOP.*.\(node)"
+            case .lameDuck: return "$NEX.LAMEDUCK.\(node)"
+            }
+        }
+    }
+
+    /// Subscribes every subject and serves until the task is cancelled or the connection closes.
+    /// Subscriptions survive reconnects (the client re-sends them).
+    public func run() async throws {
+        var subscriptions: [(Route, NATSSubscription)] = []
+        for route in Route.allCases {
+            subscriptions.append((route, try await client.subscribe(to: route.subject(node: nodeID), pendingMessages: 4096)))
+        }
+        try await client.flush()
+        try await withThrowingDiscardingTaskGroup { group in
+            for (route, subscription) in subscriptions {
+                group.addTask {
+                    await withDiscardingTaskGroup { requests in
+                        for await message in subscription {
+                            requests.addTask { await serve(route, message) }
+                        }
+                    }
+                }
+            }
+        }
+        for (_, subscription) in subscriptions { try? await subscription.unsubscribe() }
+    }
+
+    /// Handles one request and replies.
+    func serve(_ route: Route, _ message: NATSMessage) async {
+        let tokens = message.subject.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        let reply: ByteBuffer?
+        switch route {
+        case .pingAll, .pingNode:
+            reply = Self.encode(type: ControlResponseType.ping, await handler.ping())
+        case .workloadPing:
+            // $NEX.WPING.<ns>[.<id|name>]
+            guard tokens.count >= 3 else {
+                reply = Self.failure(ControlResponseType.ping, "missing namespace in \(message.subject)")
+                break
+            }
+            reply = await handler.workloadPing(namespace: tokens[2], workload: tokens.count > 3 ? tokens[3] : nil)
+                .map { Self.encode(type: ControlResponseType.ping, $0) }
+        case .auction:
+            do {
+                let request = try Self.decode(AuctionRequest.self, from: message, allowEmpty: true) ?? AuctionRequest()
+                reply = await handler.auction(request).map { Self.encode(type: ControlResponseType.auction, $0) }
+            } catch {
+                reply = Self.failure(ControlResponseType.auction, "\(error)")
+            }
+        case .info:
+            reply = await answer(ControlResponseType.info) { try await handler.info(namespace: tokens[2]) }
+        case .deploy:
+            reply = await answer(ControlResponseType.run) {
+                let request = try Self.require(DeployRequest.self, from: message)
+                return try await handler.deploy(namespace: tokens[2], request: request)
+            }
+        case .stop:
+            reply = await answer(ControlResponseType.stop) {
+                let request = try Self.require(StopRequest.self, from: message)
+                return try await handler.stop(namespace: tokens[2], request: request)
+            }
+        case .lameDuck:
+            reply = await answer(ControlResponseType.lameDuck) { try await handler.lameDuck() }
+        }
+        guard let reply else { return }
+        guard let replyTo = message.replyTo else {
+            logger.debug("control request without reply subject", metadata: ["subject": "\(message.subject)"])
+            return
+        }
+        do {
+            try await client.publish(reply, to: replyTo)
+        } catch {
+            logger.warning("control reply failed", metadata: ["subject": "\(message.subject)", "error": "\(error)"])
+        }
+    }
+
+    private func answer<T: Codable & Sendable>(_ type: String, _ body: () async throws -> T) async -> ByteBuffer {
+        do {
+            return Self.encode(type: type, try await body())
+        } catch {
+            logger.info("control request refused", metadata: ["type": "\(type)", "error": "\(error)"])
+            return Self.failure(type, "\(error)")
+        }
+    }
+
+    static func encode<T: Codable & Sendable>(type: String, _ data: T) -> ByteBuffer {
+        do {
+            return ByteBuffer(bytes: try Self.encoder.encode(ControlEnvelope(type: type, data: data)))
+        } catch {
+            return failure(type, "could not encode the reply: \(error)")
+        }
+    }
+
+    static func failure(_ type: String, _ reason: String) -> ByteBuffer {
+        // Encoding two strings cannot fail.
+        ByteBuffer(bytes: (try? Self.encoder.encode(ControlFailure(type: type, error: reason))) ?? Data())
+    }
+
+    /// Decodes a request body, or `nil` for an empty body when that is allowed.
+    static func decode<T: Decodable>(_ type: T.Type, from message: NATSMessage, allowEmpty: Bool) throws -> T? {
+        let size = message.payload.readableBytes
+        guard size <= maxRequestBytes else {
+            throw NexControlError.badRequest("request body of \(size) bytes exceeds the limit of \(maxRequestBytes)")
+        }
+        if size == 0 {
+            if allowEmpty { return nil }
+            throw NexControlError.badRequest("empty request body: expected a JSON \(T.self)")
+        }
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(message.payload.readableBytesView))
+        } catch let error as DecodingError {
+            throw NexControlError.badRequest("invalid \(T.self): \(describe(error))")
+        }
+    }
+
+    static func require<T: Decodable>(_ type: T.Type, from message: NATSMessage) throws -> T {
+        try decode(type, from: message, allowEmpty: false)!
+    }
+
+    /// A one-line account of a JSON decoding failure, naming the field.
+    static func describe(_ error: DecodingError) -> String {
+        func path(_ context: DecodingError.Context) -> String {
+            let keys = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }
+            return keys.isEmpty ? "body" : keys.joined(separator: ".")
+        }
+        switch error {
+        case .keyNotFound(let key, let context):
+            let parent = path(context)
+            return "missing field '\(parent == "body" ? key.stringValue : parent + "." + key.stringValue)'"
+        case .typeMismatch(let type, let context): return "field '\(path(context))' must be \(type)"
+        case .valueNotFound(let type, let context): return "field '\(path(context))' must be a \(type), not null"
+        case .dataCorrupted(let context):
+            return context.codingPath.isEmpty ? "malformed JSON" : "field '\(path(context))': \(context.debugDescription)"
+        @unknown default: return "\(error)"
+        }
+    }
+
+    private static var encoder: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }
+}

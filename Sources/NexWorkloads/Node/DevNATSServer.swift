@@ -1,0 +1,103 @@
+import Foundation
+
+/// `nex-node up --dev`: a private `nats-server` child on a free loopback port, JetStream on,
+/// its store in the node's state directory. Stopped when the node stops.
+public final class DevNATSServer: Sendable {
+    public let url: String
+    public let logPath: String
+    private let process: Process
+
+    /// The binary: `$NATS_SERVER_BIN`, else `/usr/sbin/nats-server`, else `nats-server` on `PATH`.
+    public static var binaryPath: String? {
+        if let path = ProcessInfo.processInfo.environment["NATS_SERVER_BIN"], !path.isEmpty { return path }
+        if FileManager.default.isExecutableFile(atPath: "/usr/sbin/nats-server") { return "/usr/sbin/nats-server" }
+        return ExecutableLookup.find("nats-server")
+    }
+
+    /// Starts the server and waits (up to 10 s) until it accepts connections.
+    public init(stateDirectory: String) async throws {
+        guard let binary = Self.binaryPath else {
+            throw NodeIdentityError("--dev needs nats-server: install it (apt-get install nats-server) or set NATS_SERVER_BIN")
+        }
+        let directory = stateDirectory + "/dev-nats"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let port = try LoopbackPort.free()
+        logPath = directory + "/server.log"
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", directory + "/jetstream"]
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        url = "nats://127.0.0.1:\(port)"
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !LoopbackPort.isAccepting(port) {
+            guard process.isRunning, ContinuousClock.now < deadline else {
+                stop()
+                throw NodeIdentityError("the dev nats-server did not start; see \(logPath)")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// Stops the server (SIGTERM, then SIGKILL after 5 s).
+    public func stop() {
+        guard process.isRunning else { return }
+        process.terminate()
+        let deadline = Date().addingTimeInterval(5)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+
+    deinit { stop() }
+}
+
+/// Loopback port helpers.
+enum LoopbackPort {
+    /// A port the kernel reports free on 127.0.0.1 right now.
+    static func free() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw NodeIdentityError("socket() failed") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw -> Bool in
+                bind(fd, raw, length) == 0 && getsockname(fd, raw, &length) == 0
+            }
+        }
+        guard bound else { throw NodeIdentityError("cannot find a free loopback port") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    static func isAccepting(_ port: Int, host: String = "127.0.0.1") -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr(host)
+        address.sin_port = UInt16(port).bigEndian
+        return withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
+        }
+    }
+}
+
+/// Finds executables on `PATH`.
+public enum ExecutableLookup {
+    public static func find(_ name: String, path: String? = ProcessInfo.processInfo.environment["PATH"]) -> String? {
+        for directory in (path ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":") {
+            let candidate = "\(directory)/\(name)"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,189 @@
+import Foundation
+import Logging
+import NATSWire
+import NexControl
+import NIOCore
+import ServiceLifecycle
+import Synchronization
+
+/// A Nex node: serves the `$NEX` control API for this host on the control connection,
+/// publishes its events, and stops gracefully.
+///
+/// Run it in a `ServiceGroup` (as `nex-node up` does) so SIGTERM/SIGINT trigger a graceful
+/// stop: stop serving, publish `node_stopped`, drain the connection.
+public final class NexNode: Service, NodeControlHandler, Sendable {
+    public static let version = "0.1.0"
+
+    public let configuration: NodeConfiguration
+    public let identity: NodeIdentity
+    private let clientOptions: NATSClientOptions
+    private let logger: Logger
+    private let notifier: SystemdNotifier?
+    private let startedAt = Date()
+    private let lameDuckMode = Mutex(false)
+    private let connection = Mutex<NATSClient?>(nil)
+
+    public var nodeID: String { identity.nodeID }
+
+    /// - Parameters:
+    ///   - clientOptions: the control connection; the node makes it reconnect forever.
+    public init(configuration: NodeConfiguration, identity: NodeIdentity, clientOptions: NATSClientOptions,
+                logger: Logger, notifier: SystemdNotifier? = SystemdNotifier()) {
+        self.configuration = configuration
+        self.identity = identity
+        var options = clientOptions
+        options.maxReconnectAttempts = -1
+        options.name = options.name ?? "nex-node \(identity.nodeID)"
+        self.clientOptions = options
+        self.logger = logger
+        self.notifier = notifier
+    }
+
+    public var isLameDuck: Bool { lameDuckMode.withLock { $0 } }
+
+    public func run() async throws {
+        let client = try NATSClient(options: clientOptions)
+        try await client.connect()
+        connection.withLock { $0 = client }
+        logger.info("nex-node serving", metadata: [
+            "node_id": "\(nodeID)", "server": "\(client.connectedServer ?? "")", "xkey": "\(identity.publicXKey)",
+        ])
+        let server = ControlServer(nodeID: nodeID, client: client, handler: self, logger: logger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.run() }
+            group.addTask { try await self.heartbeats() }
+            if let notifier, let interval = notifier.watchdogInterval {
+                group.addTask {
+                    while true {
+                        notifier.notify("WATCHDOG=1")
+                        try await Task.sleep(for: interval)
+                    }
+                }
+            }
+            try await client.flush()
+            await publishEvent(NexEventType.nodeStarted, NodeStartedEvent(version: Self.version, id: nodeID, tags: tags))
+            notifier?.notify("READY=1")
+            group.addTask { try await gracefulShutdown() }
+            // The first to end (a shutdown signal, or serving failing) ends the node.
+            defer { group.cancelAll() }
+            try await group.next()
+        }
+        logger.info("nex-node stopping", metadata: ["node_id": "\(nodeID)"])
+        notifier?.notify("STOPPING=1")
+        await publishEvent(NexEventType.nodeStopped, NodeStoppedEvent(id: nodeID, graceful: true))
+        try? await client.drain(timeout: .seconds(5))
+    }
+
+    private func heartbeats() async throws {
+        let interval = Duration.milliseconds(Int64(configuration.heartbeatIntervalSeconds * 1000))
+        while true {
+            try await Task.sleep(for: interval)
+            await publishEvent(NexEventType.heartbeat, HeartbeatEvent(
+                version: Self.version, nodeID: nodeID, uptime: uptime, tags: tags, runningMachines: 0))
+        }
+    }
+
+    /// Publishes a CloudEvent on `$NEX.events.system.<type>`; failures are logged, never fatal.
+    func publishEvent<T: Codable & Sendable>(_ type: String, _ data: T) async {
+        guard let client = connection.withLock({ $0 }) else { return }
+        let event = NexEvent(source: nodeID, type: type, data: data)
+        do {
+            let body = try JSONEncoder().encode(event)
+            try await client.publish(Array(body), to: NexSubject.event(namespace: "system", type: type))
+        } catch {
+            logger.warning("event not published", metadata: ["type": "\(type)", "error": "\(error)"])
+        }
+    }
+
+    // MARK: What the node says about itself
+
+    public var uptime: String { Uptime.format(seconds: Int(Date().timeIntervalSince(startedAt))) }
+
+    /// Configured tags plus the automatic `nex.*` ones.
+    public var tags: [String: String] {
+        var tags = configuration.tags
+        tags["nex.os"] = "linux"
+        tags["nex.arch"] = Self.architecture
+        tags["nex.cpucount"] = String(ProcessInfo.processInfo.activeProcessorCount)
+        tags["nex.lameduck"] = isLameDuck ? "true" : "false"
+        if tags["node_name"] == nil { tags["node_name"] = ProcessInfo.processInfo.hostName }
+        return tags
+    }
+
+    /// Go's names, as Nex reports them.
+    static var architecture: String {
+        #if arch(x86_64)
+        return "amd64"
+        #elseif arch(arm64)
+        return "arm64"
+        #else
+        return "unknown"
+        #endif
+    }
+
+    // MARK: NodeControlHandler
+
+    public func ping() async -> PingResponse {
+        PingResponse(nodeID: nodeID, version: Self.version, uptime: uptime, targetXKey: identity.publicXKey,
+                     tags: tags, runningMachines: 0)
+    }
+
+    public func workloadPing(namespace: String, workload: String?) async -> WorkloadPingResponse? {
+        nil  // no workloads run here yet: stay silent, as Nex does for nodes without a match
+    }
+
+    /// Matches Nex 0.2's auction: every criterion given must hold. A node in lame duck mode
+    /// takes no new work and does not bid.
+    public func auction(_ request: AuctionRequest) async -> PingResponse? {
+        guard !isLameDuck else { return nil }
+        let tags = self.tags
+        if let arch = request.arch, arch.lowercased() != Self.architecture { return nil }
+        if let os = request.os, os.lowercased() != "linux" { return nil }
+        if request.sandboxed == true { return nil }  // agents are plain processes
+        for (key, value) in request.tags ?? [:] where tags[key]?.lowercased() != value.lowercased() { return nil }
+        for name in request.workloadTypes ?? [] {
+            guard let type = WorkloadType(name: name), configuration.workloadTypes.contains(type) else { return nil }
+        }
+        return await ping()
+    }
+
+    public func info(namespace: String) async throws -> InfoResponse {
+        InfoResponse(version: Self.version, uptime: uptime, publicXKey: identity.publicXKey, tags: tags,
+                     memory: Self.memory(), machines: [],
+                     supportedWorkloadTypes: configuration.workloadTypes.map(\.rawValue))
+    }
+
+    public func deploy(namespace: String, request: DeployRequest) async throws -> RunResponse {
+        if isLameDuck { throw NexControlError.badRequest("node \(nodeID) is in lame duck mode and accepts no new workloads") }
+        throw NexControlError.notSupported("deploying workloads on this node")
+    }
+
+    public func stop(namespace: String, request: StopRequest) async throws -> StopResponse {
+        throw NexControlError.badRequest("no such workload: \(request.workloadID)")
+    }
+
+    public func lameDuck() async throws -> LameDuckResponse {
+        let entered = lameDuckMode.withLock { flag -> Bool in
+            defer { flag = true }
+            return !flag
+        }
+        if entered {
+            logger.info("nex-node entered lame duck mode", metadata: ["node_id": "\(nodeID)"])
+            await publishEvent(NexEventType.nodeEnteredLameDuck, LameDuckEnteredEvent(version: Self.version, id: nodeID))
+        }
+        return LameDuckResponse(nodeID: nodeID, success: true)
+    }
+
+    /// MemTotal, MemFree, MemAvailable from /proc/meminfo, in kB.
+    static func memory() -> InfoResponse.Memory? {
+        guard let text = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8) else { return nil }
+        var values: [String: Int] = [:]
+        for line in text.split(separator: "\n") {
+            let parts = line.split(whereSeparator: { $0 == ":" || $0 == " " })
+            if parts.count >= 2, let value = Int(parts[1]) { values[String(parts[0])] = value }
+        }
+        guard let total = values["MemTotal"], let free = values["MemFree"], let available = values["MemAvailable"]
+        else { return nil }
+        return InfoResponse.Memory(total: total, free: free, available: available)
+    }
+}

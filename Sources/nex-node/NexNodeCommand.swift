@@ -1,0 +1,151 @@
+import ArgumentParser
+import Foundation
+import Logging
+import NATSWire
+import NexControl
+import NexWorkloads
+import ServiceLifecycle
+
+@main
+struct NexNodeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "nex-node",
+        abstract: "Runs a Nex node: turns this host into a place where workloads run under NATS control.",
+        version: NexNode.version,
+        subcommands: [Up.self, Preflight.self]
+    )
+}
+
+/// Where the node connects and keeps its state; shared by `up` and `preflight`.
+struct NodeOptions: ParsableArguments {
+    @Option(name: .shortAndLong, help: "Control NATS server URL(s), comma-separated (default: $NATS_URL, then nats://127.0.0.1:4222).")
+    var server: String?
+
+    @Option(help: "JSON configuration file (keys in docs/configuration.md).")
+    var config: String?
+
+    @Option(name: .customLong("state-dir"), help: "Directory for the node identity and caches.")
+    var stateDir: String?
+
+    @Option(help: "Credentials (.creds) file for the control connection.")
+    var creds: String?
+
+    @Option(help: "File holding an nkey seed for the control connection.")
+    var nkey: String?
+
+    @Option(help: "User for the control connection.")
+    var user: String?
+
+    @Option(help: "Password for the control connection.")
+    var password: String?
+
+    @Option(help: "Token for the control connection.")
+    var token: String?
+
+    @Option(help: "A nats CLI context (~/.config/nats/context/NAME.json).")
+    var context: String?
+
+    @Flag(help: "Start a private nats-server on loopback (store in the state dir) when no server is given.")
+    var dev = false
+
+    func loadConfiguration() throws -> NodeConfiguration {
+        var configuration = try config.map { path throws in try NodeConfiguration(contentsOf: path) } ?? NodeConfiguration()
+        var flags = ControlConnectionSettings()
+        flags.servers = server.map { [$0] } ?? []
+        flags.credsFile = creds
+        flags.nkeySeedFile = nkey
+        flags.user = user
+        flags.password = password
+        flags.token = token
+        flags.context = context
+        configuration.control = configuration.control.overriding(flags)
+        if let stateDir { configuration.stateDirectory = stateDir }
+        return configuration
+    }
+
+    /// `--dev` with no server configured anywhere (flags, config, context, $NATS_URL).
+    func wantsDevServer(_ configuration: NodeConfiguration) -> Bool {
+        dev && configuration.control.servers.isEmpty && configuration.control.context == nil
+            && (ProcessInfo.processInfo.environment["NATS_URL"] ?? "").isEmpty
+    }
+}
+
+struct Up: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Start the node and serve the $NEX control API until SIGTERM/SIGINT.")
+
+    @OptionGroup var options: NodeOptions
+
+    @Option(name: .customLong("tag"), help: "A tag KEY=VALUE (repeatable); added to the config's tags.")
+    var tags: [String] = []
+
+    @Option(help: "Seconds between heartbeat events (default 30).")
+    var heartbeat: Double?
+
+    func run() async throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = ProcessInfo.processInfo.environment["NEX_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+            return handler
+        }
+        let logger = Logger(label: "nex-node")
+        var configuration: NodeConfiguration
+        do {
+            configuration = try options.loadConfiguration()
+            for tag in tags {
+                let parts = tag.split(separator: "=", maxSplits: 1)
+                guard parts.count == 2, !parts[0].isEmpty else {
+                    throw NodeConfigurationError(key: "--tag", problem: "expected KEY=VALUE, got '\(tag)'")
+                }
+                configuration.tags[String(parts[0])] = String(parts[1])
+            }
+            if let heartbeat { configuration.heartbeatIntervalSeconds = heartbeat }
+            try configuration.validate()
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        let stateDirectory = configuration.stateDirectory ?? StateDirectory.defaultPath
+        let identity = try NodeIdentity.loadOrCreate(in: stateDirectory)
+
+        var devServer: DevNATSServer?
+        if options.wantsDevServer(configuration) {
+            let server = try await DevNATSServer(stateDirectory: stateDirectory)
+            logger.info("dev nats-server started", metadata: ["url": "\(server.url)", "log": "\(server.logPath)"])
+            configuration.control.servers = [server.url]
+            devServer = server
+        }
+        defer { devServer?.stop() }
+
+        var clientOptions = try configuration.control.clientOptions()
+        clientOptions.logger = logger
+        let node = NexNode(configuration: configuration, identity: identity, clientOptions: clientOptions, logger: logger)
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: node)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        try await group.run()
+    }
+}
+
+struct Preflight: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Check what the node needs, with a fix for each failure.")
+
+    @OptionGroup var options: NodeOptions
+
+    func run() async throws {
+        let configuration: NodeConfiguration
+        do {
+            configuration = try options.loadConfiguration()
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        let checks = await NexWorkloads.Preflight.run(
+            control: configuration.control,
+            stateDirectory: configuration.stateDirectory ?? StateDirectory.defaultPath,
+            dev: options.wantsDevServer(configuration))
+        for check in checks {
+            print("\(check.passed ? "ok  " : "FAIL") \(check.name): \(check.detail)")
+            if let fix = check.fix, !check.passed { print("     fix: \(fix)") }
+        }
+        if checks.contains(where: { !$0.passed }) { throw ExitCode.failure }
+    }
+}
