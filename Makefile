@@ -35,7 +35,7 @@ bench: deps
 
 run: deps
 	$(SWIFT) build
-	Examples/run-demo.sh "$$($(SWIFT) build --show-bin-path)"
+	Examples/run-system.sh "$$($(SWIFT) build --show-bin-path)"
 
 clean:
 	rm -rf .build Benchmarks/cnats/cnats-bench

@@ -124,11 +124,11 @@ public struct ClientOpDecoder: NIOSingleStepByteToMessageDecoder, Sendable {
             return .op(.unsub(sid: ControlLine.string(bytes, fields[0]), max: max), consumed: consumedLine)
         }
         if ControlLine.matches(bytes, opRange, "PING") {
-            guard opEnd == lineEnd else { throw NATSProtocolError(.invalidArguments, bytes: line) }
+            guard ControlLine.isBlankOnly(bytes, from: opEnd, to: lineEnd) else { throw NATSProtocolError(.invalidArguments, bytes: line) }
             return .op(.ping, consumed: consumedLine)
         }
         if ControlLine.matches(bytes, opRange, "PONG") {
-            guard opEnd == lineEnd else { throw NATSProtocolError(.invalidArguments, bytes: line) }
+            guard ControlLine.isBlankOnly(bytes, from: opEnd, to: lineEnd) else { throw NATSProtocolError(.invalidArguments, bytes: line) }
             return .op(.pong, consumed: consumedLine)
         }
         if ControlLine.matches(bytes, opRange, "CONNECT") {

@@ -18,6 +18,11 @@ enum ControlLine {
         byte == 0x20 || byte == 0x09
     }
 
+    /// Whether `bytes[start..<end]` holds only blanks (what may follow `PING`/`PONG`).
+    static func isBlankOnly(_ bytes: UnsafeRawBufferPointer, from start: Int, to end: Int) -> Bool {
+        (start..<end).allSatisfy { isBlank(bytes[$0]) }
+    }
+
     /// Splits `bytes[start..<end]` into at most `fields.count` blank-separated fields.
     /// Returns the number of fields found, or `nil` when there are more than `maxFields`.
     @inline(__always)

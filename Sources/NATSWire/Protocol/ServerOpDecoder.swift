@@ -78,11 +78,11 @@ public struct ServerOpDecoder: NIOSingleStepByteToMessageDecoder, Sendable {
             return try parseMessage(bytes, line: line, argsFrom: opEnd, lineEnd: lineEnd, bodyStart: consumedLine, withHeaders: true)
         }
         if ControlLine.matches(bytes, opRange, "PING") {
-            guard opEnd == lineEnd else { throw NATSProtocolError(.invalidArguments, bytes: line) }
+            guard ControlLine.isBlankOnly(bytes, from: opEnd, to: lineEnd) else { throw NATSProtocolError(.invalidArguments, bytes: line) }
             return .op(.ping, consumed: consumedLine)
         }
         if ControlLine.matches(bytes, opRange, "PONG") {
-            guard opEnd == lineEnd else { throw NATSProtocolError(.invalidArguments, bytes: line) }
+            guard ControlLine.isBlankOnly(bytes, from: opEnd, to: lineEnd) else { throw NATSProtocolError(.invalidArguments, bytes: line) }
             return .op(.pong, consumed: consumedLine)
         }
         if ControlLine.matches(bytes, opRange, "+OK") {

@@ -1,10 +1,13 @@
 import Foundation
 
 /// `nex-node up --dev`: a private `nats-server` child on a free loopback port, JetStream on,
-/// its store in the node's state directory. Stopped when the node stops.
+/// its store in the node's state directory. Stopped when the node stops. Its URL is written
+/// to `<state-dir>/dev-nats/url` so `nexctl -s "$(cat ...)"` can reach it.
 public final class DevNATSServer: Sendable {
     public let url: String
     public let logPath: String
+    /// The file holding ``url``.
+    public let urlPath: String
     private let process: Process
 
     /// The binary: `$NATS_SERVER_BIN`, else `/usr/sbin/nats-server`, else `nats-server` on `PATH`.
@@ -32,6 +35,7 @@ public final class DevNATSServer: Sendable {
         process.standardError = log
         try process.run()
         url = "nats://127.0.0.1:\(port)"
+        urlPath = directory + "/url"
         let deadline = ContinuousClock.now + .seconds(10)
         while !LoopbackPort.isAccepting(port) {
             guard process.isRunning, ContinuousClock.now < deadline else {
@@ -40,10 +44,12 @@ public final class DevNATSServer: Sendable {
             }
             try await Task.sleep(for: .milliseconds(20))
         }
+        try Data((url + "\n").utf8).write(to: URL(fileURLWithPath: urlPath))
     }
 
     /// Stops the server (SIGTERM, then SIGKILL after 5 s).
     public func stop() {
+        try? FileManager.default.removeItem(atPath: urlPath)
         guard process.isRunning else { return }
         process.terminate()
         let deadline = Date().addingTimeInterval(5)
