@@ -120,7 +120,7 @@ let package = Package(
         ),
         .testTarget(
             name: "NexControlTests",
-            dependencies: ["NexControl"],
+            dependencies: ["NexControl", "NATSTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -131,6 +131,12 @@ let package = Package(
         .testTarget(
             name: "NexWorkloadsTests",
             dependencies: ["NexWorkloads", "NATSTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        // Real nats-server + real nex-node/nexctl processes; needs the executables built.
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: ["NexControl", "NATSWire", "NATSTestSupport"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -71,11 +71,20 @@ public struct ControlServer: Sendable {
         let reply: ByteBuffer?
         switch route {
         case .pingAll, .pingNode:
-            reply = Self.encode(type: ControlResponseType.ping, await handler.ping())
+            reply = await answer(ControlResponseType.ping) {
+                try Self.checkNoBody(message)
+                return await handler.ping()
+            }
         case .workloadPing:
             // $NEX.WPING.<ns>[.<id|name>]
             guard tokens.count >= 3 else {
                 reply = Self.failure(ControlResponseType.ping, "missing namespace in \(message.subject)")
+                break
+            }
+            do {
+                try Self.checkNoBody(message)
+            } catch {
+                reply = Self.failure(ControlResponseType.ping, "\(error)")
                 break
             }
             reply = await handler.workloadPing(namespace: tokens[2], workload: tokens.count > 3 ? tokens[3] : nil)
@@ -88,7 +97,10 @@ public struct ControlServer: Sendable {
                 reply = Self.failure(ControlResponseType.auction, "\(error)")
             }
         case .info:
-            reply = await answer(ControlResponseType.info) { try await handler.info(namespace: tokens[2]) }
+            reply = await answer(ControlResponseType.info) {
+                try Self.checkNoBody(message)
+                return try await handler.info(namespace: tokens[2])
+            }
         case .deploy:
             reply = await answer(ControlResponseType.run) {
                 let request = try Self.require(DeployRequest.self, from: message)
@@ -100,7 +112,10 @@ public struct ControlServer: Sendable {
                 return try await handler.stop(namespace: tokens[2], request: request)
             }
         case .lameDuck:
-            reply = await answer(ControlResponseType.lameDuck) { try await handler.lameDuck() }
+            reply = await answer(ControlResponseType.lameDuck) {
+                try Self.checkNoBody(message)
+                return try await handler.lameDuck()
+            }
         }
         guard let reply else { return }
         guard let replyTo = message.replyTo else {
@@ -153,6 +168,21 @@ public struct ControlServer: Sendable {
         }
     }
 
+    /// Requests that take no body (ping, workload ping, info, lame duck) accept an empty body or
+    /// a JSON object, which is ignored; anything else is refused, so a confused client learns why.
+    static func checkNoBody(_ message: NATSMessage) throws {
+        let size = message.payload.readableBytes
+        guard size <= maxRequestBytes else {
+            throw NexControlError.badRequest("request body of \(size) bytes exceeds the limit of \(maxRequestBytes)")
+        }
+        guard size > 0 else { return }
+        do {
+            _ = try JSONDecoder().decode([String: JSONValue].self, from: Data(message.payload.readableBytesView))
+        } catch let error as DecodingError {
+            throw NexControlError.badRequest("\(message.subject) takes no body (or a JSON object): \(describe(error))")
+        }
+    }
+
     static func require<T: Decodable>(_ type: T.Type, from message: NATSMessage) throws -> T {
         try decode(type, from: message, allowEmpty: false)!
     }
@@ -167,6 +197,10 @@ public struct ControlServer: Sendable {
         case .keyNotFound(let key, let context):
             let parent = path(context)
             return "missing field '\(parent == "body" ? key.stringValue : parent + "." + key.stringValue)'"
+        case .typeMismatch(_, let context) where context.codingPath.isEmpty:
+            return "the body must be a JSON object: \(context.debugDescription)"
+        case .valueNotFound(_, let context) where context.codingPath.isEmpty:
+            return "the body must be a JSON object, not null"
         case .typeMismatch(let type, let context): return "field '\(path(context))' must be \(type)"
         case .valueNotFound(let type, let context): return "field '\(path(context))' must be a \(type), not null"
         case .dataCorrupted(let context):
