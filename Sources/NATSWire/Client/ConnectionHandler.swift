@@ -9,6 +9,8 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     private enum Phase {
         case awaitingInfo
+        /// TLS was started after the server's `INFO`; `CONNECT` waits for the handshake.
+        case awaitingTLS(ServerInfo)
         case awaitingPong(ServerInfo)
         case ready
         case done
@@ -20,6 +22,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     private let server: ServerAddress
     private let handshake: EventLoopPromise<ServerInfo>
     private let connectTimeout: TimeAmount
+    private var tlsActive: Bool
     private var handshakeTimer: Scheduled<Void>?
     private var failure: NATSError?
     /// A new `max_payload` from `INFO`, applied to the decoder once the current read is decoded.
@@ -27,8 +30,9 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// Subscriptions that received messages during the current read; woken once it is decoded.
     private var toSignal: [SubscriptionBuffer] = []
 
-    init(client: NATSClient, server: ServerAddress, handshake: EventLoopPromise<ServerInfo>,
+    init(client: NATSClient, server: ServerAddress, handshake: EventLoopPromise<ServerInfo>, tlsActive: Bool,
          maxControlLine: Int, connectTimeout: TimeAmount) {
+        self.tlsActive = tlsActive
         self.client = client
         self.server = server
         self.handshake = handshake
@@ -128,11 +132,15 @@ final class ConnectionHandler: ChannelInboundHandler {
                 throw NATSError.connectionFailed(servers: [server.description], reason: "expected INFO first, got \(op)")
             }
             announcedMaxPayload = max(info.maxPayload, 1)
-            var out = context.channel.allocator.buffer(capacity: 512)
-            try out.writeConnect(client.connectInfo(for: info, server: server))
-            out.writePing()
-            context.writeAndFlush(wrapOutboundOut(out), promise: nil)
-            phase = .awaitingPong(info)
+            if !tlsActive, try client.wantsTLS(after: info, server: server) {
+                tlsActive = true
+                phase = .awaitingTLS(info)
+                try context.pipeline.syncOperations.addHandler(try client.makeTLSHandler(for: server), position: .before(self))
+                return
+            }
+            try sendConnect(info, context: context)
+        case .awaitingTLS:
+            break  // nothing may arrive in clear after INFO; TLS records go to the TLS handler
         case .awaitingPong(let info):
             switch op {
             case .pong:
@@ -149,6 +157,27 @@ final class ConnectionHandler: ChannelInboundHandler {
         case .done:
             break
         }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is TLSClientHandler.HandshakeCompleted, case .awaitingTLS(let info) = phase {
+            do {
+                try sendConnect(info, context: context)
+            } catch {
+                fail(error, context: context)
+            }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    /// `CONNECT` and `PING` in one write; the `PONG` completes the handshake.
+    private func sendConnect(_ info: ServerInfo, context: ChannelHandlerContext) throws {
+        var out = context.channel.allocator.buffer(capacity: 512)
+        try out.writeConnect(client.connectInfo(for: info, server: server))
+        out.writePing()
+        context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+        phase = .awaitingPong(info)
     }
 
     static func handshakeError(_ message: String, server: ServerAddress) -> NATSError {

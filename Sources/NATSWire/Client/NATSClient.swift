@@ -23,6 +23,8 @@ public final class NATSClient: Sendable {
     let state: Mutex<ClientState>
     /// `<inboxPrefix>.<nuid>`: the muxed request inbox of this client.
     let requestInbox: String
+    /// The OpenSSL context, built once from ``NATSClientOptions/tls`` (or defaults).
+    let tlsContext: TLSContext
     var logger: Logger { options.logger }
 
     public init(options: NATSClientOptions) throws {
@@ -33,6 +35,7 @@ public final class NATSClient: Sendable {
         self.writer = Mutex(WriterState())
         self.state = Mutex(ClientState(servers: servers))
         self.requestInbox = "\(options.inboxPrefix).\(NUID.next())"
+        self.tlsContext = try TLSContext(options.tls ?? NATSTLSOptions())
     }
 
     /// A client for one or more comma-separated server URLs, with default options.
@@ -136,9 +139,6 @@ public final class NATSClient: Sendable {
 
     /// One connection attempt: TCP, handshake, then activation (subscriptions re-sent, buffer flushed).
     private func attempt(_ server: ServerAddress) async throws(NATSError) -> any Channel {
-        if server.tls {
-            throw NATSError.unsupported("TLS (\(server)) is not available in this build of NATSWire yet")
-        }
         let handshake = eventLoop.makePromise(of: ServerInfo.self)
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(options.connectTimeout)
@@ -146,8 +146,10 @@ public final class NATSClient: Sendable {
             .channelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: 256 * 1024, high: 1024 * 1024))
             .channelInitializer { [options] channel in
                 channel.eventLoop.makeCompletedFuture {
+                    let tlsFirst = options.tls?.handshakeFirst == true
+                    if tlsFirst { try channel.pipeline.syncOperations.addHandler(try self.makeTLSHandler(for: server)) }
                     try channel.pipeline.syncOperations.addHandler(ConnectionHandler(
-                        client: self, server: server, handshake: handshake,
+                        client: self, server: server, handshake: handshake, tlsActive: tlsFirst,
                         maxControlLine: options.maxControlLine, connectTimeout: options.connectTimeout))
                 }
             }
@@ -161,9 +163,6 @@ public final class NATSClient: Sendable {
         }
         do {
             let info = try await handshake.futureResult.get()
-            if info.tlsRequired {
-                throw NATSError.unsupported("\(server) requires TLS, which this build of NATSWire does not offer yet")
-            }
             try await eventLoop.submit { try self.activate(channel, info: info, server: server) }.get()
             return channel
         } catch {
@@ -172,9 +171,24 @@ public final class NATSClient: Sendable {
         }
     }
 
+    /// Whether to start TLS after this server's `INFO`. Throws when the client wants TLS and the
+    /// server does not offer it (never falls back to clear text).
+    func wantsTLS(after info: ServerInfo, server: ServerAddress) throws(NATSError) -> Bool {
+        let clientWants = server.tls || options.tls != nil
+        if clientWants && !(info.tlsRequired || info.tlsAvailable) {
+            throw NATSError.tlsFailed(server: server.description, reason: "TLS was requested but the server does not offer it")
+        }
+        return clientWants || info.tlsRequired
+    }
+
+    func makeTLSHandler(for server: ServerAddress) throws(NATSError) -> TLSClientHandler {
+        try TLSClientHandler(context: tlsContext, host: server.host, server: server.description)
+    }
+
     /// The `CONNECT` for a server's `INFO`: options, then credentials (signing the nonce when needed).
     func connectInfo(for info: ServerInfo, server: ServerAddress) throws -> ConnectInfo {
         var connect = ConnectInfo()
+        connect.tlsRequired = server.tls || options.tls != nil || info.tlsRequired
         connect.name = options.name
         connect.echo = options.echo
         connect.headers = true

@@ -9,6 +9,9 @@ public struct NATSClientOptions: Sendable {
     /// The client name sent in `CONNECT` (shown by the server's monitoring).
     public var name: String?
     public var auth: NATSAuth = .none
+    /// TLS settings; nil means TLS only where a URL says `tls://` or the server requires it
+    /// (then with the system CA store).
+    public var tls: NATSTLSOptions?
     /// Whether the server sends this client its own messages back.
     public var echo: Bool = true
     /// How long to wait for TCP, `INFO`, and the `CONNECT`/`PING` answer.

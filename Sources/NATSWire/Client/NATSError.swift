@@ -32,8 +32,10 @@ public enum NATSError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalidURL(String, reason: String)
     /// The credentials given to the client cannot be used (missing file, bad seed).
     case invalidCredentials(String)
-    /// The server requires something this client was not configured for (e.g. TLS).
+    /// The server requires something this client was not configured for.
     case unsupported(String)
+    /// TLS could not be set up or the server's certificate did not verify; the reason says which check failed.
+    case tlsFailed(server: String, reason: String)
     /// The subscription was already unsubscribed or its connection closed.
     case subscriptionClosed(subject: String)
 
@@ -58,6 +60,7 @@ public enum NATSError: Error, Sendable, Equatable, CustomStringConvertible {
         case .invalidURL(let url, let reason): return "invalid server URL '\(url)': \(reason)"
         case .invalidCredentials(let reason): return "invalid credentials: \(reason)"
         case .unsupported(let what): return "unsupported: \(what)"
+        case .tlsFailed(let server, let reason): return server.isEmpty ? "TLS: \(reason)" : "TLS with \(server): \(reason)"
         case .subscriptionClosed(let subject): return "the subscription to '\(subject)' is closed"
         }
     }
