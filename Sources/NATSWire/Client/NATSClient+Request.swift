@@ -19,19 +19,32 @@ extension NATSClient {
         let replyTo = "\(requestInbox).\(token)"
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<NATSMessage, any Error>) in
-                let seconds = Double(timeout.nanoseconds) / 1e9
-                let timer = eventLoop.scheduleTask(in: timeout) { [weak self] in
-                    self?.completeRequest(token, with: .failure(NATSError.timeout(operation: "request to '\(subject)'", seconds: seconds)))
-                    return
-                }
+                // Register first, then arm the timer and check cancellation: a timer or a
+                // cancellation that fires early must always find the request to complete.
                 let accepted = state.withLock { s -> Bool in
                     guard s.lifecycle != .closed else { return false }
-                    s.requests[token] = .init(subject: subject, continuation: continuation, timer: timer)
+                    s.requests[token] = .init(subject: subject, continuation: continuation, timer: nil)
                     return true
                 }
                 guard accepted else {
-                    timer.cancel()
                     continuation.resume(throwing: NATSError.connectionClosed)
+                    return
+                }
+                if Task.isCancelled {
+                    completeRequest(token, with: .failure(CancellationError()))
+                    return
+                }
+                let seconds = Double(timeout.nanoseconds) / 1e9
+                let timer = eventLoop.scheduleTask(in: timeout) { [weak self] () -> Void in
+                    self?.completeRequest(token, with: .failure(NATSError.timeout(operation: "request to '\(subject)'", seconds: seconds)))
+                }
+                let pending = state.withLock { s -> Bool in
+                    guard s.requests[token] != nil else { return false }
+                    s.requests[token]?.timer = timer
+                    return true
+                }
+                guard pending else {
+                    timer.cancel()
                     return
                 }
                 do {

@@ -2,6 +2,9 @@ import Logging
 import NIOCore
 import NIOPosix
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A connection to a NATS system: publish, subscribe, request/reply, with keep-alive,
 /// reconnect, and bounded memory everywhere.
@@ -158,7 +161,8 @@ public final class NATSClient: Sendable {
             channel = try await bootstrap.connect(host: server.host, port: server.port).get()
         } catch {
             handshake.fail(error)
-            let cause = (error as? NIOConnectionError)?.connectionErrors.first.map { "\($0.error)" } ?? "\(error)"
+            let underlying = (error as? NIOConnectionError)?.connectionErrors.first?.error ?? error
+            let cause = (underlying as? IOError).map { String(cString: strerror($0.errnoCode)) } ?? "\(underlying)"
             throw NATSError.connectionFailed(servers: [server.description], reason: cause)
         }
         do {
@@ -167,7 +171,10 @@ public final class NATSClient: Sendable {
             return channel
         } catch {
             channel.close(promise: nil)
-            throw ConnectionHandler.natsError(error)
+            switch ConnectionHandler.natsError(error) {
+            case let named where named.namesServer: throw named
+            case let other: throw NATSError.connectionFailed(servers: [server.description], reason: "\(other)")
+            }
         }
     }
 
@@ -298,6 +305,7 @@ public final class NATSClient: Sendable {
         }
         if stale {
             logger.debug("natswire stale connection", metadata: ["server": "\(connectedServer ?? "")"])
+            state.withLock { $0.disconnectReason = .staleConnection }
             emit(.error(.staleConnection))
             channel.close(promise: nil)
         } else {
@@ -312,8 +320,11 @@ public final class NATSClient: Sendable {
             for url in info.connectURLs {
                 guard let address = try? ServerAddress(parsing: url, discovered: true) else { continue }
                 if !s.servers.contains(where: { $0.host == address.host && $0.port == address.port }) {
+                    // connect_urls carry no credentials: use those of the URL connected to, as nats.go does.
                     var learned = address
                     learned.tls = s.currentServer?.tls ?? false
+                    learned.user = s.currentServer?.user
+                    learned.password = s.currentServer?.password
                     s.servers.append(learned)
                     added.append(learned.description)
                 }

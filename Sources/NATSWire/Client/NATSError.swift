@@ -39,6 +39,14 @@ public enum NATSError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The subscription was already unsubscribed or its connection closed.
     case subscriptionClosed(subject: String)
 
+    /// Whether the error already says which server it concerns.
+    var namesServer: Bool {
+        switch self {
+        case .connectionFailed, .authorizationFailed, .tlsFailed: return true
+        default: return false
+        }
+    }
+
     public var description: String {
         switch self {
         case .connectionFailed(let servers, let reason):
