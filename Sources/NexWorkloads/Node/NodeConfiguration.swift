@@ -102,7 +102,7 @@ extension NodeConfiguration {
             hostServices.natsUserSeed = try services.string("nats_user_seed")
             if var table = try services.object("services") {
                 for name in table.keys {
-                    var entry = try table.object(name)!
+                    guard var entry = try table.object(name) else { continue }  // null: the default
                     hostServices.services[name] = try entry.bool("enabled") ?? true
                     _ = try entry.any("config")
                     try entry.finish()

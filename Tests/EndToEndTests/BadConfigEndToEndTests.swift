@@ -1,0 +1,62 @@
+import Foundation
+import NATSTestSupport
+import Testing
+
+/// `nex-node up --config FILE` refuses a bad file at start: non-zero exit, the key named on stderr.
+@Suite struct BadConfigEndToEndTests {
+    struct BadConfig: Sendable, CustomStringConvertible {
+        var json: String
+        var key: String
+        var problem: String
+        var description: String { json }
+    }
+
+    static let configs = [
+        BadConfig(json: #"{"tagz": {}}"#, key: "tagz", problem: "unknown key"),
+        BadConfig(json: #"{"machine_pool_size": "two"}"#, key: "machine_pool_size", problem: "whole number"),
+        BadConfig(json: #"{"machine_pool_size": 0}"#, key: "machine_pool_size", problem: "at least 1"),
+        BadConfig(json: #"{"workload_types": ["native", "docker"]}"#, key: "workload_types", problem: "docker"),
+        BadConfig(json: #"{"node_limits": {"max_workloadz": 3}}"#, key: "node_limits.max_workloadz", problem: "unknown key"),
+        BadConfig(json: #"{"heartbeat_interval_seconds": -1}"#, key: "heartbeat_interval_seconds", problem: "greater than 0"),
+        BadConfig(json: "[]", key: "", problem: "JSON object"),
+    ]
+
+    @Test(arguments: configs)
+    func badConfigIsRefusedAtStart(_ bad: BadConfig) async throws {
+        let directory = try TemporaryDirectory(prefix: "nex-e2e-config-")
+        let config = try directory.write(bad.json, to: "node.json")
+        // Nothing listens on port 1: a node that wrongly accepted the config would hang connecting.
+        let result = try await runCommand(
+            try Executables.nexNode,
+            ["up", "-s", "nats://127.0.0.1:1", "--state-dir", directory.appending("state"), "--config", config],
+            timeout: .seconds(10))
+        #expect(result.status != 0, "\(bad) was accepted; stderr: \(result.stderr)")
+        if !bad.key.isEmpty {
+            #expect(result.stderr.contains("'\(bad.key)'"), "stderr does not name \(bad.key): \(result.stderr)")
+        }
+        #expect(result.stderr.contains(bad.problem), "stderr does not say '\(bad.problem)': \(result.stderr)")
+        // Refused before any identity is made.
+        #expect(!FileManager.default.fileExists(atPath: directory.appending("state/node.nk")))
+    }
+
+    @Test func badTagFlagIsRefused() async throws {
+        let directory = try TemporaryDirectory(prefix: "nex-e2e-config-")
+        let result = try await runCommand(
+            try Executables.nexNode,
+            ["up", "-s", "nats://127.0.0.1:1", "--state-dir", directory.appending("state"), "--tag", "novalue"],
+            timeout: .seconds(10))
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("--tag"), "\(result.stderr)")
+    }
+
+    @Test func missingConfigFileIsNamed() async throws {
+        let directory = try TemporaryDirectory(prefix: "nex-e2e-config-")
+        let missing = directory.appending("absent.json")
+        let result = try await runCommand(
+            try Executables.nexNode,
+            ["up", "-s", "nats://127.0.0.1:1", "--state-dir", directory.appending("state"), "--config", missing],
+            timeout: .seconds(10))
+        #expect(result.status != 0)
+        #expect(result.stderr.contains(missing), "\(result.stderr)")
+    }
+}

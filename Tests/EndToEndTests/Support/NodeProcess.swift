@@ -1,0 +1,229 @@
+import Foundation
+import NATSTestSupport
+import NATSWire
+import NexControl
+import Synchronization
+
+/// A real `nex-node up` process for a test.
+///
+/// Its stdout and stderr go to files in a private temporary directory (see ``log``). The
+/// process is always killed (SIGKILL) when the value is released, so a failing test leaves no
+/// orphan behind.
+///
+/// ```swift
+/// let node = try await NodeProcess.start(server: server, tags: ["zone": "a"])
+/// let nex = try await controlClient(server)
+/// _ = try await nex.ping(node: node.nodeID)
+/// node.terminate()
+/// #expect(try await node.waitForExit() == 0)
+/// ```
+final class NodeProcess: Sendable {
+    /// What `start` needs to know; the defaults make a plain node.
+    struct Launch: Sendable {
+        var tags: [String: String] = [:]
+        var heartbeatSeconds: Double?
+        /// A config file's contents; written next to the logs and passed with `--config`.
+        var config: String?
+        /// Extra environment (e.g. `NOTIFY_SOCKET`).
+        var environment: [String: String] = [:]
+        /// An existing state directory (to test a restart); else a fresh one.
+        var stateDirectory: String?
+        var extraArguments: [String] = []
+    }
+
+    let process: Process
+    /// The node's state directory (identity files).
+    let stateDirectory: String
+    let stdoutPath: String
+    let stderrPath: String
+    /// The node id, read from `<state>/node.nk` once the node has written it.
+    let nodeID: String
+    private let directory: TemporaryDirectory
+    private let files: [FileHandle]
+
+    var pid: Int32 { process.processIdentifier }
+    var isRunning: Bool { process.isRunning }
+
+    /// What the node wrote so far, stderr then stdout.
+    var log: String {
+        let stderr = (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? ""
+        let stdout = (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? ""
+        return stdout.isEmpty ? stderr : stderr + "\n--- stdout ---\n" + stdout
+    }
+
+    var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
+
+    private init(process: Process, stateDirectory: String, stdoutPath: String, stderrPath: String, nodeID: String,
+                 directory: TemporaryDirectory, files: [FileHandle]) {
+        self.process = process
+        self.stateDirectory = stateDirectory
+        self.stdoutPath = stdoutPath
+        self.stderrPath = stderrPath
+        self.nodeID = nodeID
+        self.directory = directory
+        self.files = files
+    }
+
+    /// Launches `nex-node up -s <url> --state-dir <dir> ...` and returns once the node answers
+    /// `$NEX.PING.<id>` on `server` (within `readyTimeout`).
+    static func start(
+        server: NATSServer, _ launch: Launch = Launch(), readyTimeout: Duration = .seconds(10)
+    ) async throws -> NodeProcess {
+        let node = try await spawn(url: server.url, launch)
+        do {
+            try await node.waitUntilAnswering(url: server.url, timeout: readyTimeout)
+        } catch {
+            node.kill()
+            throw error
+        }
+        return node
+    }
+
+    static func start(server: NATSServer, tags: [String: String]) async throws -> NodeProcess {
+        try await start(server: server, Launch(tags: tags))
+    }
+
+    /// Launches the process and waits only for its identity file: for tests that watch the
+    /// start itself (events, READY=1). Throws if the node exits before writing its identity.
+    static func spawn(url: String, _ launch: Launch = Launch(), identityTimeout: Duration = .seconds(10)) async throws
+        -> NodeProcess
+    {
+        let directory = try TemporaryDirectory(prefix: "nex-e2e-node-")
+        let stateDirectory = launch.stateDirectory ?? directory.appending("state")
+        var arguments = ["up", "-s", url, "--state-dir", stateDirectory]
+        for (key, value) in launch.tags.sorted(by: { $0.key < $1.key }) { arguments += ["--tag", "\(key)=\(value)"] }
+        if let heartbeat = launch.heartbeatSeconds { arguments += ["--heartbeat", String(heartbeat)] }
+        if let config = launch.config { arguments += ["--config", try directory.write(config, to: "node.json")] }
+        arguments += launch.extraArguments
+
+        let stdoutPath = directory.appending("stdout.log"), stderrPath = directory.appending("stderr.log")
+        FileManager.default.createFile(atPath: stdoutPath, contents: nil)
+        FileManager.default.createFile(atPath: stderrPath, contents: nil)
+        let out = try FileHandle(forWritingTo: URL(fileURLWithPath: stdoutPath))
+        let err = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
+
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try Executables.nexNode)
+        process.arguments = arguments
+        process.environment = ChildEnvironment.base().merging(launch.environment) { $1 }
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+
+        // The identity is written before the node connects; read the id from it.
+        let seedPath = stateDirectory + "/node.nk"
+        let deadline = ContinuousClock.now + identityTimeout
+        var nodeID: String?
+        while nodeID == nil {
+            if let text = try? String(contentsOfFile: seedPath, encoding: .utf8),
+               let pair = try? NKeyPair(seed: text.trimmingCharacters(in: .whitespacesAndNewlines))
+            {
+                nodeID = pair.publicKey
+                break
+            }
+            if !process.isRunning || ContinuousClock.now >= deadline {
+                if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
+                process.waitUntilExit()
+                let log = (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? ""
+                throw NodeProcessError(
+                    "nex-node \(arguments.joined(separator: " ")) wrote no identity to \(seedPath) "
+                        + "(exit status \(process.isRunning ? "running" : String(process.terminationStatus)))",
+                    log: log)
+            }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        return NodeProcess(process: process, stateDirectory: stateDirectory, stdoutPath: stdoutPath,
+                           stderrPath: stderrPath, nodeID: nodeID!, directory: directory, files: [out, err])
+    }
+
+    /// Polls `$NEX.PING.<id>` on a private connection until the node answers.
+    func waitUntilAnswering(url: String, timeout: Duration = .seconds(10)) async throws {
+        let client = try NATSClient(options: TestConnection.options(url: url))
+        try await client.connect()
+        defer { Task { await client.close() } }
+        let nex = NexClient(connection: client, timeout: .milliseconds(250))
+        let deadline = ContinuousClock.now + timeout
+        var lastError: (any Error)?
+        while ContinuousClock.now < deadline {
+            guard isRunning else {
+                throw NodeProcessError("nex-node exited with status \(process.terminationStatus) before answering", log: log)
+            }
+            do {
+                let pong = try await nex.ping(node: nodeID)
+                if pong.nodeID == nodeID { return }
+            } catch {
+                lastError = error
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw NodeProcessError("nex-node \(nodeID) did not answer a ping within \(timeout) (last: \(lastError.map { "\($0)" } ?? "none"))", log: log)
+    }
+
+    /// SIGTERM: asks the node to stop gracefully.
+    func terminate() {
+        if process.isRunning { Foundation.kill(pid, SIGTERM) }
+    }
+
+    /// SIGKILL.
+    func kill() {
+        if process.isRunning { Foundation.kill(pid, SIGKILL) }
+    }
+
+    /// Waits for the process to end and returns its exit code (a signal number is returned as
+    /// `128 + signal`, as a shell shows it). Kills it and throws past `timeout`.
+    @discardableResult
+    func waitForExit(timeout: Duration = .seconds(10)) async throws -> Int32 {
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning {
+            if ContinuousClock.now >= deadline {
+                kill()
+                throw NodeProcessError("nex-node \(nodeID) did not exit within \(timeout)", log: log)
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        process.waitUntilExit()
+        return process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
+    }
+
+    deinit {
+        if process.isRunning {
+            Foundation.kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        for file in files { try? file.close() }
+    }
+}
+
+struct NodeProcessError: Error, CustomStringConvertible {
+    var message: String
+    var log: String
+    init(_ message: String, log: String) {
+        self.message = message
+        self.log = log
+    }
+    var description: String { log.isEmpty ? message : "\(message)\n--- nex-node output ---\n\(log)\n--- end ---" }
+}
+
+/// Connection settings for the tests' own clients: quick reconnects.
+enum TestConnection {
+    static func options(url: String) -> NATSClientOptions {
+        var options = NATSClientOptions(servers: [url])
+        options.name = "e2e-test"
+        options.reconnectWait = .milliseconds(50)
+        options.maxReconnectWait = .milliseconds(250)
+        options.reconnectJitter = .milliseconds(20)
+        options.maxReconnectAttempts = -1
+        options.connectTimeout = .seconds(3)
+        return options
+    }
+}
+
+/// A connected NexClient on `server`; close it with `await nex.connection.close()`.
+func controlClient(_ server: NATSServer, timeout: TimeAmountSeconds = 3) async throws -> NexClient {
+    let client = try NATSClient(options: TestConnection.options(url: server.url))
+    try await client.connect()
+    return NexClient(connection: client, timeout: .milliseconds(Int64(timeout * 1000)))
+}
+
+typealias TimeAmountSeconds = Double
