@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// The contents of a decorated NATS `.creds` file: a user JWT and the NKey
 /// seed that proves ownership of its subject.

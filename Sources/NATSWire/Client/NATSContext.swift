@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// A `nats` CLI context (`~/.config/nats/context/NAME.json`): saved server URLs and credentials.
 ///
@@ -29,7 +29,7 @@ public struct NATSContext: Sendable, Equatable {
     public static var directory: String {
         let environment = ProcessInfo.processInfo.environment
         let base = environment["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 }
-            ?? (NSHomeDirectory() + "/.config")
+            ?? (FileManager.default.homeDirectoryForCurrentUser.path + "/.config")
         return base + "/nats/context"
     }
 
@@ -76,6 +76,6 @@ public struct NATSContext: Sendable, Equatable {
     }
 
     static func expandingTilde(_ path: String) -> String {
-        path.hasPrefix("~/") ? NSHomeDirectory() + path.dropFirst() : path
+        path.hasPrefix("~/") ? FileManager.default.homeDirectoryForCurrentUser.path + path.dropFirst() : path
     }
 }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// Serialises JSON the way Go's `encoding/json` does, so that tokens and `jti`
 /// hashes match those produced by github.com/nats-io/jwt.

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// An arbitrary JSON value, used for the free-form `nats` object of a NATS JWT.
 ///

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// A NATS JWT (github.com/nats-io/jwt/v2 format) signed with an Ed25519 NKey.
 ///

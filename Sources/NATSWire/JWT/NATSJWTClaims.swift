@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// The claims of a NATS JWT in the generic form of github.com/nats-io/jwt/v2:
 /// the standard claims plus a free-form `nats` object.

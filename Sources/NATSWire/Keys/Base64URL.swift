@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// Base64url without padding (RFC 4648 §5), as used by JWTs and the NATS
 /// CONNECT `sig` field.

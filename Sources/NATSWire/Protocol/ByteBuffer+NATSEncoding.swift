@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import NIOCore
 
 /// Encoders for every NATS operation, client side (`CONNECT`, `PUB`, `HPUB`, `SUB`, `UNSUB`)

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import NATSWire
 
 /// Seals a workload's environment for one node, and opens it there, the way Nex 0.2 does.

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import NATSWire
 
 /// A workload JWT: the signed claims that authorise deploying, or stopping, one workload.

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import NATSWire
 
 /// How to reach the control NATS system: URLs and one kind of credential, as the `nats` CLI

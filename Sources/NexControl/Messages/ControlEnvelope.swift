@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// The reply envelope of every control request: `{"type","data","error"}`.
 ///

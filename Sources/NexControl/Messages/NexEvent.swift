@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// A CloudEvents 1.0 event in structured JSON, as published on `$NEX.events.<ns>.<type>`.
 public struct NexEvent<Payload: Codable & Sendable>: Codable, Sendable {

@@ -1,4 +1,7 @@
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `nex-node up --dev`: a private `nats-server` child on a free loopback port, JetStream on,
 /// its store in the node's state directory. Stopped when the node stops. Its URL is written
@@ -8,7 +11,7 @@ public final class DevNATSServer: Sendable {
     public let logPath: String
     /// The file holding ``url``.
     public let urlPath: String
-    private let process: Process
+    private let process: ChildProcess
 
     /// The binary: `$NATS_SERVER_BIN`, else `/usr/sbin/nats-server`, else `nats-server` on `PATH`.
     public static var binaryPath: String? {
@@ -26,14 +29,9 @@ public final class DevNATSServer: Sendable {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let port = try LoopbackPort.free()
         logPath = directory + "/server.log"
-        FileManager.default.createFile(atPath: logPath, contents: nil)
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", directory + "/jetstream"]
-        process.standardOutput = log
-        process.standardError = log
-        try process.run()
+        process = try ChildProcess(
+            executable: binary, arguments: ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", directory + "/jetstream"],
+            outputPath: logPath)
         url = "nats://127.0.0.1:\(port)"
         urlPath = directory + "/url"
         let deadline = ContinuousClock.now + .seconds(10)
@@ -44,17 +42,15 @@ public final class DevNATSServer: Sendable {
             }
             try await Task.sleep(for: .milliseconds(20))
         }
-        try Data((url + "\n").utf8).write(to: URL(fileURLWithPath: urlPath))
+        guard FileManager.default.createFile(atPath: urlPath, contents: Data((url + "\n").utf8)) else {
+            throw NodeIdentityError("cannot write \(urlPath)")
+        }
     }
 
     /// Stops the server (SIGTERM, then SIGKILL after 5 s).
     public func stop() {
         try? FileManager.default.removeItem(atPath: urlPath)
-        guard process.isRunning else { return }
-        process.terminate()
-        let deadline = Date().addingTimeInterval(5)
-        while process.isRunning && Date() < deadline { usleep(10_000) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.stop()
     }
 
     deinit { stop() }

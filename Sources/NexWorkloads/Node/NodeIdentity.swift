@@ -1,4 +1,7 @@
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 import NATSWire
 
 /// The node's identity: a server nkey (`N...`, the node id) and a curve xkey (`X...`, to which
@@ -55,7 +58,7 @@ public enum StateDirectory {
         let environment = ProcessInfo.processInfo.environment
         if let fromSystemd = environment["STATE_DIRECTORY"]?.split(separator: ":").first { return String(fromSystemd) }
         if getuid() == 0 { return "/var/lib/nex-node" }
-        return NSHomeDirectory() + "/.local/state/nex-node"
+        return FileManager.default.homeDirectoryForCurrentUser.path + "/.local/state/nex-node"
     }
 
     /// Creates the directory (mode 0700) if needed and checks it is writable.

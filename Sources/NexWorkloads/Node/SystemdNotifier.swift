@@ -1,4 +1,7 @@
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Talks to systemd through `$NOTIFY_SOCKET` (a datagram to a Unix socket; no libsystemd):
 /// `READY=1` once serving, `STOPPING=1` on shutdown, `WATCHDOG=1` keep-alives.
