@@ -17,6 +17,7 @@ let package = Package(
         .executable(name: "nex-agent", targets: ["nex-agent"]),
         .executable(name: "nexctl", targets: ["nexctl"]),
         .executable(name: "natswire-bench", targets: ["natswire-bench"]),
+        .executable(name: "jetstream-bench", targets: ["jetstream-bench"]),
         .executable(name: "natswire-demo", targets: ["natswire-demo"]),
     ],
     dependencies: [
@@ -98,6 +99,12 @@ let package = Package(
             name: "natswire-bench",
             dependencies: ["NATSWire"],
             path: "Benchmarks/natswire-bench",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "jetstream-bench",
+            dependencies: ["NATSWire"],
+            path: "Benchmarks/jetstream-bench",
             swiftSettings: swiftSettings
         ),
         .executableTarget(

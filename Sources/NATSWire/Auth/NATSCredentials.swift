@@ -41,7 +41,7 @@ public struct NATSCredentials: Sendable {
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
-            throw NATSCredentialsError.unreadable(source: path, reason: "\(error.localizedDescription)")
+            throw NATSCredentialsError.unreadable(source: path, reason: "\(String(describing: error))")
         }
         try self.init(parsing: String(decoding: data, as: UTF8.self), source: path)
     }

@@ -64,10 +64,7 @@ public struct NATSContext: Sendable, Equatable {
         if let creds {
             options.auth = .credentialsFile(path: creds)
         } else if let nkey {
-            guard let seed = FileManager.default.contents(atPath: nkey).flatMap({ String(data: $0, encoding: .utf8) }) else {
-                throw NATSError.invalidCredentials("nkey seed file \(nkey) of context '\(name)' cannot be read")
-            }
-            options.auth = .nkey(seed: seed.trimmingCharacters(in: " \n\r\t").description)
+            options.auth = .nkey(seed: try NKeyPair(seedFile: nkey).seed)
         } else if let user {
             options.auth = .userPassword(user: user, password: password ?? "")
         } else if let token {

@@ -48,10 +48,7 @@ public struct ControlConnectionSettings: Sendable, Equatable {
         if let credsFile {
             options.auth = .credentialsFile(path: credsFile)
         } else if let nkeySeedFile {
-            guard let data = FileManager.default.contents(atPath: nkeySeedFile),
-                  let seed = String(data: data, encoding: .utf8)
-            else { throw NATSError.invalidCredentials("cannot read nkey seed file \(nkeySeedFile)") }
-            options.auth = .nkey(seed: seed.trimmingCharacters(in: .whitespacesAndNewlines))
+            options.auth = .nkey(seed: try NKeyPair(seedFile: nkeySeedFile).seed)
         } else if let user {
             options.auth = .userPassword(user: user, password: password ?? "")
         } else if let token {

@@ -41,7 +41,7 @@ public struct NodeIdentity: Sendable {
         guard let data = FileManager.default.contents(atPath: path),
               let text = String(data: data, encoding: .utf8)
         else { throw NodeIdentityError("cannot read \(path)") }
-        return text.trimmingCharacters(in: .whitespacesAndNewlines)
+        return text.split(whereSeparator: \.isWhitespace).first.map(String.init) ?? ""
     }
 }
 
@@ -67,7 +67,7 @@ public enum StateDirectory {
             try FileManager.default.createDirectory(
                 atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         } catch {
-            throw NodeIdentityError("cannot create state directory \(path): \(error.localizedDescription)")
+            throw NodeIdentityError("cannot create state directory \(path): \(String(describing: error))")
         }
         guard access(path, W_OK) == 0 else { throw NodeIdentityError("state directory \(path) is not writable") }
     }
