@@ -29,9 +29,15 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
+# Figures, not pass/fail: NATSWire vs the NATS C client, JetStream stores vs nats-py, and the node.
 bench: deps
 	$(SWIFT) build -c release --product natswire-bench
-	NATSWIRE_BENCH=$$($(SWIFT) build -c release --show-bin-path)/natswire-bench Benchmarks/run-bench.sh
+	$(SWIFT) build -c release --product jetstream-bench
+	$(SWIFT) build -c release --product nex-node
+	bin=$$($(SWIFT) build -c release --show-bin-path); \
+	NATSWIRE_BENCH=$$bin/natswire-bench Benchmarks/run-bench.sh && \
+	JETSTREAM_BENCH=$$bin/jetstream-bench Benchmarks/jetstream-bench.sh && \
+	NEX_NODE=$$bin/nex-node Benchmarks/node-bench.sh
 
 run: deps
 	$(SWIFT) build
