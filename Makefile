@@ -27,7 +27,8 @@ build: deps
 
 test: deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	# A hung test must fail the run, not eat the CI budget.
+	timeout 40m $(SWIFT) test --skip-build
 
 # Figures, not pass/fail: NATSWire vs the NATS C client, JetStream stores vs nats-py, and the node.
 bench: deps

@@ -109,8 +109,11 @@ import Testing
         let sub = try await client.subscribe(to: "limited")
         try await sub.unsubscribe(after: 3)
         for index in 0..<10 { try await client.publish("\(index)", to: "limited") }
-        var received: [String] = []
-        for await message in sub { received.append(message.string) }
+        let received = try await withDeadline(10, "the limited subscription to end") {
+            var received: [String] = []
+            for await message in sub { received.append(message.string) }
+            return received
+        }
         #expect(received == ["0", "1", "2"])
         await #expect(throws: NATSError.self) { try await sub.unsubscribe() }
     }
@@ -125,8 +128,11 @@ import Testing
         try await sub.unsubscribe()
         try await client.publish("after", to: "stop")
         try await client.flush()
-        var received: [String] = []
-        for await message in sub { received.append(message.string) }
+        let received = try await withDeadline(10, "the unsubscribed sequence to end") {
+            var received: [String] = []
+            for await message in sub { received.append(message.string) }
+            return received
+        }
         #expect(received == ["before"])
     }
 
@@ -134,23 +140,20 @@ import Testing
         let server = try await NATSServer.start()
         let client = try await connectedClient(server)
         defer { Task { await client.close() } }
-        let events = client.events()
+        let events = EventRecorder(client)
         let sub = try await client.subscribe(to: "flood", pendingMessages: 10)
         for index in 0..<100 { try await client.publish("\(index)", to: "flood") }
         try await client.flush()
         try await Task.sleep(for: .milliseconds(100))
         #expect(sub.pendingMessages == 10)
         #expect(sub.droppedMessages == 90)
-        var sawSlow = false
-        for await event in events {
-            if case .slowConsumer(let subject, _, let dropped) = event {
-                #expect(subject == "flood")
-                #expect(dropped >= 1)
-                sawSlow = true
-                break
-            }
+        let slow = try await events.waitFor("slowConsumer", timeout: .seconds(10)) { event in
+            if case .slowConsumer = event { return true }
+            return false
         }
-        #expect(sawSlow)
+        guard case .slowConsumer(let subject, _, let dropped) = slow else { return }
+        #expect(subject == "flood")
+        #expect(dropped >= 1)
         let kept = try await collect(sub, count: 10)
         #expect(kept.map(\.string) == (0..<10).map { "\($0)" })
     }

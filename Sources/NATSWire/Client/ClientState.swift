@@ -32,7 +32,7 @@ struct ClientState: ~Copyable {
         var subject: String
         var queue: String?
         var max: Int?
-        var delivered = 0
+        /// Also counts what was delivered (for `UNSUB <sid> <max>`).
         var buffer: SubscriptionBuffer
     }
 

@@ -23,12 +23,13 @@ extension NATSClient {
     }
 
     private enum Delivery {
-        case subscription(SubscriptionBuffer, subject: String, last: Bool)
+        case subscription(SubscriptionBuffer, subject: String, max: Int?)
         case reply(token: String)
         case none
     }
 
-    /// Routes a message to its subscription or to the request waiting for it.
+    /// Routes a message to its subscription or to the request waiting for it. The client lock
+    /// is only read here; the subscription's own lock counts and queues the message.
     func deliver(_ message: NATSMessage) -> SubscriptionBuffer? {
         let delivery = state.withLock { s -> Delivery in
             if message.sid == s.muxSID {
@@ -36,18 +37,13 @@ extension NATSClient {
                 return .reply(token: String(Substring(token)))
             }
             guard let sub = s.subscriptions[message.sid] else { return .none }
-            let delivered = sub.delivered + 1
-            if let max = sub.max, delivered >= max {
-                s.subscriptions[message.sid] = nil
-                return .subscription(sub.buffer, subject: sub.subject, last: true)
-            }
-            s.subscriptions[message.sid]!.delivered = delivered
-            return .subscription(sub.buffer, subject: sub.subject, last: false)
+            return .subscription(sub.buffer, subject: sub.subject, max: sub.max)
         }
         switch delivery {
-        case .subscription(let buffer, let subject, let last):
+        case .subscription(let buffer, let subject, let max):
+            let (result, delivered) = buffer.push(message)
             var wake = false
-            switch buffer.push(message) {
+            switch result {
             case .queued(let wakeConsumer):
                 wake = wakeConsumer
             case .dropped(let first, let total) where first:
@@ -56,7 +52,10 @@ extension NATSClient {
             case .dropped, .finished:
                 break
             }
-            if last {
+            if let max, delivered >= max {
+                state.withLock { s in
+                    if s.subscriptions[message.sid]?.buffer === buffer { s.subscriptions[message.sid] = nil }
+                }
                 buffer.finish()
                 return nil
             }

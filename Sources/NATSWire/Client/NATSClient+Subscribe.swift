@@ -47,7 +47,7 @@ extension NATSClient {
         let sid = subscription.sid
         let finished = try register { s throws(NATSError) -> Bool in
             guard var entry = s.subscriptions[sid] else { throw NATSError.subscriptionClosed(subject: subscription.subject) }
-            if let max, entry.delivered < max {
+            if let max, entry.buffer.deliveredCount < max {
                 entry.max = max
                 s.subscriptions[sid] = entry
                 return false

@@ -262,7 +262,7 @@ public final class NATSClient: Sendable {
                 s.currentServer = server
                 for (sid, sub) in s.subscriptions.sorted(by: { $0.key < $1.key }) {
                     head.writeSubscribe(subject: sub.subject, queue: sub.queue, sid: sid)
-                    if let max = sub.max { head.writeUnsubscribe(sid: sid, max: max - sub.delivered) }
+                    if let max = sub.max { head.writeUnsubscribe(sid: sid, max: max - sub.buffer.deliveredCount) }
                 }
                 if let mux = s.muxSID { head.writeSubscribe(subject: requestInbox + ".*", queue: nil, sid: mux) }
             }

@@ -14,7 +14,7 @@ struct ServerAddress: Sendable, Hashable, CustomStringConvertible {
     init(parsing url: String, discovered: Bool = false) throws(NATSError) {
         var rest = Substring(url.trimmingCharacters(in: " \t"))
         var scheme = "nats"
-        if let range = rest.range(of: "://") {
+        if let range = rest.firstRange(of: "://") {
             scheme = rest[..<range.lowerBound].lowercased()
             rest = rest[range.upperBound...]
         }

@@ -18,6 +18,8 @@ final class SubscriptionBuffer: Sendable {
         var items: [NATSMessage] = []
         var bytes = 0
         var dropped = 0
+        /// Every message the server delivered, queued or dropped.
+        var delivered = 0
         var overflowing = false
         var finished = false
         var waiter: CheckedContinuation<[NATSMessage], Never>?
@@ -33,23 +35,26 @@ final class SubscriptionBuffer: Sendable {
     }
 
     var droppedCount: Int { state.withLock { $0.dropped } }
+    var deliveredCount: Int { state.withLock { $0.delivered } }
     var pendingCount: Int { state.withLock { $0.items.count } }
 
     /// Queues a message without waking the consumer: the event loop calls ``signal()`` once
     /// per socket read, so a consumer wakes per batch rather than per message.
-    func push(_ message: NATSMessage) -> PushResult {
+    /// Returns what happened and how many messages were delivered so far, this one included.
+    func push(_ message: NATSMessage) -> (PushResult, delivered: Int) {
         let size = message.payload.readableBytes
         return state.withLock { s in
-            if s.finished { return .finished }
+            if s.finished { return (.finished, s.delivered) }
+            s.delivered += 1
             if s.items.count >= maxMessages || s.bytes + size > maxBytes {
                 s.dropped += 1
                 let first = !s.overflowing
                 s.overflowing = true
-                return .dropped(firstDrop: first, total: s.dropped)
+                return (.dropped(firstDrop: first, total: s.dropped), s.delivered)
             }
             s.items.append(message)
             s.bytes += size
-            return .queued(wakeConsumer: s.waiter != nil)
+            return (.queued(wakeConsumer: s.waiter != nil), s.delivered)
         }
     }
 

@@ -53,7 +53,7 @@ enum GoJSON {
         guard number.isFinite else { return "null" }
         if number == number.rounded(), abs(number) < 1e21 {
             if let exact = Int64(exactly: number) { return String(exact) }
-            return String(format: "%.0f", number)
+            return "\(Decimal(number))"  // integral, beyond Int64: all digits, as Go prints it
         }
         return "\(number)"
     }

@@ -198,13 +198,14 @@ final class TestCertificates: Sendable {
         let client = try NATSClient(options: options)
         try await client.connect()
         defer { Task { await client.close() } }
-        let events = client.events()
+        let events = EventRecorder(client)
         let sub = try await client.subscribe(to: "after")
         server.stop()
         try await client.publish("buffered", to: "after")
         try await server.restart()
-        for await event in events {
-            if case .reconnected = event { break }
+        try await events.waitFor("reconnected", timeout: .seconds(15)) { event in
+            if case .reconnected = event { return true }
+            return false
         }
         try await client.publish("live", to: "after")
         let messages = try await collect(sub, count: 2)
