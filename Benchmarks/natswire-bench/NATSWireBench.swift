@@ -91,7 +91,9 @@ struct NATSWireBench {
         let responder = try await client(url, name: "natswire-bench-responder")
         let requester = try await client(url, name: "natswire-bench-requester")
         let service = try await responder.subscribe(to: "bench.req")
-        let serving = Task {
+        // Both loops run on their client's event loop (NATSClient.taskExecutor): no thread hop
+        // between the socket and the code, the counterpart of the C client's send-ASAP option.
+        let serving = Task(executorPreference: responder.taskExecutor) {
             for await request in service {
                 if let reply = request.replyTo {
                     try await responder.publish(request.payload, to: reply)
@@ -99,20 +101,23 @@ struct NATSWireBench {
             }
         }
         try await responder.flush()
-        var latencies: [Duration] = []
-        latencies.reserveCapacity(n)
-        let start = ContinuousClock.now
-        for _ in 0..<n {
-            let sent = ContinuousClock.now
-            let reply = try await requester.request(payload, to: "bench.req", timeout: .seconds(5))
-            latencies.append(ContinuousClock.now - sent)
-            precondition(reply.payload.readableBytes == payload.readableBytes, "reply has the wrong size")
-        }
-        let elapsed = ContinuousClock.now - start
-        latencies.sort()
+        let (latencies, elapsed) = try await Task(executorPreference: requester.taskExecutor) {
+            var latencies: [Duration] = []
+            latencies.reserveCapacity(n)
+            let start = ContinuousClock.now
+            for _ in 0..<n {
+                let sent = ContinuousClock.now
+                let reply = try await requester.request(payload, to: "bench.req", timeout: .seconds(5))
+                latencies.append(ContinuousClock.now - sent)
+                precondition(reply.payload.readableBytes == payload.readableBytes, "reply has the wrong size")
+            }
+            return (latencies, ContinuousClock.now - start)
+        }.value
+        var sorted = latencies
+        sorted.sort()
         func percentile(_ p: Double) -> String {
-            let index = min(latencies.count - 1, Int((Double(latencies.count) * p).rounded(.down)))
-            return String(format: "%.1f", microseconds(latencies[index]))
+            let index = min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.down)))
+            return String(format: "%.1f", microseconds(sorted[index]))
         }
         print("natswire req msgs=\(n) size=\(payload.readableBytes) rate=\(rate(n, elapsed)) p50_us=\(percentile(0.50)) p90_us=\(percentile(0.90)) p99_us=\(percentile(0.99)) peak_rss_mb=\(peakRSS())")
         serving.cancel()

@@ -157,4 +157,32 @@ import Testing
         let kept = try await collect(sub, count: 10)
         #expect(kept.map(\.string) == (0..<10).map { "\($0)" })
     }
+
+    @Test func tasksPreferringTheClientExecutorRunOnItsEventLoop() async throws {
+        let server = try await NATSServer.start()
+        let client = try await connectedClient(server)
+        defer { Task { await client.close() } }
+        let service = try await client.subscribe(to: "on.loop")
+        let responder = Task(executorPreference: client.taskExecutor) { () -> Bool in
+            var alwaysOnLoop = true
+            for await request in service {
+                alwaysOnLoop = alwaysOnLoop && client.taskExecutor.eventLoop.inEventLoop
+                guard let reply = request.replyTo else { continue }
+                try? await client.publish(request.payload, to: reply)
+            }
+            return alwaysOnLoop
+        }
+        try await client.flush()
+        let answers = try await Task(executorPreference: client.taskExecutor) { () -> [String] in
+            var answers: [String] = []
+            for index in 0..<50 {
+                #expect(client.taskExecutor.eventLoop.inEventLoop)
+                answers.append(try await client.request("\(index)", to: "on.loop", timeout: .seconds(10)).string)
+            }
+            return answers
+        }.value
+        #expect(answers == (0..<50).map { "\($0)" })
+        try await service.unsubscribe()
+        #expect(await responder.value)
+    }
 }

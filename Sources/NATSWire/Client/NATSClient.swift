@@ -26,6 +26,8 @@ public final class NATSClient: Sendable {
     let state: Mutex<ClientState>
     /// `<inboxPrefix>.<nuid>`: the muxed request inbox of this client.
     let requestInbox: String
+    /// Runs tasks on this client's event loop; see ``EventLoopTaskExecutor``.
+    public let taskExecutor: EventLoopTaskExecutor
     /// The OpenSSL context, built once from ``NATSClientOptions/tls`` (or defaults).
     let tlsContext: TLSContext
     var logger: Logger { options.logger }
@@ -35,6 +37,7 @@ public final class NATSClient: Sendable {
         let servers = try options.servers.map { url throws(NATSError) in try ServerAddress(parsing: url) }
         self.options = options
         self.eventLoop = options.eventLoopGroup.next()
+        self.taskExecutor = EventLoopTaskExecutor(eventLoop)
         self.writer = Mutex(WriterState())
         self.state = Mutex(ClientState(servers: servers))
         self.requestInbox = "\(options.inboxPrefix).\(NUID.next())"
