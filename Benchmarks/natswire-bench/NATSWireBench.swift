@@ -7,7 +7,10 @@
 //
 // The server is NATS_URL (default nats://127.0.0.1:4222). Prints one line, the same shape as
 // the C client's bench, with the peak RSS of this process.
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 import NATSWire
 import NIOCore
 
@@ -16,7 +19,7 @@ struct NATSWireBench {
     static func main() async throws {
         let arguments = CommandLine.arguments
         guard arguments.count == 4, let n = Int(arguments[2]), n > 0, let size = Int(arguments[3]), size >= 0 else {
-            FileHandle.standardError.write(Data("usage: natswire-bench pub|pubsub|req N SIZE\n".utf8))
+            complain("usage: natswire-bench pub|pubsub|req N SIZE")
             exit(2)
         }
         let url = ProcessInfo.processInfo.environment["NATS_URL"] ?? "nats://127.0.0.1:4222"
@@ -26,7 +29,7 @@ struct NATSWireBench {
         case "pubsub": try await pubsub(url: url, n: n, payload: payload)
         case "req": try await req(url: url, n: n, payload: payload)
         default:
-            FileHandle.standardError.write(Data("natswire-bench: unknown mode '\(arguments[1])'\n".utf8))
+            complain("natswire-bench: unknown mode '\(arguments[1])'")
             exit(2)
         }
     }
@@ -80,7 +83,7 @@ struct NATSWireBench {
         let (received, last) = await receiver.value
         watchdog.cancel()
         if received < n {
-            FileHandle.standardError.write(Data("natswire-bench: pubsub received only \(received) of \(n)\n".utf8))
+            complain("natswire-bench: pubsub received only \(received) of \(n)")
         }
         print("natswire pubsub msgs=\(received) size=\(payload.readableBytes) rate=\(rate(received, last - start)) peak_rss_mb=\(peakRSS())")
         await publisher.close()
@@ -117,7 +120,7 @@ struct NATSWireBench {
         sorted.sort()
         func percentile(_ p: Double) -> String {
             let index = min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.down)))
-            return String(format: "%.1f", microseconds(sorted[index]))
+            return fixed(microseconds(sorted[index]), digits: 1)
         }
         print("natswire req msgs=\(n) size=\(payload.readableBytes) rate=\(rate(n, elapsed)) p50_us=\(percentile(0.50)) p90_us=\(percentile(0.90)) p99_us=\(percentile(0.99)) peak_rss_mb=\(peakRSS())")
         serving.cancel()
@@ -131,7 +134,7 @@ struct NATSWireBench {
 
     static func rate(_ count: Int, _ elapsed: Duration) -> String {
         let seconds = microseconds(elapsed) / 1e6
-        return seconds > 0 ? String(format: "%.0f", Double(count) / seconds) : "0"
+        return seconds > 0 ? fixed(Double(count) / seconds, digits: 0) : "0"
     }
 
     /// VmHWM from /proc/self/status, in MB.
@@ -140,6 +143,18 @@ struct NATSWireBench {
               let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
               let kb = Double(line.split(whereSeparator: { $0 == " " || $0 == "\t" })[1])
         else { return "0" }
-        return String(format: "%.1f", kb / 1024)
+        return fixed(kb / 1024, digits: 1)
+    }
+
+    /// `value` with `digits` decimals (0 or 1), without Foundation's String(format:).
+    static func fixed(_ value: Double, digits: Int) -> String {
+        let scale = digits == 0 ? 1.0 : 10.0
+        let scaled = Int((value * scale).rounded())
+        return digits == 0 ? String(scaled) : "\(scaled / 10).\(abs(scaled % 10))"
+    }
+
+    static func complain(_ line: String) {
+        let bytes = Array((line + "\n").utf8)
+        _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
     }
 }
