@@ -69,10 +69,16 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The command-line options nex-node and nexctl share.
+        .target(
+            name: "NexCLISupport",
+            dependencies: ["NexControl", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "nex-node",
             dependencies: [
-                "NexWorkloads",
+                "NexWorkloads", "NexCLISupport",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -90,7 +96,7 @@ let package = Package(
         .executableTarget(
             name: "nexctl",
             dependencies: [
-                "NexControl",
+                "NexControl", "NexCLISupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings

@@ -2,6 +2,7 @@ import ArgumentParser
 import FoundationEssentials
 import Logging
 import NATSWire
+import NexCLISupport
 import NexControl
 import NexWorkloads
 import ServiceLifecycle
@@ -18,8 +19,7 @@ struct NexNodeCommand: AsyncParsableCommand {
 
 /// Where the node connects and keeps its state; shared by `up` and `preflight`.
 struct NodeOptions: ParsableArguments {
-    @Option(name: .shortAndLong, help: "Control NATS server URL(s), comma-separated (default: $NATS_URL, then nats://127.0.0.1:4222).")
-    var server: String?
+    @OptionGroup var connection: ConnectionOptions
 
     @Option(help: "JSON configuration file (keys in docs/configuration.md).")
     var config: String?
@@ -27,38 +27,12 @@ struct NodeOptions: ParsableArguments {
     @Option(name: .customLong("state-dir"), help: "Directory for the node identity and caches.")
     var stateDir: String?
 
-    @Option(help: "Credentials (.creds) file for the control connection.")
-    var creds: String?
-
-    @Option(help: "File holding an nkey seed for the control connection.")
-    var nkey: String?
-
-    @Option(help: "User for the control connection.")
-    var user: String?
-
-    @Option(help: "Password for the control connection.")
-    var password: String?
-
-    @Option(help: "Token for the control connection.")
-    var token: String?
-
-    @Option(help: "A nats CLI context (~/.config/nats/context/NAME.json).")
-    var context: String?
-
     @Flag(help: "Start a private nats-server on loopback (store in the state dir) when no server is given.")
     var dev = false
 
     func loadConfiguration() throws -> NodeConfiguration {
         var configuration = try config.map { path throws in try NodeConfiguration(contentsOf: path) } ?? NodeConfiguration()
-        var flags = ControlConnectionSettings()
-        flags.servers = server.map { [$0] } ?? []
-        flags.credsFile = creds
-        flags.nkeySeedFile = nkey
-        flags.user = user
-        flags.password = password
-        flags.token = token
-        flags.context = context
-        configuration.control = configuration.control.overriding(flags)
+        configuration.control = configuration.control.overriding(connection.settings)
         if let stateDir { configuration.stateDirectory = stateDir }
         return configuration
     }

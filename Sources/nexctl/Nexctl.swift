@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import NATSWire
 import NexControl
+import NexCLISupport
 import NIOCore
 
 @main
@@ -28,35 +29,14 @@ struct Nexctl: AsyncParsableCommand {
 
 /// Connection options, named as the `nats` CLI names them.
 struct GlobalOptions: ParsableArguments {
-    @Option(name: .shortAndLong, help: "NATS server URL(s), comma-separated (default: $NATS_URL, then nats://127.0.0.1:4222).")
-    var server: String?
-    @Option(help: "Credentials (.creds) file.")
-    var creds: String?
-    @Option(help: "File holding an nkey seed.")
-    var nkey: String?
-    @Option(help: "User name.")
-    var user: String?
-    @Option(help: "Password.")
-    var password: String?
-    @Option(help: "Token.")
-    var token: String?
-    @Option(help: "A nats CLI context (~/.config/nats/context/NAME.json).")
-    var context: String?
+    @OptionGroup var connection: ConnectionOptions
     @Option(help: "Seconds to wait for answers.")
     var timeout: Double = 2
     @Option(help: "Workload namespace.")
     var namespace: String = "default"
 
     func connect() async throws -> NexClient {
-        var settings = ControlConnectionSettings()
-        settings.servers = server.map { [$0] } ?? []
-        settings.credsFile = creds
-        settings.nkeySeedFile = nkey
-        settings.user = user
-        settings.password = password
-        settings.token = token
-        settings.context = context
-        var options = try settings.clientOptions()
+        var options = try connection.settings.clientOptions()
         options.name = "nexctl"
         options.allowReconnect = false
         options.connectTimeout = wait
@@ -157,6 +137,7 @@ struct Monitor: AsyncParsableCommand {
                 let nex = try await global.connect()
                 // Events of the namespace, plus the node's own (`system`), as Nex 0.2 does.
                 let namespaces = global.namespace == "system" || global.namespace == "*" ? [global.namespace] : [global.namespace, "system"]
+                let json = self.json
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     for namespace in namespaces {
                         let events = try await nex.events(namespace: namespace, type: type)
