@@ -1,29 +1,34 @@
 #!/usr/bin/env bash
-# Compares jetstream-bench (NATSWire, Swift) with the same operations in nats-py against ONE
-# local nats-server with JetStream, in the same run. Usage (from anywhere):
+# Compares jetstream-bench (NATSWire, Swift) with the same operations in nats-py and, for the
+# key-value modes, in the NATS C client (Benchmarks/cnats/cnats-bench) against ONE local
+# nats-server with JetStream, in the same run. Usage (from anywhere):
 #
 #   swift build -c release --product jetstream-bench
 #   Benchmarks/jetstream-bench.sh
 #
 # Modes: objput / objget (one object of BENCH_OBJ_SIZE bytes, streamed from / to a file; MB/s and
 # peak RSS) and kvput / kvget (BENCH_KV_N sequential operations on BENCH_KV_SIZE-byte values; ops/s).
-# The NATS C client has no key-value API worth comparing here, so no C side is run.
+# kvput / kvget also run cnats-bench (libnats; built here like Benchmarks/run-bench.sh does) after
+# the nats-py and NATSWire runs, and print natswire/cnats ratios (target >= 0.8).
 #
 # Environment:
 #   JETSTREAM_BENCH   Swift bench binary (default .build/release/jetstream-bench)
 #   NATS_SERVER_BIN   nats-server binary (default /usr/sbin/nats-server, else PATH)
 #   PYTHON            python3 with nats-py (default python3)
+#   CC                C compiler for cnats-bench (default gcc)
 #   BENCH_OBJ_SIZE    default 67108864 (64 MiB)
 #   BENCH_KV_N        default 10000
 #   BENCH_KV_SIZE     default 16
 #   BENCH_MODES       default "objput objget kvput kvget"
-#   BENCH_ROUNDS      rounds per mode, nats-py then NATSWire (default 1); ratios use each side's best
+#   BENCH_ROUNDS      rounds per mode, nats-py, NATSWire, then cnats for kv modes (default 1);
+#                     ratios use each side's best
 #   BENCH_TIMEOUT     seconds allowed per single run (default 600)
 #   BENCH_STRICT=1    exit non-zero when a target is missed
 #
 # Each run prints one line, e.g.
 #   natswire objput size=67108864 mbps=450.2 peak_rss_mb=33.1
 #   natspy kvget ops=10000 size=16 rate=2100 peak_rss_mb=30.5
+#   cnats kvget msgs=10000 size=16 rate=7500 peak_rss_mb=6.1
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -38,11 +43,25 @@ RUN_TIMEOUT="${BENCH_TIMEOUT:-600}"
 STRICT="${BENCH_STRICT:-0}"
 PYTHON="${PYTHON:-python3}"
 JETSTREAM_BENCH="${JETSTREAM_BENCH:-.build/release/jetstream-bench}"
+CC="${CC:-gcc}"
+CNATS_SRC="Benchmarks/cnats/cnats-bench.c"
+CNATS_BIN="Benchmarks/cnats/cnats-bench"
 
 log() { printf '%s\n' "$*" >&2; }
 die() { log "jetstream-bench: $*"; exit 1; }
 
 "$PYTHON" -c 'import nats' 2>/dev/null || die "$PYTHON cannot import nats (pip install nats-py)"
+
+# ------------------------------------------------------------ build C side (as run-bench.sh does)
+if pkg-config --exists libnats 2>/dev/null; then
+    # shellcheck disable=SC2207
+    NATS_FLAGS=($(pkg-config --cflags --libs libnats))
+else
+    NATS_FLAGS=(-lnats)
+fi
+log "building $CNATS_BIN"
+"$CC" -O2 -o "$CNATS_BIN" "$CNATS_SRC" "${NATS_FLAGS[@]}" -lpthread \
+    || die "cannot build $CNATS_BIN (is libnats-dev installed?)"
 HAVE_SWIFT=1
 if [[ ! -x "$JETSTREAM_BENCH" ]]; then
     HAVE_SWIFT=0
@@ -289,12 +308,15 @@ for mode in $MODES; do
         if [[ "$HAVE_SWIFT" == 1 ]]; then
             run_one natswire "$mode" "$n" "$size" "$JETSTREAM_BENCH"
         fi
+        if [[ "$mode" == kv* ]]; then
+            run_one cnats "$mode" "$n" "$size" "$CNATS_BIN"
+        fi
     done
 done
 
 # ------------------------------------------------------------ the table
 echo
-echo "== natswire vs nats-py, JetStream (nats-server at $NATS_URL, best of $ROUNDS round(s)) =="
+echo "== natswire vs nats-py / cnats, JetStream (nats-server at $NATS_URL, best of $ROUNDS round(s)) =="
 
 verdict() {
     if [[ "$2" == "-" ]]; then echo "(no target)"; return; fi
@@ -309,11 +331,13 @@ verdict() {
 }
 
 ratio_line() {
-    local label="$1" mode="$2" op="$3" target="$4"
+    local label="$1" mode="$2" op="$3" target="$4" other="${5:-natspy}"
     local key p s
+    local other_name="nats-py"
+    [[ "$other" == cnats ]] && other_name="cnats"
     [[ " $MODES " == *" $mode "* ]] || return 0
     key="$(metric "$mode")"
-    p="${RESULT[natspy.$mode]:-}"
+    p="${RESULT[$other.$mode]:-}"
     s="${RESULT[natswire.$mode]:-}"
     local goal="(target $op $target)"
     [[ "$op" == "-" ]] && goal="(no target)"
@@ -327,7 +351,7 @@ ratio_line() {
     ratio="$(awk -v s="$sv" -v p="$pv" 'BEGIN { if (p + 0 > 0) printf "%.2f", s / p; else print "n/a" }')"
     local v=""
     [[ "$op" != "-" ]] && v=" $(verdict "$ratio" "$op" "$target")"
-    echo "$label = $ratio $goal$v   [natswire $key=$sv, nats-py $key=$pv]"
+    echo "$label = $ratio $goal$v   [natswire $key=$sv, $other_name $key=$pv]"
 }
 
 TABLE="$(
@@ -335,12 +359,13 @@ TABLE="$(
     ratio_line "objget MB/s natswire/nats-py" objget ">=" 3
     ratio_line "kvput ops/s natswire/nats-py" kvput "-" ""
     ratio_line "kvget ops/s natswire/nats-py" kvget "-" ""
+    ratio_line "kvput ops natswire/cnats" kvput ">=" 0.8 cnats
+    ratio_line "kvget ops natswire/cnats" kvget ">=" 0.8 cnats
     if [[ -n "$NATSWIRE_OBJ_RSS" ]]; then
         echo "natswire peak RSS (object modes) = $NATSWIRE_OBJ_RSS MB (target < 64 MB) $(verdict "$NATSWIRE_OBJ_RSS" "<" 64)"
     fi
 )"
 echo "$TABLE"
-echo "note: no C-client (cnats) key-value comparison is run"
 [[ "$HAVE_SWIFT" == 1 ]] || echo "note: Swift bench binary '$JETSTREAM_BENCH' is missing; only nats-py was measured"
 MISSED="$(grep -c ' MISSED' <<<"$TABLE" || true)"
 

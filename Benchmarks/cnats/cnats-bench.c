@@ -7,6 +7,9 @@
  *                               rate = received / (first publish .. last receive)
  *   cnats-bench req    N SIZE   conn A echoes requests on bench.req, conn B makes
  *                               N sequential requests; reports latency percentiles
+ *   cnats-bench kvput  N SIZE   JetStream KV bucket BENCHKV (history 1, file storage):
+ *                               N sequential puts of SIZE-byte values on keys k<i % 1000>
+ *   cnats-bench kvget  N SIZE   puts the 1000 keys, then N sequential gets over them
  *
  * Server URL: $NATS_URL (default nats://127.0.0.1:4222).
  *
@@ -30,6 +33,8 @@
 #define PUB_SUBJECT "bench.pub"
 #define PUBSUB_SUBJECT "bench.ps"
 #define REQ_SUBJECT "bench.req"
+#define KV_BUCKET "BENCHKV"
+#define KV_KEYS 1000
 
 /* Give up on pubsub when no message arrived for this long. */
 #define STALL_TIMEOUT_NS (10LL * 1000 * 1000 * 1000)
@@ -297,12 +302,80 @@ static void run_req(long n, int size) {
     natsConnection_Destroy(resp_nc);
 }
 
+/* ----------------------------------------------------------------- kv */
+
+static kvStore *open_bucket(jsCtx *js) {
+    kvStore *kv = NULL;
+    kvConfig cfg;
+    CHECK("kvConfig_Init", kvConfig_Init(&cfg));
+    cfg.Bucket = KV_BUCKET;
+    cfg.History = 1;
+    cfg.StorageType = js_FileStorage;
+    natsStatus s = js_CreateKeyValue(&kv, js, &cfg);
+    if (s != NATS_OK) {
+        /* The bucket may already exist with a different configuration: bind to it. */
+        kv = NULL;
+        s = js_KeyValue(&kv, js, KV_BUCKET);
+        if (s != NATS_OK) die_status("js_CreateKeyValue / js_KeyValue", s);
+    }
+    return kv;
+}
+
+static void kv_put(kvStore *kv, long i, const char *payload, int size) {
+    char key[32];
+    snprintf(key, sizeof key, "k%ld", i % KV_KEYS);
+    uint64_t rev = 0;
+    natsStatus s = kvStore_Put(&rev, kv, key, payload, size);
+    if (s != NATS_OK) die_status("kvStore_Put", s);
+}
+
+static void run_kv(long n, int size, bool put) {
+    natsConnection *nc = connect_to(put ? "cnats-bench-kvput" : "cnats-bench-kvget", true);
+    jsCtx *js = NULL;
+    CHECK("natsConnection_JetStream", natsConnection_JetStream(&js, nc, NULL));
+    kvStore *kv = open_bucket(js);
+    char *payload = make_payload(size);
+
+    if (!put) {
+        for (long i = 0; i < KV_KEYS; i++) kv_put(kv, i, payload, size);
+    }
+
+    int64_t start = now_ns();
+    for (long i = 0; i < n; i++) {
+        if (put) {
+            kv_put(kv, i, payload, size);
+        } else {
+            char key[32];
+            snprintf(key, sizeof key, "k%ld", i % KV_KEYS);
+            kvEntry *e = NULL;
+            natsStatus s = kvStore_Get(&e, kv, key);
+            if (s != NATS_OK) die_status("kvStore_Get", s);
+            if (kvEntry_ValueLen(e) != size) {
+                fprintf(stderr, "cnats-bench: %s has %d bytes, expected %d\n", key, kvEntry_ValueLen(e), size);
+                exit(1);
+            }
+            kvEntry_Destroy(e);
+        }
+    }
+    int64_t elapsed = now_ns() - start;
+
+    double rate = elapsed > 0 ? (double)n * 1e9 / (double)elapsed : 0.0;
+    double rss = peak_rss_mb();
+    printf("cnats %s msgs=%ld size=%d rate=%.0f peak_rss_mb=%.1f\n", put ? "kvput" : "kvget", n, size, rate, rss);
+    fflush(stdout);
+
+    free(payload);
+    kvStore_Destroy(kv);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+}
+
 /* --------------------------------------------------------------- main */
 
 static void usage(void) {
     fprintf(stderr,
             "usage: cnats-bench MODE N SIZE\n"
-            "  MODE: pub | pubsub | req\n"
+            "  MODE: pub | pubsub | req | kvput | kvget\n"
             "  N:    number of messages (> 0)\n"
             "  SIZE: payload size in bytes (>= 0)\n"
             "  server URL from $NATS_URL (default nats://127.0.0.1:4222)\n");
@@ -332,6 +405,10 @@ int main(int argc, char **argv) {
         run_pubsub(n, size);
     } else if (strcmp(mode, "req") == 0) {
         run_req(n, size);
+    } else if (strcmp(mode, "kvput") == 0) {
+        run_kv(n, size, true);
+    } else if (strcmp(mode, "kvget") == 0) {
+        run_kv(n, size, false);
     } else {
         usage();
     }

@@ -40,7 +40,10 @@ struct JetStreamBench {
             let count = values.first ?? 20_000
             let valueSize = values.count > 1 ? values[1] : 16
             guard count > 0, valueSize >= 0 else { usage() }
-            try await keyValue(js, put: mode == "kvput", n: count, size: valueSize)
+            // Sequential request/reply: run on the connection's event loop, as the C bench uses send-ASAP.
+            try await Task(executorPreference: client.taskExecutor) {
+                try await keyValue(js, put: mode == "kvput", n: count, size: valueSize)
+            }.value
         default:
             usage()
         }
