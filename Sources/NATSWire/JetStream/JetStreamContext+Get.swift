@@ -118,6 +118,17 @@ extension JetStreamContext {
         return StoredMessage(subject: messageSubject, sequence: sequence, headers: headers, payload: reply.payload, time: time)
     }
 
+    /// A direct get when `preferDirect` (the stream allows it), falling back to a message get
+    /// when no server answers direct gets; else a message get. What the stores read with.
+    func readMessage(stream: String, _ selector: StoredMessage.Selector, preferDirect: Bool) async throws -> StoredMessage {
+        guard preferDirect else { return try await messageGet(stream: stream, selector) }
+        do {
+            return try await directGet(stream: stream, selector)
+        } catch let error where Self.directGetUnanswered(error) {
+            return try await messageGet(stream: stream, selector)
+        }
+    }
+
     /// Whether a direct get failed for want of an answer (no responders, or no reply in time), so
     /// that a message get through the stream leader is worth trying.
     static func directGetUnanswered(_ error: any Error) -> Bool {

@@ -61,20 +61,11 @@ public struct KeyValue: Sendable {
         try await read(.lastBySubject(subjectPrefix + key))
     }
 
-    /// A direct get when the bucket allows it (falling back to a message get when no server
-    /// answers direct gets), else a message get.
+    /// Reads the message `selector` picks, as ``JetStreamContext/readMessage(stream:_:preferDirect:)`` does.
     private func read(_ selector: StoredMessage.Selector) async throws -> KeyValueEntry? {
         let message: StoredMessage
         do {
-            if allowsDirect {
-                do {
-                    message = try await js.directGet(stream: streamName, selector)
-                } catch let error where JetStreamContext.directGetUnanswered(error) {
-                    message = try await js.messageGet(stream: streamName, selector)
-                }
-            } else {
-                message = try await js.messageGet(stream: streamName, selector)
-            }
+            message = try await js.readMessage(stream: streamName, selector, preferDirect: allowsDirect)
         } catch let error as JetStreamError where error.isNotFound {
             if error.errCode == JetStreamError.streamNotFound { throw KeyValueError.bucketNotFound(bucket) }
             return nil

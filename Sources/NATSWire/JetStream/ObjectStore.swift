@@ -50,15 +50,7 @@ public struct ObjectStore: Sendable {
         let selector = StoredMessage.Selector.lastBySubject(metaSubject(name))
         let message: StoredMessage
         do {
-            if allowsDirect {
-                do {
-                    message = try await js.directGet(stream: streamName, selector)
-                } catch let error where JetStreamContext.directGetUnanswered(error) {
-                    message = try await js.messageGet(stream: streamName, selector)
-                }
-            } else {
-                message = try await js.messageGet(stream: streamName, selector)
-            }
+            message = try await js.readMessage(stream: streamName, selector, preferDirect: allowsDirect)
         } catch let error as JetStreamError where error.isNotFound {
             if error.errCode == JetStreamError.streamNotFound { throw ObjectStoreError.bucketNotFound(bucket) }
             throw ObjectStoreError.objectNotFound(bucket: bucket, name: name)
