@@ -149,7 +149,7 @@ let package = Package(
         // Real nats-server + real nex-node/nexctl processes; needs the executables built.
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["NexControl", "NATSWire", "NATSTestSupport"],
+            dependencies: ["NexControl", "NexWorkloads", "NATSWire", "NATSTestSupport"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -124,7 +124,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         switch phase {
         case .ready:
             if case .info(let info) = op { announcedMaxPayload = max(info.maxPayload, 1) }
-            if let buffer = client.received(op, on: context.channel), toSignal.last !== buffer {
+            if let buffer = client.received(op, on: context.channel, from: server), toSignal.last !== buffer {
                 toSignal.append(buffer)
             }
         case .awaitingInfo:

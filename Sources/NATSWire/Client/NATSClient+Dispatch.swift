@@ -3,14 +3,14 @@ import NIOCore
 extension NATSClient {
     /// On the event loop: an operation from the server after the handshake. Returns the
     /// subscription buffer whose consumer must be signalled once the current read is done.
-    func received(_ op: ServerOp, on channel: any Channel) -> SubscriptionBuffer? {
+    func received(_ op: ServerOp, on channel: any Channel, from server: ServerAddress) -> SubscriptionBuffer? {
         switch op {
         case .msg(let message):
             return deliver(message)
         case .pong:
             pongReceived(on: channel)
         case .info(let info):
-            infoUpdated(info)
+            infoUpdated(info, from: server)
         case .err(let message):
             serverError(message, on: channel)
         case .malformedMessage(let sid, let subject, let error):
@@ -68,14 +68,13 @@ extension NATSClient {
         return nil
     }
 
-    private func infoUpdated(_ info: ServerInfo) {
-        let server = state.withLock { s in
-            s.info = info
-            return s.currentServer?.description ?? ""
-        }
+    /// An `INFO` after the handshake; it may arrive before the connection is activated, so the
+    /// server that sent it is passed along rather than read from the client state.
+    private func infoUpdated(_ info: ServerInfo, from origin: ServerAddress) {
+        state.withLock { $0.info = info }
         writer.withLock { $0.maxPayload = info.maxPayload }
-        if info.lameDuckMode { emit(.lameDuck(server: server)) }
-        learnServers(from: info)
+        if info.lameDuckMode { emit(.lameDuck(server: origin.description)) }
+        learnServers(from: info, via: origin)
     }
 
     /// `-ERR` after the handshake. Permission and subject errors leave the connection up;

@@ -278,7 +278,7 @@ public final class NATSClient: Sendable {
             w.pingsOutstanding = 0
             w.flushScheduled = true
         }
-        learnServers(from: info)
+        learnServers(from: info, via: server)
         startKeepAlive(on: channel)
         flushOutbound()
     }
@@ -317,7 +317,8 @@ public final class NATSClient: Sendable {
     }
 
     /// Adds the servers of `connect_urls` to the list (a cluster tells clients about its members).
-    func learnServers(from info: ServerInfo) {
+    /// `via` is the server that sent `info`; its credentials and TLS setting carry over.
+    func learnServers(from info: ServerInfo, via origin: ServerAddress) {
         let added: [String] = state.withLock { s in
             var added: [String] = []
             for url in info.connectURLs {
@@ -325,9 +326,9 @@ public final class NATSClient: Sendable {
                 if !s.servers.contains(where: { $0.host == address.host && $0.port == address.port }) {
                     // connect_urls carry no credentials: use those of the URL connected to, as nats.go does.
                     var learned = address
-                    learned.tls = s.currentServer?.tls ?? false
-                    learned.user = s.currentServer?.user
-                    learned.password = s.currentServer?.password
+                    learned.tls = origin.tls
+                    learned.user = origin.user
+                    learned.password = origin.password
                     s.servers.append(learned)
                     added.append(learned.description)
                 }

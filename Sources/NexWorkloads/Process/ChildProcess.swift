@@ -17,16 +17,21 @@ public final class ChildProcess: Sendable {
         public var description: String
     }
 
-    /// Starts `executable` with `arguments`; stdout and stderr are appended to `outputPath`
-    /// (or discarded). The environment is this process's unless given.
+    /// Starts `executable` with `arguments`; stdout is appended to `outputPath` (or discarded),
+    /// stderr to `errorPath`, or to the same place when it is nil. The environment is this
+    /// process's unless given.
     public init(executable: String, arguments: [String], environment: [String: String]? = nil,
-                outputPath: String? = nil) throws {
+                outputPath: String? = nil, errorPath: String? = nil) throws {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         let output = outputPath ?? "/dev/null"
         posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o600)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        if let errorPath {
+            posix_spawn_file_actions_addopen(&actions, 2, errorPath, O_WRONLY | O_CREAT | O_APPEND, 0o600)
+        } else {
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
 
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]

@@ -1,4 +1,5 @@
 import Foundation
+import NexWorkloads
 import NATSTestSupport
 
 /// Finds the project's executables (`nex-node`, `nexctl`) built next to the running test
@@ -62,29 +63,22 @@ func runCommand(
     let outPath = directory.path + "/stdout", errPath = directory.path + "/stderr"
     FileManager.default.createFile(atPath: outPath, contents: nil)
     FileManager.default.createFile(atPath: errPath, contents: nil)
-    let out = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
-    let err = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
-    defer { try? out.close(); try? err.close() }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    process.environment = environment ?? ChildEnvironment.base()
-    process.standardInput = FileHandle.nullDevice
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
+    // posix_spawn + waitpid (NexWorkloads.ChildProcess): Foundation's Process could miss a
+    // child's exit when many tests spawn processes at once.
+    let process = try ChildProcess(
+        executable: executable, arguments: arguments, environment: environment ?? ChildEnvironment.base(),
+        outputPath: outPath, errorPath: errPath)
     let deadline = ContinuousClock.now + timeout
     while process.isRunning {
         if ContinuousClock.now >= deadline {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            process.stop(grace: .zero)
             throw CommandTimeout(command: ([executable] + arguments).joined(separator: " "), timeout: timeout)
         }
         try await Task.sleep(for: .milliseconds(10))
     }
     let stdout = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
     let stderr = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
-    return CommandResult(status: process.terminationStatus, stdout: stdout, stderr: stderr)
+    return CommandResult(status: process.exitStatus ?? -1, stdout: stdout, stderr: stderr)
 }
 
 struct CommandTimeout: Error, CustomStringConvertible {

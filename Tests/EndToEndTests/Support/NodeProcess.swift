@@ -1,4 +1,5 @@
 import Foundation
+import NexWorkloads
 import NATSTestSupport
 import NATSWire
 import NexControl
@@ -31,7 +32,7 @@ final class NodeProcess: Sendable {
         var extraArguments: [String] = []
     }
 
-    let process: Process
+    let process: ChildProcess
     /// The node's state directory (identity files).
     let stateDirectory: String
     let stdoutPath: String
@@ -39,9 +40,8 @@ final class NodeProcess: Sendable {
     /// The node id, read from `<state>/node.nk` once the node has written it.
     let nodeID: String
     private let directory: TemporaryDirectory
-    private let files: [FileHandle]
 
-    var pid: Int32 { process.processIdentifier }
+    var pid: Int32 { process.pid }
     var isRunning: Bool { process.isRunning }
 
     /// What the node wrote so far, stderr then stdout.
@@ -53,15 +53,14 @@ final class NodeProcess: Sendable {
 
     var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
 
-    private init(process: Process, stateDirectory: String, stdoutPath: String, stderrPath: String, nodeID: String,
-                 directory: TemporaryDirectory, files: [FileHandle]) {
+    private init(process: ChildProcess, stateDirectory: String, stdoutPath: String, stderrPath: String, nodeID: String,
+                 directory: TemporaryDirectory) {
         self.process = process
         self.stateDirectory = stateDirectory
         self.stdoutPath = stdoutPath
         self.stderrPath = stderrPath
         self.nodeID = nodeID
         self.directory = directory
-        self.files = files
     }
 
     /// Launches `nex-node up -s <url> --state-dir <dir> ...` and returns once the node answers
@@ -99,17 +98,10 @@ final class NodeProcess: Sendable {
         let stdoutPath = directory.appending("stdout.log"), stderrPath = directory.appending("stderr.log")
         FileManager.default.createFile(atPath: stdoutPath, contents: nil)
         FileManager.default.createFile(atPath: stderrPath, contents: nil)
-        let out = try FileHandle(forWritingTo: URL(fileURLWithPath: stdoutPath))
-        let err = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
-
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try Executables.nexNode)
-        process.arguments = arguments
-        process.environment = ChildEnvironment.base().merging(launch.environment) { $1 }
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
+        let process = try ChildProcess(
+            executable: try Executables.nexNode, arguments: arguments,
+            environment: ChildEnvironment.base().merging(launch.environment) { $1 },
+            outputPath: stdoutPath, errorPath: stderrPath)
 
         // The identity is written before the node connects; read the id from it.
         let seedPath = stateDirectory + "/node.nk"
@@ -123,18 +115,17 @@ final class NodeProcess: Sendable {
                 break
             }
             if !process.isRunning || ContinuousClock.now >= deadline {
-                if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
-                process.waitUntilExit()
+                process.stop(grace: .zero)
                 let log = (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? ""
                 throw NodeProcessError(
                     "nex-node \(arguments.joined(separator: " ")) wrote no identity to \(seedPath) "
-                        + "(exit status \(process.isRunning ? "running" : String(process.terminationStatus)))",
+                        + "(exit status \(process.exitStatus.map(String.init) ?? "running"))",
                     log: log)
             }
             try await Task.sleep(for: .milliseconds(5))
         }
         return NodeProcess(process: process, stateDirectory: stateDirectory, stdoutPath: stdoutPath,
-                           stderrPath: stderrPath, nodeID: nodeID!, directory: directory, files: [out, err])
+                           stderrPath: stderrPath, nodeID: nodeID!, directory: directory)
     }
 
     /// Polls `$NEX.PING.<id>` on a private connection until the node answers.
@@ -147,7 +138,7 @@ final class NodeProcess: Sendable {
         var lastError: (any Error)?
         while ContinuousClock.now < deadline {
             guard isRunning else {
-                throw NodeProcessError("nex-node exited with status \(process.terminationStatus) before answering", log: log)
+                throw NodeProcessError("nex-node exited with status \(process.exitStatus ?? -1) before answering", log: log)
             }
             do {
                 let pong = try await nex.ping(node: nodeID)
@@ -182,16 +173,12 @@ final class NodeProcess: Sendable {
             }
             try await Task.sleep(for: .milliseconds(10))
         }
-        process.waitUntilExit()
-        return process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
+        let status = process.exitStatus ?? -1
+        return status < 0 ? 128 - status : status  // a signal shows as 128 + its number, as in a shell
     }
 
     deinit {
-        if process.isRunning {
-            Foundation.kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
-        for file in files { try? file.close() }
+        process.stop(grace: .zero)
     }
 }
 

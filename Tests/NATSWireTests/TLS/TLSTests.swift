@@ -201,6 +201,12 @@ final class TestCertificates: Sendable {
         let events = EventRecorder(client)
         let sub = try await client.subscribe(to: "after")
         server.stop()
+        // Publish only once the client knows the connection is gone: before that, a publish
+        // goes to the dying socket (at most once, as with every NATS client).
+        try await events.waitFor("disconnected", timeout: .seconds(15)) { event in
+            if case .disconnected = event { return true }
+            return false
+        }
         try await client.publish("buffered", to: "after")
         try await server.restart()
         try await events.waitFor("reconnected", timeout: .seconds(15)) { event in
