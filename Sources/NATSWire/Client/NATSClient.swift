@@ -345,6 +345,8 @@ public final class NATSClient: Sendable {
         var channel = first
         while true {
             try? await channel.closeFuture.get()
+            // One trip through the channel's loop: its handlers have reported why it closed.
+            try? await channel.eventLoop.submit {}.get()
             connectionLost(channel, error: nil)
             let (closing, reason) = state.withLock { s in
                 defer { s.disconnectReason = nil }
@@ -401,6 +403,8 @@ public final class NATSClient: Sendable {
 
     /// Detaches a lost channel: later publishes are buffered, pending flushes fail.
     func connectionLost(_ channel: any Channel, error: NATSError?) {
+        // Keep the reason even when the supervisor detached the channel first.
+        if let error { state.withLock { s in s.disconnectReason = s.disconnectReason ?? error } }
         let detached: (CircularBuffer<WriterState.PongWaiter>, [CheckedContinuation<Void, any Error>])? = writer.withLock { w in
             guard w.channel === channel else { return nil }
             w.channel = nil
@@ -414,7 +418,6 @@ public final class NATSClient: Sendable {
             return (w.pongWaiters, w.spaceWaiters)
         }
         guard let (pongs, space) = detached else { return }
-        if let error { state.withLock { s in s.disconnectReason = s.disconnectReason ?? error } }
         let keepAlive = state.withLock { s in
             defer { s.keepAlive = nil }
             return s.keepAlive

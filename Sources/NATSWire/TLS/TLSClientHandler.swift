@@ -64,6 +64,9 @@ final class TLSClientHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func advanceHandshake(_ context: ChannelHandlerContext) {
+        // The error queue is per thread and shared by every connection on this event loop:
+        // it must be empty before each call, or SSL_get_error reports another session's error.
+        ERR_clear_error()
         let result = SSL_do_handshake(ssl)
         sendCiphertext(context)
         if result == 1 {
@@ -85,6 +88,7 @@ final class TLSClientHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let verify = SSL_get_verify_result(ssl)
         if verify != X509_V_OK {
             let text = String(cString: X509_verify_cert_error_string(verify))
+            ERR_clear_error()
             return "certificate verification failed: \(text)"
         }
         if error == SSL_ERROR_SYSCALL || error == SSL_ERROR_ZERO_RETURN { return "the server closed the connection during the TLS handshake" }
@@ -104,14 +108,17 @@ final class TLSClientHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         while true {
             var plain = context.channel.allocator.buffer(capacity: 16 * 1024)
-            let count = plain.writeWithUnsafeMutableBytes(minimumWritableBytes: 16 * 1024) { out in
-                Int(max(0, SSL_read(ssl, out.baseAddress, Int32(out.count))))
+            var result: Int32 = 0
+            ERR_clear_error()
+            plain.writeWithUnsafeMutableBytes(minimumWritableBytes: 16 * 1024) { out in
+                result = SSL_read(ssl, out.baseAddress, Int32(out.count))
+                return Int(max(0, result))
             }
-            if count > 0 {
+            if result > 0 {
                 context.fireChannelRead(wrapInboundOut(plain))
                 continue
             }
-            let error = SSL_get_error(ssl, 0)
+            let error = SSL_get_error(ssl, result)
             if error == SSL_ERROR_WANT_READ || error == SSL_ERROR_NONE { break }
             if error == SSL_ERROR_ZERO_RETURN {
                 context.close(promise: nil)
@@ -138,6 +145,7 @@ final class TLSClientHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func encrypt(_ plain: ByteBuffer, promise: EventLoopPromise<Void>?, context: ChannelHandlerContext) {
         var plain = plain
         while plain.readableBytes > 0 {
+            ERR_clear_error()
             let written = plain.withUnsafeReadableBytes { SSL_write(ssl, $0.baseAddress, Int32(min($0.count, 1 << 30))) }
             guard written > 0 else {
                 promise?.fail(NATSError.tlsFailed(server: server, reason: "TLS write failed: \(TLSContext.lastError())"))

@@ -59,8 +59,16 @@ import Testing
     }
 
     @Test func thousandConcurrentRequestsShareOneInbox() async throws {
-        let monitorPort = try NATSServer.findFreePort()
-        let server = try await NATSServer.start(config: "http: \"127.0.0.1:\(monitorPort)\"\n", jetStream: false)
+        // The monitoring port is picked free, but another test's server may take it first:
+        // retry with a fresh one.
+        var started: (server: NATSServer, monitorPort: Int)?
+        for _ in 0..<5 where started == nil {
+            let port = try NATSServer.findFreePort()
+            if let server = try? await NATSServer.start(config: "http: \"127.0.0.1:\(port)\"\n", jetStream: false) {
+                started = (server, port)
+            }
+        }
+        let (server, monitorPort) = try #require(started, "no nats-server with a monitoring port started")
         let responder = try await Responder(server, subject: "svc.many")
         let client = try await connectedClient(server) { $0.name = "muxed-requester" }
         defer { Task { await client.close(); await responder.stop() } }

@@ -82,10 +82,14 @@ final class TestCertificates: Sendable {
         let certificates = try TestCertificates()
         let server = try await NATSServer.start(config: certificates.serverConfig())
         let client = try tlsClient(server, NATSTLSOptions(caFile: certificates.path("ca.pem")))
+        let events = EventRecorder(client)
         try await client.connect()
         defer { Task { await client.close() } }
         #expect(client.serverInfo?.tlsRequired == true)
         try await roundTrip(client)
+        if !client.isConnected {
+            Issue.record("DIAG events: \(events.all) log: \(server.logContents().suffix(1500))")
+        }
         // Large payloads cross many TLS records.
         let big = [UInt8](repeating: 7, count: 900_000)
         let sub = try await client.subscribe(to: "big")
