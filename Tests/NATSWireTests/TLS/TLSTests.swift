@@ -88,7 +88,7 @@ final class TestCertificates: Sendable {
         #expect(client.serverInfo?.tlsRequired == true)
         try await roundTrip(client)
         if !client.isConnected {
-            Issue.record("DIAG events: \(events.all) log: \(server.logContents().suffix(1500))")
+            Issue.record("the TLS connection dropped after the round trip; events: \(events.all); server log: \(server.logContents().suffix(1500))")
         }
         // Large payloads cross many TLS records.
         let big = [UInt8](repeating: 7, count: 900_000)
