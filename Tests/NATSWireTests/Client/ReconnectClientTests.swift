@@ -57,7 +57,7 @@ import Testing
         await #expect(throws: NATSError.disconnected) { try await client.flush() }
 
         try await server.restart()
-        let reconnected = try await events.waitFor("reconnected", timeout: .seconds(5), Self.isReconnected)
+        let reconnected = try await events.waitFor("reconnected", timeout: .seconds(15), Self.isReconnected)
         #expect(reconnected == .reconnected(server: server.url))
         #expect(client.isConnected)
 
@@ -299,7 +299,7 @@ import Testing
         try await client.publish("while frozen", to: "stale.sub")
 
         kill(pid, SIGCONT)
-        try await events.waitFor("reconnected", timeout: .seconds(5), Self.isReconnected)
+        try await events.waitFor("reconnected", timeout: .seconds(15), Self.isReconnected)
         let received = try await collect(sub, count: 1, within: 3)
         #expect(received.map(\.string) == ["while frozen"])
     }
@@ -343,7 +343,7 @@ import Testing
         try await client.flush()
 
         a.stop()
-        let reconnected = try await events.waitFor("reconnected", timeout: .seconds(5), Self.isReconnected)
+        let reconnected = try await events.waitFor("reconnected", timeout: .seconds(15), Self.isReconnected)
         #expect(reconnected == .reconnected(server: b.url))
         #expect(client.connectedServer == b.url)
 
@@ -406,7 +406,7 @@ import Testing
         }
 
         a.stop()
-        let reconnected = try await events.waitFor("reconnected to B", timeout: .seconds(4), Self.isReconnected)
+        let reconnected = try await events.waitFor("reconnected to B", timeout: .seconds(15), Self.isReconnected)
         #expect(reconnected == .reconnected(server: b.url))
     }
 }
