@@ -52,16 +52,11 @@ die() { log "jetstream-bench: $*"; exit 1; }
 
 "$PYTHON" -c 'import nats' 2>/dev/null || die "$PYTHON cannot import nats (pip install nats-py)"
 
-# ------------------------------------------------------------ build C side (as run-bench.sh does)
-if pkg-config --exists libnats 2>/dev/null; then
-    # shellcheck disable=SC2207
-    NATS_FLAGS=($(pkg-config --cflags --libs libnats))
-else
-    NATS_FLAGS=(-lnats)
-fi
-log "building $CNATS_BIN"
-"$CC" -O2 -o "$CNATS_BIN" "$CNATS_SRC" "${NATS_FLAGS[@]}" -lpthread \
-    || die "cannot build $CNATS_BIN (is libnats-dev installed?)"
+# shellcheck source=Benchmarks/bench-common.sh
+source "$ROOT/Benchmarks/bench-common.sh"
+
+# ------------------------------------------------------------ build C side
+build_cnats
 HAVE_SWIFT=1
 if [[ ! -x "$JETSTREAM_BENCH" ]]; then
     HAVE_SWIFT=0
@@ -70,16 +65,8 @@ if [[ ! -x "$JETSTREAM_BENCH" ]]; then
     log "                  or point JETSTREAM_BENCH at it); running the nats-py side only"
 fi
 
-if [[ -n "${NATS_SERVER_BIN:-}" ]]; then
-    SERVER_BIN="$NATS_SERVER_BIN"
-elif [[ -x /usr/sbin/nats-server ]]; then
-    SERVER_BIN=/usr/sbin/nats-server
-elif command -v nats-server >/dev/null 2>&1; then
-    SERVER_BIN="$(command -v nats-server)"
-else
-    die "nats-server not found (set NATS_SERVER_BIN)"
-fi
-[[ -x "$SERVER_BIN" ]] || die "nats-server binary '$SERVER_BIN' is not executable"
+
+find_nats_server
 
 WORK_DIR="$(mktemp -d "${TMPDIR:-/tmp}/jetstream-bench.XXXXXX")"
 SERVER_PID=""
@@ -91,15 +78,7 @@ cleanup() {
         kill -TERM "$BENCH_PID" 2>/dev/null || true
         wait "$BENCH_PID" 2>/dev/null || true
     fi
-    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        for _ in $(seq 1 50); do
-            kill -0 "$SERVER_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
+    stop_process "$SERVER_PID"
     rm -rf "$WORK_DIR"
     exit "$rc"
 }
@@ -211,35 +190,7 @@ asyncio.run(main())
 PY
 
 # ------------------------------------------------------------- the server
-free_port() {
-    "$PYTHON" -c 'import socket
-s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
-PORT="$(free_port)"
-"$SERVER_BIN" -a 127.0.0.1 -p "$PORT" -js -sd "$WORK_DIR/store" >"$WORK_DIR/nats-server.log" 2>&1 &
-SERVER_PID=$!
-
-server_ready() {
-    (
-        line=""
-        exec 3<>"/dev/tcp/127.0.0.1/$PORT" || exit 1
-        read -r -t 1 line <&3 || true
-        [[ "$line" == INFO* ]]
-    )
-}
-
-ready=0
-for _ in $(seq 1 100); do
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-        tail -n 20 "$WORK_DIR/nats-server.log" >&2 || true
-        die "nats-server exited during startup"
-    fi
-    if server_ready 2>/dev/null; then ready=1; break; fi
-    sleep 0.1
-done
-[[ "$ready" == 1 ]] || die "nats-server did not accept connections on 127.0.0.1:$PORT within 10 s"
-export NATS_URL="nats://127.0.0.1:$PORT"
+start_nats_server "$WORK_DIR/nats-server.log" -js -sd "$WORK_DIR/store"
 log "nats-server $("$SERVER_BIN" --version 2>/dev/null | awk '{print $NF}') with JetStream at $NATS_URL (pid $SERVER_PID)"
 
 # ------------------------------------------------------------- the runs

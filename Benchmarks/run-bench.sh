@@ -45,16 +45,11 @@ NATSWIRE_BENCH="${NATSWIRE_BENCH:-.build/release/natswire-bench}"
 log() { printf '%s\n' "$*" >&2; }
 die() { log "run-bench: $*"; exit 1; }
 
+# shellcheck source=Benchmarks/bench-common.sh
+source "$ROOT/Benchmarks/bench-common.sh"
+
 # ------------------------------------------------------------ build C side
-if pkg-config --exists libnats 2>/dev/null; then
-    # shellcheck disable=SC2207
-    NATS_FLAGS=($(pkg-config --cflags --libs libnats))
-else
-    NATS_FLAGS=(-lnats)
-fi
-log "building $CNATS_BIN"
-"$CC" -O2 -o "$CNATS_BIN" "$CNATS_SRC" "${NATS_FLAGS[@]}" -lpthread \
-    || die "cannot build $CNATS_BIN (is libnats-dev installed?)"
+build_cnats
 
 HAVE_SWIFT=1
 if [[ ! -x "$NATSWIRE_BENCH" ]]; then
@@ -65,33 +60,7 @@ if [[ ! -x "$NATSWIRE_BENCH" ]]; then
 fi
 
 # ------------------------------------------------------------- the server
-if [[ -n "${NATS_SERVER_BIN:-}" ]]; then
-    SERVER_BIN="$NATS_SERVER_BIN"
-elif [[ -x /usr/sbin/nats-server ]]; then
-    SERVER_BIN=/usr/sbin/nats-server
-elif command -v nats-server >/dev/null 2>&1; then
-    SERVER_BIN="$(command -v nats-server)"
-else
-    die "nats-server not found (set NATS_SERVER_BIN)"
-fi
-[[ -x "$SERVER_BIN" ]] || die "nats-server binary '$SERVER_BIN' is not executable"
-
-free_port() {
-    if command -v python3 >/dev/null 2>&1; then
-        python3 -c 'import socket
-s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-        return
-    fi
-    local port
-    for _ in $(seq 1 100); do
-        port=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            echo "$port"
-            return
-        fi
-    done
-    die "no free port found"
-}
+find_nats_server
 
 WORK_DIR="$(mktemp -d "${TMPDIR:-/tmp}/natswire-bench.XXXXXX")"
 SERVER_LOG="$WORK_DIR/nats-server.log"
@@ -104,15 +73,7 @@ cleanup() {
         kill -TERM "$BENCH_PID" 2>/dev/null || true
         wait "$BENCH_PID" 2>/dev/null || true
     fi
-    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        for _ in $(seq 1 50); do
-            kill -0 "$SERVER_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
+    stop_process "$SERVER_PID"
     rm -rf "$WORK_DIR"
     exit "$rc"
 }
@@ -120,33 +81,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-PORT="$(free_port)"
-"$SERVER_BIN" -a 127.0.0.1 -p "$PORT" >"$SERVER_LOG" 2>&1 &
-SERVER_PID=$!
-
-server_ready() {
-    (
-        line=""
-        exec 3<>"/dev/tcp/127.0.0.1/$PORT" || exit 1
-        read -r -t 1 line <&3 || true
-        [[ "$line" == INFO* ]]
-    )
-}
-
-ready=0
-for _ in $(seq 1 100); do
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-        tail -n 20 "$SERVER_LOG" >&2 || true
-        die "nats-server exited during startup"
-    fi
-    if server_ready 2>/dev/null; then ready=1; break; fi
-    sleep 0.1
-done
-if [[ "$ready" != 1 ]]; then
-    tail -n 20 "$SERVER_LOG" >&2 || true
-    die "nats-server did not accept connections on 127.0.0.1:$PORT within 10 s"
-fi
-export NATS_URL="nats://127.0.0.1:$PORT"
+start_nats_server "$SERVER_LOG"
 log "nats-server $("$SERVER_BIN" --version 2>/dev/null | awk '{print $NF}') at $NATS_URL (pid $SERVER_PID)"
 
 # ------------------------------------------------------------- the runs

@@ -1,0 +1,75 @@
+# Shared by run-bench.sh and jetstream-bench.sh (sourced; expects `log` and `die` defined):
+# building the C peer, finding and starting one loopback nats-server, stopping processes.
+
+# Builds $CNATS_SRC into $CNATS_BIN with $CC against libnats.
+build_cnats() {
+    local flags
+    if pkg-config --exists libnats 2>/dev/null; then
+        # shellcheck disable=SC2207
+        flags=($(pkg-config --cflags --libs libnats))
+    else
+        flags=(-lnats)
+    fi
+    log "building $CNATS_BIN"
+    "$CC" -O2 -o "$CNATS_BIN" "$CNATS_SRC" "${flags[@]}" -lpthread \
+        || die "cannot build $CNATS_BIN (is libnats-dev installed?)"
+}
+
+# Sets SERVER_BIN: $NATS_SERVER_BIN, else Debian's /usr/sbin/nats-server, else PATH.
+find_nats_server() {
+    if [[ -n "${NATS_SERVER_BIN:-}" ]]; then
+        SERVER_BIN="$NATS_SERVER_BIN"
+    elif [[ -x /usr/sbin/nats-server ]]; then
+        SERVER_BIN=/usr/sbin/nats-server
+    elif command -v nats-server >/dev/null 2>&1; then
+        SERVER_BIN="$(command -v nats-server)"
+    else
+        die "nats-server not found (set NATS_SERVER_BIN)"
+    fi
+    [[ -x "$SERVER_BIN" ]] || die "nats-server binary '$SERVER_BIN' is not executable"
+}
+
+free_port() {
+    python3 -c 'import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# start_nats_server LOG [ARGS...]: starts $SERVER_BIN on a free loopback port with ARGS, waits
+# until it greets with INFO, sets PORT and SERVER_PID, exports NATS_URL.
+start_nats_server() {
+    local server_log="$1"
+    shift
+    PORT="$(free_port)"
+    "$SERVER_BIN" -a 127.0.0.1 -p "$PORT" "$@" >"$server_log" 2>&1 &
+    SERVER_PID=$!
+    local ready=0
+    for _ in $(seq 1 100); do
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            tail -n 20 "$server_log" >&2 || true
+            die "nats-server exited during startup"
+        fi
+        if (line=""; exec 3<>"/dev/tcp/127.0.0.1/$PORT" || exit 1; read -r -t 1 line <&3 || true; [[ "$line" == INFO* ]]) 2>/dev/null; then
+            ready=1
+            break
+        fi
+        sleep 0.1
+    done
+    if [[ "$ready" != 1 ]]; then
+        tail -n 20 "$server_log" >&2 || true
+        die "nats-server did not accept connections on 127.0.0.1:$PORT within 10 s"
+    fi
+    export NATS_URL="nats://127.0.0.1:$PORT"
+}
+
+# stop_process PID: SIGTERM, up to 5 s to exit, then SIGKILL.
+stop_process() {
+    local pid="$1"
+    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
