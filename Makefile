@@ -58,7 +58,7 @@ bench: deps
 
 run: deps
 	$(SWIFT) build
-	Examples/run-system.sh "$$($(SWIFT) build --show-bin-path)"
+	examples/run-system.sh "$$($(SWIFT) build --show-bin-path)"
 
 clean:
 	rm -rf .build Benchmarks/cnats/cnats-bench

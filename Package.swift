@@ -39,6 +39,8 @@ let package = Package(
             pkgConfig: "openssl",
             providers: [.apt(["libssl-dev"])]
         ),
+        // fork/exec with process groups, parent-death signals, rlimits and cgroups.
+        .target(name: "CProcessSpawn"),
         .target(
             name: "NATSWire",
             dependencies: [
@@ -63,7 +65,7 @@ let package = Package(
         .target(
             name: "NexWorkloads",
             dependencies: [
-                "NATSWire", "NexControl", "NexAgentBus",
+                "NATSWire", "NexControl", "NexAgentBus", "CProcessSpawn",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -88,7 +90,7 @@ let package = Package(
         .executableTarget(
             name: "nex-agent",
             dependencies: [
-                "NexWorkloads",
+                "NexWorkloads", "NexAgentBus",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -116,7 +118,7 @@ let package = Package(
         .executableTarget(
             name: "natswire-demo",
             dependencies: ["NATSWire"],
-            path: "Examples/natswire-demo",
+            path: "examples/natswire-demo",
             swiftSettings: swiftSettings
         ),
         // Starts real nats-server processes for tests; never a fake NATS.
@@ -138,7 +140,7 @@ let package = Package(
         ),
         .testTarget(
             name: "NexAgentBusTests",
-            dependencies: ["NexAgentBus"],
+            dependencies: ["NexAgentBus", "NATSTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -2,7 +2,7 @@
 # `make run`: a dev node (nex-node up --dev starts its own loopback nats-server), the NATSWire
 # demo against that server, and nexctl showing the node. Runs until Ctrl-C, or for
 # NEX_RUN_SECONDS seconds when set.
-# Usage: Examples/run-system.sh BIN_DIR
+# Usage: examples/run-system.sh BIN_DIR
 set -euo pipefail
 bin="${1:?usage: run-system.sh BIN_DIR}"
 state="$(mktemp -d)"

@@ -1,0 +1,31 @@
+#ifndef NEX_PROCESS_SPAWN_H
+#define NEX_PROCESS_SPAWN_H
+
+#include <sys/types.h>
+
+/// How to start a child. Negative limits and fds mean "leave as is" / "/dev/null".
+typedef struct {
+    /// Put the child in a new process group of its own (setpgid(0, 0)).
+    int new_process_group;
+    /// Signal the child receives when the spawning *thread* ends (PR_SET_PDEATHSIG); 0 = none.
+    int parent_death_signal;
+    /// RLIMIT_AS, RLIMIT_NOFILE, RLIMIT_NPROC; < 0 = not changed.
+    long long limit_address_space;
+    long long limit_open_files;
+    long long limit_processes;
+    /// File descriptors for the child's stdin/stdout/stderr; < 0 = /dev/null.
+    int stdin_fd;
+    int stdout_fd;
+    int stderr_fd;
+    /// A cgroup.procs file the child writes its pid to before exec; NULL = none.
+    const char *cgroup_procs_path;
+} nex_spawn_options;
+
+/// fork + exec with the options applied in the child (only async-signal-safe calls there).
+/// Returns 0 and the pid, or an errno: from fork, or from the child's failed setup or exec
+/// (reported through a close-on-exec pipe, so "not executable" is known at once).
+/// `failed_step` (may be NULL) names the step that failed ("exec", "setrlimit", "cgroup", ...).
+int nex_spawn(const char *path, char *const argv[], char *const envp[], const nex_spawn_options *options,
+              pid_t *pid_out, const char **failed_step);
+
+#endif

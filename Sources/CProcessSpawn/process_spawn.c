@@ -1,0 +1,102 @@
+#define _GNU_SOURCE
+#include "process_spawn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+enum { STEP_FORK, STEP_PIPE, STEP_SETPGID, STEP_PDEATHSIG, STEP_PARENT_GONE, STEP_RLIMIT, STEP_FDS, STEP_CGROUP, STEP_EXEC };
+static const char *step_names[] = { "fork", "pipe", "setpgid", "prctl", "parent exited", "setrlimit", "redirect", "cgroup", "exec" };
+
+static void report_and_exit(int fd, int step, int error) {
+    int message[2] = { step, error };
+    ssize_t ignored = write(fd, message, sizeof message);
+    (void)ignored;
+    _exit(127);
+}
+
+static int set_limit(int resource, long long value) {
+    if (value < 0) return 0;
+    struct rlimit limit = { (rlim_t)value, (rlim_t)value };
+    return setrlimit(resource, &limit);
+}
+
+static int move_fd(int from, int to, int fallback_flags) {
+    if (from < 0) {
+        int null_fd = open("/dev/null", fallback_flags);
+        if (null_fd < 0) return -1;
+        if (null_fd != to) { if (dup2(null_fd, to) < 0) return -1; close(null_fd); }
+        return 0;
+    }
+    return dup2(from, to) < 0 ? -1 : 0;
+}
+
+static void write_decimal(int fd, pid_t value) {
+    char digits[24];
+    int at = sizeof digits;
+    do { digits[--at] = (char)('0' + value % 10); value /= 10; } while (value > 0 && at > 0);
+    ssize_t ignored = write(fd, digits + at, sizeof digits - at);
+    (void)ignored;
+}
+
+int nex_spawn(const char *path, char *const argv[], char *const envp[], const nex_spawn_options *options,
+              pid_t *pid_out, const char **failed_step) {
+    int report[2];
+    if (pipe2(report, O_CLOEXEC) != 0) {
+        if (failed_step) *failed_step = step_names[STEP_PIPE];
+        return errno;
+    }
+    pid_t parent = getpid();
+    pid_t child = fork();
+    if (child < 0) {
+        int error = errno;
+        close(report[0]); close(report[1]);
+        if (failed_step) *failed_step = step_names[STEP_FORK];
+        return error;
+    }
+    if (child == 0) {
+        close(report[0]);
+        sigset_t all;
+        sigemptyset(&all);
+        sigprocmask(SIG_SETMASK, &all, NULL);
+        for (int sig = 1; sig < NSIG; sig++) {
+            if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL);
+        }
+        if (options->new_process_group && setpgid(0, 0) != 0) report_and_exit(report[1], STEP_SETPGID, errno);
+        if (options->parent_death_signal > 0) {
+            if (prctl(PR_SET_PDEATHSIG, options->parent_death_signal) != 0) report_and_exit(report[1], STEP_PDEATHSIG, errno);
+            if (getppid() != parent) report_and_exit(report[1], STEP_PARENT_GONE, ESRCH);
+        }
+        if (options->cgroup_procs_path) {
+            int fd = open(options->cgroup_procs_path, O_WRONLY | O_CLOEXEC);
+            if (fd < 0) report_and_exit(report[1], STEP_CGROUP, errno);
+            write_decimal(fd, getpid());
+            close(fd);
+        }
+        if (set_limit(RLIMIT_AS, options->limit_address_space) != 0
+            || set_limit(RLIMIT_NOFILE, options->limit_open_files) != 0
+            || set_limit(RLIMIT_NPROC, options->limit_processes) != 0) report_and_exit(report[1], STEP_RLIMIT, errno);
+        if (move_fd(options->stdin_fd, 0, O_RDONLY) != 0 || move_fd(options->stdout_fd, 1, O_WRONLY) != 0
+            || move_fd(options->stderr_fd, 2, O_WRONLY) != 0) report_and_exit(report[1], STEP_FDS, errno);
+        execve(path, argv, envp);
+        report_and_exit(report[1], STEP_EXEC, errno);
+    }
+    close(report[1]);
+    int message[2];
+    ssize_t got;
+    do { got = read(report[0], message, sizeof message); } while (got < 0 && errno == EINTR);
+    close(report[0]);
+    if (got == (ssize_t)sizeof message) {
+        int status;
+        while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+        if (failed_step) *failed_step = step_names[message[0]];
+        return message[1] ? message[1] : EINVAL;
+    }
+    *pid_out = child;
+    return 0;
+}

@@ -1,0 +1,18 @@
+/// The environment variables the node starts `nex-agent` with.
+///
+/// The agent's nkey seed travels only here, never on a command line (where `ps` would show it).
+public enum AgentEnvironment {
+    /// The bus URL, `nats://127.0.0.1:<port>` (always loopback).
+    public static let busURL = "NEX_AGENT_BUS_URL"
+    /// The agent's id: its subjects are `agentint.<id>.>` and `hostint.<id>.>`.
+    public static let agentID = "NEX_AGENT_ID"
+    /// The agent's nkey user seed (`SU...`), its only credential on the bus.
+    public static let nkeySeed = "NEX_AGENT_NKEY_SEED"
+    /// The agent's private working directory (mode 0700); artifacts are placed inside it.
+    public static let directory = "NEX_AGENT_DIR"
+    /// The node's pid: the agent exits when its parent is no longer this process.
+    public static let nodePID = "NEX_NODE_PID"
+
+    /// The inbox prefix agent `<id>` must use; the bus lets it subscribe only there and to `agentint.<id>.>`.
+    public static func inboxPrefix(agentID: String) -> String { "_INBOX.\(agentID)" }
+}

@@ -1,0 +1,150 @@
+import FoundationEssentials
+
+/// `hostint.<id>.handshake` (agent to node, request): the agent is up and listening.
+public struct AgentHandshake: Codable, Sendable, Equatable {
+    public var id: String
+    public var pid: Int32
+    public var version: String
+    /// RFC 3339.
+    public var startTime: String
+
+    enum CodingKeys: String, CodingKey { case id, pid, version, startTime = "start_time" }
+
+    public init(id: String, pid: Int32, version: String, startTime: String) {
+        self.id = id; self.pid = pid; self.version = version; self.startTime = startTime
+    }
+}
+
+/// Resource limits for one workload (`0`/nil = not limited).
+public struct WorkloadLimits: Codable, Sendable, Equatable {
+    /// Address space (RLIMIT_AS), bytes; also the cgroup `memory.max` when a cgroup is used.
+    public var memoryBytes: Int?
+    /// Open files (RLIMIT_NOFILE).
+    public var openFiles: Int?
+    /// Processes (RLIMIT_NPROC; cgroup `pids.max`).
+    public var processes: Int?
+
+    enum CodingKeys: String, CodingKey { case memoryBytes = "memory_bytes", openFiles = "open_files", processes }
+
+    public init(memoryBytes: Int? = nil, openFiles: Int? = nil, processes: Int? = nil) {
+        self.memoryBytes = memoryBytes; self.openFiles = openFiles; self.processes = processes
+    }
+}
+
+/// `agentint.<id>.deploy` (node to agent, request): run this workload. The environment is
+/// already opened by the node (the bus is loopback-only and per-agent). The agent ALWAYS
+/// answers with an ``AgentDeployResponse``.
+public struct AgentDeployRequest: Codable, Sendable, Equatable {
+    public var workloadID: String
+    public var workloadName: String
+    public var namespace: String
+    /// `native`, `wasm` or `javascript`.
+    public var workloadType: String
+    public var argv: [String]
+    public var environment: [String: String]
+    public var essential: Bool
+    /// SHA-256 hex of the artifact, checked by the node.
+    public var hash: String
+    public var totalBytes: Int
+    /// The artifact, a file inside the agent's own directory.
+    public var artifactPath: String
+    public var limits: WorkloadLimits
+    /// Milliseconds between SIGTERM and SIGKILL when the workload is stopped.
+    public var stopGraceMilliseconds: Int
+    public var triggerSubjects: [String]
+
+    enum CodingKeys: String, CodingKey {
+        case workloadID = "workload_id", workloadName = "workload_name", namespace
+        case workloadType = "workload_type", argv, environment, essential, hash, totalBytes = "total_bytes"
+        case artifactPath = "artifact_path", limits, stopGraceMilliseconds = "stop_grace_ms"
+        case triggerSubjects = "trigger_subjects"
+    }
+
+    public init(workloadID: String, workloadName: String, namespace: String, workloadType: String,
+                argv: [String] = [], environment: [String: String] = [:], essential: Bool = false, hash: String,
+                totalBytes: Int, artifactPath: String, limits: WorkloadLimits = WorkloadLimits(),
+                stopGraceMilliseconds: Int = 10_000, triggerSubjects: [String] = []) {
+        self.workloadID = workloadID; self.workloadName = workloadName; self.namespace = namespace
+        self.workloadType = workloadType; self.argv = argv; self.environment = environment
+        self.essential = essential; self.hash = hash; self.totalBytes = totalBytes
+        self.artifactPath = artifactPath; self.limits = limits
+        self.stopGraceMilliseconds = stopGraceMilliseconds; self.triggerSubjects = triggerSubjects
+    }
+}
+
+/// The agent's answer to a deploy: `accepted` only once the workload runs.
+public struct AgentDeployResponse: Codable, Sendable, Equatable {
+    public var accepted: Bool
+    public var message: String
+    /// The workload's process id when accepted.
+    public var pid: Int32?
+    /// What was applied, e.g. `["rlimit_as", "rlimit_nofile", "rlimit_nproc"]`, plus `cgroup` when one was used.
+    public var limitsApplied: [String]
+
+    enum CodingKeys: String, CodingKey { case accepted, message, pid, limitsApplied = "limits_applied" }
+
+    public init(accepted: Bool, message: String, pid: Int32? = nil, limitsApplied: [String] = []) {
+        self.accepted = accepted; self.message = message; self.pid = pid; self.limitsApplied = limitsApplied
+    }
+}
+
+/// `agentint.<id>.undeploy` reply: the workload was stopped (SIGTERM, then SIGKILL after the grace period).
+public struct AgentUndeployResponse: Codable, Sendable, Equatable {
+    public var stopped: Bool
+    /// Exit code, negative for the signal that ended it; nil when nothing ran.
+    public var exitCode: Int32?
+    public var message: String?
+
+    enum CodingKeys: String, CodingKey { case stopped, exitCode = "exit_code", message }
+
+    public init(stopped: Bool, exitCode: Int32? = nil, message: String? = nil) {
+        self.stopped = stopped; self.exitCode = exitCode; self.message = message
+    }
+}
+
+/// `agentint.<id>.ping` reply.
+public struct AgentPingResponse: Codable, Sendable, Equatable {
+    public var id: String
+    /// The workload this agent runs, if any.
+    public var workloadID: String?
+    public var running: Bool
+
+    enum CodingKeys: String, CodingKey { case id, workloadID = "workload_id", running }
+
+    public init(id: String, workloadID: String?, running: Bool) {
+        self.id = id; self.workloadID = workloadID; self.running = running
+    }
+}
+
+/// `hostint.<id>.events.<type>` (agent to node, publish): `workload_deployed` and `workload_undeployed`.
+public struct AgentWorkloadEvent: Codable, Sendable, Equatable {
+    public var workloadID: String
+    public var workloadName: String
+    /// 0 when deployed; the exit code (negative: the signal) when undeployed.
+    public var code: Int32
+    public var message: String?
+
+    enum CodingKeys: String, CodingKey { case workloadID = "workload_id", workloadName = "workload_name", code, message }
+
+    public init(workloadID: String, workloadName: String, code: Int32, message: String? = nil) {
+        self.workloadID = workloadID; self.workloadName = workloadName; self.code = code; self.message = message
+    }
+}
+
+/// `hostint.<id>.logs` (agent to node, publish): the body is one line of output, without its
+/// newline; this header says which stream it came from (`stdout` or `stderr`).
+public enum AgentLogHeader {
+    public static let stream = "x-nex-log-stream"
+}
+
+/// The agent-protocol verbs after `agentint.<id>.` / `hostint.<id>.`.
+public enum AgentVerb {
+    public static let handshake = "handshake"
+    public static let deploy = "deploy"
+    public static let undeploy = "undeploy"
+    public static let ping = "ping"
+    public static let logs = "logs"
+    public static let events = "events"
+    public static let workloadDeployed = "workload_deployed"
+    public static let workloadUndeployed = "workload_undeployed"
+}
