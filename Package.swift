@@ -59,7 +59,12 @@ let package = Package(
         ),
         .target(
             name: "NexAgentBus",
-            dependencies: ["NATSWire"],
+            dependencies: [
+                "NATSWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(

@@ -152,6 +152,16 @@ public struct NKeyPair: Sendable {
         Base64URL.encode(sign(Array(nonce.utf8)))
     }
 
+    /// Checks a CONNECT `sig`: the signature over `nonce` by `publicKey`, in base64url
+    /// (padded or not) or standard base64, as servers accept it. `false` for anything malformed.
+    public static func verifyNonceSignature(publicKey: String, nonce: String, signature: String) -> Bool {
+        var text = Substring(signature)
+        while text.hasSuffix("=") { text.removeLast() }
+        let urlSafe = String(text.map { $0 == "+" ? "-" : $0 == "/" ? "_" : $0 })
+        guard let bytes = Base64URL.decode(urlSafe) else { return false }
+        return (try? verify(publicKey: publicKey, signature: bytes, message: Array(nonce.utf8))) ?? false
+    }
+
     private static func verify(
         rawPublicKey: [UInt8],
         signature: some Collection<UInt8>,

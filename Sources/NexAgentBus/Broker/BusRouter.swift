@@ -1,0 +1,141 @@
+import NIOCore
+import NATSWire
+
+/// The broker's shared state: users, clients and subscriptions. Confined to the bus's
+/// event loop (every channel of the bus is on that loop), so it needs no locks.
+final class BusRouter {
+    let eventLoop: any EventLoop
+    let limits: BusLimits
+    let serverID: String
+    private(set) var users: [String: BusPermissions] = [:]
+    private var clients: [ObjectIdentifier: BusClientHandler] = [:]
+    private var subscriptions: [BusSubscription] = []
+    /// Subject → matching subscriptions; cleared whenever subscriptions change.
+    private var matchCache: [String: [BusSubscription]] = [:]
+    private static let matchCacheLimit = 8192
+    /// Clients written to during the current read; flushed when it completes.
+    private var dirty: [BusClientHandler] = []
+    private var nextClientID: UInt64 = 1
+
+    init(eventLoop: any EventLoop, limits: BusLimits, serverID: String) {
+        self.eventLoop = eventLoop
+        self.limits = limits
+        self.serverID = serverID
+    }
+
+    var clientCount: Int { clients.count }
+
+    func makeClientID() -> UInt64 {
+        defer { nextClientID += 1 }
+        return nextClientID
+    }
+
+    // MARK: Users
+
+    func setUser(_ publicKey: String, permissions: BusPermissions) {
+        users[publicKey] = permissions
+    }
+
+    /// Removes a user and closes its connections.
+    func removeUser(_ publicKey: String) {
+        users[publicKey] = nil
+        for client in clients.values where client.userKey == publicKey {
+            client.close(error: "Authorization Violation: user removed")
+        }
+    }
+
+    // MARK: Clients
+
+    func register(_ client: BusClientHandler) -> Bool {
+        guard clients.count < limits.maxConnections else { return false }
+        clients[ObjectIdentifier(client)] = client
+        return true
+    }
+
+    func unregister(_ client: BusClientHandler) {
+        guard clients.removeValue(forKey: ObjectIdentifier(client)) != nil else { return }
+        let before = subscriptions.count
+        subscriptions.removeAll { $0.client === client }
+        if subscriptions.count != before { matchCache.removeAll(keepingCapacity: true) }
+        dirty.removeAll { $0 === client }
+    }
+
+    func closeAll() {
+        for client in clients.values { client.close(error: nil) }
+    }
+
+    // MARK: Subscriptions
+
+    func add(_ subscription: BusSubscription) {
+        subscriptions.append(subscription)
+        matchCache.removeAll(keepingCapacity: true)
+    }
+
+    func remove(_ subscription: BusSubscription) {
+        subscriptions.removeAll { $0 === subscription }
+        matchCache.removeAll(keepingCapacity: true)
+    }
+
+    private func matching(_ subject: String) -> [BusSubscription] {
+        if let cached = matchCache[subject] { return cached }
+        let found = subscriptions.filter { SubjectPattern.matches($0.pattern, subject) }
+        if matchCache.count >= Self.matchCacheLimit { matchCache.removeAll(keepingCapacity: true) }
+        matchCache[subject] = found
+        return found
+    }
+
+    // MARK: Routing
+
+    /// Delivers a message to every matching subscription, one member per queue group.
+    func route(subject: String, replyTo: String?, headers: NATSHeaders?, payload: ByteBuffer,
+               from publisher: BusClientHandler) {
+        let targets = matching(subject)
+        guard !targets.isEmpty else { return }
+        var groups: [String: [BusSubscription]]?
+        var ended: [BusSubscription] = []
+        for subscription in targets {
+            if let queue = subscription.queue {
+                groups = groups ?? [:]
+                groups![queue, default: []].append(subscription)
+                continue
+            }
+            if subscription.client === publisher && !publisher.echo { continue }
+            deliver(subscription, subject: subject, replyTo: replyTo, headers: headers, payload: payload, ended: &ended)
+        }
+        for members in (groups ?? [:]).values {
+            let eligible = members.filter { $0.client !== publisher || publisher.echo }
+            guard let chosen = eligible.randomElement() else { continue }
+            deliver(chosen, subject: subject, replyTo: replyTo, headers: headers, payload: payload, ended: &ended)
+        }
+        for subscription in ended {
+            subscription.client.forget(subscription)
+            remove(subscription)
+        }
+    }
+
+    private func deliver(_ subscription: BusSubscription, subject: String, replyTo: String?,
+                         headers: NATSHeaders?, payload: ByteBuffer, ended: inout [BusSubscription]) {
+        let client = subscription.client
+        guard client.deliver(subject: subject, sid: subscription.sid, replyTo: replyTo, headers: headers,
+                             payload: payload)
+        else { return }
+        if !client.isDirty {
+            client.isDirty = true
+            dirty.append(client)
+        }
+        if let remaining = subscription.remaining {
+            subscription.remaining = remaining - 1
+            if remaining - 1 <= 0 { ended.append(subscription) }
+        }
+    }
+
+    /// Flushes every client written to since the last call.
+    func flushDirty() {
+        guard !dirty.isEmpty else { return }
+        for client in dirty {
+            client.isDirty = false
+            client.flush()
+        }
+        dirty.removeAll(keepingCapacity: true)
+    }
+}

@@ -1,0 +1,166 @@
+import NATSTestSupport
+import NATSWire
+import NexAgentBus
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// A running bus with the node's user and some agents registered.
+struct TestBus {
+    let bus: AgentBus
+    let node: NKeyPair
+    var agents: [String: NKeyPair] = [:]
+
+    static func start(agents ids: [String] = ["a1", "a2"], limits: BusLimits = BusLimits()) async throws -> TestBus {
+        let bus = try AgentBus(limits: limits)
+        try await bus.start()
+        let node = try NKeyPair.generate(.user)
+        await bus.addUser(publicKey: node.publicKey, permissions: .everything)
+        var test = TestBus(bus: bus, node: node)
+        for id in ids {
+            let key = try NKeyPair.generate(.user)
+            await bus.addUser(publicKey: key.publicKey, permissions: .agent(id))
+            test.agents[id] = key
+        }
+        return test
+    }
+
+    func connectNode() async throws -> NATSClient {
+        try await connect(seed: node.seed, name: "node")
+    }
+
+    func connectAgent(_ id: String) async throws -> NATSClient {
+        try await connect(seed: agents[id]!.seed, name: id, inbox: AgentEnvironment.inboxPrefix(agentID: id))
+    }
+
+    func connect(seed: String, name: String, inbox: String = "_INBOX") async throws -> NATSClient {
+        var options = NATSClientOptions(servers: [bus.url])
+        options.auth = .nkey(seed: seed)
+        options.name = name
+        options.inboxPrefix = inbox
+        options.allowReconnect = false
+        options.requestTimeout = .seconds(2)
+        let client = try NATSClient(options: options)
+        try await client.connect()
+        return client
+    }
+}
+
+/// Collects `count` messages, failing after `seconds`.
+func collect(_ subscription: NATSSubscription, count: Int, within seconds: Double = 5) async throws -> [NATSMessage] {
+    try await withThrowingTaskGroup(of: [NATSMessage]?.self) { group in
+        group.addTask {
+            var messages: [NATSMessage] = []
+            for await message in subscription {
+                messages.append(message)
+                if messages.count == count { break }
+            }
+            return messages
+        }
+        group.addTask {
+            try await Task.sleep(for: .seconds(seconds))
+            return nil
+        }
+        let first = try await group.next()!
+        group.cancelAll()
+        guard let messages = first else { throw BusTestError("timed out waiting for \(count) messages on \(subscription.subject)") }
+        return messages
+    }
+}
+
+struct BusTestError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Every event of a client, recorded from creation.
+final class ClientEvents: Sendable {
+    final class Log: Sendable { let events = Mutex<[NATSEvent]>([]) }
+    private let log = Log()
+    private let task: Task<Void, Never>
+
+    init(_ client: NATSClient) {
+        let stream = client.events()
+        let log = self.log
+        task = Task { for await event in stream { log.events.withLock { $0.append(event) } } }
+    }
+
+    deinit { task.cancel() }
+
+    var all: [NATSEvent] { log.events.withLock { $0 } }
+
+    var permissionViolations: [String] {
+        all.compactMap { event in
+            if case .error(.permissionViolation(let message)) = event { return message }
+            return nil
+        }
+    }
+}
+
+/// A raw TCP connection to the bus: what a hostile or broken client would send.
+final class RawConnection: Sendable {
+    private let channel: any Channel
+    private let received = ByteLog()
+
+    final class ByteLog: Sendable {
+        let bytes = Mutex<[UInt8]>([])
+    }
+
+    private final class Collector: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        let received: ByteLog
+        init(_ received: ByteLog) { self.received = received }
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let buffer = unwrapInboundIn(data)
+            received.bytes.withLock { $0.append(contentsOf: buffer.readableBytesView) }
+        }
+    }
+
+    init(port: Int, autoRead: Bool = true) async throws {
+        let received = self.received
+        channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelOption(.autoRead, value: autoRead)
+            .channelOption(.socketOption(.so_rcvbuf), value: 4096)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(Collector(received))
+                }
+            }
+            .connect(host: "127.0.0.1", port: port).get()
+    }
+
+    func send(_ text: String) async throws {
+        try await channel.writeAndFlush(ByteBuffer(string: text))
+    }
+
+    func send(bytes: [UInt8]) async throws {
+        try await channel.writeAndFlush(ByteBuffer(bytes: bytes))
+    }
+
+    /// With autoRead off: reads once (the INFO), then nothing more.
+    func readOnce() { channel.read() }
+
+    var text: String { received.bytes.withLock { String(decoding: $0, as: UTF8.self) } }
+    var isOpen: Bool { channel.isActive }
+
+    /// The nonce from the bus's INFO.
+    func nonce() async throws -> String {
+        let text = try await waitForValue("INFO with a nonce") { () -> String? in
+            guard let start = self.text.firstRange(of: "\"nonce\":\"")?.upperBound else { return nil }
+            let rest = self.text[start...]
+            guard let end = rest.firstIndex(of: "\"") else { return nil }
+            return String(rest[..<end])
+        }
+        return text
+    }
+
+    func waitFor(_ fragment: String) async throws {
+        try await NATSTestSupport.waitFor("bus to send \(fragment); got: \(text)") { self.text.contains(fragment) }
+    }
+
+    func waitUntilClosed() async throws {
+        try await NATSTestSupport.waitFor("bus to close the connection") { !self.channel.isActive }
+    }
+
+    func close() async { try? await channel.close() }
+}
