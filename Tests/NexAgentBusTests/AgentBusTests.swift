@@ -208,7 +208,7 @@ import Testing
     @Test func hostileInputGetsAnErrorAndOthersKeepGoing() async throws {
         var limits = BusLimits()
         limits.maxPayload = 1024
-        limits.maxControlLine = 256
+        limits.maxControlLine = 512
         let test = try await TestBus.start(limits: limits)
         defer { Task { await test.bus.shutdown() } }
         let node = try await test.connectNode()
@@ -220,7 +220,7 @@ import Testing
 
         let cases: [(String, [UInt8], String)] = [
             ("garbage", Array("HELLO WORLD\r\n".utf8), "Protocol Error"),
-            ("oversized control line", Array(("PUB hostint.a2.x " + String(repeating: "x", count: 400) + " 1\r\n").utf8), "Protocol Error"),
+            ("oversized control line", Array(("PUB hostint.a2.x " + String(repeating: "x", count: 600) + " 1\r\n").utf8), "Protocol Error"),
             ("oversized payload", Array("PUB hostint.a2.logs 5000\r\n".utf8), "Protocol Error"),
             ("negative size", Array("PUB hostint.a2.logs -1\r\n".utf8), "Protocol Error"),
             ("binary noise", (0..<64).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) } + [13, 10], "Protocol Error"),

@@ -29,6 +29,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     private var announcedMaxPayload: Int?
     /// Subscriptions that received messages during the current read; woken once it is decoded.
     private var toSignal: [SubscriptionBuffer] = []
+    /// True while `channelRead` decodes; a close it causes must not re-enter the reader.
+    private var reading = false
 
     init(client: NATSClient, server: ServerAddress, handshake: EventLoopPromise<ServerInfo>, tlsActive: Bool,
          maxControlLine: Int, connectTimeout: TimeAmount) {
@@ -52,6 +54,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        reading = true
+        defer { reading = false }
         do {
             try reader.read(unwrapInboundIn(data)) { op in try handle(op, context: context) }
             signalConsumers()
@@ -81,10 +85,14 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        do {
-            try reader.finish { op in try handle(op, context: context) }
-        } catch {
-            failure = failure ?? Self.natsError(error)
+        // A close from inside a read (after a server -ERR, say) arrives here while the reader
+        // is still decoding: the rest of that read no longer matters, and must not be touched.
+        if !reading {
+            do {
+                try reader.finish { op in try handle(op, context: context) }
+            } catch {
+                failure = failure ?? Self.natsError(error)
+            }
         }
         handshakeTimer?.cancel()
         if case .ready = phase {

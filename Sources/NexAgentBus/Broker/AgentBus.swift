@@ -14,7 +14,7 @@ public final class AgentBus: Sendable {
     public let host: String
     private let requestedPort: Int
     private let eventLoop: any EventLoop
-    private let router: NIOLoopBound<BusRouter>
+    private let router: BusRouter
     private let channel = Mutex<(any Channel)?>(nil)
     private let logger: Logger
 
@@ -30,14 +30,13 @@ public final class AgentBus: Sendable {
         self.eventLoop = eventLoop
         self.logger = logger
         let serverID = "NEXBUS" + String(UInt64.random(in: 0...UInt64.max), radix: 36).uppercased()
-        self.router = NIOLoopBound(BusRouter(eventLoop: eventLoop, limits: limits, serverID: serverID),
-                                   eventLoop: eventLoop)
+        self.router = BusRouter(eventLoop: eventLoop, limits: limits, serverID: serverID)
     }
 
     /// Starts listening.
     public func start() async throws {
         let router = self.router
-        let limits = try await eventLoop.submit { router.value.limits }.get()
+        let limits = router.limits
         let bootstrap = ServerBootstrap(group: eventLoop)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -46,7 +45,7 @@ public final class AgentBus: Sendable {
                                 value: .init(low: limits.maxPendingBytes / 2, high: limits.maxPendingBytes))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(BusClientHandler(router: router.value))
+                    try channel.pipeline.syncOperations.addHandler(BusClientHandler(router: router))
                 }
             }
         let address = host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host
@@ -72,19 +71,19 @@ public final class AgentBus: Sendable {
     /// Adds (or replaces) a user identified by its public nkey.
     public func addUser(publicKey: String, permissions: BusPermissions) async {
         let router = self.router
-        try? await eventLoop.submit { router.value.setUser(publicKey, permissions: permissions) }.get()
+        try? await eventLoop.submit { router.setUser(publicKey, permissions: permissions) }.get()
     }
 
     /// Removes a user and closes its connections.
     public func removeUser(publicKey: String) async {
         let router = self.router
-        try? await eventLoop.submit { router.value.removeUser(publicKey) }.get()
+        try? await eventLoop.submit { router.removeUser(publicKey) }.get()
     }
 
     /// Connections currently open.
     public func connectionCount() async -> Int {
         let router = self.router
-        return (try? await eventLoop.submit { router.value.clientCount }.get()) ?? 0
+        return (try? await eventLoop.submit { router.clientCount }.get()) ?? 0
     }
 
     /// Stops listening and closes every connection.
@@ -95,6 +94,6 @@ public final class AgentBus: Sendable {
         }
         try? await bound?.close()
         let router = self.router
-        try? await eventLoop.submit { router.value.closeAll() }.get()
+        try? await eventLoop.submit { router.closeAll() }.get()
     }
 }

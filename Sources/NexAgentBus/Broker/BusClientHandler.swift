@@ -238,15 +238,21 @@ final class BusClientHandler: ChannelInboundHandler {
         write { $0.writeError(message) }
     }
 
-    /// Sends `-ERR` (when given) and closes the connection.
+    /// Sends `-ERR` (when given) and closes the connection once it is written, or after a
+    /// second at most (a peer that does not read must not keep it open).
     func close(error: String?) {
         guard !closing, let context else { return }
         closing = true
         authTimer?.cancel()
-        if let error { sendError(error) }
         let channel = context.channel
+        guard channel.isWritable else {  // a slow consumer: nothing more would get through
+            channel.close(promise: nil)
+            return
+        }
+        if let error { sendError(error) }
         context.writeAndFlush(wrapOutboundOut(channel.allocator.buffer(capacity: 0)))
             .whenComplete { _ in channel.close(promise: nil) }
+        context.eventLoop.scheduleTask(in: .seconds(1)) { channel.close(promise: nil) }
     }
 
     private static func errorText(for error: NATSProtocolError) -> String {

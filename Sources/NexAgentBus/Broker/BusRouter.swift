@@ -2,8 +2,9 @@ import NIOCore
 import NATSWire
 
 /// The broker's shared state: users, clients and subscriptions. Confined to the bus's
-/// event loop (every channel of the bus is on that loop), so it needs no locks.
-final class BusRouter {
+/// event loop (every channel of the bus is on that loop), so it needs no locks; ``AgentBus``
+/// only touches it from there (`eventLoop.submit`).
+final class BusRouter: @unchecked Sendable {
     let eventLoop: any EventLoop
     let limits: BusLimits
     let serverID: String
@@ -39,7 +40,8 @@ final class BusRouter {
     /// Removes a user and closes its connections.
     func removeUser(_ publicKey: String) {
         users[publicKey] = nil
-        for client in clients.values where client.userKey == publicKey {
+        // Closing can end a connection synchronously (and unregister it): iterate a copy.
+        for client in Array(clients.values) where client.userKey == publicKey {
             client.close(error: "Authorization Violation: user removed")
         }
     }
@@ -61,7 +63,7 @@ final class BusRouter {
     }
 
     func closeAll() {
-        for client in clients.values { client.close(error: nil) }
+        for client in Array(clients.values) { client.close(error: nil) }
     }
 
     // MARK: Subscriptions
@@ -132,10 +134,11 @@ final class BusRouter {
     /// Flushes every client written to since the last call.
     func flushDirty() {
         guard !dirty.isEmpty else { return }
-        for client in dirty {
+        let clients = dirty  // a flush may close a client, which unregisters it
+        dirty.removeAll(keepingCapacity: true)
+        for client in clients {
             client.isDirty = false
             client.flush()
         }
-        dirty.removeAll(keepingCapacity: true)
     }
 }
