@@ -54,7 +54,7 @@ let package = Package(
         ),
         .target(
             name: "NexControl",
-            dependencies: ["NATSWire"],
+            dependencies: ["NATSWire", "COpenSSL"],
             swiftSettings: swiftSettings
         ),
         .target(

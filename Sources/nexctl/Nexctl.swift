@@ -11,7 +11,7 @@ struct Nexctl: AsyncParsableCommand {
         commandName: "nexctl",
         abstract: "Drives Nex nodes over the $NEX control API.",
         version: "0.1.0",
-        subcommands: [Node.self, Monitor.self]
+        subcommands: [Node.self, Run.self, DevRun.self, Stop.self, Logs.self, Monitor.self, Keys.self]
     )
 
     /// Runs a command body, turning any failure into one clear line on stderr and exit code 1.
@@ -50,8 +50,8 @@ struct GlobalOptions: ParsableArguments {
 
 struct Node: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Nodes: list, inspect, put in lame duck mode.",
-        subcommands: [List.self, Info.self, LameDuck.self])
+        abstract: "Nodes: list, inspect, probe for workloads, put in lame duck mode.",
+        subcommands: [List.self, Info.self, Probe.self, LameDuck.self])
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "ls", abstract: "List the nodes that answer a ping.")

@@ -1,0 +1,79 @@
+import FoundationEssentials
+import NATSWire
+import NIOCore
+
+/// A workload found by a workload ping: the node it runs on, and what the node says about it.
+public struct RunningWorkload: Sendable, Equatable, Codable {
+    public var nodeID: String
+    public var id: String
+    public var namespace: String
+    public var name: String
+    public var type: String
+
+    enum CodingKeys: String, CodingKey { case nodeID = "node_id", id, namespace, name, type }
+
+    public init(nodeID: String, id: String, namespace: String, name: String, type: String) {
+        self.nodeID = nodeID; self.id = id; self.namespace = namespace; self.name = name; self.type = type
+    }
+}
+
+extension NexClient {
+    /// The workloads of `namespace` (those whose id or name is `idOrName`, when given; only
+    /// those on `node`, when given), from the nodes that answer a workload ping within `window`;
+    /// sorted by node, then name, then id.
+    public func runningWorkloads(
+        namespace: String, matching idOrName: String? = nil, node: String? = nil, window: TimeAmount = .seconds(1)
+    ) async throws -> [RunningWorkload] {
+        let replies = try await workloadPing(namespace: namespace, workload: idOrName, window: window)
+        var found: [RunningWorkload] = []
+        for reply in replies where node == nil || reply.nodeID == node {
+            for machine in reply.runningMachines where idOrName == nil || machine.id == idOrName || machine.name == idOrName {
+                found.append(RunningWorkload(nodeID: reply.nodeID, id: machine.id, namespace: machine.namespace,
+                                             name: machine.name, type: machine.type))
+            }
+        }
+        return found.sorted { ($0.nodeID, $0.name, $0.id) < ($1.nodeID, $1.name, $1.id) }
+    }
+
+    /// Deploys `submission` to `node`: asks the node for its public xkey (`$NEX.INFO`), signs
+    /// the deploy JWT with `issuer`, seals the environment from `sender`, and sends the deploy.
+    ///
+    /// - Throws: ``NexControlError/nodeRefused(subject:message:)`` with the node's reason, or
+    ///   ``WorkloadSubmissionError/notStarted(node:name:)`` when it answers `started: false`.
+    public func deploy(
+        _ submission: WorkloadSubmission, namespace: String, node: String, issuer: NKeyPair, sender: XKeyPair
+    ) async throws -> RunResponse {
+        let info = try await info(namespace: namespace, node: node)
+        let request = try submission.deployRequest(issuer: issuer, sender: sender, targetNode: node,
+                                                   targetXKey: info.publicXKey)
+        let response = try await deploy(namespace: namespace, node: node, request: request)
+        guard response.started else { throw WorkloadSubmissionError.notStarted(node: node, name: submission.name) }
+        return response
+    }
+
+    /// Stops workload `id` (named `name`) on `node` with a fresh stop JWT signed by `issuer`,
+    /// which must be the issuer of its deploy JWT.
+    public func stopWorkload(
+        namespace: String, node: String, id: String, name: String, issuer: NKeyPair
+    ) async throws -> StopResponse {
+        let claims = try WorkloadClaims.stop(name: name, issuer: issuer)
+        return try await stop(namespace: namespace, node: node,
+                              request: StopRequest(workloadID: id, workloadJWT: claims.token, targetNode: node))
+    }
+
+    /// The SHA-256 (hex) of the artifact at `location`: the local file's for `file://` (read
+    /// here, so the file must be visible to this process too), the object's recorded digest for
+    /// `nats://` (or, when it has none, the hash of its downloaded content).
+    public func artifactHash(of location: ArtifactLocation, jsDomain: String? = nil) async throws -> String {
+        switch location {
+        case let .file(path):
+            return try ArtifactDigest.sha256Hex(ofFile: path)
+        case let .objectStore(bucket, key):
+            let store = try await connection.jetStream(domain: jsDomain, timeout: timeout).objectStore(bucket)
+            let info = try await store.info(key)
+            if let digest = info.digest, let hex = ArtifactDigest.hex(fromObjectDigest: digest) { return hex }
+            let (_, data) = try await store.get(key)
+            return ArtifactDigest.sha256Hex(data)
+        }
+    }
+}
