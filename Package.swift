@@ -19,6 +19,7 @@ let package = Package(
         .executable(name: "natswire-bench", targets: ["natswire-bench"]),
         .executable(name: "jetstream-bench", targets: ["jetstream-bench"]),
         .executable(name: "natswire-demo", targets: ["natswire-demo"]),
+        .executable(name: "workload-bench", targets: ["workload-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -118,6 +119,12 @@ let package = Package(
             name: "jetstream-bench",
             dependencies: ["NATSWire"],
             path: "Benchmarks/jetstream-bench",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "workload-bench",
+            dependencies: ["NATSWire", "NexControl"],
+            path: "Benchmarks/workload-bench",
             swiftSettings: swiftSettings
         ),
         .executableTarget(

@@ -115,7 +115,7 @@ struct Preflight: AsyncParsableCommand {
         let checks = await NexWorkloads.Preflight.run(
             control: configuration.control,
             stateDirectory: configuration.stateDirectory ?? StateDirectory.defaultPath,
-            dev: options.wantsDevServer(configuration))
+            dev: options.wantsDevServer(configuration), agentPath: configuration.agentPath)
         for check in checks {
             print("\(check.passed ? "ok  " : "FAIL") \(check.name): \(check.detail)")
             if let fix = check.fix, !check.passed { print("     fix: \(fix)") }

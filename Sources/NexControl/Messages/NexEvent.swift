@@ -44,6 +44,8 @@ public enum NexEventType {
     public static let nodeEnteredLameDuck = "node_entered_lameduck"
     public static let workloadDeployed = "workload_deployed"
     public static let workloadUndeployed = "workload_undeployed"
+    /// Ours: an essential service is being restarted.
+    public static let workloadRestarted = "workload_restarted"
     public static let functionExecSucceeded = "function_exec_succeeded"
     public static let functionExecFailed = "function_exec_failed"
 }
@@ -109,5 +111,42 @@ public struct LogRecord: Codable, Sendable, Equatable {
 
     public init(text: String, level: Int, id: String) {
         self.text = text; self.level = level; self.id = id
+    }
+}
+
+/// `workload_deployed` / `workload_undeployed` data: Nex's `workload_name` and `code`
+/// (the exit code when undeployed; negative: killed by that signal), with the id and namespace.
+public struct WorkloadStatusEvent: Codable, Sendable, Equatable {
+    public var workloadName: String
+    public var workloadID: String
+    public var namespace: String
+    public var code: Int
+    public var message: String?
+
+    enum CodingKeys: String, CodingKey {
+        case workloadName = "workload_name", workloadID = "workload_id", namespace, code, message
+    }
+
+    public init(workloadName: String, workloadID: String, namespace: String, code: Int, message: String?) {
+        self.workloadName = workloadName; self.workloadID = workloadID; self.namespace = namespace
+        self.code = code; self.message = message
+    }
+}
+
+/// `workload_restarted` data.
+public struct WorkloadRestartedEvent: Codable, Sendable, Equatable {
+    public var workloadName: String
+    public var workloadID: String
+    public var restarts: Int
+    public var delayMilliseconds: Int
+    public var reason: String
+
+    enum CodingKeys: String, CodingKey {
+        case workloadName = "workload_name", workloadID = "workload_id", restarts, delayMilliseconds = "delay_ms", reason
+    }
+
+    public init(workloadName: String, workloadID: String, restarts: Int, delayMilliseconds: Int, reason: String) {
+        self.workloadName = workloadName; self.workloadID = workloadID; self.restarts = restarts
+        self.delayMilliseconds = delayMilliseconds; self.reason = reason
     }
 }

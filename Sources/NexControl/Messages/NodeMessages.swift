@@ -126,9 +126,21 @@ public struct MachineSummary: Codable, Sendable, Equatable {
     public var uptime: String
     public var namespace: String?
     public var workload: Workload
+    /// Ours (Nex 0.2 clients ignore them): `starting`, `running`, `restarting` or `stopping`.
+    public var state: String?
+    /// Times an essential service was restarted.
+    public var restarts: Int?
+    /// Resource limits in force, e.g. `rlimit_as`, `rlimit_nofile`, `rlimit_nproc`, `cgroup`.
+    public var limitsApplied: [String]?
 
-    public init(id: String, healthy: Bool, uptime: String, namespace: String?, workload: Workload) {
+    enum CodingKeys: String, CodingKey {
+        case id, healthy, uptime, namespace, workload, state, restarts, limitsApplied = "limits_applied"
+    }
+
+    public init(id: String, healthy: Bool, uptime: String, namespace: String?, workload: Workload,
+                state: String? = nil, restarts: Int? = nil, limitsApplied: [String]? = nil) {
         self.id = id; self.healthy = healthy; self.uptime = uptime; self.namespace = namespace; self.workload = workload
+        self.state = state; self.restarts = restarts; self.limitsApplied = limitsApplied
     }
 }
 

@@ -34,12 +34,15 @@ public struct DeployRequest: Codable, Sendable, Equatable {
     public var retryCount: Int?
     public var retriedAt: String?
     public var hostServices: NATSConnectionSettings?
+    /// Ours: resource limits for this workload; the node's `workload_limits` fill what is unset.
+    public var limits: ResourceLimits?
 
     enum CodingKeys: String, CodingKey {
         case argv, description, type, location, essential, workloadJWT = "workload_jwt", environment
         case jsDomain = "jsdomain", senderPublicKey = "sender_public_key", targetNode = "target_node"
         case triggerSubjects = "trigger_subjects", triggerConnection = "trigger_connection"
         case retryCount = "retry_count", retriedAt = "retried_at", hostServices = "host_services"
+        case limits
     }
 
     public init(type: String, location: String, workloadJWT: String, environment: String, senderPublicKey: String,
@@ -86,5 +89,20 @@ public struct StopResponse: Codable, Sendable, Equatable {
 
     public init(stopped: Bool, id: String, issuer: String, name: String) {
         self.stopped = stopped; self.id = id; self.issuer = issuer; self.name = name
+    }
+}
+
+/// Resource limits a deploy asks for (`limits` in ``DeployRequest``); absent values take the
+/// node's defaults.
+public struct ResourceLimits: Codable, Sendable, Equatable {
+    /// Address space in bytes.
+    public var memoryBytes: Int?
+    public var openFiles: Int?
+    public var processes: Int?
+
+    enum CodingKeys: String, CodingKey { case memoryBytes = "memory_bytes", openFiles = "open_files", processes }
+
+    public init(memoryBytes: Int? = nil, openFiles: Int? = nil, processes: Int? = nil) {
+        self.memoryBytes = memoryBytes; self.openFiles = openFiles; self.processes = processes
     }
 }

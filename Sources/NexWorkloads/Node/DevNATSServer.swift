@@ -29,9 +29,11 @@ public final class DevNATSServer: Sendable {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let port = try LoopbackPort.free()
         logPath = directory + "/server.log"
+        // Dies with the node, even when the node is killed (parent-death signal).
         process = try ChildProcess(
             executable: binary, arguments: ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", directory + "/jetstream"],
-            outputPath: logPath)
+            environment: ProcessInfo.processInfo.environment,
+            options: SpawnOptions(parentDeathSignal: SIGKILL, stdout: .file(logPath), stderr: .file(logPath)))
         url = "nats://127.0.0.1:\(port)"
         urlPath = directory + "/url"
         let deadline = ContinuousClock.now + .seconds(10)

@@ -1,6 +1,7 @@
 import FoundationEssentials
 import Logging
 import NATSWire
+import NexAgentBus
 import NexControl
 import NIOCore
 import ServiceLifecycle
@@ -22,6 +23,7 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
     private let startedAt = Date()
     private let lameDuckMode = Mutex(false)
     private let connection = Mutex<NATSClient?>(nil)
+    private let manager = Mutex<WorkloadManager?>(nil)
 
     public var nodeID: String { identity.nodeID }
 
@@ -48,6 +50,7 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
         logger.info("nex-node serving", metadata: [
             "node_id": "\(nodeID)", "server": "\(client.connectedServer ?? "")", "xkey": "\(identity.publicXKey)",
         ])
+        let workloads = try await startWorkloads(control: client)
         let server = ControlServer(nodeID: nodeID, client: client, handler: self, logger: logger)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await server.run() }
@@ -70,8 +73,53 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
         }
         logger.info("nex-node stopping", metadata: ["node_id": "\(nodeID)"])
         notifier?.notify("STOPPING=1")
+        await workloads.stop()
         await publishEvent(NexEventType.nodeStopped, NodeStoppedEvent(id: nodeID, graceful: true))
         try? await client.drain(timeout: .seconds(5))
+    }
+
+    /// The agent bus, the node's connection to it, the agent pool and the workload manager.
+    private func startWorkloads(control: NATSClient) async throws -> WorkloadRuntime {
+        guard let agentPath = AgentExecutable.locate(configured: configuration.agentPath) else {
+            throw NodeStartError(configuration.agentPath.map { "agent_path \($0) is not an executable file" }
+                                 ?? "nex-agent was not found beside nex-node or on PATH")
+        }
+        let stateDirectory = configuration.stateDirectory ?? StateDirectory.defaultPath
+        let bus = try AgentBus(logger: logger)
+        try await bus.start()
+        let nodeUser = try NKeyPair.generate(.user)
+        await bus.addUser(publicKey: nodeUser.publicKey, permissions: .everything)
+        var busOptions = NATSClientOptions(servers: [bus.url])
+        busOptions.auth = .nkey(seed: nodeUser.seed)
+        busOptions.name = "nex-node"
+        busOptions.allowReconnect = false
+        busOptions.subscriptionPendingMessages = 1 << 20
+        let busClient = try NATSClient(options: busOptions)
+        try await busClient.connect()
+        let supervisor = AgentSupervisor(
+            settings: .init(agentExecutable: agentPath, stateDirectory: stateDirectory,
+                            poolSize: configuration.machinePoolSize,
+                            handshakeTimeout: .milliseconds(configuration.agentHandshakeTimeoutMilliseconds),
+                            pingTimeout: .milliseconds(configuration.agentPingTimeoutMilliseconds),
+                            logLevel: ProcessInfo.processInfo.environment["NEX_LOG_LEVEL"]),
+            bus: bus, connection: busClient, logger: logger)
+        try await supervisor.start()
+        let manager = WorkloadManager(
+            context: .init(nodeID: nodeID, configuration: configuration, identity: identity, control: control,
+                           bus: busClient, isLameDuck: { [self] in self.isLameDuck }),
+            supervisor: supervisor, cache: try ArtifactCache(stateDirectory: stateDirectory), logger: logger)
+        try await manager.start()
+        self.manager.withLock { $0 = manager }
+        logger.info("agent bus ready", metadata: ["url": "\(bus.url)", "agent": "\(agentPath)",
+                                                 "pool": "\(configuration.machinePoolSize)"])
+        return WorkloadRuntime(bus: bus, busClient: busClient, supervisor: supervisor, manager: manager,
+                               grace: .milliseconds(Int64(configuration.stopGracePeriodSeconds * 1000)))
+    }
+
+    private var workloadManager: WorkloadManager? { manager.withLock { $0 } }
+
+    private var runningCount: Int {
+        get async { await workloadManager?.count ?? 0 }
     }
 
     private func heartbeats() async throws {
@@ -79,7 +127,7 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
         while true {
             try await Task.sleep(for: interval)
             await publishEvent(NexEventType.heartbeat, HeartbeatEvent(
-                version: Self.version, nodeID: nodeID, uptime: uptime, tags: tags, runningMachines: 0))
+                version: Self.version, nodeID: nodeID, uptime: uptime, tags: tags, runningMachines: await runningCount))
         }
     }
 
@@ -106,6 +154,7 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
         tags["nex.arch"] = Self.architecture
         tags["nex.cpucount"] = String(ProcessInfo.processInfo.activeProcessorCount)
         tags["nex.lameduck"] = isLameDuck ? "true" : "false"
+        tags["nex.unsafe"] = "true"  // agents are plain processes: no sandbox yet
         if tags["node_name"] == nil { tags["node_name"] = ProcessInfo.processInfo.hostName }
         return tags
     }
@@ -125,11 +174,15 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
 
     public func ping() async -> PingResponse {
         PingResponse(nodeID: nodeID, version: Self.version, uptime: uptime, targetXKey: identity.publicXKey,
-                     tags: tags, runningMachines: 0)
+                     tags: tags, runningMachines: await runningCount)
     }
 
+    /// Silent (nil) when nothing matches, as Nex does.
     public func workloadPing(namespace: String, workload: String?) async -> WorkloadPingResponse? {
-        nil  // no workloads run here yet: stay silent, as Nex does for nodes without a match
+        guard let found = await workloadManager?.running(namespace: namespace, matching: workload), !found.isEmpty
+        else { return nil }
+        return WorkloadPingResponse(nodeID: nodeID, targetXKey: identity.publicXKey, version: Self.version, tags: tags,
+                                    uptime: uptime, runningMachines: found)
     }
 
     /// Matches Nex 0.2's auction: every criterion given must hold. A node in lame duck mode
@@ -149,17 +202,19 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
 
     public func info(namespace: String) async throws -> InfoResponse {
         InfoResponse(version: Self.version, uptime: uptime, publicXKey: identity.publicXKey, tags: tags,
-                     memory: Self.memory(), machines: [],
+                     memory: Self.memory(), machines: await workloadManager?.machines(namespace: namespace) ?? [],
                      supportedWorkloadTypes: configuration.workloadTypes.map(\.rawValue))
     }
 
     public func deploy(namespace: String, request: DeployRequest) async throws -> RunResponse {
         if isLameDuck { throw NexControlError.badRequest("node \(nodeID) is in lame duck mode and accepts no new workloads") }
-        throw NexControlError.notSupported("deploying workloads on this node")
+        guard let manager = workloadManager else { throw NexControlError.badRequest("node \(nodeID) is starting") }
+        return try await manager.deploy(namespace: namespace, request: request)
     }
 
     public func stop(namespace: String, request: StopRequest) async throws -> StopResponse {
-        throw NexControlError.badRequest("no such workload: \(request.workloadID)")
+        guard let manager = workloadManager else { throw NexControlError.badRequest("no such workload: \(request.workloadID)") }
+        return try await manager.stop(namespace: namespace, request: request)
     }
 
     public func lameDuck() async throws -> LameDuckResponse {
@@ -186,4 +241,27 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
         else { return nil }
         return InfoResponse.Memory(total: total, free: free, available: available)
     }
+}
+
+/// The workload side of a running node, stopped in order on shutdown.
+struct WorkloadRuntime: Sendable {
+    let bus: AgentBus
+    let busClient: NATSClient
+    let supervisor: AgentSupervisor
+    let manager: WorkloadManager
+    let grace: Duration
+
+    /// Workloads first (SIGTERM, grace period, SIGKILL), then agents, then the bus.
+    func stop() async {
+        await manager.stopAll()
+        await supervisor.shutdown(grace: .seconds(2))
+        await busClient.close()
+        await bus.shutdown()
+    }
+}
+
+/// A node cannot start its workload side.
+public struct NodeStartError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    init(_ description: String) { self.description = description }
 }

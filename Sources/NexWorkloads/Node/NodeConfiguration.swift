@@ -42,6 +42,10 @@ public struct NodeConfiguration: Sendable, Equatable {
     public var heartbeatIntervalSeconds = 30.0
     /// Seconds a workload gets between SIGTERM and SIGKILL when stopped.
     public var stopGracePeriodSeconds = 10.0
+    /// The `nex-agent` executable (`agent_path`); default: beside `nex-node`, else on PATH.
+    public var agentPath: String?
+    /// Default resource limits for workloads (`workload_limits`); a deploy's `limits` override them.
+    public var workloadLimits = ResourceLimits()
 
     public init() {}
 }
@@ -126,6 +130,13 @@ extension NodeConfiguration {
         }
         heartbeatIntervalSeconds = try reader.seconds("heartbeat_interval_seconds") ?? heartbeatIntervalSeconds
         stopGracePeriodSeconds = try reader.seconds("stop_grace_period_seconds") ?? stopGracePeriodSeconds
+        agentPath = try reader.string("agent_path")
+        if var limits = try reader.object("workload_limits") {
+            workloadLimits.memoryBytes = try limits.count("memory_bytes")
+            workloadLimits.openFiles = try limits.count("open_files")
+            workloadLimits.processes = try limits.count("processes")
+            try limits.finish()
+        }
         try reader.finish()
         try validate()
     }

@@ -12,7 +12,8 @@ public enum Preflight {
         public var fix: String?
     }
 
-    public static func run(control: ControlConnectionSettings, stateDirectory: String, dev: Bool) async -> [Check] {
+    public static func run(control: ControlConnectionSettings, stateDirectory: String, dev: Bool,
+                           agentPath: String? = nil) async -> [Check] {
         var checks: [Check] = []
         do {
             try StateDirectory.prepare(stateDirectory)
@@ -31,12 +32,12 @@ public enum Preflight {
         } else {
             checks.append(await controlCheck(control))
         }
-        let besideNode = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path + "/nex-agent"
-        if let agent = FileManager.default.isExecutableFile(atPath: besideNode) ? besideNode : ExecutableLookup.find("nex-agent") {
+        if let agent = AgentExecutable.locate(configured: agentPath) {
             checks.append(Check(name: "nex-agent", passed: true, detail: agent))
         } else {
             checks.append(Check(name: "nex-agent", passed: false, detail: "not found beside nex-node or on PATH",
-                                fix: "install nex-agent next to nex-node (swift build puts them together)"))
+                                fix: agentPath.map { "agent_path is \($0): make it an executable nex-agent" }
+                                    ?? "install nex-agent next to nex-node (swift build puts them together)"))
         }
         return checks
     }

@@ -1,0 +1,395 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import FoundationEssentials
+import Logging
+import NATSWire
+import NexAgentBus
+import NexControl
+import NIOCore
+import Synchronization
+
+/// Deploys, watches, restarts and stops the node's workloads, each in an agent from the
+/// ``AgentSupervisor``.
+///
+/// DEPLOY is checked in Nex 0.2's order with our fixes (the JWT's `hash` claim is compared
+/// with the artifact; every refusal names what was wrong). Agent output becomes log records
+/// on `$NEX.logs.<ns>.<node>.<workload_name>.<workload_id>`, agent events are republished on
+/// `$NEX.events.<ns>.<type>`, and essential services are restarted with ``RestartBackoff``.
+public actor WorkloadManager {
+    public struct Context: Sendable {
+        public var nodeID: String
+        public var configuration: NodeConfiguration
+        public var identity: NodeIdentity
+        /// The control connection: artifacts, events and logs go through it.
+        public var control: NATSClient
+        /// The node's own connection to the agent bus.
+        public var bus: NATSClient
+        public var isLameDuck: @Sendable () -> Bool
+
+        public init(nodeID: String, configuration: NodeConfiguration, identity: NodeIdentity, control: NATSClient,
+                    bus: NATSClient, isLameDuck: @escaping @Sendable () -> Bool) {
+            self.nodeID = nodeID; self.configuration = configuration; self.identity = identity
+            self.control = control; self.bus = bus; self.isLameDuck = isLameDuck
+        }
+    }
+
+    private let context: Context
+    private let supervisor: AgentSupervisor
+    private let cache: ArtifactCache
+    private let logger: Logger
+    private var workloads: [String: WorkloadRecord] = [:]
+    /// agent id → workload id, shared with the log forwarder (which runs outside the actor).
+    private let routes = LogRoutes()
+    private var tasks: [Task<Void, Never>] = []
+    private var stopping = false
+
+    public init(context: Context, supervisor: AgentSupervisor, cache: ArtifactCache, logger: Logger) {
+        self.context = context
+        self.supervisor = supervisor
+        self.cache = cache
+        self.logger = logger
+    }
+
+    private var configuration: NodeConfiguration { context.configuration }
+    private var nodeID: String { context.nodeID }
+
+    /// Starts forwarding agent logs and events and watching agents.
+    public func start() async throws {
+        let logs = try await context.bus.subscribe(to: AgentBusSubject.toHost("*", AgentVerb.logs))
+        let events = try await context.bus.subscribe(to: AgentBusSubject.toHost("*", AgentVerb.events) + ".*")
+        try await context.bus.flush()
+        let forwarder = LogForwarder(nodeID: nodeID, routes: routes, control: context.control)
+        tasks.append(Task { await forwarder.run(logs) })
+        tasks.append(Task { [weak self] in
+            for await message in events { await self?.handleAgentEvent(message) }
+        })
+        let notices = supervisor.noticeStream
+        tasks.append(Task { [weak self] in
+            for await notice in notices {
+                if case .exited(let agentID, let status) = notice { await self?.agentExited(agentID, status: status) }
+            }
+        })
+    }
+
+    /// Workloads deployed and not yet stopped.
+    public var count: Int { workloads.count }
+
+    // MARK: Deploy
+
+    public func deploy(namespace: String, request: DeployRequest) async throws -> RunResponse {
+        let started = ContinuousClock.now
+        guard !stopping else { throw NexControlError.badRequest("node \(nodeID) is stopping") }
+        if context.isLameDuck() {
+            throw NexControlError.badRequest("node \(nodeID) is in lame duck mode and accepts no new workloads")
+        }
+        let limits = configuration.nodeLimits
+        if limits.maxWorkloads > 0, workloads.count >= limits.maxWorkloads {
+            throw NexControlError.badRequest(
+                "node \(nodeID) runs \(workloads.count) workloads; node_limits.max_workloads is \(limits.maxWorkloads)")
+        }
+        guard let type = WorkloadType(name: request.type) else {
+            throw NexControlError.badRequest("unknown workload type '\(request.type)' (native, wasm, javascript, v8)")
+        }
+        guard configuration.workloadTypes.contains(type) else {
+            throw NexControlError.badRequest(
+                "workload type \(type.rawValue) is not allowed on node \(nodeID) (workload_types: \(configuration.workloadTypes.map(\.rawValue).joined(separator: ", ")))")
+        }
+        guard type == .native else {
+            throw NexControlError.notSupported("running \(type.rawValue) functions on this node")
+        }
+        if let triggers = request.triggerSubjects, !triggers.isEmpty {
+            throw NexControlError.badRequest("trigger_subjects are for functions (wasm, javascript), not \(type.rawValue) services")
+        }
+        let environment: [String: String]
+        do {
+            environment = try EnvironmentSealing.open(request.environment, senderPublicKey: request.senderPublicKey,
+                                                      recipient: context.identity.curveKey)
+        } catch {
+            throw NexControlError.badRequest("environment: \(error)")
+        }
+        let claims: WorkloadClaims
+        do {
+            claims = try WorkloadClaims.verifyDeploy(request.workloadJWT, validIssuers: configuration.validIssuers)
+        } catch {
+            throw NexControlError.badRequest("workload_jwt: \(error)")
+        }
+        guard let claimedHash = claims.artifactHash else {
+            throw NexControlError.badRequest("workload_jwt: the nats.hash claim is missing")
+        }
+        let location: ArtifactLocation
+        do {
+            location = try ArtifactLocation(validating: request.location)
+        } catch {
+            throw NexControlError.badRequest("location: \(error)")
+        }
+        let artifact: CachedArtifact
+        do {
+            artifact = try await cache.fetch(location, expectedSHA256: claimedHash, maxBytes: limits.maxWorkloadBytes,
+                                             jetStreamDomain: request.jsDomain, client: context.control)
+        } catch {
+            throw NexControlError.badRequest("\(error)")
+        }
+        if limits.maxTotalBytes > 0 {
+            let total = workloads.values.reduce(0) { $0 + $1.size } + artifact.size
+            guard total <= limits.maxTotalBytes else {
+                throw NexControlError.badRequest(
+                    "workload \(claims.name) would bring this node to \(total) bytes of artifacts; node_limits.max_total_bytes is \(limits.maxTotalBytes)")
+            }
+        }
+
+        let id = Self.makeWorkloadID()
+        let resource = ResourceLimits(
+            memoryBytes: request.limits?.memoryBytes ?? configuration.workloadLimits.memoryBytes,
+            openFiles: request.limits?.openFiles ?? configuration.workloadLimits.openFiles,
+            processes: request.limits?.processes ?? configuration.workloadLimits.processes)
+        let template = AgentDeployRequestTemplate(
+            argv: request.argv ?? [], environment: environment, limits: resource,
+            stopGraceMilliseconds: Int(configuration.stopGracePeriodSeconds * 1000), artifactPath: artifact.path)
+        var record = WorkloadRecord(
+            id: id, namespace: namespace, name: claims.name, type: type, hash: artifact.sha256, size: artifact.size,
+            description: request.description, essential: request.essential ?? false, claims: claims,
+            agentRequest: template, agentID: nil, state: .starting, startedAt: Date())
+        workloads[id] = record
+        do {
+            record = try await startInAgent(record)
+        } catch {
+            workloads[id] = nil
+            throw error
+        }
+        logger.info("workload deployed", metadata: [
+            "workload": "\(record.name)", "id": "\(id)", "namespace": "\(namespace)", "agent": "\(record.agentID ?? "")",
+            "cached": "\(artifact.fromCache)", "ms": "\(started.duration(to: .now).milliseconds)",
+        ])
+        return RunResponse(started: true, id: id, issuer: claims.issuer, name: claims.name)
+    }
+
+    /// Takes an agent, places the artifact in its directory and has it start the workload.
+    /// Returns the record as running; throws (with the agent retired) when the agent refuses.
+    private func startInAgent(_ input: WorkloadRecord) async throws -> WorkloadRecord {
+        var record = input
+        let agent: AgentProcess
+        do {
+            agent = try await supervisor.acquire()
+        } catch {
+            throw NexControlError.badRequest("no agent to run workload \(record.name): \(error)")
+        }
+        routes.set(agent.id, LogRoute(namespace: record.namespace, name: record.name, workloadID: record.id))
+        record.agentID = agent.id
+        workloads[record.id] = record
+        let artifactPath: String
+        do {
+            let cached = CachedArtifact(path: record.agentRequest.artifactPath, sha256: record.hash, size: record.size,
+                                        fromCache: true)
+            artifactPath = try cache.place(cached, in: agent.directory, named: "workload")
+        } catch {
+            await release(agent.id)
+            throw NexControlError.badRequest("artifact for \(record.name): \(error)")
+        }
+        let request = AgentDeployRequest(
+            workloadID: record.id, workloadName: record.name, namespace: record.namespace,
+            workloadType: record.type.rawValue, argv: record.agentRequest.argv,
+            environment: record.agentRequest.environment, essential: record.essential, hash: record.hash,
+            totalBytes: record.size, artifactPath: artifactPath,
+            limits: WorkloadLimits(memoryBytes: record.agentRequest.limits.memoryBytes,
+                                   openFiles: record.agentRequest.limits.openFiles,
+                                   processes: record.agentRequest.limits.processes),
+            stopGraceMilliseconds: record.agentRequest.stopGraceMilliseconds)
+        let response: AgentDeployResponse
+        do {
+            let reply = try await context.bus.request(
+                ByteBuffer(bytes: try JSONEncoder().encode(request)),
+                to: AgentBusSubject.toAgent(agent.id, AgentVerb.deploy), timeout: .seconds(10))
+            response = try JSONDecoder().decode(AgentDeployResponse.self, from: Data(reply.payload.readableBytesView))
+        } catch {
+            await release(agent.id)
+            throw NexControlError.badRequest("agent \(agent.id) did not take workload \(record.name): \(error)")
+        }
+        guard response.accepted else {
+            await release(agent.id)
+            throw NexControlError.badRequest("workload \(record.name) did not start: \(response.message)")
+        }
+        // It may already have exited (and been handled) while we waited for the answer.
+        guard var current = workloads[record.id], current.agentID == agent.id else { return record }
+        current.state = .running
+        current.startedAt = Date()
+        current.limitsApplied = response.limitsApplied
+        workloads[record.id] = current
+        return current
+    }
+
+    private func release(_ agentID: String) async {
+        routes.remove(agentID)
+        await supervisor.retire(agentID)
+    }
+
+    private static func makeWorkloadID() -> String {
+        let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789")
+        var random = SystemRandomNumberGenerator()
+        return String((0..<20).map { _ in alphabet.randomElement(using: &random)! })
+    }
+
+    // MARK: Stop
+
+    public func stop(namespace: String, request: StopRequest) async throws -> StopResponse {
+        // Unknown, or another namespace's: the same answer, so nothing leaks.
+        guard var record = workloads[request.workloadID], record.namespace == namespace else {
+            throw NexControlError.badRequest("no such workload: \(request.workloadID)")
+        }
+        do {
+            _ = try record.claims.verifyStop(request.workloadJWT, validIssuers: configuration.validIssuers)
+        } catch {
+            throw NexControlError.badRequest("workload_jwt: \(error)")
+        }
+        guard record.state != .stopping else {
+            throw NexControlError.badRequest("workload \(record.id) is already stopping")
+        }
+        record.state = .stopping
+        workloads[record.id] = record
+        await undeploy(record)
+        workloads[record.id] = nil
+        logger.info("workload stopped", metadata: ["workload": "\(record.name)", "id": "\(record.id)"])
+        return StopResponse(stopped: true, id: record.id, issuer: record.claims.issuer, name: record.name)
+    }
+
+    /// Asks the agent to stop the workload (SIGTERM, then SIGKILL after the grace period), then retires the agent.
+    private func undeploy(_ record: WorkloadRecord) async {
+        guard let agentID = record.agentID else { return }
+        let grace = Int64(record.agentRequest.stopGraceMilliseconds)
+        do {
+            _ = try await context.bus.request(ByteBuffer(), to: AgentBusSubject.toAgent(agentID, AgentVerb.undeploy),
+                                              timeout: .milliseconds(grace + 3000))
+        } catch {
+            logger.warning("agent did not confirm the stop; killing it", metadata: ["agent": "\(agentID)", "error": "\(error)"])
+        }
+        // Let the workload_undeployed event through before the route goes.
+        try? await Task.sleep(for: .milliseconds(20))
+        await release(agentID)
+    }
+
+    /// Stops every workload gracefully (SIGTERM to each, in parallel), for the node's shutdown.
+    public func stopAll() async {
+        stopping = true
+        for task in tasks { task.cancel() }
+        let all = Array(workloads.values)
+        for var record in all {
+            record.state = .stopping
+            workloads[record.id] = record
+        }
+        await withTaskGroup(of: Void.self) { group in
+            for record in all { group.addTask { await self.undeploy(record) } }
+        }
+        workloads.removeAll()
+    }
+
+    // MARK: Exits and restarts
+
+    private func handleAgentEvent(_ message: NATSMessage) async {
+        let tokens = message.subject.split(separator: ".")
+        guard tokens.count == 4 else { return }
+        let agentID = String(tokens[1]), type = String(tokens[3])
+        guard let event = try? JSONDecoder().decode(AgentWorkloadEvent.self, from: Data(message.payload.readableBytesView)),
+              let record = workloads[event.workloadID], record.agentID == agentID
+        else { return }
+        await publishWorkloadEvent(type, record: record, code: event.code, message: event.message)
+        if type == AgentVerb.workloadUndeployed {
+            await workloadEnded(record, code: event.code, reason: event.message ?? "exited with code \(event.code)")
+        }
+    }
+
+    private func agentExited(_ agentID: String, status: Int32) async {
+        guard let record = workloads.values.first(where: { $0.agentID == agentID }) else { return }
+        let reason = status < 0 ? "its agent was killed by signal \(-status)" : "its agent exited with code \(status)"
+        await publishWorkloadEvent(AgentVerb.workloadUndeployed, record: record, code: status == 0 ? -1 : status,
+                                   message: reason)
+        await workloadEnded(record, code: status == 0 ? -1 : status, reason: reason)
+    }
+
+    /// The workload's process ended on its own (or with its agent).
+    private func workloadEnded(_ ended: WorkloadRecord, code: Int32, reason: String) async {
+        guard var record = workloads[ended.id], record.agentID == ended.agentID, record.state != .stopping else { return }
+        if let agentID = record.agentID { await release(agentID) }
+        record.agentID = nil
+        let restart = record.essential && code != 0 && !context.isLameDuck() && !stopping
+        guard restart else {
+            workloads[record.id] = nil
+            logger.info("workload ended", metadata: ["workload": "\(record.name)", "id": "\(record.id)", "reason": "\(reason)"])
+            return
+        }
+        let ranFor = Date().timeIntervalSince(record.startedAt)
+        record.failures = ranFor >= Double(RestartBackoff.healthyRun.components.seconds) ? 1 : record.failures + 1
+        record.restarts += 1
+        record.state = .restarting
+        workloads[record.id] = record
+        let delay = RestartBackoff.delay(afterFailures: record.failures)
+        logger.warning("essential workload ended; restarting", metadata: [
+            "workload": "\(record.name)", "id": "\(record.id)", "reason": "\(reason)", "delay": "\(delay)",
+            "restarts": "\(record.restarts)",
+        ])
+        await publishEvent(NexEventType.workloadRestarted, namespace: record.namespace, source: "\(nodeID)-\(record.id)",
+                           WorkloadRestartedEvent(workloadName: record.name, workloadID: record.id, restarts: record.restarts,
+                                                  delayMilliseconds: Int(delay.components.seconds * 1000), reason: reason))
+        let id = record.id
+        Task {
+            try? await Task.sleep(for: delay)
+            await self.restart(id)
+        }
+    }
+
+    private func restart(_ id: String) async {
+        guard let record = workloads[id], record.state == .restarting else { return }
+        if context.isLameDuck() || stopping {
+            workloads[id] = nil
+            return
+        }
+        do {
+            _ = try await startInAgent(record)
+        } catch {
+            logger.error("restart failed", metadata: ["workload": "\(record.name)", "id": "\(id)", "error": "\(error)"])
+            await workloadEnded(record, code: -1, reason: "restart failed: \(error)")
+        }
+    }
+
+    // MARK: Events
+
+    private func publishWorkloadEvent(_ type: String, record: WorkloadRecord, code: Int32, message: String?) async {
+        await publishEvent(type, namespace: record.namespace, source: "\(nodeID)-\(record.id)",
+                           WorkloadStatusEvent(workloadName: record.name, workloadID: record.id, namespace: record.namespace,
+                                               code: Int(code), message: message))
+    }
+
+    private func publishEvent<T: Codable & Sendable>(_ type: String, namespace: String, source: String, _ data: T) async {
+        let event = NexEvent(source: source, type: type, data: data, namespace: namespace)
+        do {
+            try await context.control.publish(ByteBuffer(bytes: try JSONEncoder().encode(event)),
+                                              to: NexSubject.event(namespace: namespace, type: type))
+        } catch {
+            logger.warning("event not published", metadata: ["type": "\(type)", "error": "\(error)"])
+        }
+    }
+
+    // MARK: What the node reports
+
+    public func machines(namespace: String) -> [MachineSummary] {
+        workloads.values.filter { $0.namespace == namespace }.sorted { $0.startedAt < $1.startedAt }.map { record in
+            let uptime = Uptime.format(seconds: Int(Date().timeIntervalSince(record.startedAt)))
+            return MachineSummary(
+                id: record.id, healthy: record.state == .running, uptime: uptime, namespace: record.namespace,
+                workload: .init(name: record.name, description: record.description, runtime: uptime,
+                                type: record.type.rawValue, hash: record.hash),
+                state: record.state.rawValue, restarts: record.restarts, limitsApplied: record.limitsApplied)
+        }
+    }
+
+    /// Workloads of `namespace` (all namespaces for `*`), optionally only the one with this id or name.
+    public func running(namespace: String, matching workload: String?) -> [WorkloadPingResponse.Machine] {
+        workloads.values
+            .filter { namespace == "*" || $0.namespace == namespace }
+            .filter { workload == nil || $0.id == workload || $0.name == workload }
+            .map { WorkloadPingResponse.Machine(id: $0.id, namespace: $0.namespace, name: $0.name, type: $0.type.rawValue) }
+    }
+}
+
+extension Duration {
+    var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
+}

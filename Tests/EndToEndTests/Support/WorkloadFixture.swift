@@ -1,0 +1,120 @@
+import Foundation
+import NATSTestSupport
+import NATSWire
+import NexControl
+import Synchronization
+
+/// A native workload for end-to-end tests: a shell script written to a temporary directory,
+/// and what it takes to deploy it to a real node.
+struct WorkloadFixture {
+    let directory: TemporaryDirectory
+    let path: String
+    let issuer: NKeyPair
+    let sender: XKeyPair
+
+    /// Prints its identity and environment, then ticks until stopped (or runs `body`).
+    static let defaultScript = """
+        #!/bin/sh
+        echo "hello $NEX_WORKLOAD_NAME id=$NEX_WORKLOAD_ID ns=$NEX_NAMESPACE greeting=$GREETING seed=${NEX_AGENT_NKEY_SEED:-none}"
+        echo "pid=$$ ppid=$PPID"
+        echo "to stderr" >&2
+        trap 'echo "got TERM"; [ -n "$MARKER" ] && echo term > "$MARKER"; exit 0' TERM
+        i=0
+        while true; do echo "tick $i"; i=$((i+1)); sleep 0.2; done
+        """
+
+    init(script: String = WorkloadFixture.defaultScript, executable: Bool = true, issuer: NKeyPair? = nil) throws {
+        directory = try TemporaryDirectory(prefix: "nex-e2e-workload-")
+        path = try directory.write(script, to: "workload.sh")
+        if executable { chmod(path, 0o755) }
+        self.issuer = try issuer ?? NKeyPair.generate(.account)
+        sender = try XKeyPair.generate()
+    }
+
+    var hash: String { get throws { try ArtifactDigest.sha256Hex(ofFile: path) } }
+
+    func submission(name: String, environment: [String: String] = [:], essential: Bool = false,
+                    hash: String? = nil) throws -> WorkloadSubmission {
+        try WorkloadSubmission(name: name, location: .file(path: path), artifactHash: hash ?? self.hash,
+                               environment: environment, essential: essential)
+    }
+
+    /// The workload JWT of this fixture's last deploy that went through (for replay tests).
+    let lastDeployToken = TokenBox()
+
+    final class TokenBox: Sendable {
+        let value = Mutex<String?>(nil)
+    }
+
+    func deploy(_ nex: NexClient, node: String, name: String, environment: [String: String] = [:],
+                essential: Bool = false, namespace: String = "default") async throws -> RunResponse {
+        let info = try await nex.info(namespace: namespace, node: node)
+        let request = try submission(name: name, environment: environment, essential: essential)
+            .deployRequest(issuer: issuer, sender: sender, targetNode: node, targetXKey: info.publicXKey)
+        let response = try await nex.deploy(namespace: namespace, node: node, request: request)
+        lastDeployToken.value.withLock { $0 = request.workloadJWT }
+        return response
+    }
+
+    func stop(_ nex: NexClient, node: String, id: String, name: String, namespace: String = "default") async throws
+        -> StopResponse
+    {
+        try await nex.stopWorkload(namespace: namespace, node: node, id: id, name: name, issuer: issuer)
+    }
+}
+
+/// Log lines of one workload, recorded from the moment it is created.
+final class LogRecorder: Sendable {
+    private let lines = Mutex<[LogRecord]>([])
+    private let task = Mutex<Task<Void, Never>?>(nil)
+
+    static func start(_ nex: NexClient, namespace: String = "default", workloadName: String = "*") async throws -> LogRecorder {
+        let recorder = LogRecorder()
+        let subscription = try await nex.connection.subscribe(
+            to: NexSubject.logs(namespace: namespace, node: "*", workloadName: workloadName, workloadID: "*"))
+        try await nex.connection.flush()
+        let task = Task { [recorder] in
+            for await message in subscription {
+                if let record = try? JSONDecoder().decode(LogRecord.self, from: Data(message.payload.readableBytesView)) {
+                    recorder.lines.withLock { $0.append(record) }
+                }
+            }
+        }
+        recorder.task.withLock { $0 = task }
+        return recorder
+    }
+
+    var all: [LogRecord] { lines.withLock { $0 } }
+    var texts: [String] { all.map(\.text) }
+
+    /// The first line starting with `prefix`.
+    @discardableResult
+    func waitFor(_ prefix: String, timeout: Duration = .seconds(10)) async throws -> LogRecord {
+        try await waitForValue(timeout: timeout, "a log line starting with '\(prefix)'; got \(texts.suffix(5))") {
+            all.first { $0.text.hasPrefix(prefix) }
+        }
+    }
+
+    deinit { task.withLock { $0?.cancel() } }
+}
+
+/// Whether a process is alive (a zombie counts as gone).
+func processIsAlive(_ pid: Int32) -> Bool {
+    guard kill(pid, 0) == 0 else { return false }
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+          let close = stat.lastIndex(of: ")") else { return false }
+    let state = stat[stat.index(close, offsetBy: 2)]
+    return state != "Z" && state != "X"
+}
+
+/// `pid=N ppid=M` from the fixture's second line.
+func pids(from line: String) -> (pid: Int32, ppid: Int32)? {
+    var pid: Int32?, ppid: Int32?
+    for field in line.split(separator: " ") {
+        let parts = field.split(separator: "=")
+        guard parts.count == 2, let value = Int32(parts[1]) else { continue }
+        if parts[0] == "pid" { pid = value } else if parts[0] == "ppid" { ppid = value }
+    }
+    guard let pid, let ppid else { return nil }
+    return (pid, ppid)
+}
