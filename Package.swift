@@ -97,6 +97,7 @@ let package = Package(
             name: "nex-agent",
             dependencies: [
                 "NexWorkloads", "NexAgentBus",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -163,7 +164,7 @@ let package = Package(
         // Real nats-server + real nex-node/nexctl processes; needs the executables built.
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["NexControl", "NexWorkloads", "NATSWire", "NATSTestSupport"],
+            dependencies: ["NexControl", "NexWorkloads", "NexAgentBus", "NATSWire", "NATSTestSupport"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -36,13 +37,36 @@ static int move_fd(int from, int to, int fallback_flags) {
     return dup2(from, to) < 0 ? -1 : 0;
 }
 
-static void write_decimal(int fd, pid_t value) {
+/// Marks every descriptor above 2 close-on-exec (the report pipe already is), so only the
+/// standard streams survive exec. close_range(2) when the kernel has it, else one by one.
+static int close_others_at_exec(void) {
+#if defined(SYS_close_range)
+    if (syscall(SYS_close_range, 3U, ~0U, 4U /* CLOSE_RANGE_CLOEXEC */) == 0) return 0;
+#endif
+    struct rlimit limit;
+    rlim_t top = 65536;
+    if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < (1 << 20)) top = limit.rlim_cur;
+    for (int fd = 3; fd < (int)top; fd++) {
+        int flags = fcntl(fd, F_GETFD);
+        if (flags >= 0 && !(flags & FD_CLOEXEC)) fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+    }
+    return 0;
+}
+
+static int join_cgroup(const char *procs) {
+    int fd = open(procs, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
     char digits[24];
     int at = sizeof digits;
+    pid_t value = getpid();
     do { digits[--at] = (char)('0' + value % 10); value /= 10; } while (value > 0 && at > 0);
-    ssize_t ignored = write(fd, digits + at, sizeof digits - at);
-    (void)ignored;
+    ssize_t written = write(fd, digits + at, sizeof digits - at);
+    int error = errno;
+    close(fd);
+    if (written < 0) { errno = error; return -1; }
+    return 0;
 }
+
 
 int nex_spawn(const char *path, char *const argv[], char *const envp[], const nex_spawn_options *options,
               pid_t *pid_out, const char **failed_step) {
@@ -72,17 +96,14 @@ int nex_spawn(const char *path, char *const argv[], char *const envp[], const ne
             if (prctl(PR_SET_PDEATHSIG, options->parent_death_signal) != 0) report_and_exit(report[1], STEP_PDEATHSIG, errno);
             if (getppid() != parent) report_and_exit(report[1], STEP_PARENT_GONE, ESRCH);
         }
-        if (options->cgroup_procs_path) {
-            int fd = open(options->cgroup_procs_path, O_WRONLY | O_CLOEXEC);
-            if (fd < 0) report_and_exit(report[1], STEP_CGROUP, errno);
-            write_decimal(fd, getpid());
-            close(fd);
-        }
+        if (options->cgroup_procs_path && join_cgroup(options->cgroup_procs_path) != 0) report_and_exit(report[1], STEP_CGROUP, errno);
+        if (options->cgroup_procs_path2 && join_cgroup(options->cgroup_procs_path2) != 0) report_and_exit(report[1], STEP_CGROUP, errno);
+        if (move_fd(options->stdin_fd, 0, O_RDONLY) != 0 || move_fd(options->stdout_fd, 1, O_WRONLY) != 0
+            || move_fd(options->stderr_fd, 2, O_WRONLY) != 0) report_and_exit(report[1], STEP_FDS, errno);
+        if (options->close_other_descriptors) close_others_at_exec();
         if (set_limit(RLIMIT_AS, options->limit_address_space) != 0
             || set_limit(RLIMIT_NOFILE, options->limit_open_files) != 0
             || set_limit(RLIMIT_NPROC, options->limit_processes) != 0) report_and_exit(report[1], STEP_RLIMIT, errno);
-        if (move_fd(options->stdin_fd, 0, O_RDONLY) != 0 || move_fd(options->stdout_fd, 1, O_WRONLY) != 0
-            || move_fd(options->stderr_fd, 2, O_WRONLY) != 0) report_and_exit(report[1], STEP_FDS, errno);
         execve(path, argv, envp);
         report_and_exit(report[1], STEP_EXEC, errno);
     }

@@ -19,6 +19,10 @@ typedef struct {
     int stderr_fd;
     /// A cgroup.procs file the child writes its pid to before exec; NULL = none.
     const char *cgroup_procs_path;
+    /// A second one (cgroup v1 keeps memory and pids in separate hierarchies); NULL = none.
+    const char *cgroup_procs_path2;
+    /// Close every descriptor above 2 at exec (the parent's sockets must not leak into the child).
+    int close_other_descriptors;
 } nex_spawn_options;
 
 /// fork + exec with the options applied in the child (only async-signal-safe calls there).

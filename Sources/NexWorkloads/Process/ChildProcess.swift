@@ -1,20 +1,48 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CProcessSpawn
 import Synchronization
 
-/// A child process started with `posix_spawn`, its output appended to a file.
+/// A child process: started with `posix_spawn` (output appended to files) or with
+/// `nex_spawn` (process group, parent-death signal, rlimits, cgroup, any descriptors).
 ///
-/// Small on purpose: the node starts helpers (`nats-server --dev`, later agents) and must
-/// stop them reliably; it needs no pipes or run loop (and no Foundation `Process`).
+/// No Foundation `Process`, pipes or run loop: the node starts helpers (`nats-server --dev`,
+/// agents) and agents start workloads, and each must be stopped reliably. One reaper only:
+/// ``exitStatus`` reaps under a lock, and every other accessor goes through it.
 public final class ChildProcess: Sendable {
     public let pid: pid_t
     public let executable: String
+    /// The process group the child leads, when it was started with ``SpawnOptions/newProcessGroup``.
+    public let processGroup: pid_t?
+    /// Whether the rest of the group is killed when the child exits (``SpawnOptions/killGroupOnExit``).
+    private let killGroupOnExit: Bool
     /// The exit status once reaped (the negated signal number if killed by a signal).
     private let reaped = Mutex<Int32?>(nil)
 
+    /// Why a child could not be started: the executable, the step that failed and its errno.
     public struct SpawnError: Error, CustomStringConvertible {
+        /// The program that was to be started.
+        public var executable: String
+        /// The step that failed: `exec`, `fork`, `setrlimit`, `cgroup`, `open stdout file /x`, ...
+        public var step: String
+        /// The errno of that step (0 when none applies).
+        public var code: Int32
         public var description: String
+
+        public init(executable: String, step: String, code: Int32) {
+            self.executable = executable
+            self.step = step
+            self.code = code
+            description = "cannot start \(executable): \(step): \(String(cString: strerror(code)))"
+        }
+
+        public init(description: String) {
+            executable = ""
+            step = ""
+            code = 0
+            self.description = description
+        }
     }
 
     /// Starts `executable` with `arguments`; stdout is appended to `outputPath` (or discarded),
@@ -43,10 +71,72 @@ public final class ChildProcess: Sendable {
         let result = envp.map { envp in posix_spawn(&child, executable, &actions, nil, argv, envp) }
             ?? posix_spawn(&child, executable, &actions, nil, argv, environ)
         guard result == 0 else {
-            throw SpawnError(description: "cannot start \(executable): \(String(cString: strerror(result)))")
+            throw SpawnError(executable: executable, step: "posix_spawn", code: result)
         }
         pid = child
+        processGroup = nil
+        killGroupOnExit = false
         self.executable = executable
+    }
+
+    /// Starts `executable` with `arguments` (argv[0] is the executable) and exactly
+    /// `environment`, set up as `options` says.
+    ///
+    /// A failure in the child before or at `exec` (rlimit, cgroup, permission, format) is
+    /// reported here, as a ``SpawnError`` naming the step and its errno.
+    public init(executable: String, arguments: [String], environment: [String: String], options: SpawnOptions) throws {
+        var descriptors: [Int32] = []
+        defer { descriptors.forEach { close($0) } }
+        func descriptor(_ stream: SpawnOptions.Stream, _ name: String, input: Bool) throws -> Int32 {
+            switch stream {
+            case .null: return -1
+            case .fileDescriptor(let fd): return fd
+            case .file(let path):
+                let flags = input ? O_RDONLY | O_CLOEXEC : O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC
+                let fd = open(path, flags, 0o600)
+                guard fd >= 0 else { throw SpawnError(executable: executable, step: "open \(name) file \(path)", code: errno) }
+                descriptors.append(fd)
+                return fd
+            }
+        }
+        var spawn = nex_spawn_options()
+        spawn.new_process_group = options.newProcessGroup ? 1 : 0
+        spawn.parent_death_signal = options.parentDeathSignal ?? 0
+        spawn.limit_address_space = Self.limit(options.limits.memoryBytes)
+        spawn.limit_open_files = Self.limit(options.limits.openFiles)
+        spawn.limit_processes = Self.limit(options.limits.processes)
+        spawn.stdin_fd = try descriptor(options.stdin, "stdin", input: true)
+        spawn.stdout_fd = try descriptor(options.stdout, "stdout", input: false)
+        spawn.stderr_fd = try descriptor(options.stderr, "stderr", input: false)
+
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { envp.forEach { free($0) } }
+        let cgroup: UnsafeMutablePointer<CChar>? = options.cgroupProcsPath.flatMap { strdup($0) }
+        defer { free(cgroup) }
+        spawn.cgroup_procs_path = UnsafePointer(cgroup)
+
+        spawn.close_other_descriptors = options.inheritDescriptors ? 0 : 1
+        let startChild = { [spawn] () -> (Int32, pid_t, String) in
+            var options = spawn
+            var child: pid_t = 0
+            var failedStep: UnsafePointer<CChar>?
+            let code = nex_spawn(executable, argv, envp, &options, &child, &failedStep)
+            return (code, child, failedStep.map { String(cString: $0) } ?? "spawn")
+        }
+        // PR_SET_PDEATHSIG follows the forking thread: fork from one that never ends.
+        let (code, child, step) = options.parentDeathSignal != nil ? try SpawnThread.shared.run(startChild) : startChild()
+        guard code == 0 else { throw SpawnError(executable: executable, step: step, code: code) }
+        pid = child
+        processGroup = options.newProcessGroup ? child : nil
+        killGroupOnExit = options.newProcessGroup && options.killGroupOnExit
+        self.executable = executable
+    }
+
+    private static func limit(_ value: Int?) -> Int64 {
+        guard let value, value > 0 else { return -1 }
+        return Int64(value)
     }
 
     /// Whether the child still runs (reaps it when it has exited).
@@ -56,6 +146,14 @@ public final class ChildProcess: Sendable {
     public var exitStatus: Int32? {
         reaped.withLock { status in
             if let status { return status }
+            if killGroupOnExit, let processGroup {
+                // Peek without reaping: while the child is a zombie its pid, and so the group
+                // id, cannot be reused; kill the leftovers, then reap.
+                var info = siginfo_t()
+                guard waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0,
+                      info._sifields._sigchld.si_pid == pid else { return nil }
+                kill(-processGroup, SIGKILL)
+            }
             var raw: Int32 = 0
             guard waitpid(pid, &raw, WNOHANG) == pid else { return nil }
             let signal = raw & 0x7F
@@ -64,24 +162,79 @@ public final class ChildProcess: Sendable {
         }
     }
 
+    /// Sends `number` to the child alone, while it runs.
     public func signal(_ number: Int32) {
-        if isRunning { kill(pid, number) }
+        reaped.withLock { status in
+            if status == nil { kill(pid, number) }
+        }
     }
 
-    /// SIGTERM, then SIGKILL after `grace`; returns once the child is gone.
+    /// Sends `number` to the child's whole process group when it leads one, else to the
+    /// child; only until the child is reaped (after that its pid, the group id, may be reused:
+    /// see ``SpawnOptions/killGroupOnExit`` for what the group leaves behind). Returns whether
+    /// any process received it.
+    @discardableResult
+    public func signalGroup(_ number: Int32) -> Bool {
+        reaped.withLock { status in
+            guard status == nil else { return false }
+            return kill(processGroup.map { -$0 } ?? pid, number) == 0
+        }
+    }
+
+    /// SIGTERM (to the group, when the child leads one), then SIGKILL after `grace`; returns
+    /// once the child is gone. Blocks the calling thread: from async code use ``terminate(grace:)``.
     public func stop(grace: Duration = .seconds(5)) {
-        signal(SIGTERM)
+        signalGroup(SIGTERM)
         let deadline = ContinuousClock.now + grace
         while isRunning && ContinuousClock.now < deadline { usleep(10_000) }
         if isRunning {
-            signal(SIGKILL)
+            signalGroup(SIGKILL)
             while isRunning { usleep(1_000) }
+        }
+    }
+
+    /// ``stop(grace:)`` without blocking a thread; returns the exit status.
+    @discardableResult
+    public func terminate(grace: Duration = .seconds(5)) async -> Int32 {
+        signalGroup(SIGTERM)
+        if let status = await exitStatus(within: grace) { return status }
+        signalGroup(SIGKILL)
+        while true {  // SIGKILL cannot be ignored: this ends within milliseconds
+            if let status = exitStatus { return status }
+            if Task.isCancelled { usleep(1_000) } else { try? await Task.sleep(for: .milliseconds(5)) }
+        }
+    }
+
+    /// Waits until the child has exited and returns its status (negative: the signal).
+    ///
+    /// Polls the reaper every few milliseconds (20 ms at most) with `Task.sleep`, so no
+    /// thread is blocked. Throws `CancellationError` when the task is cancelled.
+    public func waitForExit() async throws -> Int32 {
+        var interval = 1
+        while true {
+            if let status = exitStatus { return status }
+            try await Task.sleep(for: .milliseconds(interval))
+            interval = min(interval * 2, 20)
+        }
+    }
+
+    /// The exit status once the child has exited within `timeout`, else nil.
+    /// Returns early (with the current status) when the task is cancelled.
+    public func exitStatus(within timeout: Duration) async -> Int32? {
+        let deadline = ContinuousClock.now + timeout
+        var interval = 1
+        while true {
+            if let status = exitStatus { return status }
+            let now = ContinuousClock.now
+            guard now < deadline, !Task.isCancelled else { return nil }
+            try? await Task.sleep(for: min(.milliseconds(interval), now.duration(to: deadline)))
+            interval = min(interval * 2, 20)
         }
     }
 
     deinit {
         if isRunning {
-            kill(pid, SIGKILL)
+            signalGroup(SIGKILL)
             var raw: Int32 = 0
             waitpid(pid, &raw, 0)
         }

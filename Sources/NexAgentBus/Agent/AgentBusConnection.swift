@@ -1,0 +1,177 @@
+import FoundationEssentials
+import NATSWire
+import NIOCore
+import Synchronization
+
+/// The agent's side of the node<->agent bus: a NATS connection as agent `<id>`.
+///
+/// It authenticates with the agent's nkey seed, uses the inbox prefix the bus allows it
+/// (``AgentEnvironment/inboxPrefix(agentID:)``), subscribes only `agentint.<id>.>`, and
+/// publishes only under `hostint.<id>.`. Transport only: what to do with a deploy is the
+/// ``AgentRequestHandler``'s business.
+///
+/// ```swift
+/// let bus = try AgentBusConnection(configuration: .init(busURL: url, agentID: id, nkeySeed: seed))
+/// try await bus.connect()
+/// try await bus.handshake(AgentHandshake(id: id, pid: getpid(), version: "0.1.0", startTime: now))
+/// await bus.serve(handler)    // until stopServing()
+/// ```
+public final class AgentBusConnection: Sendable {
+    /// Where and how to connect.
+    public struct Configuration: Sendable {
+        /// `nats://127.0.0.1:<port>`.
+        public var busURL: String
+        public var agentID: String
+        /// The agent's user nkey seed (`SU...`).
+        public var nkeySeed: String
+        /// How long one handshake attempt waits for the node's answer.
+        public var handshakeTimeout: Duration
+        /// Attempts before the handshake fails (on no responders or a timeout).
+        public var handshakeAttempts: Int
+        /// Client settings beyond URL, credentials and inbox (logger, timeouts); nil for defaults.
+        public var clientOptions: NATSClientOptions?
+
+        public init(busURL: String, agentID: String, nkeySeed: String, handshakeTimeout: Duration = .milliseconds(500),
+                    handshakeAttempts: Int = 10, clientOptions: NATSClientOptions? = nil) {
+            self.busURL = busURL
+            self.agentID = agentID
+            self.nkeySeed = nkeySeed
+            self.handshakeTimeout = handshakeTimeout
+            self.handshakeAttempts = handshakeAttempts
+            self.clientOptions = clientOptions
+        }
+    }
+
+    public let configuration: Configuration
+    /// The NATS connection (for flushing, events, tests).
+    public let client: NATSClient
+    public var agentID: String { configuration.agentID }
+
+    private let subscription = Mutex<NATSSubscription?>(nil)
+    private let logsSubject: String
+    private let stdoutHeaders: NATSHeaders
+    private let stderrHeaders: NATSHeaders
+
+    /// Prepares the connection; nothing is sent before ``connect()``.
+    public init(configuration: Configuration) throws {
+        self.configuration = configuration
+        var options = configuration.clientOptions ?? NATSClientOptions()
+        options.servers = [configuration.busURL]
+        options.auth = .nkey(seed: configuration.nkeySeed)
+        options.inboxPrefix = AgentEnvironment.inboxPrefix(agentID: configuration.agentID)
+        if options.name == nil { options.name = "nex-agent \(configuration.agentID)" }
+        client = try NATSClient(options: options)
+        logsSubject = AgentBusSubject.toHost(configuration.agentID, AgentVerb.logs)
+        stdoutHeaders = [AgentLogHeader.stream: "stdout"]
+        stderrHeaders = [AgentLogHeader.stream: "stderr"]
+    }
+
+    /// Connects and subscribes `agentint.<id>.>`; returns once the server has the subscription.
+    public func connect() async throws {
+        try await client.connect()
+        let subscription = try await client.subscribe(to: AgentBusSubject.agentSubscription(agentID))
+        self.subscription.withLock { $0 = subscription }
+        try await client.flush()
+    }
+
+    /// Requests `hostint.<id>.handshake` until the node answers, retrying on no responders and
+    /// timeouts up to ``Configuration/handshakeAttempts`` times.
+    public func handshake(_ handshake: AgentHandshake) async throws {
+        let subject = AgentBusSubject.toHost(agentID, AgentVerb.handshake)
+        let body = try JSONEncoder().encode(handshake)
+        let timeout = TimeAmount.nanoseconds(Int64(configuration.handshakeTimeout.components.seconds) * 1_000_000_000
+            + configuration.handshakeTimeout.components.attoseconds / 1_000_000_000)
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                _ = try await client.request(Array(body), to: subject, timeout: timeout)
+                return
+            } catch let error as NATSError {
+                switch error {
+                case .noResponders, .timeout:
+                    guard attempt < configuration.handshakeAttempts else {
+                        throw AgentConnectionError.handshakeFailed(subject: subject, attempts: attempt, reason: error.description)
+                    }
+                    try await Task.sleep(for: .milliseconds(50 * attempt))
+                default:
+                    throw AgentConnectionError.handshakeFailed(subject: subject, attempts: attempt, reason: error.description)
+                }
+            }
+        }
+    }
+
+    /// Hands each request on `agentint.<id>.<verb>` to `handler` (each in its own child task)
+    /// and sends its answer to the request's reply subject. Returns after ``stopServing()``
+    /// (or when the connection closes), once every request taken has been answered.
+    public func serve(_ handler: some AgentRequestHandler) async {
+        guard let subscription = subscription.withLock({ $0 }) else { return }
+        let prefix = "agentint.\(agentID)."
+        await withTaskGroup(of: Void.self) { group in
+            for await message in subscription {
+                guard message.subject.hasPrefix(prefix) else { continue }
+                let verb = String(message.subject.dropFirst(prefix.count))
+                group.addTask { await self.answer(verb: verb, message: message, handler: handler) }
+            }
+        }
+    }
+
+    private func answer(verb: String, message: NATSMessage, handler: some AgentRequestHandler) async {
+        let reply: Data
+        do {
+            switch verb {
+            case AgentVerb.deploy:
+                let response: AgentDeployResponse
+                do {
+                    let request = try JSONDecoder().decode(AgentDeployRequest.self, from: Data(message.payload.readableBytesView))
+                    response = await handler.deploy(request)
+                } catch {
+                    response = AgentDeployResponse(
+                        accepted: false, message: "malformed deploy request on \(message.subject): \(error)")
+                }
+                reply = try JSONEncoder().encode(response)
+            case AgentVerb.undeploy:
+                reply = try JSONEncoder().encode(await handler.undeploy())
+            case AgentVerb.ping:
+                reply = try JSONEncoder().encode(await handler.ping())
+            default:
+                reply = Data(#"{"error":"agent \#(agentID) does not handle '\#(verb)'"}"#.utf8)
+            }
+        } catch {
+            reply = Data(#"{"error":"agent \#(agentID) could not encode its answer to '\#(verb)'"}"#.utf8)
+        }
+        guard let replyTo = message.replyTo else { return }
+        try? await client.publish(Array(reply), to: replyTo)
+    }
+
+    /// Stops taking requests (unsubscribes); ``serve(_:)`` returns once those taken are answered.
+    public func stopServing() async {
+        guard let subscription = subscription.withLock({ value in defer { value = nil }; return value }) else { return }
+        try? await subscription.unsubscribe()
+    }
+
+    /// Publishes one output line to `hostint.<id>.logs`, its stream (`stdout`/`stderr`) in
+    /// the `x-nex-log-stream` header.
+    public func publishLog(_ line: ByteBuffer, stream: String) async throws {
+        let headers = stream == "stdout" ? stdoutHeaders : stream == "stderr" ? stderrHeaders : [AgentLogHeader.stream: stream]
+        try await client.publish(line, to: logsSubject, headers: headers)
+    }
+
+    /// Publishes `event` as JSON to `hostint.<id>.events.<type>`.
+    public func publishEvent(_ type: String, _ event: AgentWorkloadEvent) async throws {
+        let body = try JSONEncoder().encode(event)
+        try await client.publish(Array(body), to: AgentBusSubject.toHost(agentID, "\(AgentVerb.events).\(type)"))
+    }
+
+    /// Waits until everything published so far has reached the server.
+    public func flush() async throws {
+        try await client.flush()
+    }
+
+    /// Stops serving, flushes and closes the connection.
+    public func close() async {
+        await stopServing()
+        try? await client.flush()
+        await client.close()
+    }
+}

@@ -1,0 +1,10 @@
+/// What an agent does with the node's requests; ``AgentBusConnection/serve(_:)`` calls it
+/// and sends the answers back. Requests may arrive concurrently (a ping during an undeploy).
+public protocol AgentRequestHandler: Sendable {
+    /// `agentint.<id>.deploy`: always answered, `accepted` only once the workload runs.
+    func deploy(_ request: AgentDeployRequest) async -> AgentDeployResponse
+    /// `agentint.<id>.undeploy`: answered once the workload has stopped.
+    func undeploy() async -> AgentUndeployResponse
+    /// `agentint.<id>.ping`.
+    func ping() async -> AgentPingResponse
+}

@@ -1,0 +1,62 @@
+import NexAgentBus
+
+/// How ``ChildProcess/init(executable:arguments:environment:options:)`` starts a child:
+/// its process group, parent-death signal, resource limits, standard streams and cgroup.
+public struct SpawnOptions: Sendable {
+    /// Where one of the child's standard streams goes.
+    public enum Stream: Sendable, Equatable {
+        /// `/dev/null`.
+        case null
+        /// A file, created with mode 0600 if missing; output is appended (stdin reads it).
+        case file(String)
+        /// A descriptor of this process, duplicated onto the child's stream. The caller keeps
+        /// (and closes) its own copy.
+        case fileDescriptor(Int32)
+    }
+
+    /// Start the child in a new process group that it leads (`setpgid(0, 0)`), so
+    /// ``ChildProcess/signalGroup(_:)`` reaches everything it starts.
+    public var newProcessGroup: Bool
+    /// The signal the child receives when this process ends (`PR_SET_PDEATHSIG`), e.g. `SIGKILL`.
+    /// Such children are always forked from one long-lived thread, because Linux sends the
+    /// signal when the forking *thread* ends.
+    public var parentDeathSignal: Int32?
+    /// Address space, open files and processes (`setrlimit` in the child before `exec`).
+    public var limits: WorkloadLimits
+    public var stdin: Stream
+    public var stdout: Stream
+    public var stderr: Stream
+    /// A cgroup v2 `cgroup.procs` file the child writes its pid to before `exec`.
+    public var cgroupProcsPath: String?
+    /// With ``newProcessGroup``: when the child exits, SIGKILL what is left of its group
+    /// (before the child is reaped, so the group id cannot have been reused).
+    public var killGroupOnExit: Bool
+    /// Whether the child inherits this process's other descriptors (those without
+    /// close-on-exec). Off by default: SwiftNIO's sockets are not close-on-exec, and a
+    /// workload must never inherit, say, its agent's bus connection.
+    public var inheritDescriptors: Bool
+
+    public init(newProcessGroup: Bool = false, parentDeathSignal: Int32? = nil, limits: WorkloadLimits = WorkloadLimits(),
+                stdin: Stream = .null, stdout: Stream = .null, stderr: Stream = .null, cgroupProcsPath: String? = nil,
+                killGroupOnExit: Bool = false, inheritDescriptors: Bool = false) {
+        self.killGroupOnExit = killGroupOnExit
+        self.inheritDescriptors = inheritDescriptors
+        self.newProcessGroup = newProcessGroup
+        self.parentDeathSignal = parentDeathSignal
+        self.limits = limits
+        self.stdin = stdin
+        self.stdout = stdout
+        self.stderr = stderr
+        self.cgroupProcsPath = cgroupProcsPath
+    }
+
+    /// The names of the limits these options apply: `rlimit_as`, `rlimit_nofile`, `rlimit_nproc`, `cgroup`.
+    public var appliedLimitNames: [String] {
+        var names: [String] = []
+        if let value = limits.memoryBytes, value > 0 { names.append("rlimit_as") }
+        if let value = limits.openFiles, value > 0 { names.append("rlimit_nofile") }
+        if let value = limits.processes, value > 0 { names.append("rlimit_nproc") }
+        if cgroupProcsPath != nil { names.append("cgroup") }
+        return names
+    }
+}
