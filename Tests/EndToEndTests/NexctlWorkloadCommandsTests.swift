@@ -56,7 +56,7 @@ import Testing
 
             let first = try await runCommand(
                 nexctl, ["devrun", file, "GREETING=hello", "SECRET=s=3", "--argv", "-p 8080", "-s", url, "--timeout", "3",
-                         "--auction-wait", "0.5"],
+                         "--auction-wait", "2"],
                 environment: environment, timeout: .seconds(30))
             #expect(first.status == 0, "\(first.stderr)")
             #expect(first.stdout.contains("node: \(node.nodeID)"), "\(first.stdout)")
@@ -95,7 +95,7 @@ import Testing
 
             // Again: the running workload of the same name is stopped first, with a valid stop JWT.
             let second = try await runCommand(
-                nexctl, ["devrun", file, "-s", url, "--auction-wait", "0.5"], environment: environment, timeout: .seconds(30))
+                nexctl, ["devrun", file, "-s", url, "--auction-wait", "2"], environment: environment, timeout: .seconds(30))
             #expect(second.status == 0, "\(second.stderr)")
             #expect(node.stops.map(\.workloadID) == [firstDeploy.id], "\(second.stderr)")
             #expect(second.stderr.contains("stopped previous workload \(firstDeploy.id)"), "\(second.stderr)")
@@ -107,7 +107,7 @@ import Testing
             let changed = content.reversed() + [1, 2, 3]
             try Data(changed).write(to: URL(fileURLWithPath: file))
             let third = try await runCommand(
-                nexctl, ["devrun", file, "--no-stop", "--name", "other_name", "-s", url, "--auction-wait", "0.5"],
+                nexctl, ["devrun", file, "--no-stop", "--name", "other_name", "-s", url, "--auction-wait", "2"],
                 environment: environment, timeout: .seconds(30))
             #expect(third.status == 0, "\(third.stderr)")
             #expect(node.stops.count == 1)
@@ -208,18 +208,18 @@ import Testing
             }
             let alpha = try #require(node.running.first { $0.name == "alpha" })
 
-            let table = try await runCommand(nexctl, ["node", "probe", "-s", url, "--timeout", "0.5"])
+            let table = try await runCommand(nexctl, ["node", "probe", "-s", url, "--timeout", "2"])
             #expect(table.status == 0, "\(table.stderr)")
             let rows = table.stdout.split(separator: "\n")
             #expect(rows.first?.hasPrefix("NODE") == true)
             #expect(rows.contains { $0.contains(alpha.id) && $0.contains("alpha") && $0.contains(node.nodeID) }, "\(table.stdout)")
-            let json = try await runCommand(nexctl, ["node", "probe", "--workload", "beta", "--json", "-s", url, "--timeout", "0.5"])
+            let json = try await runCommand(nexctl, ["node", "probe", "--workload", "beta", "--json", "-s", url, "--timeout", "2"])
             let found = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]])
             #expect(found.map { $0["name"] as? String } == ["beta"])
             #expect(found.first?["node_id"] as? String == node.nodeID)
 
             let stop = try await runCommand(
-                nexctl, ["stop", node.nodeID, alpha.id, "--issuer", issuerFile, "-s", url, "--timeout", "0.5"])
+                nexctl, ["stop", node.nodeID, alpha.id, "--issuer", issuerFile, "-s", url, "--timeout", "2"])
             #expect(stop.status == 0, "\(stop.stderr)")
             #expect(stop.stdout.contains("stopped workload \(alpha.id) (alpha)"), "\(stop.stdout)")
             #expect(node.running.map(\.name) == ["beta"])
@@ -259,7 +259,7 @@ import Testing
         }
         defer { publishing.cancel() }
 
-        let once = try await runCommand(nexctl, ["logs", "--node", "NA", "-s", server.url, "--timeout", "1"])
+        let once = try await runCommand(nexctl, ["logs", "--node", "NA", "-s", server.url, "--timeout", "3"])
         #expect(once.status == 0, "\(once.stderr)")
         let lines = once.stdout.split(separator: "\n")
         #expect(!lines.isEmpty)

@@ -1,3 +1,4 @@
+import Foundation
 import NATSTestSupport
 import NATSWire
 import NexAgentBus
@@ -18,11 +19,11 @@ import Testing
         defer { Task { await bus.shutdown() } }
         #expect(bus.port > 0)
         #expect(bus.url == "nats://127.0.0.1:\(bus.port)")
-        // The listening socket's address is loopback: other interfaces cannot reach it.
-        let listening = try String(contentsOfFile: "/proc/net/tcp", encoding: .utf8)
-        let portHex = String(bus.port, radix: 16, uppercase: true)
-        let line = listening.split(separator: "\n").first { $0.contains(":\(String(repeating: "0", count: 4 - portHex.count))\(portHex) ") && $0.contains(" 0A ") }
-        #expect(line?.contains("0100007F:") == true, "listening line: \(String(describing: line))")
+        #expect(canConnect(host: "127.0.0.1", port: bus.port))
+        // It cannot be reached through this host's other addresses: it does not listen there.
+        for address in nonLoopbackAddresses() {
+            #expect(!canConnect(host: address, port: bus.port), "reached the bus through \(address)")
+        }
     }
 
     @Test func nodeAndAgentTalkOverTheirSubjects() async throws {
@@ -279,4 +280,37 @@ import Testing
         #expect(node.isConnected && fast.isConnected)
         await stalled.close()
     }
+}
+
+/// This host's IPv4 addresses that are not loopback.
+func nonLoopbackAddresses() -> [String] {
+    var list: UnsafeMutablePointer<ifaddrs>?
+    guard getifaddrs(&list) == 0 else { return [] }
+    defer { freeifaddrs(list) }
+    var found: [String] = []
+    var cursor = list
+    while let entry = cursor {
+        defer { cursor = entry.pointee.ifa_next }
+        guard let address = entry.pointee.ifa_addr, address.pointee.sa_family == sa_family_t(AF_INET) else { continue }
+        var host = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+        guard getnameinfo(address, socklen_t(MemoryLayout<sockaddr_in>.size), &host, socklen_t(host.count), nil, 0,
+                          NI_NUMERICHOST) == 0 else { continue }
+        let text = String(cString: host)
+        if !text.hasPrefix("127.") { found.append(text) }
+    }
+    return found
+}
+
+/// Whether a TCP connection to host:port succeeds (blocking, loopback-fast).
+func canConnect(host: String, port: Int) -> Bool {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    inet_pton(AF_INET, host, &address.sin_addr)
+    return withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    } == 0
 }

@@ -22,7 +22,7 @@ import Testing
         let first = try CannedNode(tags: ["zone": "a"])
         let second = try CannedNode(tags: ["zone": "b"])
         try await withControlServers([first, second]) { nex, _ in
-            let pongs = try await nex.pingAll(window: .milliseconds(400))
+            let pongs = try await nex.pingAll(window: .seconds(2))
             #expect(Set(pongs.map(\.nodeID)) == [first.nodeID, second.nodeID])
             #expect(pongs.first { $0.nodeID == second.nodeID }?.tags?["zone"] == "b")
         }
@@ -32,19 +32,19 @@ import Testing
         let busy = try CannedNode(workloads: [.init(id: "w1", namespace: "default", name: "echo", type: "native")])
         let idle = try CannedNode()
         try await withControlServers([busy, idle]) { nex, _ in
-            let byName = try await nex.workloadPing(namespace: "default", workload: "echo", window: .milliseconds(300))
+            let byName = try await nex.workloadPing(namespace: "default", workload: "echo", window: .seconds(2))
             #expect(byName.map(\.nodeID) == [busy.nodeID])
             #expect(byName.first?.runningMachines.first?.id == "w1")
 
-            let byID = try await nex.workloadPing(namespace: "default", workload: "w1", window: .milliseconds(300))
+            let byID = try await nex.workloadPing(namespace: "default", workload: "w1", window: .seconds(2))
             #expect(byID.map(\.nodeID) == [busy.nodeID])
 
-            let wholeNamespace = try await nex.workloadPing(namespace: "default", window: .milliseconds(300))
+            let wholeNamespace = try await nex.workloadPing(namespace: "default", window: .seconds(2))
             #expect(wholeNamespace.map(\.nodeID) == [busy.nodeID])
 
-            let silence = try await nex.workloadPing(namespace: "default", workload: "nope", window: .milliseconds(300))
+            let silence = try await nex.workloadPing(namespace: "default", workload: "nope", window: .seconds(2))
             #expect(silence.isEmpty)
-            let otherNamespace = try await nex.workloadPing(namespace: "prod", window: .milliseconds(300))
+            let otherNamespace = try await nex.workloadPing(namespace: "prod", window: .seconds(2))
             #expect(otherNamespace.isEmpty)
         }
     }
@@ -53,15 +53,15 @@ import Testing
         let gpu = try CannedNode(tags: ["gpu": "yes"], workloadTypes: ["native", "wasm"])
         let plain = try CannedNode(tags: ["gpu": "no"], workloadTypes: ["native"])
         try await withControlServers([gpu, plain]) { nex, _ in
-            let all = try await nex.auction(AuctionRequest(os: "linux"), window: .milliseconds(300))
+            let all = try await nex.auction(AuctionRequest(os: "linux"), window: .seconds(2))
             #expect(Set(all.map(\.nodeID)) == [gpu.nodeID, plain.nodeID])
 
             let matching = try await nex.auction(AuctionRequest(tags: ["gpu": "YES"], workloadTypes: ["wasm"]),
-                                                 window: .milliseconds(300))
+                                                 window: .seconds(2))
             #expect(matching.map(\.nodeID) == [gpu.nodeID])
             #expect(matching.first?.targetXKey == gpu.xkey.publicKey)
 
-            let silence = try await nex.auction(AuctionRequest(arch: "s390x"), window: .milliseconds(300))
+            let silence = try await nex.auction(AuctionRequest(arch: "s390x"), window: .seconds(2))
             #expect(silence.isEmpty)
         }
     }

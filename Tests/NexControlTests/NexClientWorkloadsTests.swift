@@ -44,15 +44,15 @@ import Testing
                                                .init(id: "w2", namespace: "default", name: "web", type: "wasm")])
         let second = try CannedNode(workloads: [.init(id: "w3", namespace: "default", name: "echo", type: "native")])
         try await withControlServers([first, second]) { nex, _ in
-            let all = try await nex.runningWorkloads(namespace: "default", window: .milliseconds(300))
+            let all = try await nex.runningWorkloads(namespace: "default", window: .seconds(2))
             #expect(Set(all.map(\.id)) == ["w1", "w2", "w3"])
-            let echoes = try await nex.runningWorkloads(namespace: "default", matching: "echo", window: .milliseconds(300))
+            let echoes = try await nex.runningWorkloads(namespace: "default", matching: "echo", window: .seconds(2))
             #expect(Set(echoes.map(\.nodeID)) == [first.nodeID, second.nodeID])
             let onSecond = try await nex.runningWorkloads(namespace: "default", matching: "echo", node: second.nodeID,
-                                                          window: .milliseconds(300))
+                                                          window: .seconds(2))
             #expect(onSecond == [RunningWorkload(nodeID: second.nodeID, id: "w3", namespace: "default", name: "echo",
                                                  type: "native")])
-            let byID = try await nex.runningWorkloads(namespace: "default", matching: "w2", window: .milliseconds(300))
+            let byID = try await nex.runningWorkloads(namespace: "default", matching: "w2", window: .seconds(2))
             #expect(byID.map(\.name) == ["web"])
         }
     }

