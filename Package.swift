@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swiftwasm/WasmKit", from: "0.4.2"),
     ],
     targets: [
         .systemLibrary(
@@ -39,6 +40,12 @@ let package = Package(
             path: "Sources/COpenSSL",
             pkgConfig: "openssl",
             providers: [.apt(["libssl-dev"])]
+        ),
+        .systemLibrary(
+            name: "CJavaScriptCore",
+            path: "Sources/CJavaScriptCore",
+            pkgConfig: "javascriptcoregtk-4.1",
+            providers: [.apt(["libjavascriptcoregtk-4.1-dev"])]
         ),
         // fork/exec with process groups, parent-death signals, rlimits and cgroups.
         .target(name: "CProcessSpawn"),
@@ -77,6 +84,16 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Function runtimes (WasmKit, JavaScriptCore): linked by nex-agent only.
+        .target(
+            name: "NexFunctions",
+            dependencies: [
+                "NexWorkloads", "CJavaScriptCore",
+                .product(name: "WasmKit", package: "WasmKit"),
+                .product(name: "WasmKitWASI", package: "WasmKit"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The command-line options nex-node and nexctl share.
         .target(
             name: "NexCLISupport",
@@ -96,7 +113,7 @@ let package = Package(
         .executableTarget(
             name: "nex-agent",
             dependencies: [
-                "NexWorkloads", "NexAgentBus",
+                "NexWorkloads", "NexAgentBus", "NexFunctions",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -154,6 +171,11 @@ let package = Package(
         .testTarget(
             name: "NexAgentBusTests",
             dependencies: ["NexAgentBus", "NATSTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "NexFunctionsTests",
+            dependencies: ["NexFunctions", "NexWorkloads", "NATSTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

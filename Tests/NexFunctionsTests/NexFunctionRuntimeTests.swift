@@ -1,0 +1,9 @@
+import NexFunctions
+import NexWorkloads
+import Testing
+
+@Suite struct NexFunctionRuntimeTests {
+    @Test func theRuntimeExists() {
+        _ = NexFunctionRuntime()
+    }
+}
