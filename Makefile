@@ -51,10 +51,13 @@ bench: deps
 	$(SWIFT) build -c release --product natswire-bench
 	$(SWIFT) build -c release --product jetstream-bench
 	$(SWIFT) build -c release --product nex-node
+	$(SWIFT) build -c release --product nex-agent
+	$(SWIFT) build -c release --product workload-bench
 	bin=$$($(SWIFT) build -c release --show-bin-path); \
 	NATSWIRE_BENCH=$$bin/natswire-bench Benchmarks/run-bench.sh && \
 	JETSTREAM_BENCH=$$bin/jetstream-bench Benchmarks/jetstream-bench.sh && \
-	NEX_NODE=$$bin/nex-node Benchmarks/node-bench.sh
+	NEX_NODE=$$bin/nex-node Benchmarks/node-bench.sh && \
+	BIN=$$bin Benchmarks/workload-bench.sh
 
 run: deps
 	$(SWIFT) build

@@ -146,6 +146,12 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .executableTarget(
+            name: "echo-service",
+            dependencies: ["NATSWire"],
+            path: "examples/echo-service",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
             name: "natswire-demo",
             dependencies: ["NATSWire"],
             path: "examples/natswire-demo",

@@ -1,32 +1,71 @@
 #!/usr/bin/env bash
-# `make run`: a dev node (nex-node up --dev starts its own loopback nats-server), the NATSWire
-# demo against that server, and nexctl showing the node. Runs until Ctrl-C, or for
-# NEX_RUN_SECONDS seconds when set.
+# `make run`: a dev node (nex-node up --dev starts its own loopback nats-server), the example
+# service examples/echo-service deployed on it with `nexctl devrun`, its logs shown live, and a
+# few requests to it. Ctrl-C (or NEX_RUN_SECONDS, when set) stops the workload, then the node.
 # Usage: examples/run-system.sh BIN_DIR
 set -euo pipefail
 bin="${1:?usage: run-system.sh BIN_DIR}"
 state="$(mktemp -d)"
-"$bin/nex-node" up --dev --state-dir "$state" --tag node_name=dev-node &
+export NEX_HOME="$state/nex-home"   # nexctl's issuer and xkey for this run
+logs=""
+node=""
+
+stop_all() {
+  trap - EXIT INT TERM
+  if [ -n "${url:-}" ] && [ -n "${workload:-}" ]; then
+    echo "== nexctl stop $workload"
+    "$bin/nexctl" stop "$node_id" "$workload" --name echo -s "$url" --timeout 15 || true
+  fi
+  [ -n "$logs" ] && kill "$logs" 2>/dev/null || true
+  if [ -n "$node" ]; then
+    echo "== stopping the node (SIGTERM)"
+    kill -TERM "$node" 2>/dev/null || true
+    wait "$node" 2>/dev/null || true
+  fi
+  rm -rf "$state"
+}
+trap stop_all EXIT
+trap 'exit 130' INT TERM
+
+"$bin/nex-node" up --dev --state-dir "$state/node" --tag node_name=dev-node &
 node=$!
-trap 'kill -TERM "$node" 2>/dev/null || true; wait "$node" 2>/dev/null || true; rm -rf "$state"' EXIT
 for _ in $(seq 1 200); do
-  [ -s "$state/dev-nats/url" ] && break
+  [ -s "$state/node/dev-nats/url" ] && break
   kill -0 "$node" 2>/dev/null || { echo "nex-node exited" >&2; exit 1; }
   sleep 0.05
 done
-url="$(cat "$state/dev-nats/url")"
+url="$(cat "$state/node/dev-nats/url")"
 echo "== dev node up; control NATS at $url"
 for _ in $(seq 1 100); do
   "$bin/nexctl" node ls -s "$url" --timeout 0.3 2>/dev/null | grep -q dev-node && break
   sleep 0.1
 done
-echo "== NATSWire demo"
-NATS_URL="$url" "$bin/natswire-demo"
-echo "== nexctl node ls -s $url"
 "$bin/nexctl" node ls -s "$url"
+
+echo "== following workload logs (nexctl logs --follow)"
+"$bin/nexctl" logs --follow -s "$url" &
+logs=$!
+sleep 0.3
+
+echo "== nexctl devrun $bin/echo-service NATS_URL=$url"
+out="$("$bin/nexctl" devrun "$bin/echo-service" "NATS_URL=$url" --name echo -s "$url" --timeout 10)"
+echo "$out"
+node_id="$(echo "$out" | awk '/^node:/ {print $2}')"
+workload="$(echo "$out" | awk '/^workload:/ {print $2}')"
+[ -n "$workload" ] || { echo "devrun printed no workload id" >&2; exit 1; }
+
+for i in 1 2 3; do
+  for _ in $(seq 1 50); do
+    if reply="$("$bin/nexctl" invoke echo.echo "hello $i" -s "$url" --timeout 1 2>/dev/null)"; then break; fi
+    sleep 0.1
+  done
+  echo "== nexctl invoke echo.echo 'hello $i' -> ${reply:-no reply}"
+done
+"$bin/nexctl" node info "$node_id" -s "$url"
+
 if [ -n "${NEX_RUN_SECONDS:-}" ]; then
   sleep "$NEX_RUN_SECONDS"
 else
-  echo "== the node is running; try: $bin/nexctl node info -s $url <ID>   (Ctrl-C stops it)"
+  echo "== running; Ctrl-C stops the workload and the node"
   wait "$node"
 fi

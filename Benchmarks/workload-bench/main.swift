@@ -85,12 +85,20 @@ struct WorkloadBench {
         let took = concurrentStart.duration(to: .now)
         try await Task.sleep(for: .seconds(2))
         let nodeRSS = rssKB(nodePID)
-        let agents = children(of: nodePID).map(rssKB)
+        let agentPIDs = children(of: nodePID)
+        let agents = agentPIDs.map(rssKB)
         let agentMax = agents.max() ?? 0
         let agentAvg = agents.isEmpty ? 0 : agents.reduce(0, +) / agents.count
-        print(String(format: "workloads concurrent=%d deploy_all_s=%.1f node_rss_mb=%.1f agents=%d agent_rss_avg_mb=%.1f agent_rss_max_mb=%.1f",
+        // RSS counts the shared library pages every agent maps (libswiftCore, Foundation,
+        // libcrypto...) in full; PSS divides them among the processes sharing them, and
+        // private memory is what each agent alone costs.
+        let pss = agentPIDs.map { rollupKB($0, "Pss:") }, privateDirty = agentPIDs.map { rollupKB($0, "Private_Dirty:") }
+        let pssAvg = pss.isEmpty ? 0 : pss.reduce(0, +) / pss.count
+        let privateAvg = privateDirty.isEmpty ? 0 : privateDirty.reduce(0, +) / privateDirty.count
+        print(String(format: "workloads concurrent=%d deploy_all_s=%.1f node_rss_mb=%.1f agents=%d agent_rss_avg_mb=%.1f agent_rss_max_mb=%.1f agent_pss_avg_mb=%.1f agent_private_avg_mb=%.1f",
                      running.count, Double(took.components.seconds) + Double(took.components.attoseconds) / 1e18,
-                     Double(nodeRSS) / 1024, agents.count, Double(agentAvg) / 1024, Double(agentMax) / 1024))
+                     Double(nodeRSS) / 1024, agents.count, Double(agentAvg) / 1024, Double(agentMax) / 1024,
+                     Double(pssAvg) / 1024, Double(privateAvg) / 1024))
         for (id, name) in running { try await stop(id, name) }
 
         // 3. Log throughput.
@@ -125,6 +133,14 @@ struct WorkloadBench {
     static func rssKB(_ pid: Int32) -> Int {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return 0 }
         for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+            return Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]) ?? 0
+        }
+        return 0
+    }
+
+    static func rollupKB(_ pid: Int32, _ field: String) -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/smaps_rollup", encoding: .utf8) else { return 0 }
+        for line in text.split(separator: "\n") where line.hasPrefix(field) {
             return Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]) ?? 0
         }
         return 0

@@ -11,7 +11,7 @@ struct Nexctl: AsyncParsableCommand {
         commandName: "nexctl",
         abstract: "Drives Nex nodes over the $NEX control API.",
         version: "0.1.0",
-        subcommands: [Node.self, Run.self, DevRun.self, Stop.self, Logs.self, Monitor.self, Keys.self]
+        subcommands: [Node.self, Run.self, DevRun.self, Stop.self, Logs.self, Invoke.self, Monitor.self, Keys.self]
     )
 
     /// Runs a command body, turning any failure into one clear line on stderr and exit code 1.

@@ -52,6 +52,84 @@ import Testing
         #expect(try await nex.ping(node: node.nodeID).runningMachines == 0)
     }
 
+    @Test func nexctlDevrunsLogsProbesInvokesAndStopsOnARealNode() async throws {
+        let server = try await NATSServer.start(jetStream: true)
+        let node = try await NodeProcess.start(server: server)
+        let home = try TemporaryDirectory(prefix: "nexctl-home-")
+        let environment = ChildEnvironment.base().merging(["NEX_HOME": home.appending("nex")]) { $1 }
+        let nexctl = try Executables.nexctl
+        let fixture = try WorkloadFixture()
+
+        let devrun = try await runCommand(
+            nexctl, ["devrun", fixture.path, "GREETING=from-nexctl", "--name", "cli-svc", "-s", server.url,
+                     "--timeout", "5", "--auction-wait", "2"], environment: environment, timeout: .seconds(30))
+        #expect(devrun.status == 0, "\(devrun.stderr)")
+        #expect(devrun.stdout.contains("node: \(node.nodeID)"), "\(devrun.stdout)")
+        let id = try #require(devrun.stdout.split(separator: "\n").first { $0.hasPrefix("workload: ") }?
+            .split(separator: " ").dropFirst().first.map(String.init), "\(devrun.stdout)")
+
+        // The logs stream carries the workload's first line (published again by ticks meanwhile).
+        let logs = try await runCommand(nexctl, ["logs", "--id", id, "-s", server.url, "--timeout", "2"],
+                                        environment: environment)
+        #expect(logs.status == 0, "\(logs.stderr)")
+        #expect(logs.stdout.contains("cli-svc: tick"), "\(logs.stdout)")
+
+        let probe = try await runCommand(nexctl, ["node", "probe", "--workload", "cli-svc", "-s", server.url,
+                                                  "--timeout", "2"], environment: environment)
+        #expect(probe.stdout.contains(id), "\(probe.stdout)")
+
+        let stop = try await runCommand(nexctl, ["stop", node.nodeID, id, "--name", "cli-svc", "-s", server.url,
+                                                 "--timeout", "15"], environment: environment, timeout: .seconds(30))
+        #expect(stop.status == 0, "\(stop.stderr)")
+        let nex = try await controlClient(server)
+        defer { Task { await nex.connection.close() } }
+        #expect(try await nex.info(namespace: "default", node: node.nodeID).machines.isEmpty)
+
+        // invoke: a request to any subject, the reply printed (here: a responder of the test).
+        let responder = try await nex.connection.subscribe(to: "svc.echo")
+        try await nex.connection.flush()
+        let answering = Task {
+            for await message in responder {
+                if let reply = message.replyTo { try await nex.connection.publish("echo: \(message.string)", to: reply) }
+            }
+        }
+        defer { answering.cancel() }
+        let invoke = try await runCommand(nexctl, ["invoke", "svc.echo", "ping", "-s", server.url, "--timeout", "5"],
+                                          environment: environment)
+        #expect(invoke.status == 0 && invoke.stdout == "echo: ping\n", "\(invoke.stdout) \(invoke.stderr)")
+        let nobody = try await runCommand(nexctl, ["invoke", "svc.nobody", "-s", server.url, "--timeout", "2"],
+                                          environment: environment)
+        #expect(nobody.status == 1 && nobody.stderr.contains("svc.nobody"), "\(nobody.stderr)")
+    }
+
+    @Test func resourceLimitsAreAppliedAndReported() async throws {
+        let server = try await NATSServer.start(jetStream: true)
+        let node = try await NodeProcess.start(server: server, .init(config: #"{"workload_limits": {"open_files": 64}}"#))
+        let nex = try await controlClient(server)
+        defer { Task { await nex.connection.close() } }
+        let logs = try await LogRecorder.start(nex)
+        let fixture = try WorkloadFixture(script: """
+            #!/bin/sh
+            echo "nofile=$(ulimit -n)"
+            grep -c nex- /proc/self/cgroup | sed 's/^/cgroups=/'
+            exec sleep 60
+            """)
+        let run = try await fixture.deploy(nex, node: node.nodeID, name: "limited",
+                                           limits: ResourceLimits(memoryBytes: 512 * 1024 * 1024, processes: 4096))
+        // The node's default (open_files) and the deploy's own limits, together.
+        #expect(try await logs.waitFor("nofile=").text == "nofile=64")
+        let machine = try #require(try await nex.info(namespace: "default", node: node.nodeID).machines.first { $0.id == run.id })
+        let applied = Set(machine.limitsApplied ?? [])
+        #expect(applied.isSuperset(of: ["rlimit_as", "rlimit_nofile", "rlimit_nproc"]), "\(applied)")
+        let cgroupLine = try await logs.waitFor("cgroups=").text
+        if applied.contains("cgroup_memory") || applied.contains("cgroup_pids") {
+            #expect(cgroupLine != "cgroups=0", "the workload runs in its cgroup: \(cgroupLine)")
+        } else {
+            #expect(cgroupLine == "cgroups=0")
+        }
+        _ = try await fixture.stop(nex, node: node.nodeID, id: run.id, name: "limited")
+    }
+
     @Test func aSecondDeployOfTheSameArtifactComesFromTheCache() async throws {
         let server = try await NATSServer.start(jetStream: true)
         let node = try await NodeProcess.start(server: server)

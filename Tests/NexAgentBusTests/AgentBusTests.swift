@@ -67,6 +67,18 @@ import Testing
         #expect(reply.string == "{}")
     }
 
+    @Test func aRequestNobodyServesFailsAtOnce() async throws {
+        let test = try await TestBus.start()
+        defer { Task { await test.bus.shutdown() } }
+        let node = try await test.connectNode()
+        defer { Task { await node.close() } }
+        let started = ContinuousClock.now
+        await #expect(throws: NATSError.noResponders(subject: "agentint.gone.undeploy")) {
+            _ = try await node.request("", to: "agentint.gone.undeploy", timeout: .seconds(10))
+        }
+        #expect(started.duration(to: .now) < .seconds(5), "answered by the bus, not by the timeout")
+    }
+
     @Test func headersTravelWithTheMessage() async throws {
         let test = try await TestBus.start()
         defer { Task { await test.bus.shutdown() } }

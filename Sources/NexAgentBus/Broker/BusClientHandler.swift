@@ -23,6 +23,8 @@ final class BusClientHandler: ChannelInboundHandler {
     private(set) var echo = true
     private var verbose = false
     private var headersSupported = true
+    /// Asked in CONNECT for a 503 status when a request has no responders.
+    private(set) var wantsNoResponders = false
     private var subscriptions: [String: BusSubscription] = [:]
     /// Reply subjects this client may publish to once (requests delivered to it).
     private var responses: Set<String> = []
@@ -177,6 +179,7 @@ final class BusClientHandler: ChannelInboundHandler {
         echo = connect.echo
         verbose = connect.verbose
         headersSupported = connect.headers
+        wantsNoResponders = connect.noResponders && connect.headers
         okIfVerbose()
     }
 

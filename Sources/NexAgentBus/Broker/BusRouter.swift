@@ -92,7 +92,20 @@ final class BusRouter: @unchecked Sendable {
     func route(subject: String, replyTo: String?, headers: NATSHeaders?, payload: ByteBuffer,
                from publisher: BusClientHandler) {
         let targets = matching(subject)
-        guard !targets.isEmpty else { return }
+        guard !targets.isEmpty else {
+            // A request nobody can answer: tell the requester at once (status 503), as
+            // nats-server does for clients that asked for it, instead of letting it time out.
+            if let replyTo, publisher.wantsNoResponders {
+                for subscription in matching(replyTo) where subscription.client === publisher {
+                    var ended: [BusSubscription] = []
+                    deliver(subscription, subject: replyTo, replyTo: nil, headers: NATSHeaders(status: 503),
+                            payload: ByteBuffer(), ended: &ended)
+                    for done in ended { done.client.forget(done); remove(done) }
+                    break
+                }
+            }
+            return
+        }
         var groups: [String: [BusSubscription]]?
         var ended: [BusSubscription] = []
         for subscription in targets {

@@ -161,7 +161,13 @@ public final class AgentService: AgentRequestHandler {
         }
         let runner: NativeRunner
         do {
-            runner = try await NativeRunner.start(try validate(request))
+            let workload = try validate(request)
+            do {
+                runner = try await NativeRunner.start(workload)
+            } catch {
+                workload.cgroup?.remove()
+                throw error
+            }
         } catch {
             let shuttingDown = state.withLock { s in
                 s.phase = .idle
@@ -255,10 +261,15 @@ public final class AgentService: AgentRequestHandler {
         default: throw Rejection("unknown workload type '\(request.workloadType)' (expected native, wasm or javascript)")
         }
         try checkInsideDirectory(request.artifactPath)
+        var unavailable: String?
+        let cgroup = WorkloadCgroup.create(name: request.workloadID, limits: request.limits, unavailable: &unavailable)
+        if let unavailable {
+            logger.info("no cgroup for the workload; rlimits only", metadata: ["workload": "\(request.workloadID)", "reason": "\(unavailable)"])
+        }
         return NativeRunner.Workload(
             workloadID: request.workloadID, namespace: request.namespace, workloadName: request.workloadName,
             executable: request.artifactPath, arguments: request.argv, environment: request.environment,
-            limits: request.limits)
+            limits: request.limits, cgroup: cgroup)
     }
 
     /// The artifact must lie inside the agent's directory, also after resolving symlinks.

@@ -113,9 +113,11 @@ public final class ChildProcess: Sendable {
         defer { argv.forEach { free($0) } }
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { envp.forEach { free($0) } }
-        let cgroup: UnsafeMutablePointer<CChar>? = options.cgroupProcsPath.flatMap { strdup($0) }
-        defer { free(cgroup) }
-        spawn.cgroup_procs_path = UnsafePointer(cgroup)
+        precondition(options.cgroupProcsPaths.count <= 2, "at most two cgroup.procs files")
+        let cgroups = options.cgroupProcsPaths.map { strdup($0) }
+        defer { cgroups.forEach { free($0) } }
+        spawn.cgroup_procs_path = cgroups.first.map { UnsafePointer($0) } ?? nil
+        spawn.cgroup_procs_path2 = cgroups.dropFirst().first.map { UnsafePointer($0) } ?? nil
 
         spawn.close_other_descriptors = options.inheritDescriptors ? 0 : 1
         let startChild = { [spawn] () -> (Int32, pid_t, String) in

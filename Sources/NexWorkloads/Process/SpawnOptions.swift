@@ -26,8 +26,9 @@ public struct SpawnOptions: Sendable {
     public var stdin: Stream
     public var stdout: Stream
     public var stderr: Stream
-    /// A cgroup v2 `cgroup.procs` file the child writes its pid to before `exec`.
-    public var cgroupProcsPath: String?
+    /// The `cgroup.procs` files (at most two: cgroup v1 keeps memory and pids apart) the child
+    /// writes its pid to before `exec`.
+    public var cgroupProcsPaths: [String]
     /// With ``newProcessGroup``: when the child exits, SIGKILL what is left of its group
     /// (before the child is reaped, so the group id cannot have been reused).
     public var killGroupOnExit: Bool
@@ -37,7 +38,7 @@ public struct SpawnOptions: Sendable {
     public var inheritDescriptors: Bool
 
     public init(newProcessGroup: Bool = false, parentDeathSignal: Int32? = nil, limits: WorkloadLimits = WorkloadLimits(),
-                stdin: Stream = .null, stdout: Stream = .null, stderr: Stream = .null, cgroupProcsPath: String? = nil,
+                stdin: Stream = .null, stdout: Stream = .null, stderr: Stream = .null, cgroupProcsPaths: [String] = [],
                 killGroupOnExit: Bool = false, inheritDescriptors: Bool = false) {
         self.killGroupOnExit = killGroupOnExit
         self.inheritDescriptors = inheritDescriptors
@@ -47,7 +48,7 @@ public struct SpawnOptions: Sendable {
         self.stdin = stdin
         self.stdout = stdout
         self.stderr = stderr
-        self.cgroupProcsPath = cgroupProcsPath
+        self.cgroupProcsPaths = cgroupProcsPaths
     }
 
     /// The names of the limits these options apply: `rlimit_as`, `rlimit_nofile`, `rlimit_nproc`, `cgroup`.
@@ -56,7 +57,7 @@ public struct SpawnOptions: Sendable {
         if let value = limits.memoryBytes, value > 0 { names.append("rlimit_as") }
         if let value = limits.openFiles, value > 0 { names.append("rlimit_nofile") }
         if let value = limits.processes, value > 0 { names.append("rlimit_nproc") }
-        if cgroupProcsPath != nil { names.append("cgroup") }
+        if !cgroupProcsPaths.isEmpty { names.append("cgroup") }
         return names
     }
 }

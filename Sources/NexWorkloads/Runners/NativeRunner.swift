@@ -38,12 +38,12 @@ public final class NativeRunner: Sendable {
         /// inherited from the agent.
         public var environment: [String: String]
         public var limits: WorkloadLimits
-        /// A cgroup v2 `cgroup.procs` file to place the workload in, if any.
-        public var cgroupProcsPath: String?
+        /// The cgroup to place the workload in, if any (``WorkloadCgroup``).
+        public var cgroup: WorkloadCgroup?
 
         public init(workloadID: String, namespace: String, workloadName: String, executable: String,
                     arguments: [String] = [], environment: [String: String] = [:],
-                    limits: WorkloadLimits = WorkloadLimits(), cgroupProcsPath: String? = nil) {
+                    limits: WorkloadLimits = WorkloadLimits(), cgroup: WorkloadCgroup? = nil) {
             self.workloadID = workloadID
             self.namespace = namespace
             self.workloadName = workloadName
@@ -51,7 +51,7 @@ public final class NativeRunner: Sendable {
             self.arguments = arguments
             self.environment = environment
             self.limits = limits
-            self.cgroupProcsPath = cgroupProcsPath
+            self.cgroup = cgroup
         }
 
         /// The environment the process gets.
@@ -76,12 +76,16 @@ public final class NativeRunner: Sendable {
     public let limitsApplied: [String]
     private let outputs: [(WorkloadOutputStream, NIOAsyncChannel<ByteBuffer, Never>)]
     private let running = Mutex(false)
+    /// Removed once the process has exited.
+    private let cgroup: WorkloadCgroup?
 
     /// The workload's process id.
     public var pid: Int32 { process.pid }
 
-    private init(process: ChildProcess, limitsApplied: [String], outputs: [(WorkloadOutputStream, NIOAsyncChannel<ByteBuffer, Never>)]) {
+    private init(process: ChildProcess, limitsApplied: [String], cgroup: WorkloadCgroup?,
+                 outputs: [(WorkloadOutputStream, NIOAsyncChannel<ByteBuffer, Never>)]) {
         self.process = process
+        self.cgroup = cgroup
         self.limitsApplied = limitsApplied
         self.outputs = outputs
     }
@@ -109,7 +113,7 @@ public final class NativeRunner: Sendable {
         let options = SpawnOptions(
             newProcessGroup: true, parentDeathSignal: SIGKILL, limits: workload.limits, stdin: .null,
             stdout: .fileDescriptor(stdoutPipe[1]), stderr: .fileDescriptor(stderrPipe[1]),
-            cgroupProcsPath: workload.cgroupProcsPath, killGroupOnExit: true)
+            cgroupProcsPaths: workload.cgroup?.procsFiles ?? [], killGroupOnExit: true)
         var process: ChildProcess?
         defer { close(stdoutPipe[1]); close(stderrPipe[1]) }
         // ETXTBSY: the artifact was just written and a writable descriptor of it lingers in a
@@ -143,7 +147,8 @@ public final class NativeRunner: Sendable {
             await process.terminate(grace: .zero)
             throw NativeRunnerError.outputSetupFailed(path: path, reason: "\(error)")
         }
-        return NativeRunner(process: process, limitsApplied: options.appliedLimitNames, outputs: outputs)
+        let applied = options.appliedLimitNames.filter { $0 != "cgroup" } + (workload.cgroup?.applied ?? [])
+        return NativeRunner(process: process, limitsApplied: applied, cgroup: workload.cgroup, outputs: outputs)
     }
 
     /// Hands every output line to `onLine` (in order per stream; stdout and stderr are read
@@ -172,6 +177,7 @@ public final class NativeRunner: Sendable {
                 }
             }
             let code = await waitForExitKillingOnCancel()  // the group's leftovers are killed on exit
+            cgroup?.remove()
             await drainOrGiveUp(progress)
             await group.waitForAll()
             return code

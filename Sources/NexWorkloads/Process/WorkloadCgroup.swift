@@ -1,0 +1,98 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import FoundationEssentials
+import NexAgentBus
+
+/// A cgroup for one workload, with a memory and a pids limit, where the host lets us make
+/// one (cgroup v2 with the controllers delegated to our cgroup, or v1 `memory` and `pids`
+/// hierarchies we may write to). The workload joins it between fork and exec.
+public struct WorkloadCgroup: Sendable {
+    /// Directories created (removed again by ``remove()``).
+    public let directories: [String]
+    /// The `cgroup.procs` files the child writes its pid to.
+    public let procsFiles: [String]
+    /// `cgroup_memory`, `cgroup_pids`: what was limited.
+    public let applied: [String]
+
+    /// Makes `nex-<name>` under this process's own cgroup(s) with the limits given; nil when
+    /// there is nothing to limit or the host does not allow it (the reason is in `unavailable`).
+    public static func create(name: String, limits: WorkloadLimits, root: String = "/sys/fs/cgroup",
+                              unavailable: inout String?) -> WorkloadCgroup? {
+        let memory = limits.memoryBytes.flatMap { $0 > 0 ? $0 : nil }
+        let pids = limits.processes.flatMap { $0 > 0 ? $0 : nil }
+        guard memory != nil || pids != nil else { return nil }
+        let own = ownCgroups()
+        if FileManager.default.fileExists(atPath: root + "/cgroup.controllers"), let path = own[""] {
+            return createV2(name: name, base: root + path, memory: memory, pids: pids, unavailable: &unavailable)
+        }
+        var directories: [String] = [], procs: [String] = [], applied: [String] = []
+        for (controller, value, file, label) in [("memory", memory, "memory.limit_in_bytes", "cgroup_memory"),
+                                                 ("pids", pids, "pids.max", "cgroup_pids")] {
+            guard let value else { continue }
+            guard let path = own[controller] else {
+                unavailable = "no \(controller) cgroup controller"
+                continue
+            }
+            let directory = "\(root)/\(controller)\(path == "/" ? "" : path)/nex-\(name)"
+            guard mkdir(directory, 0o755) == 0 || errno == EEXIST else {
+                unavailable = "cannot create \(directory): \(String(cString: strerror(errno)))"
+                continue
+            }
+            guard write(String(value), to: directory + "/" + file) else {
+                unavailable = "cannot set \(directory)/\(file): \(String(cString: strerror(errno)))"
+                rmdir(directory)
+                continue
+            }
+            directories.append(directory)
+            procs.append(directory + "/cgroup.procs")
+            applied.append(label)
+        }
+        guard !procs.isEmpty else { return nil }
+        return WorkloadCgroup(directories: directories, procsFiles: procs, applied: applied)
+    }
+
+    private static func createV2(name: String, base: String, memory: Int?, pids: Int?,
+                                 unavailable: inout String?) -> WorkloadCgroup? {
+        let directory = base + "/nex-" + name
+        guard mkdir(directory, 0o755) == 0 || errno == EEXIST else {
+            unavailable = "cannot create \(directory): \(String(cString: strerror(errno)))"
+            return nil
+        }
+        var applied: [String] = []
+        if let memory, write(String(memory), to: directory + "/memory.max") { applied.append("cgroup_memory") }
+        if let pids, write(String(pids), to: directory + "/pids.max") { applied.append("cgroup_pids") }
+        guard !applied.isEmpty else {
+            unavailable = "the memory and pids controllers are not delegated to \(base)"
+            rmdir(directory)
+            return nil
+        }
+        return WorkloadCgroup(directories: [directory], procsFiles: [directory + "/cgroup.procs"], applied: applied)
+    }
+
+    /// Removes the cgroup directories (once the workload has exited and they are empty).
+    public func remove() {
+        for directory in directories { rmdir(directory) }
+    }
+
+    /// controller (`memory`, `pids`; `""` for v2) → this process's cgroup path, from /proc/self/cgroup.
+    static func ownCgroups() -> [String: String] {
+        guard let text = try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8) else { return [:] }
+        var result: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+            guard parts.count == 3 else { continue }
+            for controller in parts[1].split(separator: ",", omittingEmptySubsequences: false) {
+                result[String(controller)] = String(parts[2])
+            }
+        }
+        return result
+    }
+
+    private static func write(_ value: String, to path: String) -> Bool {
+        let fd = open(path, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        return value.withCString { Glibc.write(fd, $0, strlen($0)) } >= 0
+    }
+}

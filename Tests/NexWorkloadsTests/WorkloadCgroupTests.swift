@@ -1,0 +1,45 @@
+import Foundation
+import NATSTestSupport
+import NexAgentBus
+@testable import NexWorkloads
+import Testing
+
+/// cgroups where the host lets us make them (root, or delegated cgroups); skipped elsewhere.
+@Suite(.enabled(if: CgroupProbe.available, "this host does not let us create cgroups"))
+struct WorkloadCgroupTests {
+    @Test func theWorkloadRunsInsideItsCgroupWithTheLimitsSet() async throws {
+        let name = "test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        var reason: String?
+        let limits = WorkloadLimits(memoryBytes: 256 * 1024 * 1024, processes: 32)
+        let cgroup = try #require(WorkloadCgroup.create(name: name, limits: limits, unavailable: &reason), "\(reason ?? "")")
+        #expect(!cgroup.applied.isEmpty)
+        for directory in cgroup.directories { #expect(FileManager.default.fileExists(atPath: directory)) }
+
+        let directory = try TemporaryDirectory(prefix: "cgroup-")
+        let script = try ProcessTestKit.script("cat /proc/self/cgroup", in: directory)
+        var workload = NativeRunnerTests.workload(script)
+        workload.limits = limits
+        workload.cgroup = cgroup
+        let (code, lines) = try await NativeRunnerTests.runToEnd(workload)
+        #expect(code == 0)
+        let own = lines.of(.stdout).filter { $0.contains("nex-\(name)") }
+        #expect(own.count == cgroup.directories.count, "\(lines.of(.stdout))")
+        // Removed once the workload has exited.
+        for directory in cgroup.directories { #expect(!FileManager.default.fileExists(atPath: directory)) }
+    }
+
+    @Test func nothingToLimitMakesNoCgroup() {
+        var reason: String?
+        #expect(WorkloadCgroup.create(name: "none", limits: WorkloadLimits(openFiles: 10), unavailable: &reason) == nil)
+        #expect(reason == nil)
+    }
+}
+
+enum CgroupProbe {
+    static let available: Bool = {
+        var reason: String?
+        let probe = WorkloadCgroup.create(name: "probe-\(getpid())", limits: WorkloadLimits(processes: 10), unavailable: &reason)
+        probe?.remove()
+        return probe != nil
+    }()
+}
