@@ -1,6 +1,7 @@
 import ArgumentParser
 import Dispatch
 import Logging
+import NexFunctions
 import NexWorkloads
 #if canImport(Glibc)
 import Glibc
@@ -27,7 +28,8 @@ struct NexAgent: AsyncParsableCommand {
         do {
             let settings = try AgentService.Settings()
             logger[metadataKey: "agent"] = "\(settings.agentID)"
-            service = try AgentService(settings: settings, version: Self.configuration.version, logger: logger)
+            service = try AgentService(settings: settings, version: Self.configuration.version, logger: logger,
+                                       functionRuntime: NexFunctionRuntime())
         } catch {
             logger.critical("cannot start: \(error)")
             throw ExitCode(2)

@@ -62,6 +62,10 @@ private final class RecordingHandler: AgentRequestHandler {
     }
 
     func ping() async -> AgentPingResponse { AgentPingResponse(id: "me", workloadID: "w1", running: true) }
+
+    func trigger(subject: String, payload: ByteBuffer) async -> AgentTriggerResult {
+        subject == "fail.me" ? .failed("it failed") : .reply(Array(("\(subject):" + String(buffer: payload)).utf8), runtimeNanoseconds: 1234)
+    }
 }
 
 private struct TestTimeout: Error, CustomStringConvertible {
@@ -156,8 +160,18 @@ private func within<T: Sendable>(_ limit: Duration, _ what: String, _ body: @esc
         let undeploy = try JSONDecoder().decode(AgentUndeployResponse.self, from: Data(try await undeployReply.payload.readableBytesView))
         #expect(undeploy == AgentUndeployResponse(stopped: true, exitCode: -15, message: "killed by signal 15"))
 
-        let unknown = try await node.request([], to: "agentint.\(id).trigger")
-        #expect(unknown.string.contains("does not handle 'trigger'"))
+        let unknown = try await node.request([], to: "agentint.\(id).nonsense")
+        #expect(unknown.string.contains("does not handle 'nonsense'"))
+
+        // Triggers: the result with the run time, or the failure in a header, never silence.
+        let result = try await node.request(ByteBuffer(string: "hi"), to: "agentint.\(id).trigger",
+                                            headers: [AgentTriggerHeader.subject: "orders.new"])
+        #expect(result.string == "orders.new:hi" && result.headers?[AgentTriggerHeader.runtime] == "1234")
+        let failed = try await node.request(ByteBuffer(), to: "agentint.\(id).trigger",
+                                            headers: [AgentTriggerHeader.subject: "fail.me"])
+        #expect(failed.headers?[AgentTriggerHeader.error] == "it failed" && failed.payload.readableBytes == 0)
+        let headerless = try await node.request([], to: "agentint.\(id).trigger")
+        #expect(headerless.headers?[AgentTriggerHeader.error]?.contains("x-nex-trigger-subject") == true)
 
         await agent.stopServing()
         try await within(.seconds(5), "serve to return") { await serving.value }

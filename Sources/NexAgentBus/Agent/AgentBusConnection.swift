@@ -117,6 +117,10 @@ public final class AgentBusConnection: Sendable {
     }
 
     private func answer(verb: String, message: NATSMessage, handler: some AgentRequestHandler) async {
+        if verb == AgentVerb.trigger {
+            await answerTrigger(message, handler: handler)
+            return
+        }
         let reply: Data
         do {
             switch verb {
@@ -142,6 +146,25 @@ public final class AgentBusConnection: Sendable {
         }
         guard let replyTo = message.replyTo else { return }
         try? await client.publish(Array(reply), to: replyTo)
+    }
+
+    /// Runs one invocation and replies with its result, or with an empty body and the
+    /// `Nex-Function-Error` header saying what failed.
+    private func answerTrigger(_ message: NATSMessage, handler: some AgentRequestHandler) async {
+        let result: AgentTriggerResult
+        if let subject = message.headers?[AgentTriggerHeader.subject] {
+            result = await handler.trigger(subject: subject, payload: message.payload)
+        } else {
+            result = .failed("trigger request without the \(AgentTriggerHeader.subject) header")
+        }
+        guard let replyTo = message.replyTo else { return }
+        switch result {
+        case .reply(let bytes, let runtime):
+            try? await client.publish(ByteBuffer(bytes: bytes), to: replyTo,
+                                      headers: [AgentTriggerHeader.runtime: String(runtime)])
+        case .failed(let reason):
+            try? await client.publish(ByteBuffer(), to: replyTo, headers: [AgentTriggerHeader.error: reason])
+        }
     }
 
     /// Stops taking requests (unsubscribes); ``serve(_:)`` returns once those taken are answered.

@@ -1,3 +1,5 @@
+import NIOCore
+
 /// What an agent does with the node's requests; ``AgentBusConnection/serve(_:)`` calls it
 /// and sends the answers back. Requests may arrive concurrently (a ping during an undeploy).
 public protocol AgentRequestHandler: Sendable {
@@ -7,4 +9,6 @@ public protocol AgentRequestHandler: Sendable {
     func undeploy() async -> AgentUndeployResponse
     /// `agentint.<id>.ping`.
     func ping() async -> AgentPingResponse
+    /// `agentint.<id>.trigger`: one invocation of the agent's function.
+    func trigger(subject: String, payload: ByteBuffer) async -> AgentTriggerResult
 }

@@ -137,12 +137,31 @@ public enum AgentLogHeader {
     public static let stream = "x-nex-log-stream"
 }
 
+/// `agentint.<id>.trigger` (node to agent, request): the body is the message that arrived on
+/// one of the function's trigger subjects; the reply body is the function's result.
+public enum AgentTriggerHeader {
+    /// On the request: the subject the message arrived on.
+    public static let subject = "x-nex-trigger-subject"
+    /// On the reply: the invocation failed, and why (the body is then empty).
+    public static let error = "Nex-Function-Error"
+    /// On the reply: nanoseconds the function ran (Nex 0.2's header).
+    public static let runtime = "x-nex-runtime-ns"
+}
+
+/// What a function invocation came to.
+public enum AgentTriggerResult: Sendable, Equatable {
+    case reply([UInt8], runtimeNanoseconds: UInt64)
+    case failed(String)
+}
+
 /// The agent-protocol verbs after `agentint.<id>.` / `hostint.<id>.`.
 public enum AgentVerb {
     public static let handshake = "handshake"
     public static let deploy = "deploy"
     public static let undeploy = "undeploy"
     public static let ping = "ping"
+    public static let trigger = "trigger"
+    public static let rpc = "rpc"
     public static let logs = "logs"
     public static let events = "events"
     public static let workloadDeployed = "workload_deployed"

@@ -150,3 +150,37 @@ public struct WorkloadRestartedEvent: Codable, Sendable, Equatable {
         self.delayMilliseconds = delayMilliseconds; self.reason = reason
     }
 }
+
+/// `function_exec_succeeded` data (Nex 0.2's names).
+public struct FunctionExecSucceededEvent: Codable, Sendable, Equatable {
+    public var workloadName: String
+    public var triggerSubject: String
+    public var elapsedNanos: UInt64
+    public var namespace: String
+
+    enum CodingKeys: String, CodingKey {
+        case workloadName = "workload_name", triggerSubject = "trigger_subject", elapsedNanos = "elapsed_nanos", namespace
+    }
+
+    public init(workloadName: String, triggerSubject: String, elapsedNanos: UInt64, namespace: String) {
+        self.workloadName = workloadName; self.triggerSubject = triggerSubject; self.elapsedNanos = elapsedNanos
+        self.namespace = namespace
+    }
+}
+
+/// `function_exec_failed` data (Nex 0.2's names).
+public struct FunctionExecFailedEvent: Codable, Sendable, Equatable {
+    public var workloadName: String
+    public var triggerSubject: String
+    public var namespace: String
+    public var error: String
+
+    enum CodingKeys: String, CodingKey {
+        case workloadName = "workload_name", triggerSubject = "trigger_subject", namespace, error
+    }
+
+    public init(workloadName: String, triggerSubject: String, namespace: String, error: String) {
+        self.workloadName = workloadName; self.triggerSubject = triggerSubject; self.namespace = namespace
+        self.error = error
+    }
+}

@@ -53,10 +53,16 @@ public final class AgentService: AgentRequestHandler {
         }
     }
 
+    /// What a deployed workload runs on.
+    private enum Job {
+        case native(NativeRunner)
+        case function(any FunctionRunner)
+    }
+
     private enum Phase {
         case idle
         case starting(AgentDeployRequest)
-        case running(NativeRunner, AgentDeployRequest)
+        case running(Job, AgentDeployRequest)
         case stopping(AgentDeployRequest)
         case ended(AgentDeployRequest, Int32)
     }
@@ -77,11 +83,14 @@ public final class AgentService: AgentRequestHandler {
     private let finish: AsyncStream<Void>.Continuation
     /// How often the parent is checked.
     private let parentCheckInterval: Duration
+    /// Loads wasm and JavaScript functions (`nex-agent` passes NexFunctions' runtime).
+    private let functionRuntime: (any FunctionRuntime)?
 
     /// Prepares the agent; nothing happens before ``run()``.
     public init(settings: Settings, version: String = "0.1.0", logger: Logger = Logger(label: "nex-agent"),
-                parentCheckInterval: Duration = .milliseconds(500)) throws {
+                parentCheckInterval: Duration = .milliseconds(500), functionRuntime: (any FunctionRuntime)? = nil) throws {
         self.settings = settings
+        self.functionRuntime = functionRuntime
         self.version = version
         self.logger = logger
         self.parentCheckInterval = parentCheckInterval
@@ -120,12 +129,15 @@ public final class AgentService: AgentRequestHandler {
     /// Stops the workload gracefully (its grace period), waits for its end event, and makes
     /// ``run()`` return. Used for SIGTERM and when the node is gone.
     public func shutdown() async {
-        enum Action { case finishNow, stop(NativeRunner, Duration), wait, nothing }
+        enum Action { case finishNow, stop(NativeRunner, Duration), endFunction(AgentDeployRequest), wait, nothing }
         let action = state.withLock { s -> Action in
             s.shuttingDown = true
             switch s.phase {
             case .idle: return .finishNow
-            case .running(let runner, let request):
+            case .running(.function, let request):
+                s.phase = .stopping(request)
+                return .endFunction(request)
+            case .running(.native(let runner), let request):
                 s.phase = .stopping(request)
                 return .stop(runner, .milliseconds(request.stopGraceMilliseconds))
             case .stopping: return .wait
@@ -134,6 +146,7 @@ public final class AgentService: AgentRequestHandler {
         }
         switch action {
         case .finishNow: finish.finish()
+        case .endFunction(let request): await endFunction(request)
         case .stop(let runner, let grace):
             await runner.stop(grace: grace)
             _ = await waitForEnd()
@@ -159,6 +172,9 @@ public final class AgentService: AgentRequestHandler {
             logger.warning("deploy refused", metadata: ["workload": "\(request.workloadID)", "reason": "\(busy)"])
             return AgentDeployResponse(accepted: false, message: busy)
         }
+        if let type = WorkloadType(name: request.workloadType), type.isFunction {
+            return await deployFunction(request, type: type)
+        }
         let runner: NativeRunner
         do {
             let workload = try validate(request)
@@ -169,16 +185,10 @@ public final class AgentService: AgentRequestHandler {
                 throw error
             }
         } catch {
-            let shuttingDown = state.withLock { s in
-                s.phase = .idle
-                return s.shuttingDown
-            }
-            if shuttingDown { finish.finish() }
-            logger.warning("deploy refused", metadata: ["workload": "\(request.workloadID)", "reason": "\(error)"])
-            return AgentDeployResponse(accepted: false, message: "\(error)")
+            return refuse(request, error)
         }
         let stopNow = state.withLock { s in
-            s.phase = .running(runner, request)
+            s.phase = .running(.native(runner), request)
             return s.shuttingDown
         }
         logger.info("workload started", metadata: ["workload": "\(request.workloadID)", "pid": "\(runner.pid)"])
@@ -191,14 +201,87 @@ public final class AgentService: AgentRequestHandler {
             pid: runner.pid, limitsApplied: runner.limitsApplied)
     }
 
+    /// Back to idle after a refused deploy (the agent may take another one).
+    private func refuse(_ request: AgentDeployRequest, _ error: any Error) -> AgentDeployResponse {
+        let shuttingDown = state.withLock { s in
+            s.phase = .idle
+            return s.shuttingDown
+        }
+        if shuttingDown { finish.finish() }
+        logger.warning("deploy refused", metadata: ["workload": "\(request.workloadID)", "reason": "\(error)"])
+        return AgentDeployResponse(accepted: false, message: "\(error)")
+    }
+
+    /// Loads (validates and compiles) a wasm or JavaScript function; it then runs per trigger.
+    private func deployFunction(_ request: AgentDeployRequest, type: WorkloadType) async -> AgentDeployResponse {
+        let runner: any FunctionRunner
+        do {
+            try checkCommon(request)
+            guard let functionRuntime else {
+                throw Rejection("this agent runs no \(type.rawValue) functions")
+            }
+            let hostServices = AgentHostServices(client: connection.client, agentID: settings.agentID,
+                                                 namespace: request.namespace, workloadName: request.workloadName)
+            runner = try await functionRuntime.load(
+                FunctionDefinition(type: type, workloadName: request.workloadName, namespace: request.namespace,
+                                   artifactPath: request.artifactPath, environment: request.environment),
+                hostServices: hostServices)
+        } catch {
+            return refuse(request, error)
+        }
+        let stopNow = state.withLock { s in
+            s.phase = .running(.function(runner), request)
+            return s.shuttingDown
+        }
+        logger.info("function loaded", metadata: ["workload": "\(request.workloadID)", "type": "\(type.rawValue)"])
+        try? await connection.publishEvent(AgentVerb.workloadDeployed, AgentWorkloadEvent(
+            workloadID: request.workloadID, workloadName: request.workloadName, code: 0, message: "\(type.rawValue) function loaded"))
+        if stopNow { Task { await self.shutdown() } }
+        return AgentDeployResponse(accepted: true,
+                                   message: "\(type.rawValue) function \(request.workloadName) (\(request.workloadID)) loaded")
+    }
+
+    /// A function has no process to wait for: undeploying ends it at once.
+    private func endFunction(_ request: AgentDeployRequest) async {
+        try? await connection.publishEvent(AgentVerb.workloadUndeployed, AgentWorkloadEvent(
+            workloadID: request.workloadID, workloadName: request.workloadName, code: 0, message: "function undeployed"))
+        try? await connection.flush()
+        let waiters = state.withLock { s in
+            s.phase = .ended(request, 0)
+            defer { s.endWaiters = [] }
+            return s.endWaiters
+        }
+        waiters.forEach { $0.resume(returning: 0) }
+        finish.finish()
+    }
+
+    public func trigger(subject: String, payload: ByteBuffer) async -> AgentTriggerResult {
+        let runner = state.withLock { s -> (any FunctionRunner)? in
+            if case .running(.function(let runner), _) = s.phase { return runner }
+            return nil
+        }
+        guard let runner else { return .failed("agent \(settings.agentID) runs no function") }
+        let started = ContinuousClock.now
+        do {
+            let result = try await runner.invoke(subject: subject, payload: Array(payload.readableBytesView))
+            let elapsed = started.duration(to: .now).components
+            return .reply(result, runtimeNanoseconds: UInt64(elapsed.seconds) * 1_000_000_000 + UInt64(elapsed.attoseconds / 1_000_000_000))
+        } catch {
+            return .failed(error.message)
+        }
+    }
+
     public func undeploy() async -> AgentUndeployResponse {
-        enum Action { case nothing, starting, stop(NativeRunner, Duration), wait, ended(Int32) }
+        enum Action { case nothing, starting, stop(NativeRunner, Duration), endFunction(AgentDeployRequest), wait, ended(Int32) }
         while true {
             let action = state.withLock { s -> Action in
                 switch s.phase {
                 case .idle: return .nothing
                 case .starting: return .starting
-                case .running(let runner, let request):
+                case .running(.function, let request):
+                    s.phase = .stopping(request)
+                    return .endFunction(request)
+                case .running(.native(let runner), let request):
                     s.phase = .stopping(request)
                     return .stop(runner, .milliseconds(request.stopGraceMilliseconds))
                 case .stopping: return .wait
@@ -211,6 +294,9 @@ public final class AgentService: AgentRequestHandler {
             case .starting:
                 try? await Task.sleep(for: .milliseconds(10))  // a start takes milliseconds
                 continue
+            case .endFunction(let request):
+                await endFunction(request)
+                return AgentUndeployResponse(stopped: true, exitCode: 0, message: "function undeployed")
             case .stop(let runner, let grace):
                 logger.info("stopping workload", metadata: ["pid": "\(runner.pid)", "grace": "\(grace)"])
                 await runner.stop(grace: grace)
@@ -250,17 +336,10 @@ public final class AgentService: AgentRequestHandler {
 
     /// Checks the request and turns it into what the runner needs.
     private func validate(_ request: AgentDeployRequest) throws -> NativeRunner.Workload {
-        for (name, value) in [("workload_id", request.workloadID), ("workload_name", request.workloadName),
-                              ("namespace", request.namespace)] where value.isEmpty {
-            throw Rejection("deploy request for agent \(settings.agentID) has no \(name)")
+        try checkCommon(request)
+        guard WorkloadType(name: request.workloadType) == .native else {
+            throw Rejection("unknown workload type '\(request.workloadType)' (expected native, wasm or javascript)")
         }
-        let type = request.workloadType.lowercased()
-        switch type {
-        case "native": break
-        case "wasm", "javascript", "v8": throw Rejection("workload type \(type) is not supported by this agent yet")
-        default: throw Rejection("unknown workload type '\(request.workloadType)' (expected native, wasm or javascript)")
-        }
-        try checkInsideDirectory(request.artifactPath)
         var unavailable: String?
         let cgroup = WorkloadCgroup.create(name: request.workloadID, limits: request.limits, unavailable: &unavailable)
         if let unavailable {
@@ -270,6 +349,15 @@ public final class AgentService: AgentRequestHandler {
             workloadID: request.workloadID, namespace: request.namespace, workloadName: request.workloadName,
             executable: request.artifactPath, arguments: request.argv, environment: request.environment,
             limits: request.limits, cgroup: cgroup)
+    }
+
+    /// What every deploy needs: ids and an artifact inside the agent's directory.
+    private func checkCommon(_ request: AgentDeployRequest) throws {
+        for (name, value) in [("workload_id", request.workloadID), ("workload_name", request.workloadName),
+                              ("namespace", request.namespace)] where value.isEmpty {
+            throw Rejection("deploy request for agent \(settings.agentID) has no \(name)")
+        }
+        try checkInsideDirectory(request.artifactPath)
     }
 
     /// The artifact must lie inside the agent's directory, also after resolving symlinks.

@@ -95,10 +95,17 @@ public actor WorkloadManager {
             throw NexControlError.badRequest(
                 "workload type \(type.rawValue) is not allowed on node \(nodeID) (workload_types: \(configuration.workloadTypes.map(\.rawValue).joined(separator: ", ")))")
         }
-        guard type == .native else {
-            throw NexControlError.notSupported("running \(type.rawValue) functions on this node")
-        }
-        if let triggers = request.triggerSubjects, !triggers.isEmpty {
+        let triggers = request.triggerSubjects ?? []
+        if type.isFunction {
+            do {
+                try TriggerSubjects.check(triggers, denied: configuration.denyTriggerSubjects)
+            } catch {
+                throw NexControlError.badRequest("\(error)")
+            }
+            if request.essential == true {
+                throw NexControlError.badRequest("functions cannot be essential: only native services are restarted")
+            }
+        } else if !triggers.isEmpty {
             throw NexControlError.badRequest("trigger_subjects are for functions (wasm, javascript), not \(type.rawValue) services")
         }
         let environment: [String: String]
@@ -150,11 +157,17 @@ public actor WorkloadManager {
             id: id, namespace: namespace, name: claims.name, type: type, hash: artifact.sha256, size: artifact.size,
             description: request.description, essential: request.essential ?? false, claims: claims,
             agentRequest: template, agentID: nil, state: .starting, startedAt: Date())
+        record.triggerSubjects = triggers
         workloads[id] = record
         do {
             record = try await startInAgent(record)
+            if type.isFunction {
+                record.trigger = try await startTrigger(record, request: request, environment: environment)
+                workloads[id]?.trigger = record.trigger
+            }
         } catch {
             workloads[id] = nil
+            if let agentID = record.agentID { await release(agentID) }
             throw error
         }
         logger.info("workload deployed", metadata: [
@@ -218,6 +231,55 @@ public actor WorkloadManager {
         return current
     }
 
+    /// Subscribes a function's trigger subjects on its trigger connection: the deploy's
+    /// `trigger_connection` when given (its seed only from the sealed environment), else the
+    /// control connection.
+    private func startTrigger(_ record: WorkloadRecord, request: DeployRequest, environment: [String: String]) async throws
+        -> FunctionTrigger
+    {
+        var connection = context.control
+        var owned = false
+        if let settings = request.triggerConnection, let url = settings.natsURL, !url.isEmpty {
+            if settings.natsUserSeed != nil {
+                throw NexControlError.badRequest(
+                    "trigger_connection.nats_user_seed travels in clear: put the seed in the sealed environment as \(Self.triggerSeedVariable)")
+            }
+            var options = NATSClientOptions(servers: [url])
+            options.name = "nex-node triggers \(record.namespace)/\(record.name)"
+            options.maxReconnectAttempts = -1
+            if let jwt = settings.natsUserJWT {
+                guard let seed = environment[Self.triggerSeedVariable] else {
+                    throw NexControlError.badRequest("trigger_connection has a JWT but the sealed environment has no \(Self.triggerSeedVariable)")
+                }
+                options.auth = .jwt(jwt, seed: seed)
+            } else if let seed = environment[Self.triggerSeedVariable] {
+                options.auth = .nkey(seed: seed)
+            }
+            do {
+                connection = try NATSClient(options: options)
+                try await connection.connect()
+            } catch {
+                throw NexControlError.badRequest("trigger_connection \(url): \(error)")
+            }
+            owned = true
+        }
+        let trigger = FunctionTrigger(
+            target: .init(namespace: record.namespace, workloadName: record.name, workloadID: record.id, nodeID: nodeID),
+            connection: connection, ownsConnection: owned, control: context.control, bus: context.bus,
+            timeout: .seconds(FunctionLimits().timeout.components.seconds + 2), logger: logger)
+        trigger.route(to: record.agentID)
+        do {
+            try await trigger.start(subjects: record.triggerSubjects)
+        } catch {
+            await trigger.stop()
+            throw NexControlError.badRequest("cannot subscribe the trigger subjects: \(error)")
+        }
+        return trigger
+    }
+
+    /// The sealed-environment variable holding the seed for `trigger_connection`.
+    public static let triggerSeedVariable = "NEX_TRIGGER_NATS_USER_SEED"
+
     private func release(_ agentID: String) async {
         routes.remove(agentID)
         await supervisor.retire(agentID)
@@ -246,6 +308,7 @@ public actor WorkloadManager {
         }
         record.state = .stopping
         workloads[record.id] = record
+        await record.trigger?.stop()
         await undeploy(record)
         workloads[record.id] = nil
         logger.info("workload stopped", metadata: ["workload": "\(record.name)", "id": "\(record.id)"])
@@ -277,7 +340,12 @@ public actor WorkloadManager {
             workloads[record.id] = record
         }
         await withTaskGroup(of: Void.self) { group in
-            for record in all { group.addTask { await self.undeploy(record) } }
+            for record in all {
+                group.addTask {
+                    await record.trigger?.stop()
+                    await self.undeploy(record)
+                }
+            }
         }
         workloads.removeAll()
     }
@@ -312,6 +380,7 @@ public actor WorkloadManager {
         record.agentID = nil
         let restart = record.essential && code != 0 && !context.isLameDuck() && !stopping
         guard restart else {
+            await record.trigger?.stop()
             workloads[record.id] = nil
             logger.info("workload ended", metadata: ["workload": "\(record.name)", "id": "\(record.id)", "reason": "\(reason)"])
             return
@@ -373,12 +442,21 @@ public actor WorkloadManager {
     public func machines(namespace: String) -> [MachineSummary] {
         workloads.values.filter { $0.namespace == namespace }.sorted { $0.startedAt < $1.startedAt }.map { record in
             let uptime = Uptime.format(seconds: Int(Date().timeIntervalSince(record.startedAt)))
+            // Functions: the time spent running invocations; services: uptime (as Nex 0.2).
+            let runtime = record.trigger.map { Self.formatNanoseconds($0.runtimeNanoseconds) } ?? uptime
             return MachineSummary(
                 id: record.id, healthy: record.state == .running, uptime: uptime, namespace: record.namespace,
-                workload: .init(name: record.name, description: record.description, runtime: uptime,
+                workload: .init(name: record.name, description: record.description, runtime: runtime,
                                 type: record.type.rawValue, hash: record.hash),
                 state: record.state.rawValue, restarts: record.restarts, limitsApplied: record.limitsApplied)
         }
+    }
+
+    /// `850µs`, `12.3ms`, `4.56s`.
+    static func formatNanoseconds(_ nanos: UInt64) -> String {
+        if nanos < 1_000_000 { return "\(nanos / 1000)µs" }
+        if nanos < 1_000_000_000 { return "\(nanos / 1_000_000).\(nanos / 100_000 % 10)ms" }
+        return "\(nanos / 1_000_000_000).\(String(nanos / 10_000_000 % 100).leftPadded(to: 2))s"
     }
 
     /// Workloads of `namespace` (all namespaces for `*`), optionally only the one with this id or name.
@@ -388,6 +466,10 @@ public actor WorkloadManager {
             .filter { workload == nil || $0.id == workload || $0.name == workload }
             .map { WorkloadPingResponse.Machine(id: $0.id, namespace: $0.namespace, name: $0.name, type: $0.type.rawValue) }
     }
+}
+
+extension String {
+    func leftPadded(to width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }
 
 extension Duration {

@@ -26,6 +26,9 @@ struct WorkloadRecord: Sendable {
     /// Consecutive failed runs, for the restart backoff; reset after a minute of health.
     var failures = 0
     var limitsApplied: [String] = []
+    /// Functions: the trigger subjects and the node's subscriptions for them.
+    var triggerSubjects: [String] = []
+    var trigger: FunctionTrigger?
 }
 
 /// The parts of an agent deploy request that stay the same across restarts.
