@@ -13,6 +13,10 @@ import NexControl
 import NIOCore
 import Synchronization
 
+final class Progress: Sendable {
+    let count = Atomic<Int>(0)
+}
+
 @main
 struct WorkloadBench {
     static func main() async throws {
@@ -71,7 +75,7 @@ struct WorkloadBench {
             try await Task.sleep(for: .milliseconds(100))  // let the pool refill: measure the warm path
         }
         latencies.sort()
-        print(String(format: "workloads deploy_p50_ms=%.1f deploy_p99_ms=%.1f (n=%d, warm pool, cached artifact)",
+        report(String(format: "workloads deploy_p50_ms=%.1f deploy_p99_ms=%.1f (n=%d, warm pool, cached artifact)",
                      latencies[latencies.count / 2], latencies[min(latencies.count - 1, latencies.count * 99 / 100)],
                      latencies.count))
 
@@ -95,7 +99,7 @@ struct WorkloadBench {
         let pss = agentPIDs.map { rollupKB($0, "Pss:") }, privateDirty = agentPIDs.map { rollupKB($0, "Private_Dirty:") }
         let pssAvg = pss.isEmpty ? 0 : pss.reduce(0, +) / pss.count
         let privateAvg = privateDirty.isEmpty ? 0 : privateDirty.reduce(0, +) / privateDirty.count
-        print(String(format: "workloads concurrent=%d deploy_all_s=%.1f node_rss_mb=%.1f agents=%d agent_rss_avg_mb=%.1f agent_rss_max_mb=%.1f agent_pss_avg_mb=%.1f agent_private_avg_mb=%.1f",
+        report(String(format: "workloads concurrent=%d deploy_all_s=%.1f node_rss_mb=%.1f agents=%d agent_rss_avg_mb=%.1f agent_rss_max_mb=%.1f agent_pss_avg_mb=%.1f agent_private_avg_mb=%.1f",
                      running.count, Double(took.components.seconds) + Double(took.components.attoseconds) / 1e18,
                      Double(nodeRSS) / 1024, agents.count, Double(agentAvg) / 1024, Double(agentMax) / 1024,
                      Double(pssAvg) / 1024, Double(privateAvg) / 1024))
@@ -107,22 +111,45 @@ struct WorkloadBench {
                                                                   workloadID: "*"))
         try await client.flush()
         let run = try await deploy("chatty", chatty)
-        var count = 0
-        var first: ContinuousClock.Instant?
-        var last = ContinuousClock.now
-        let deadline = ContinuousClock.now + .seconds(60)
-        for await _ in logs {
-            if first == nil { first = .now }
-            count += 1
-            last = .now
-            if count == lines || ContinuousClock.now > deadline { break }
+        // Counts lines until all arrived, or none came for 5 s (lines lost) or 60 s passed.
+        let progress = Progress()
+        let counter = Task { () -> (Int, ContinuousClock.Instant?, ContinuousClock.Instant) in
+            var count = 0
+            var first: ContinuousClock.Instant?
+            var last = ContinuousClock.now
+            for await _ in logs {
+                if first == nil { first = .now }
+                count += 1
+                last = .now
+                progress.count.store(count, ordering: .relaxed)
+                if count == lines { break }
+            }
+            return (count, first, last)
         }
+        let watchdog = Task {
+            let deadline = ContinuousClock.now + .seconds(60)
+            var seen = -1
+            while ContinuousClock.now < deadline {
+                try await Task.sleep(for: .seconds(5))
+                let now = progress.count.load(ordering: .relaxed)
+                if now == seen { break }
+                seen = now
+            }
+            try await logs.unsubscribe()
+        }
+        let (count, first, last) = await counter.value
+        watchdog.cancel()
         let span = first.map { $0.duration(to: last) } ?? .zero
         let seconds = Double(span.components.seconds) + Double(span.components.attoseconds) / 1e18
-        print(String(format: "workloads log_lines=%d log_lines_per_s=%.0f (one workload, one subscriber)",
+        report(String(format: "workloads log_lines=%d log_lines_per_s=%.0f (one workload, one subscriber)",
                      count, seconds > 0 ? Double(count) / seconds : 0))
         _ = try? await stop(run.id, "chatty")
         await client.close()
+    }
+
+    /// One result line on stdout, written at once (stdout may be a pipe).
+    static func report(_ line: String) {
+        FileHandle.standardOutput.write(Data((line + "\n").utf8))
     }
 
     static func next(_ subscription: NATSSubscription) async -> String? {

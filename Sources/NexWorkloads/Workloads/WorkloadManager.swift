@@ -281,7 +281,13 @@ public actor WorkloadManager {
     public static let triggerSeedVariable = "NEX_TRIGGER_NATS_USER_SEED"
 
     private func release(_ agentID: String) async {
-        routes.remove(agentID)
+        // Lines the agent wrote before it ended may still be queued behind the end event:
+        // keep routing them for a while (agent ids are never reused).
+        let routes = self.routes
+        Task {
+            try? await Task.sleep(for: .seconds(30))
+            routes.remove(agentID)
+        }
         await supervisor.retire(agentID)
     }
 
@@ -325,8 +331,6 @@ public actor WorkloadManager {
         } catch {
             logger.warning("agent did not confirm the stop; killing it", metadata: ["agent": "\(agentID)", "error": "\(error)"])
         }
-        // Let the workload_undeployed event through before the route goes.
-        try? await Task.sleep(for: .milliseconds(20))
         await release(agentID)
     }
 
