@@ -8,6 +8,10 @@ public struct NexFunctionRuntime: FunctionRuntime {
     public func load(_ function: FunctionDefinition, hostServices: any HostServiceCaller) async throws(FunctionError)
         -> any FunctionRunner
     {
-        throw FunctionError("\(function.type.rawValue) functions are not supported by this agent yet")
+        switch function.type {
+        case .wasm: return try await WasmFunction.load(function, hostServices: hostServices)
+        case .javascript: return try await JavaScriptFunction.load(function, hostServices: hostServices)
+        case .native: throw FunctionError("native workloads are services, not functions")
+        }
     }
 }

@@ -155,11 +155,11 @@ final class RawConnection: Sendable {
     }
 
     func waitFor(_ fragment: String) async throws {
-        try await NATSTestSupport.waitFor("bus to send \(fragment); got: \(text)") { self.text.contains(fragment) }
+        try await NATSTestSupport.waitFor(timeout: .seconds(20), "bus to send \(fragment); got: \(text)") { self.text.contains(fragment) }
     }
 
     func waitUntilClosed() async throws {
-        try await NATSTestSupport.waitFor("bus to close the connection") { !self.channel.isActive }
+        try await NATSTestSupport.waitFor(timeout: .seconds(20), "bus to close the connection") { !self.channel.isActive }
     }
 
     func close() async { try? await channel.close() }

@@ -25,7 +25,7 @@ import Testing
         #expect(configuration.workloadTypes == [.native])
         #expect(configuration.machinePoolSize == 1)
         #expect(configuration.heartbeatIntervalSeconds == 30)
-        #expect(configuration.hostServices.services == ["http": true, "kv": true, "messaging": true, "objectstore": true])
+        #expect(configuration.hostServices.configuration.enabledServices == ["http", "kv", "messaging", "objectstore"])
     }
 
     @Test func everyKeyIsParsed() throws {
@@ -42,7 +42,7 @@ import Testing
             "nats_url": "nats://hs:4222",
             "nats_user_jwt": "eyJ.jwt",
             "nats_user_seed": "SUAseed",
-            "services": {"kv": {"enabled": false}, "http": {"enabled": true, "config": {"x": 1}}, "custom": {}}
+            "services": {"kv": {"enabled": false}, "http": {"enabled": true, "config": {"timeout_ms": 1000}}}
           },
           "agent_handshake_timeout_ms": 2500,
           "agent_ping_timeout_ms": 300,
@@ -72,9 +72,8 @@ import Testing
         #expect(configuration.hostServices.natsURL == "nats://hs:4222")
         #expect(configuration.hostServices.natsUserJWT == "eyJ.jwt")
         #expect(configuration.hostServices.natsUserSeed == "SUAseed")
-        #expect(configuration.hostServices.services == [
-            "http": true, "kv": false, "messaging": true, "objectstore": true, "custom": true,
-        ])
+        #expect(configuration.hostServices.configuration.enabledServices == ["http", "messaging", "objectstore"])
+        #expect(configuration.hostServices.configuration.http.timeout == .seconds(1))
         #expect(configuration.agentHandshakeTimeoutMilliseconds == 2500)
         #expect(configuration.agentPingTimeoutMilliseconds == 300)
         #expect(configuration.stateDirectory == "/var/lib/nex-test")
@@ -97,8 +96,8 @@ import Testing
     @Test func nullHostServiceEntryMeansEnabled() throws {
         // Used to crash the node (a force unwrap of the entry).
         let configuration = try Self.parse(#"{"host_services": {"services": {"kv": null, "http": {"enabled": false}}}}"#)
-        #expect(configuration.hostServices.services["kv"] == true)
-        #expect(configuration.hostServices.services["http"] == false)
+        #expect(configuration.hostServices.configuration.isEnabled("kv"))
+        #expect(!configuration.hostServices.configuration.isEnabled("http"))
     }
 
     @Test(arguments: [

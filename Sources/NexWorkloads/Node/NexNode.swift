@@ -104,16 +104,41 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
                             logLevel: ProcessInfo.processInfo.environment["NEX_LOG_LEVEL"]),
             bus: bus, connection: busClient, logger: logger)
         try await supervisor.start()
+        let hostServicesConnection = try await connectHostServices()
         let manager = WorkloadManager(
             context: .init(nodeID: nodeID, configuration: configuration, identity: identity, control: control,
-                           bus: busClient, isLameDuck: { [self] in self.isLameDuck }),
+                           bus: busClient, hostServices: hostServicesConnection, isLameDuck: { [self] in self.isLameDuck }),
             supervisor: supervisor, cache: try ArtifactCache(stateDirectory: stateDirectory), logger: logger)
         try await manager.start()
+        let hostServices = HostServicesServer(
+            busConnection: busClient, configuration: configuration.hostServices.configuration,
+            resolve: { agentID in await manager.hostServiceScope(agentID: agentID) }, logger: logger)
+        try await hostServices.start()
+        await manager.attach(hostServices)
         self.manager.withLock { $0 = manager }
         logger.info("agent bus ready", metadata: ["url": "\(bus.url)", "agent": "\(agentPath)",
                                                  "pool": "\(configuration.machinePoolSize)"])
         return WorkloadRuntime(bus: bus, busClient: busClient, supervisor: supervisor, manager: manager,
-                               grace: .milliseconds(Int64(configuration.stopGracePeriodSeconds * 1000)))
+                               hostServices: hostServices, hostServicesConnection: hostServicesConnection)
+    }
+
+    /// The node's own host-services connection (`host_services.nats_url`), or nil to use the
+    /// control connection.
+    private func connectHostServices() async throws -> NATSClient? {
+        let settings = configuration.hostServices
+        guard let url = settings.natsURL, !url.isEmpty else { return nil }
+        var options = NATSClientOptions(servers: [url])
+        options.name = "nex-node host services \(nodeID)"
+        options.maxReconnectAttempts = -1
+        options.logger = logger
+        if let jwt = settings.natsUserJWT, let seed = settings.natsUserSeed {
+            options.auth = .jwt(jwt, seed: seed)
+        } else if let seed = settings.natsUserSeed {
+            options.auth = .nkey(seed: seed)
+        }
+        let client = try NATSClient(options: options)
+        try await client.connect()
+        return client
     }
 
     private var workloadManager: WorkloadManager? { manager.withLock { $0 } }
@@ -249,12 +274,15 @@ struct WorkloadRuntime: Sendable {
     let busClient: NATSClient
     let supervisor: AgentSupervisor
     let manager: WorkloadManager
-    let grace: Duration
+    let hostServices: HostServicesServer
+    let hostServicesConnection: NATSClient?
 
-    /// Workloads first (SIGTERM, grace period, SIGKILL), then agents, then the bus.
+    /// Workloads first (SIGTERM, grace period, SIGKILL), then agents, host services, the bus.
     func stop() async {
         await manager.stopAll()
         await supervisor.shutdown(grace: .seconds(2))
+        await hostServices.stop()
+        await hostServicesConnection?.close()
         await busClient.close()
         await bus.shutdown()
     }

@@ -20,8 +20,8 @@ public struct NodeConfiguration: Sendable, Equatable {
         public var natsURL: String?
         public var natsUserJWT: String?
         public var natsUserSeed: String?
-        /// Service name → enabled. Default: http, kv, messaging, objectstore enabled.
-        public var services: [String: Bool] = ["http": true, "kv": true, "messaging": true, "objectstore": true]
+        /// Each service's settings and whether it is enabled (`host_services.services`).
+        public var configuration = HostServicesConfiguration()
         public init() {}
     }
 
@@ -104,15 +104,7 @@ extension NodeConfiguration {
             hostServices.natsURL = try services.string("nats_url")
             hostServices.natsUserJWT = try services.string("nats_user_jwt")
             hostServices.natsUserSeed = try services.string("nats_user_seed")
-            if var table = try services.object("services") {
-                for name in table.keys {
-                    guard var entry = try table.object(name) else { continue }  // null: the default
-                    hostServices.services[name] = try entry.bool("enabled") ?? true
-                    _ = try entry.any("config")
-                    try entry.finish()
-                }
-                try table.finish()
-            }
+            hostServices.configuration = try HostServicesConfiguration.parse(services: try services.any("services"))
             try services.finish()
         }
         agentHandshakeTimeoutMilliseconds = try reader.count("agent_handshake_timeout_ms") ?? agentHandshakeTimeoutMilliseconds

@@ -25,12 +25,16 @@ public actor WorkloadManager {
         public var control: NATSClient
         /// The node's own connection to the agent bus.
         public var bus: NATSClient
+        /// Host services and triggers use this unless a deploy brings its own: the node's
+        /// `host_services` connection, else the control connection.
+        public var hostServices: NATSClient
         public var isLameDuck: @Sendable () -> Bool
 
         public init(nodeID: String, configuration: NodeConfiguration, identity: NodeIdentity, control: NATSClient,
-                    bus: NATSClient, isLameDuck: @escaping @Sendable () -> Bool) {
+                    bus: NATSClient, hostServices: NATSClient? = nil, isLameDuck: @escaping @Sendable () -> Bool) {
             self.nodeID = nodeID; self.configuration = configuration; self.identity = identity
-            self.control = control; self.bus = bus; self.isLameDuck = isLameDuck
+            self.control = control; self.bus = bus; self.hostServices = hostServices ?? control
+            self.isLameDuck = isLameDuck
         }
     }
 
@@ -43,6 +47,8 @@ public actor WorkloadManager {
     private let routes = LogRoutes()
     private var tasks: [Task<Void, Never>] = []
     private var stopping = false
+    /// Told when a workload's own host-services connection closes (it caches bucket handles).
+    private var hostServicesServer: HostServicesServer?
 
     public init(context: Context, supervisor: AgentSupervisor, cache: ArtifactCache, logger: Logger) {
         self.context = context
@@ -151,13 +157,20 @@ public actor WorkloadManager {
             openFiles: request.limits?.openFiles ?? configuration.workloadLimits.openFiles,
             processes: request.limits?.processes ?? configuration.workloadLimits.processes)
         let template = AgentDeployRequestTemplate(
-            argv: request.argv ?? [], environment: environment, limits: resource,
+            argv: request.argv ?? [], environment: WorkloadConnection.workloadEnvironment(environment), limits: resource,
             stopGraceMilliseconds: Int(configuration.stopGracePeriodSeconds * 1000), artifactPath: artifact.path)
         var record = WorkloadRecord(
             id: id, namespace: namespace, name: claims.name, type: type, hash: artifact.sha256, size: artifact.size,
             description: request.description, essential: request.essential ?? false, claims: claims,
             agentRequest: template, agentID: nil, state: .starting, startedAt: Date())
         record.triggerSubjects = triggers
+        do {
+            record.hostServicesConnection = try await WorkloadConnection.connect(
+                request.hostServices, field: "host_services", seedVariable: WorkloadConnection.hostServicesSeedVariable,
+                environment: environment, name: "nex-node host services \(namespace)/\(claims.name)")
+        } catch {
+            throw error
+        }
         workloads[id] = record
         do {
             record = try await startInAgent(record)
@@ -168,6 +181,7 @@ public actor WorkloadManager {
         } catch {
             workloads[id] = nil
             if let agentID = record.agentID { await release(agentID) }
+            await record.hostServicesConnection?.close()
             throw error
         }
         logger.info("workload deployed", metadata: [
@@ -233,40 +247,17 @@ public actor WorkloadManager {
 
     /// Subscribes a function's trigger subjects on its trigger connection: the deploy's
     /// `trigger_connection` when given (its seed only from the sealed environment), else the
-    /// control connection.
+    /// node's host-services connection.
     private func startTrigger(_ record: WorkloadRecord, request: DeployRequest, environment: [String: String]) async throws
         -> FunctionTrigger
     {
-        var connection = context.control
-        var owned = false
-        if let settings = request.triggerConnection, let url = settings.natsURL, !url.isEmpty {
-            if settings.natsUserSeed != nil {
-                throw NexControlError.badRequest(
-                    "trigger_connection.nats_user_seed travels in clear: put the seed in the sealed environment as \(Self.triggerSeedVariable)")
-            }
-            var options = NATSClientOptions(servers: [url])
-            options.name = "nex-node triggers \(record.namespace)/\(record.name)"
-            options.maxReconnectAttempts = -1
-            if let jwt = settings.natsUserJWT {
-                guard let seed = environment[Self.triggerSeedVariable] else {
-                    throw NexControlError.badRequest("trigger_connection has a JWT but the sealed environment has no \(Self.triggerSeedVariable)")
-                }
-                options.auth = .jwt(jwt, seed: seed)
-            } else if let seed = environment[Self.triggerSeedVariable] {
-                options.auth = .nkey(seed: seed)
-            }
-            do {
-                connection = try NATSClient(options: options)
-                try await connection.connect()
-            } catch {
-                throw NexControlError.badRequest("trigger_connection \(url): \(error)")
-            }
-            owned = true
-        }
+        let own = try await WorkloadConnection.connect(
+            request.triggerConnection, field: "trigger_connection", seedVariable: WorkloadConnection.triggerSeedVariable,
+            environment: environment, name: "nex-node triggers \(record.namespace)/\(record.name)")
         let trigger = FunctionTrigger(
             target: .init(namespace: record.namespace, workloadName: record.name, workloadID: record.id, nodeID: nodeID),
-            connection: connection, ownsConnection: owned, control: context.control, bus: context.bus,
-            timeout: .seconds(FunctionLimits().timeout.components.seconds + 2), logger: logger)
+            connection: own ?? context.hostServices, ownsConnection: own != nil, control: context.control,
+            bus: context.bus, timeout: .seconds(FunctionLimits().timeout.components.seconds + 2), logger: logger)
         trigger.route(to: record.agentID)
         do {
             try await trigger.start(subjects: record.triggerSubjects)
@@ -277,8 +268,23 @@ public actor WorkloadManager {
         return trigger
     }
 
-    /// The sealed-environment variable holding the seed for `trigger_connection`.
-    public static let triggerSeedVariable = "NEX_TRIGGER_NATS_USER_SEED"
+    func attach(_ server: HostServicesServer) {
+        hostServicesServer = server
+    }
+
+    /// Closes a workload's own host-services connection, if it had one.
+    private func closeConnection(of record: WorkloadRecord) async {
+        guard let connection = record.hostServicesConnection else { return }
+        await hostServicesServer?.forget(connection: connection)
+        await connection.close()
+    }
+
+    /// What a function's host-service call may reach, for the agent that runs it (nil: none).
+    public func hostServiceScope(agentID: String) -> HostServiceScope? {
+        guard let record = workloads.values.first(where: { $0.agentID == agentID }) else { return nil }
+        return HostServiceScope(namespace: record.namespace, workloadName: record.name,
+                                connection: record.hostServicesConnection ?? context.hostServices)
+    }
 
     private func release(_ agentID: String) async {
         // Lines the agent wrote before it ended may still be queued behind the end event:
@@ -317,6 +323,7 @@ public actor WorkloadManager {
         await record.trigger?.stop()
         await undeploy(record)
         workloads[record.id] = nil
+        await closeConnection(of: record)
         logger.info("workload stopped", metadata: ["workload": "\(record.name)", "id": "\(record.id)"])
         return StopResponse(stopped: true, id: record.id, issuer: record.claims.issuer, name: record.name)
     }
@@ -348,6 +355,7 @@ public actor WorkloadManager {
                 group.addTask {
                     await record.trigger?.stop()
                     await self.undeploy(record)
+                    await self.closeConnection(of: record)
                 }
             }
         }
@@ -386,6 +394,7 @@ public actor WorkloadManager {
         guard restart else {
             await record.trigger?.stop()
             workloads[record.id] = nil
+            await closeConnection(of: record)
             logger.info("workload ended", metadata: ["workload": "\(record.name)", "id": "\(record.id)", "reason": "\(reason)"])
             return
         }
@@ -413,6 +422,7 @@ public actor WorkloadManager {
         guard let record = workloads[id], record.state == .restarting else { return }
         if context.isLameDuck() || stopping {
             workloads[id] = nil
+            await closeConnection(of: record)
             return
         }
         do {

@@ -1,4 +1,5 @@
 import FoundationEssentials
+import NATSWire
 import NexControl
 
 /// What the node knows about one deployed workload.
@@ -29,6 +30,8 @@ struct WorkloadRecord: Sendable {
     /// Functions: the trigger subjects and the node's subscriptions for them.
     var triggerSubjects: [String] = []
     var trigger: FunctionTrigger?
+    /// The deploy's own `host_services` connection, if it brought one (closed when it ends).
+    var hostServicesConnection: NATSClient?
 }
 
 /// The parts of an agent deploy request that stay the same across restarts.

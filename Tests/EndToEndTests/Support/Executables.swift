@@ -25,6 +25,10 @@ enum Executables {
         throw Missing(name: name, searched: searched)
     }
 
+    /// The repository (for its examples), found from this source file's path.
+    static let repositoryRoot: String = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+
     static var nexNode: String { get throws { try path("nex-node") } }
     static var nexctl: String { get throws { try path("nexctl") } }
 

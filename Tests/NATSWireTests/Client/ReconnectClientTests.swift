@@ -231,7 +231,7 @@ import Testing
         try await client.flush()
 
         server.stop()
-        let closed = try await events.waitFor("closed", timeout: .seconds(5), Self.isClosed)
+        let closed = try await events.waitFor("closed", timeout: .seconds(20), Self.isClosed)
         guard case .closed(let error?) = closed, case .connectionFailed(let servers, let reason) = error else {
             Issue.record("expected closed(connectionFailed), got \(closed)")
             return

@@ -1,0 +1,350 @@
+import CJavaScriptCore
+import NexWorkloads
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// One JavaScriptCore context group and global context holding a compiled function, its
+/// in-flight invocations and its in-flight host-service calls.
+///
+/// Confined to its ``JavaScriptThread``: every method runs there (the class is
+/// `@unchecked Sendable` only so that jobs posted to that thread can capture it).
+///
+/// Time is limited twice: JavaScriptCore's watchdog (`JSContextGroupSetExecutionTimeLimit`,
+/// CPU time of each entry into the VM, with polling traps so that optimized code is stopped
+/// too) stops a runaway loop, and a wall-clock deadline per invocation fails a call whose
+/// promise has not settled in time (checked on the thread between entries).
+final class JavaScriptEngine: @unchecked Sendable {
+    typealias Completion = CheckedContinuation<Result<[UInt8], FunctionError>, Never>
+
+    /// A host-service call in flight: the promise's functions, kept alive with `JSValueProtect`.
+    struct HostCall {
+        var resolve: JSObjectRef
+        var reject: JSObjectRef
+        /// The invocation whose code made the call (0 when none, e.g. at load).
+        var owner: UInt64
+    }
+
+    let name: String
+    let limits: FunctionLimits
+    let hostServices: any HostServiceCaller
+    let thread: JavaScriptThread
+
+    private(set) var context: JSGlobalContextRef?
+    private var group: JSContextGroupRef?
+    private var function: JSObjectRef?
+    private var runner: JSObjectRef?
+    private var pendingMarker: JSObjectRef?
+    private var sourceURL = ""
+    private var invocations: [UInt64: Completion] = [:]
+    /// Deadlines of invocations waiting for a promise, in start order (all have the same timeout).
+    private var deadlines: [(id: UInt64, at: ContinuousClock.Instant)] = []
+    private var deadlinesHead = 0
+    var hostCalls: [UInt64: HostCall] = [:]
+    /// The invocation whose JavaScript is running now (0 when none).
+    var currentInvocation: UInt64 = 0
+    var nextID: UInt64 = 1
+    /// Set by the watchdog's callback when it stops the running script.
+    var watchdogFired = false
+
+    init(name: String, limits: FunctionLimits, hostServices: any HostServiceCaller, thread: JavaScriptThread) {
+        self.name = name
+        self.limits = limits
+        self.hostServices = hostServices
+        self.thread = thread
+    }
+
+    /// The class of the global object, so that it can carry a pointer to its engine.
+    private nonisolated(unsafe) static let globalClass: JSClassRef = {
+        var definition = kJSClassDefinitionEmpty
+        definition.className = UnsafePointer(strdup("NexFunctionGlobal"))
+        return JSClassCreate(&definition)
+    }()
+
+    /// JavaScriptCore's process-wide options, set once before the first context is made:
+    /// polling traps, so that the watchdog also stops loops running in optimized (DFG/FTL)
+    /// code. True when they are in effect.
+    static let optionsConfigured: Bool = {
+        _ = jsc_options_set_boolean("usePollingTraps", 1)
+        var value: Int32 = 0
+        return jsc_options_get_boolean("usePollingTraps", &value) != 0 && value != 0
+    }()
+
+    /// The engine whose context `context` belongs to.
+    static func from(_ context: JSContextRef?) -> JavaScriptEngine? {
+        guard let context, let global = JSContextGetGlobalObject(context),
+              let pointer = JSObjectGetPrivate(global)
+        else { return nil }
+        return Unmanaged<JavaScriptEngine>.fromOpaque(pointer).takeUnretainedValue()
+    }
+
+    /// Creates the context, evaluates the host-services prelude and then `source`, which must
+    /// evaluate to a function. Throws a ``FunctionError`` naming the function and saying why.
+    func load(source: String, sourceURL: String) throws(FunctionError) {
+        self.sourceURL = sourceURL
+        guard Self.optionsConfigured else {
+            throw FunctionError("cannot load function \(name): JavaScriptCore's polling traps could not be enabled, "
+                                + "so a runaway script could not be stopped")
+        }
+        let group = JSContextGroupCreate()!
+        self.group = group
+        let context = JSGlobalContextCreateInGroup(group, Self.globalClass)!
+        self.context = context
+        let this = Unmanaged.passUnretained(self).toOpaque()
+        JSObjectSetPrivate(JSContextGetGlobalObject(context), this)
+        JSContextGroupSetExecutionTimeLimit(group, limits.timeout.javaScriptSeconds, { _, engine in
+            if let engine { Unmanaged<JavaScriptEngine>.fromOpaque(engine).takeUnretainedValue().watchdogFired = true }
+            return true
+        }, this)
+
+        try installPrelude(context)
+
+        watchdogFired = false
+        var exception: JSValueRef?
+        let value = JavaScriptValue.withString(source) { script in
+            JavaScriptValue.withString(sourceURL) { url in JSEvaluateScript(context, script, nil, url, 1, &exception) }
+        }
+        if let exception {
+            if watchdogFired {
+                throw FunctionError("script of function \(name) timed out after \(limits.timeout.javaScriptText) while loading")
+            }
+            let errorName = JavaScriptValue.property(context, exception, "name").flatMap { JavaScriptValue.string(context, $0) }
+            if errorName == "SyntaxError" {
+                throw FunctionError("script of function \(name) does not compile: \(describe(exception))")
+            }
+            throw FunctionError("script of function \(name) threw while loading: \(describe(exception))")
+        }
+        guard let value, JSValueIsObject(context, value),
+              let object = JSValueToObject(context, value, nil), JSObjectIsFunction(context, object)
+        else {
+            throw FunctionError(
+                "script of function \(name) evaluates to \(JavaScriptValue.kind(context, value)), not a function: "
+                    + "it must end with an expression such as (subject, payload) => ...")
+        }
+        JSValueProtect(context, object)
+        function = object
+        thread.wakeHandler = { [unowned self] in self.expireDeadlines() }
+    }
+
+    private func installPrelude(_ context: JSGlobalContextRef) throws(FunctionError) {
+        let natives = makeNatives(context)
+        var exception: JSValueRef?
+        let prelude = JavaScriptValue.withString(JavaScriptHostServices.source) { script in
+            JavaScriptValue.withString(JavaScriptHostServices.sourceURL) { url in
+                JSEvaluateScript(context, script, nil, url, 1, &exception)
+            }
+        }
+        guard exception == nil, let prelude, let preludeFunction = JSValueToObject(context, prelude, nil) else {
+            throw FunctionError("cannot set up the JavaScript environment of function \(name): \(exception.map(describe) ?? "no function")")
+        }
+        let exports = JavaScriptValue.call(context, preludeFunction, [natives], exception: &exception)
+        guard exception == nil, let exports,
+              let run = JavaScriptValue.property(context, exports, "run").flatMap({ JSValueToObject(context, $0, nil) }),
+              let pending = JavaScriptValue.property(context, exports, "pending").flatMap({ JSValueToObject(context, $0, nil) })
+        else {
+            throw FunctionError("cannot set up the JavaScript environment of function \(name): \(exception.map(describe) ?? "no exports")")
+        }
+        JSValueProtect(context, run)
+        JSValueProtect(context, pending)
+        runner = run
+        pendingMarker = pending
+    }
+
+    /// Runs one invocation; `completion` is resumed exactly once, now or when the returned
+    /// promise settles or the deadline passes.
+    func invoke(subject: String, payload: [UInt8], completion: Completion) {
+        guard let context, let runner, let function, let pendingMarker else {
+            completion.resume(returning: .failure(FunctionError("function \(name) is unloaded")))
+            return
+        }
+        let id = nextID
+        nextID &+= 1
+        invocations[id] = completion
+        let started = ContinuousClock.now
+        guard let payloadValue = JavaScriptValue.make(context, bytes: payload) else {
+            finish(id, .failure(FunctionError("function \(name): cannot make a Uint8Array of \(payload.count) bytes")))
+            return
+        }
+        let arguments: [JSValueRef?] = [
+            function, JSValueMakeNumber(context, Double(id)), JavaScriptValue.make(context, string: subject), payloadValue,
+        ]
+        currentInvocation = id
+        watchdogFired = false
+        var exception: JSValueRef?
+        // Microtasks (promise reactions) run before this returns, when the API lock is released.
+        let result = JavaScriptValue.call(context, runner, arguments, exception: &exception)
+        currentInvocation = 0
+        if watchdogFired {
+            finish(id, .failure(timedOut))
+            recoverFromTermination(context)
+        } else if let exception {
+            finish(id, .failure(FunctionError("function \(name) failed: \(describe(exception))")))
+        } else if let result, JSValueIsStrictEqual(context, result, pendingMarker) {
+            if invocations[id] != nil {
+                deadlines.append((id, started.advanced(by: limits.timeout)))
+            }
+        } else {
+            finish(id, reply(from: result))
+        }
+    }
+
+    /// Settles the promise of a host-service call with its outcome; the function's code that
+    /// awaited it runs now (microtasks are drained when the call returns).
+    func settleHostCall(_ callID: UInt64, service: String, method: String, outcome: Result<HostServiceReply, any Error>) {
+        guard let context, let call = hostCalls.removeValue(forKey: callID) else { return }
+        defer {
+            JSValueUnprotect(context, call.resolve)
+            JSValueUnprotect(context, call.reject)
+        }
+        let settle: JSObjectRef
+        let argument: JSValueRef?
+        switch outcome {
+        case .success(let reply) where reply.isSuccess:
+            settle = call.resolve
+            argument = JavaScriptValue.make(context, bytes: reply.body)
+        case .success(let reply):
+            settle = call.reject
+            let error = JavaScriptValue.makeError(context, "\(service).\(method) failed: \(reply.code) \(reply.message)")
+            JavaScriptValue.set(context, error, "code", JSValueMakeNumber(context, Double(reply.code)))
+            argument = error
+        case .failure(let failure):
+            settle = call.reject
+            let error = JavaScriptValue.makeError(context, "\(service).\(method) failed: \(failure)")
+            JavaScriptValue.set(context, error, "code", JSValueMakeNumber(context, 500))
+            argument = error
+        }
+        currentInvocation = call.owner
+        watchdogFired = false
+        var exception: JSValueRef?
+        JavaScriptValue.call(context, settle, [argument], exception: &exception)
+        currentInvocation = 0
+        if watchdogFired {
+            finish(call.owner, .failure(timedOut))
+            recoverFromTermination(context)
+        }
+    }
+
+    /// When the watchdog stops code that runs while microtasks are drained (after an API call
+    /// has returned), the termination exception stays pending in the VM and the next API call
+    /// would report it. Entering the VM again clears it.
+    private func recoverFromTermination(_ context: JSGlobalContextRef) {
+        for _ in 0..<3 {
+            var exception: JSValueRef?
+            JavaScriptValue.withString("undefined") { _ = JSEvaluateScript(context, $0, nil, nil, 1, &exception) }
+            if exception == nil { break }
+        }
+        watchdogFired = false
+    }
+
+    /// The reply bytes of a function's result: bytes as they are, a string as UTF-8,
+    /// `undefined` as nothing, anything else as JSON.
+    func reply(from value: JSValueRef?) -> Result<[UInt8], FunctionError> {
+        guard let context, let value, !JSValueIsUndefined(context, value) else { return .success([]) }
+        if JSValueIsString(context, value) {
+            return .success(Array((JavaScriptValue.string(context, value) ?? "").utf8))
+        }
+        if let bytes = JavaScriptValue.bytes(context, value) { return .success(bytes) }
+        var exception: JSValueRef?
+        let json = JSValueCreateJSONString(context, value, 0, &exception)
+        if let exception {
+            return .failure(FunctionError("function \(name) returned a value that cannot be sent as JSON: \(describe(exception))"))
+        }
+        guard let json else { return .success([]) }
+        defer { JSStringRelease(json) }
+        return .success(Array(JavaScriptValue.string(json).utf8))
+    }
+
+    /// Resumes the invocation `id` with `result`, if it is still waiting.
+    func finish(_ id: UInt64, _ result: Result<[UInt8], FunctionError>) {
+        invocations.removeValue(forKey: id)?.resume(returning: result)
+    }
+
+    /// A thrown value as text: `String(value)`, then ` (line N)` when it carries a line (with
+    /// its source when that is not the function's script).
+    func describe(_ exception: JSValueRef) -> String {
+        guard let context else { return "an exception" }
+        var text = JavaScriptValue.string(context, exception) ?? "an exception that cannot be converted to a string"
+        if let line = JavaScriptValue.property(context, exception, "line"), JSValueIsNumber(context, line) {
+            let number = Int(JSValueToNumber(context, line, nil))
+            let url = JavaScriptValue.property(context, exception, "sourceURL").flatMap { JavaScriptValue.string(context, $0) }
+            if let url, url != sourceURL {
+                text += " (\(url):\(number))"
+            } else {
+                text += " (line \(number))"
+            }
+        }
+        return text
+    }
+
+    var timedOut: FunctionError {
+        FunctionError("function \(name) timed out after \(limits.timeout.javaScriptText)")
+    }
+
+    /// Fails the invocations whose deadline has passed; returns the next deadline.
+    private func expireDeadlines() -> ContinuousClock.Instant? {
+        let now = ContinuousClock.now
+        while deadlinesHead < deadlines.count {
+            let entry = deadlines[deadlinesHead]
+            if invocations[entry.id] != nil {
+                if entry.at > now {
+                    if deadlinesHead > 1024 {
+                        deadlines.removeFirst(deadlinesHead)
+                        deadlinesHead = 0
+                    }
+                    return entry.at
+                }
+                finish(entry.id, .failure(timedOut))
+            }
+            deadlinesHead += 1
+        }
+        deadlines.removeAll(keepingCapacity: true)
+        deadlinesHead = 0
+        return nil
+    }
+
+    /// Fails what is still running, releases every JavaScript value and the context.
+    func close() {
+        thread.wakeHandler = nil
+        for completion in invocations.values {
+            completion.resume(returning: .failure(FunctionError("function \(name) was unloaded before it finished")))
+        }
+        invocations = [:]
+        guard let context else { return }
+        for call in hostCalls.values {
+            JSValueUnprotect(context, call.resolve)
+            JSValueUnprotect(context, call.reject)
+        }
+        hostCalls = [:]
+        for value in [function, runner, pendingMarker] {
+            if let value { JSValueUnprotect(context, value) }
+        }
+        function = nil
+        runner = nil
+        pendingMarker = nil
+        JSObjectSetPrivate(JSContextGetGlobalObject(context), nil)
+        if let group { JSContextGroupClearExecutionTimeLimit(group) }
+        JSGlobalContextRelease(context)
+        if let group { JSContextGroupRelease(group) }
+        self.context = nil
+        self.group = nil
+    }
+}
+
+extension Duration {
+    /// Seconds as a `Double`, as JavaScriptCore's time limit takes them.
+    var javaScriptSeconds: Double {
+        let (seconds, attoseconds) = components
+        return Double(seconds) + Double(attoseconds) / 1e18
+    }
+
+    /// "5 s", "1.5 s", "200 ms": how a time limit reads in an error message.
+    var javaScriptText: String {
+        let milliseconds = Int((javaScriptSeconds * 1000).rounded())
+        if milliseconds % 1000 == 0 { return "\(milliseconds / 1000) s" }
+        if milliseconds > 1000 { return "\(Double(milliseconds) / 1000) s" }
+        return "\(milliseconds) ms"
+    }
+}

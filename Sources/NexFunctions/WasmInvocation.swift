@@ -1,0 +1,52 @@
+import Foundation
+import NexWorkloads
+import WasmKit
+
+/// The state of one guest call, shared by its WASI streams and its `nex` host functions:
+/// created on the worker thread for the call and dropped with it, so nothing leaks from one
+/// call into the next.
+final class WasmInvocation {
+    /// The last `nex.call` result, as the guest reads it back.
+    struct HostResult {
+        var code: Int32 = 0
+        var body: [UInt8] = []
+        var message: [UInt8] = []
+    }
+
+    let stdin: WasmInputStream
+    let stdout: WasmOutputStream
+    let stderr: WasmOutputStream
+    let hostServices: any HostServiceCaller
+    /// Monotonic deadline of the call, nanoseconds (`UInt64.max`: none).
+    let deadline: UInt64
+    /// The guest's exported `memory`, once instantiated.
+    var memory: Memory?
+    var lastResult = HostResult()
+    /// Set when the deadline passed inside a host call.
+    var deadlineExceeded = false
+
+    /// Bytes of stderr kept for error messages.
+    static let stderrLimit = 16 * 1024
+
+    init(payload: [UInt8], stdoutLimit: Int, hostServices: any HostServiceCaller, deadline: UInt64) {
+        stdin = WasmInputStream(payload)
+        stdout = WasmOutputStream(limit: stdoutLimit, failsWhenFull: true)
+        stderr = WasmOutputStream(limit: Self.stderrLimit, failsWhenFull: false)
+        self.hostServices = hostServices
+        self.deadline = deadline
+    }
+
+    /// The guest's memory: the one found at instantiation, else the caller's `memory` export
+    /// (a host function called from the start function, before instantiation returned).
+    func guestMemory(_ caller: borrowing Caller) -> Memory? {
+        if let memory { return memory }
+        return caller.instance?.exports[memory: "memory"]
+    }
+
+    /// The end of stderr, one line, for error messages (empty when nothing was written).
+    var stderrTail: String {
+        let text = String(decoding: stderr.bytes.suffix(400), as: UTF8.self)
+        return text.split(whereSeparator: \.isNewline).map(String.init).joined(separator: " | ")
+            .trimmingCharacters(in: .whitespaces)
+    }
+}

@@ -1,0 +1,251 @@
+import Foundation
+import NexWorkloads
+@_spi(Fuzzing) import WasmKit
+@_spi(WASIPlatform) import WASI
+import WasmKitWASI
+
+/// A validated wasm module with everything a call needs that does not change between calls;
+/// ``run(subject:payload:hostServices:job:stack:)`` makes a fresh store and instance for
+/// each call on the worker thread.
+struct WasmProgram: Sendable {
+    static let wasiModuleName = "wasi_snapshot_preview1"
+
+    let module: Module
+    let engine: Engine
+    let workloadName: String
+    let environment: [String: String]
+    let limits: FunctionLimits
+    /// The `wasi_snapshot_preview1` functions the module imports.
+    let wasiImports: [String]
+    /// The `nex` functions the module imports.
+    let nexImports: [String]
+    /// The subset of ``wasiCapabilities`` that provides the imported WASI functions; asking
+    /// WASI for only these keeps the per-call setup small.
+    let neededCapabilities: [WasmKitWASI.WASICapability]
+    /// Whether some imported WASI function is in no offered capability (answered `ENOSYS`).
+    let needsStubs: Bool
+
+    /// What WASI offers guests: arguments and environment, clocks, random, `proc_exit`,
+    /// stdio, and the file-system calls over an empty in-memory file system with no
+    /// preopens (so a guest opens nothing, and libc's preopen scan ends with `EBADF`).
+    /// `poll_oneoff` and sockets answer `ENOSYS`: a sleeping guest could not be stopped.
+    static let wasiCapabilities: [WasmKitWASI.WASICapability] = [.environment, .clocks, .random, .process, .stdio, .fileSystem]
+
+    /// The WASI function names of each entry of ``wasiCapabilities``, by index.
+    private static let capabilityNames: [Set<String>] = {
+        guard let bridge = try? WASIBridgeToHost(args: [], environment: [:], fileSystem: .memory(emptyFileSystem)) else {
+            return []
+        }
+        defer { try? bridge.close() }
+        return wasiCapabilities.map { Set(bridge.hostFunctions(capabilities: [$0], stubUnlinked: false).keys) }
+    }()
+
+    /// The file system behind `.fileSystem`: empty, and unreachable without preopens.
+    private static let emptyFileSystem: MemoryFileSystem = {
+        // MemoryFileSystem.init only builds an empty root node; it cannot fail in practice.
+        try! MemoryFileSystem()
+    }()
+
+    init(module: Module, engine: Engine, definition: FunctionDefinition) {
+        self.module = module
+        self.engine = engine
+        self.workloadName = definition.workloadName
+        self.environment = definition.environment
+        self.limits = definition.limits
+        var wasi: [String] = []
+        var nex: [String] = []
+        for entry in module.imports {
+            guard case .function = entry.descriptor else { continue }
+            if entry.module == Self.wasiModuleName { wasi.append(entry.name) }
+            if entry.module == WasmHostModule.moduleName { nex.append(entry.name) }
+        }
+        self.wasiImports = wasi
+        self.nexImports = nex
+        let names = Self.capabilityNames
+        if names.count == Self.wasiCapabilities.count {
+            let imported = Set(wasi)
+            let needed = names.indices.filter { !names[$0].isDisjoint(with: imported) }
+            self.neededCapabilities = needed.map { Self.wasiCapabilities[$0] }
+            self.needsStubs = !imported.isSubset(of: needed.reduce(into: Set<String>()) { $0.formUnion(names[$1]) })
+        } else {
+            self.neededCapabilities = Self.wasiCapabilities
+            self.needsStubs = true
+        }
+    }
+
+    // MARK: - Load
+
+    /// Checks the module at load: every function body is validated and compiled (an eager
+    /// instantiation with the start function dropped, so no guest code runs), the imports
+    /// resolve, and the initial memory fits the limit. Runs on a worker thread.
+    func validate(hostServices: any HostServiceCaller) -> FunctionError? {
+        guard module.exports.contains(where: { export in
+            if case .function = export.descriptor { return export.name == "_start" }
+            return false
+        }) else {
+            return FunctionError("invalid wasm module: it exports no _start function (a WASI command module is expected)")
+        }
+        for entry in module.imports {
+            let known: Bool
+            switch entry.module {
+            case Self.wasiModuleName: known = true
+            case WasmHostModule.moduleName: known = WasmHostModule.functionNames.contains(entry.name)
+            default: known = false
+            }
+            guard known, case .function = entry.descriptor else {
+                return FunctionError(
+                    "invalid wasm module: it imports \(entry.module).\(entry.name), which this runtime does not provide")
+            }
+        }
+        var checked = module
+        checked.dropStartFunction()
+        let checkEngine = Engine(
+            configuration: EngineConfiguration(compilationMode: .eager, features: engine.configuration.features))
+        let store = Store(engine: checkEngine)
+        let limiter = WasmMemoryLimiter(maxMemoryBytes: limits.wasmMemoryBytes)
+        store.resourceLimiter = limiter
+        let invocation = WasmInvocation(payload: [], stdoutLimit: 0, hostServices: hostServices, deadline: .max)
+        do {
+            let bridge = try WASIBridgeToHost(
+                args: [workloadName], environment: [:],
+                fileSystem: .memory(Self.emptyFileSystem).withStdio(
+                    stdin: invocation.stdin, stdout: invocation.stdout, stderr: invocation.stderr))
+            defer { try? bridge.close() }
+            var imports = Imports()
+            link(bridge, into: &imports, store: store, invocation: invocation)
+            WasmHostModule.define(nexImports, into: &imports, store: store, invocation: invocation)
+            _ = try checked.instantiate(store: store, imports: imports)
+        } catch {
+            if let refused = limiter.refusedMemoryBytes {
+                return FunctionError(Self.describeMemoryRefusal(refused, limit: limiter.maxMemoryBytes))
+            }
+            return FunctionError("invalid wasm module: \(error)")
+        }
+        return nil
+    }
+
+    // MARK: - One call
+
+    /// Runs the module's `_start` once for a trigger message. Runs on a worker thread.
+    func run(
+        subject: String, payload: [UInt8], hostServices: any HostServiceCaller, job: WasmWorkerJob,
+        stack: inout ExecutionStack
+    ) -> Result<[UInt8], FunctionError> {
+        let store = Store(engine: engine)
+        let limiter = WasmMemoryLimiter(maxMemoryBytes: limits.wasmMemoryBytes)
+        store.resourceLimiter = limiter
+        guard job.begin(in: store) else { return .failure(job.timeoutError) }
+        let invocation = WasmInvocation(
+            payload: payload, stdoutLimit: limits.wasmMemoryBytes, hostServices: hostServices, deadline: job.deadline)
+        // The memory handle retains the store's allocator, which retains the host functions,
+        // which retain the invocation: drop it, or every call's store leaks.
+        defer { invocation.memory = nil }
+        let bridge: WASIBridgeToHost
+        do {
+            bridge = try WASIBridgeToHost(
+                args: [workloadName, subject], environment: environment,
+                fileSystem: .memory(Self.emptyFileSystem).withStdio(
+                    stdin: invocation.stdin, stdout: invocation.stdout, stderr: invocation.stderr))
+        } catch {
+            return .failure(FunctionError("cannot set up WASI for the call: \(error)"))
+        }
+        defer { try? bridge.close() }
+
+        var imports = Imports()
+        link(bridge, into: &imports, store: store, invocation: invocation)
+        WasmHostModule.define(nexImports, into: &imports, store: store, invocation: invocation)
+
+        let instance: Instance
+        do {
+            instance = try module.instantiate(store: store, imports: imports)
+        } catch {
+            return .failure(failure(error, during: "instantiation", invocation: invocation, limiter: limiter, job: job))
+        }
+        invocation.memory = instance.exports[memory: "memory"]
+        guard let start = instance.exports[function: "_start"] else {
+            return .failure(FunctionError("wasm module exports no _start function"))
+        }
+        do {
+            try start.invoke([], on: &stack)
+        } catch let exit as WASIExitCode {
+            if exit.code != 0 {
+                return .failure(FunctionError(Self.describeExit(exit.code, invocation: invocation)))
+            }
+        } catch {
+            return .failure(failure(error, during: "call", invocation: invocation, limiter: limiter, job: job))
+        }
+        if invocation.stdout.overflowed {
+            return .failure(FunctionError("stdout exceeded the limit of \(invocation.stdout.limit) bytes"))
+        }
+        return .success(invocation.stdout.take())
+    }
+
+    /// Defines the WASI functions the module imports, bound to this call's bridge.
+    private func link(_ bridge: WASIBridgeToHost, into imports: inout Imports, store: Store, invocation: WasmInvocation) {
+        guard !wasiImports.isEmpty else { return }
+        let functions = bridge.hostFunctions(capabilities: neededCapabilities, stubUnlinked: needsStubs)
+        for name in wasiImports {
+            guard let function = functions[name] else { continue }
+            let implementation = function.implementation
+            imports.define(
+                module: Self.wasiModuleName, name: name,
+                Function(store: store, type: function.type) { caller, arguments in
+                    guard let memory = invocation.guestMemory(caller) else {
+                        throw WasmProgramError("WASI \(name) needs an exported memory named \"memory\"")
+                    }
+                    return try implementation(memory, arguments)
+                })
+        }
+    }
+
+    // MARK: - Errors
+
+    private func failure(
+        _ error: any Error, during phase: String, invocation: WasmInvocation, limiter: WasmMemoryLimiter,
+        job: WasmWorkerJob
+    ) -> FunctionError {
+        if let reason = job.abandonedReason { return reason }
+        if invocation.deadlineExceeded || error is WasmHostCall.DeadlineExceeded {
+            return job.timeoutError
+        }
+        if let trap = error as? Trap {
+            let reason = Self.trapReason(trap)
+            if phase == "instantiation", let refused = limiter.refusedMemoryBytes {
+                return FunctionError(Self.describeMemoryRefusal(refused, limit: limiter.maxMemoryBytes))
+            }
+            var message = "wasm trap: \(reason)"
+            if let refused = limiter.refusedMemoryBytes {
+                message += " (memory.grow to \(refused) bytes was refused: the limit is \(limiter.maxMemoryBytes) bytes)"
+            }
+            let tail = invocation.stderrTail
+            if !tail.isEmpty { message += "; stderr: \(tail)" }
+            return FunctionError(message)
+        }
+        return FunctionError("wasm \(phase) failed: \(error)")
+    }
+
+    /// The trap's reason, without the `Trap: ` prefix and the backtrace.
+    static func trapReason(_ trap: Trap) -> String {
+        var text = trap.description
+        if let newline = text.firstIndex(of: "\n") { text = String(text[..<newline]) }
+        if text.hasPrefix("Trap: ") { text = String(text.dropFirst(6)) }
+        return text
+    }
+
+    static func describeExit(_ code: UInt32, invocation: WasmInvocation) -> String {
+        var message = "exited with code \(code)"
+        let tail = invocation.stderrTail
+        if !tail.isEmpty { message += "; stderr: \(tail)" }
+        return message
+    }
+
+    static func describeMemoryRefusal(_ bytes: Int, limit: Int) -> String {
+        "wasm module needs \(bytes) bytes of linear memory at start, over the limit of \(limit) bytes"
+    }
+}
+
+/// A failure inside the runtime's own glue (not the guest's).
+private struct WasmProgramError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
