@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # `make run`: a dev node (nex-node up --dev starts its own loopback nats-server), the example
 # service examples/echo-service deployed on it with `nexctl devrun`, its logs shown live, and a
-# few requests to it. Ctrl-C (or NEX_RUN_SECONDS, when set) stops the workload, then the node.
+# few requests to it; then a JavaScript and a WebAssembly function, each invoked on its
+# trigger subject. Ctrl-C (or NEX_RUN_SECONDS, when set) stops the workloads, then the node.
 # Usage: examples/run-system.sh BIN_DIR
 set -euo pipefail
 bin="${1:?usage: run-system.sh BIN_DIR}"
+examples="$(cd "$(dirname "$0")" && pwd)"
 state="$(mktemp -d)"
 export NEX_HOME="$state/nex-home"   # nexctl's issuer and xkey for this run
 logs=""
@@ -27,7 +29,8 @@ stop_all() {
 trap stop_all EXIT
 trap 'exit 130' INT TERM
 
-"$bin/nex-node" up --dev --state-dir "$state/node" --tag node_name=dev-node &
+echo '{"workload_types": ["native", "wasm", "javascript"]}' > "$state/node.json"
+"$bin/nex-node" up --dev --state-dir "$state/node" --config "$state/node.json" --tag node_name=dev-node &
 node=$!
 for _ in $(seq 1 200); do
   [ -s "$state/node/dev-nats/url" ] && break
@@ -61,6 +64,16 @@ for i in 1 2 3; do
   done
   echo "== nexctl invoke echo.echo 'hello $i' -> ${reply:-no reply}"
 done
+
+echo "== functions: nexctl devrun examples/functions/echo.js --type javascript --trigger fn.echo.js"
+"$bin/nexctl" devrun "$examples/functions/echo.js" --type javascript --trigger fn.echo.js -s "$url" --timeout 10
+echo "== nexctl invoke fn.echo.js 'hello function' -> $("$bin/nexctl" invoke fn.echo.js 'hello function' -s "$url" --timeout 5)"
+if command -v wat2wasm >/dev/null; then
+  wat2wasm "$examples/functions/echo.wat" -o "$state/echo.wasm"
+  echo "== nexctl devrun echo.wasm --type wasm --trigger fn.echo.wasm"
+  "$bin/nexctl" devrun "$state/echo.wasm" --type wasm --trigger fn.echo.wasm -s "$url" --timeout 10
+  echo "== nexctl invoke fn.echo.wasm 'hello wasm' -> $("$bin/nexctl" invoke fn.echo.wasm 'hello wasm' -s "$url" --timeout 5)"
+fi
 "$bin/nexctl" node info "$node_id" -s "$url"
 
 if [ -n "${NEX_RUN_SECONDS:-}" ]; then
