@@ -60,11 +60,13 @@ bench: deps
 	$(SWIFT) build -c release --product nex-node
 	$(SWIFT) build -c release --product nex-agent
 	$(SWIFT) build -c release --product workload-bench
+	$(SWIFT) build -c release --product function-bench
 	bin=$$($(SWIFT) build -c release --show-bin-path); \
 	NATSWIRE_BENCH=$$bin/natswire-bench Benchmarks/run-bench.sh && \
 	JETSTREAM_BENCH=$$bin/jetstream-bench Benchmarks/jetstream-bench.sh && \
 	NEX_NODE=$$bin/nex-node Benchmarks/node-bench.sh && \
-	BIN=$$bin Benchmarks/workload-bench.sh
+	BIN=$$bin Benchmarks/workload-bench.sh && \
+	BIN=$$bin Benchmarks/function-bench.sh
 
 run: deps
 	$(SWIFT) build

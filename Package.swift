@@ -20,6 +20,7 @@ let package = Package(
         .executable(name: "jetstream-bench", targets: ["jetstream-bench"]),
         .executable(name: "natswire-demo", targets: ["natswire-demo"]),
         .executable(name: "workload-bench", targets: ["workload-bench"]),
+        .executable(name: "function-bench", targets: ["function-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -148,6 +149,12 @@ let package = Package(
             name: "workload-bench",
             dependencies: ["NATSWire", "NexControl"],
             path: "Benchmarks/workload-bench",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "function-bench",
+            dependencies: ["NATSWire", "NexControl"],
+            path: "Benchmarks/function-bench",
             swiftSettings: swiftSettings
         ),
         .executableTarget(
