@@ -68,6 +68,10 @@ static int join_cgroup(const char *procs) {
 }
 
 
+int nex_set_undumpable(void) {
+    return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0 ? 0 : errno;
+}
+
 int nex_spawn(const char *path, char *const argv[], char *const envp[], const nex_spawn_options *options,
               pid_t *pid_out, const char **failed_step) {
     int report[2];

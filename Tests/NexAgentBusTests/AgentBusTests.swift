@@ -147,6 +147,13 @@ import Testing
         try await waitFor("publish violations") { a1Events.permissionViolations.count >= 2 }
         #expect(a1Events.permissionViolations.contains { $0.contains("Publish") && $0.contains("hostint.a2.x") })
         #expect(a1.isConnected)
+
+        // Nor may it name another agent's subject as the reply (the node would answer there).
+        try await a1.publish("hi", to: "hostint.a1.handshake", replyTo: "agentint.a2.undeploy")
+        try await a1.flush()
+        try await waitFor("reply violation") { a1Events.permissionViolations.contains { $0.contains("Reply") && $0.contains("agentint.a2.undeploy") } }
+        try await node.flush()
+        #expect(heard.pendingMessages == 0, "the message with a foreign reply subject was not delivered")
     }
 
     @Test func aReplySubjectMayBeAnsweredOnceOnly() async throws {

@@ -32,4 +32,8 @@ typedef struct {
 int nex_spawn(const char *path, char *const argv[], char *const envp[], const nex_spawn_options *options,
               pid_t *pid_out, const char **failed_step);
 
+/// Marks this process not dumpable (PR_SET_DUMPABLE 0): other processes of the same user, such
+/// as its workloads, can no longer read its memory or /proc/<pid>/environ. Returns 0 or errno.
+int nex_set_undumpable(void);
+
 #endif

@@ -127,6 +127,12 @@ final class BusClientHandler: ChannelInboundHandler {
                 sendError("Invalid Publish Subject")
                 return
             }
+            // A reply subject must be one this user could receive on (its own inbox): otherwise
+            // an agent could have the node answer into another agent's subjects.
+            if let replyTo, !permissions.maySubscribe(replyTo) {
+                sendError("Permissions Violation for Publish with Reply to \"\(replyTo)\"")
+                return
+            }
             guard permissions.mayPublish(subject) || useResponse(subject) else {
                 sendError("Permissions Violation for Publish to \"\(subject)\"")
                 return

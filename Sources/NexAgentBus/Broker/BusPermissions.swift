@@ -28,6 +28,7 @@ public struct BusPermissions: Sendable, Equatable {
         publish.contains { SubjectPattern.matches($0, subject) }
     }
 
+    /// Whether this user may subscribe to `pattern` (for a literal subject: may receive on it).
     func maySubscribe(_ pattern: String) -> Bool {
         subscribe.contains { SubjectPattern.contains($0, pattern) }
     }

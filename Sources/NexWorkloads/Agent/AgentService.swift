@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CProcessSpawn
 import FoundationEssentials
 import Logging
 import NATSWire
@@ -107,6 +108,11 @@ public final class AgentService: AgentRequestHandler {
     /// `workload_undeployed` event is flushed) or ``shutdown()`` finished. Throws when the
     /// parent is not the node, or when the bus cannot be reached.
     public func run() async throws {
+        // The agent's environment holds its bus seed: its workloads (same user) must not read
+        // it from /proc/<pid>/environ, nor its memory.
+        if nex_set_undumpable() != 0 {
+            logger.warning("cannot make the agent undumpable; its workload could read its bus credentials")
+        }
         let parent = getppid()
         guard parent == settings.nodePID else {
             throw AgentServiceError.parentMismatch(expected: settings.nodePID, actual: parent)

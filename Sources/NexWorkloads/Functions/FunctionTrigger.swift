@@ -49,9 +49,10 @@ final class FunctionTrigger: Sendable {
     /// The agent that runs the function now (changes if it is redeployed).
     func route(to agentID: String?) { self.agentID.withLock { $0 = agentID } }
 
-    /// Subscribes every trigger subject with the queue group `nex-<ns>-<workload>`.
+    /// Subscribes every trigger subject with the queue group `nex:<ns>:<workload>`.
     func start(subjects: [String]) async throws {
-        let queue = "nex-\(target.namespace)-\(target.workloadName)"
+        // ':' appears in neither namespaces nor workload names, so two workloads never share a group.
+        let queue = "nex:\(target.namespace):\(target.workloadName)"
         for subject in subjects {
             let subscription = try await connection.subscribe(to: subject, queue: queue)
             subscriptions.withLock { $0.append(subscription) }

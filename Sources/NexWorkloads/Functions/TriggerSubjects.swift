@@ -2,8 +2,11 @@ import NATSWire
 
 /// Checks a function's trigger subjects at deploy.
 public enum TriggerSubjects {
-    /// Always refused, whatever the configuration: the system, JetStream and Nex's own APIs.
-    public static let alwaysDenied = ["$SYS.>", "$JS.>", "$NEX.>"]
+    /// Always refused, whatever the configuration: the system, JetStream (and its KV, object
+    /// store and consumer subjects), services and MQTT internals, Nex's own API, and reply
+    /// inboxes (a trigger there would read other clients' replies).
+    public static let alwaysDenied = ["$SYS.>", "$JS.>", "$NEX.>", "$KV.>", "$O.>", "$JSC.>", "$SRV.>", "$MQTT.>",
+                                      "_INBOX.>", "_R_.>"]
 
     /// Throws a message naming the first subject that is invalid or collides with `denied`
     /// (besides ``alwaysDenied``).

@@ -52,6 +52,23 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
         ])
         let workloads = try await startWorkloads(control: client)
         let server = ControlServer(nodeID: nodeID, client: client, handler: self, logger: logger)
+        do {
+            try await serve(server, client: client)
+        } catch {
+            // Serving failed: still stop every workload and agent before the error ends the node.
+            logger.error("nex-node failed; stopping its workloads", metadata: ["error": "\(error)"])
+            await workloads.stop()
+            throw error
+        }
+        logger.info("nex-node stopping", metadata: ["node_id": "\(nodeID)"])
+        notifier?.notify("STOPPING=1")
+        await workloads.stop()
+        await publishEvent(NexEventType.nodeStopped, NodeStoppedEvent(id: nodeID, graceful: true))
+        try? await client.drain(timeout: .seconds(5))
+    }
+
+    /// Serves until a shutdown signal (returns) or a failure (throws).
+    private func serve(_ server: ControlServer, client: NATSClient) async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await server.run() }
             group.addTask { try await self.heartbeats() }
@@ -71,11 +88,6 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
             defer { group.cancelAll() }
             try await group.next()
         }
-        logger.info("nex-node stopping", metadata: ["node_id": "\(nodeID)"])
-        notifier?.notify("STOPPING=1")
-        await workloads.stop()
-        await publishEvent(NexEventType.nodeStopped, NodeStoppedEvent(id: nodeID, graceful: true))
-        try? await client.drain(timeout: .seconds(5))
     }
 
     /// The agent bus, the node's connection to it, the agent pool and the workload manager.

@@ -110,8 +110,14 @@ public final class NativeRunner: Sendable {
             close(stdoutPipe[0]); close(stdoutPipe[1])
             throw NativeRunnerError.outputSetupFailed(path: path, reason: "\(error)")
         }
+        // A cgroup limits what rlimits only approximate: RLIMIT_NPROC counts every process of
+        // the user (the node and all agents too), RLIMIT_AS breaks runtimes that reserve large
+        // address spaces. So the rlimit is used only where the cgroup does not cover it.
+        var rlimits = workload.limits
+        if workload.cgroup?.applied.contains("cgroup_memory") == true { rlimits.memoryBytes = nil }
+        if workload.cgroup?.applied.contains("cgroup_pids") == true { rlimits.processes = nil }
         let options = SpawnOptions(
-            newProcessGroup: true, parentDeathSignal: SIGKILL, limits: workload.limits, stdin: .null,
+            newProcessGroup: true, parentDeathSignal: SIGKILL, limits: rlimits, stdin: .null,
             stdout: .fileDescriptor(stdoutPipe[1]), stderr: .fileDescriptor(stderrPipe[1]),
             cgroupProcsPaths: workload.cgroup?.procsFiles ?? [], killGroupOnExit: true)
         var process: ChildProcess?

@@ -175,8 +175,13 @@ public actor WorkloadManager {
         do {
             record = try await startInAgent(record)
             if type.isFunction {
-                record.trigger = try await startTrigger(record, request: request, environment: environment)
-                workloads[id]?.trigger = record.trigger
+                let trigger = try await startTrigger(record, request: request, environment: environment)
+                guard workloads[id] != nil, workloads[id]?.state != .stopping else {
+                    await trigger.stop()
+                    throw NexControlError.badRequest("workload \(record.name) was stopped while it started")
+                }
+                record.trigger = trigger
+                workloads[id]?.trigger = trigger
             }
         } catch {
             workloads[id] = nil
@@ -201,8 +206,14 @@ public actor WorkloadManager {
         } catch {
             throw NexControlError.badRequest("no agent to run workload \(record.name): \(error)")
         }
+        // Stopped (or the node stopping) while we waited for the agent: do not bring it back.
+        guard !stopping, let current = workloads[record.id], current.state != .stopping else {
+            await supervisor.retire(agent.id)
+            throw NexControlError.badRequest("workload \(record.name) was stopped while it started")
+        }
         routes.set(agent.id, LogRoute(namespace: record.namespace, name: record.name, workloadID: record.id))
         record.agentID = agent.id
+        record.state = current.state
         workloads[record.id] = record
         let artifactPath: String
         do {
@@ -236,8 +247,10 @@ public actor WorkloadManager {
             await release(agent.id)
             throw NexControlError.badRequest("workload \(record.name) did not start: \(response.message)")
         }
-        // It may already have exited (and been handled) while we waited for the answer.
-        guard var current = workloads[record.id], current.agentID == agent.id else { return record }
+        // It may have exited, or been stopped, while we waited for the answer.
+        guard var current = workloads[record.id], current.agentID == agent.id, current.state != .stopping, !stopping else {
+            throw NexControlError.badRequest("workload \(record.name) ended while it started")
+        }
         current.state = .running
         current.startedAt = Date()
         current.limitsApplied = response.limitsApplied
@@ -281,7 +294,8 @@ public actor WorkloadManager {
 
     /// What a function's host-service call may reach, for the agent that runs it (nil: none).
     public func hostServiceScope(agentID: String) -> HostServiceScope? {
-        guard let record = workloads.values.first(where: { $0.agentID == agentID }) else { return nil }
+        // Only functions use host services; a native service has its own connections.
+        guard let record = workloads.values.first(where: { $0.agentID == agentID }), record.type.isFunction else { return nil }
         return HostServiceScope(namespace: record.namespace, workloadName: record.name,
                                 connection: record.hostServicesConnection ?? context.hostServices)
     }
@@ -368,6 +382,8 @@ public actor WorkloadManager {
         let tokens = message.subject.split(separator: ".")
         guard tokens.count == 4 else { return }
         let agentID = String(tokens[1]), type = String(tokens[3])
+        // Only the agent protocol's events are republished under the node's name.
+        guard type == AgentVerb.workloadDeployed || type == AgentVerb.workloadUndeployed else { return }
         guard let event = try? JSONDecoder().decode(AgentWorkloadEvent.self, from: Data(message.payload.readableBytesView)),
               let record = workloads[event.workloadID], record.agentID == agentID
         else { return }
@@ -378,7 +394,7 @@ public actor WorkloadManager {
     }
 
     private func agentExited(_ agentID: String, status: Int32) async {
-        guard let record = workloads.values.first(where: { $0.agentID == agentID }) else { return }
+        guard let record = workloads.values.first(where: { $0.agentID == agentID }), record.state != .stopping else { return }
         let reason = status < 0 ? "its agent was killed by signal \(-status)" : "its agent exited with code \(status)"
         await publishWorkloadEvent(AgentVerb.workloadUndeployed, record: record, code: status == 0 ? -1 : status,
                                    message: reason)
@@ -387,10 +403,18 @@ public actor WorkloadManager {
 
     /// The workload's process ended on its own (or with its agent).
     private func workloadEnded(_ ended: WorkloadRecord, code: Int32, reason: String) async {
-        guard var record = workloads[ended.id], record.agentID == ended.agentID, record.state != .stopping else { return }
-        if let agentID = record.agentID { await release(agentID) }
+        guard var record = workloads[ended.id], record.agentID != nil, record.agentID == ended.agentID,
+              record.state != .stopping
+        else { return }
+        // Claim this end before any await: the agent's exit and its workload_undeployed event
+        // both report it, and only one of them may act.
+        let agentID = record.agentID
         record.agentID = nil
+        record.trigger?.route(to: nil)
         let restart = record.essential && code != 0 && !context.isLameDuck() && !stopping
+        record.state = restart ? .restarting : .stopping
+        workloads[record.id] = record
+        if let agentID { await release(agentID) }
         guard restart else {
             await record.trigger?.stop()
             workloads[record.id] = nil
