@@ -111,7 +111,9 @@ public final class AgentBusConnection: Sendable {
             for await message in subscription {
                 guard message.subject.hasPrefix(prefix) else { continue }
                 let verb = String(message.subject.dropFirst(prefix.count))
-                group.addTask { await self.answer(verb: verb, message: message, handler: handler) }
+                group.addTask(executorPreference: client.taskExecutor) {
+                    await self.answer(verb: verb, message: message, handler: handler)
+                }
             }
         }
     }

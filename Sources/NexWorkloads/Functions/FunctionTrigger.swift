@@ -56,10 +56,12 @@ final class FunctionTrigger: Sendable {
         for subject in subjects {
             let subscription = try await connection.subscribe(to: subject, queue: queue)
             subscriptions.withLock { $0.append(subscription) }
-            let task = Task { [self] in
+            // On the bus connection's event loop: the hop to the agent then needs no thread switch.
+            let executor = bus.taskExecutor
+            let task = Task(executorPreference: executor) { [self] in
                 for await message in subscription {
                     // Invocations run concurrently: a slow one must not hold up the next.
-                    Task { await self.invoke(message) }
+                    Task(executorPreference: executor) { await self.invoke(message) }
                 }
             }
             tasks.withLock { $0.append(task) }
