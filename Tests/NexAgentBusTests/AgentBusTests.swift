@@ -212,6 +212,24 @@ import Testing
         try await silent.waitUntilClosed()
     }
 
+    @Test func anAgentMayHoldOnlyAFewConnections() async throws {
+        var limits = BusLimits()
+        limits.maxConnectionsPerUser = 2
+        let test = try await TestBus.start(limits: limits)
+        defer { Task { await test.bus.shutdown() } }
+        let first = try await test.connectAgent("a1")
+        let second = try await test.connectAgent("a1")
+        await #expect(throws: (any Error).self) { _ = try await test.connectAgent("a1") }
+        // Another agent and the node are not affected; a closed connection frees its slot.
+        let other = try await test.connectAgent("a2")
+        var nodes: [NATSClient] = []
+        for _ in 0..<4 { nodes.append(try await test.connectNode()) }
+        await first.close()
+        try await waitFor("the slot to free") { await test.bus.connectionCount() == 6 }
+        let third = try await test.connectAgent("a1")
+        for client in [second, other, third] + nodes { await client.close() }
+    }
+
     @Test func removingAUserClosesItsConnection() async throws {
         let test = try await TestBus.start()
         defer { Task { await test.bus.shutdown() } }

@@ -19,6 +19,8 @@ final class BusClientHandler: ChannelInboundHandler {
     private let clientID: UInt64
     private var authTimer: Scheduled<Void>?
     private(set) var userKey: String?
+    /// Set once the router counted this connection for its user.
+    private(set) var admittedUser: String?
     private var permissions: BusPermissions?
     private(set) var echo = true
     private var verbose = false
@@ -180,6 +182,11 @@ final class BusClientHandler: ChannelInboundHandler {
             close(error: "Authorization Violation")
             return
         }
+        guard router.admit(user: key, permissions: granted) else {
+            close(error: "maximum connections for this user exceeded")
+            return
+        }
+        admittedUser = key
         userKey = key
         permissions = granted
         echo = connect.echo

@@ -10,6 +10,9 @@ public struct BusLimits: Sendable, Equatable {
     public var maxPendingBytes = 8 * 1024 * 1024
     /// Connections at once; more are refused.
     public var maxConnections = 4096
+    /// Connections one user (an agent) may hold at once; the node's own user is not limited.
+    /// An agent needs one: a leaked seed must not let one agent crowd out the others.
+    public var maxConnectionsPerUser = 4
     /// Subscriptions one connection may hold.
     public var maxSubscriptionsPerConnection = 1024
     /// Time a new connection has to send a valid CONNECT.

@@ -10,6 +10,8 @@ final class BusRouter: @unchecked Sendable {
     let serverID: String
     private(set) var users: [String: BusPermissions] = [:]
     private var clients: [ObjectIdentifier: BusClientHandler] = [:]
+    /// Authenticated connections per user key.
+    private var connectionsPerUser: [String: Int] = [:]
     private var subscriptions: [BusSubscription] = []
     /// Subject → matching subscriptions; cleared whenever subscriptions change.
     private var matchCache: [String: [BusSubscription]] = [:]
@@ -54,8 +56,21 @@ final class BusRouter: @unchecked Sendable {
         return true
     }
 
+    /// Counts an authenticated connection of `user`; false when the user already holds as
+    /// many as ``BusLimits/maxConnectionsPerUser`` (the node's own user is never limited).
+    func admit(user: String, permissions: BusPermissions) -> Bool {
+        let current = connectionsPerUser[user, default: 0]
+        guard permissions == .everything || current < limits.maxConnectionsPerUser else { return false }
+        connectionsPerUser[user] = current + 1
+        return true
+    }
+
     func unregister(_ client: BusClientHandler) {
         guard clients.removeValue(forKey: ObjectIdentifier(client)) != nil else { return }
+        if let user = client.admittedUser {
+            connectionsPerUser[user] = max(0, connectionsPerUser[user, default: 1] - 1)
+            if connectionsPerUser[user] == 0 { connectionsPerUser[user] = nil }
+        }
         let before = subscriptions.count
         subscriptions.removeAll { $0.client === client }
         if subscriptions.count != before { matchCache.removeAll(keepingCapacity: true) }

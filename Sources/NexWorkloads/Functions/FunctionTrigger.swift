@@ -32,6 +32,10 @@ final class FunctionTrigger: Sendable {
     /// Cumulative execution time (ns) reported by the agent.
     private let runtime = Mutex<UInt64>(0)
     private let ownsConnection: Bool
+    /// Invocations under way; past ``maxInFlight`` new messages are answered "busy" at once,
+    /// so a flood against a slow function cannot grow the node's memory without bound.
+    private let inFlight = Atomic<Int>(0)
+    static let maxInFlight = 1024
 
     init(target: Target, connection: NATSClient, ownsConnection: Bool, control: NATSClient, bus: NATSClient,
          timeout: TimeAmount, logger: Logger) {
@@ -61,7 +65,15 @@ final class FunctionTrigger: Sendable {
             let task = Task(executorPreference: executor) { [self] in
                 for await message in subscription {
                     // Invocations run concurrently: a slow one must not hold up the next.
-                    Task(executorPreference: executor) { await self.invoke(message) }
+                    let running = inFlight.add(1, ordering: .relaxed).newValue
+                    Task(executorPreference: executor) {
+                        defer { self.inFlight.subtract(1, ordering: .relaxed) }
+                        if running > Self.maxInFlight {
+                            await self.fail(message, reason: "function \(self.target.workloadName) is busy: \(Self.maxInFlight) invocations under way")
+                        } else {
+                            await self.invoke(message)
+                        }
+                    }
                 }
             }
             tasks.withLock { $0.append(task) }
