@@ -1,4 +1,4 @@
-# Shared by run-bench.sh and jetstream-bench.sh (sourced; expects `log` and `die` defined):
+# Shared by the benchmark scripts (sourced; expects `log` and `die` defined):
 # building the C peer, finding and starting one loopback nats-server, stopping processes.
 
 # Builds $CNATS_SRC into $CNATS_BIN with $CC against libnats.
@@ -72,4 +72,35 @@ stop_process() {
     done
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
+}
+
+# Node benchmarks (workload-bench.sh, function-bench.sh; expect BIN, WORK, NATS_URL):
+# node_bench_setup NAME: checks $BIN holds nex-node, nex-agent and NAME, makes $WORK, and on exit
+# stops the node and the server (showing the node's log tail on failure) and removes $WORK.
+node_bench_setup() {
+    local exe
+    for exe in nex-node nex-agent "$1"; do [[ -x "$BIN/$exe" ]] || die "no $BIN/$exe (swift build -c release)"; done
+    WORK="$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")"
+    SERVER_PID="" NODE_PID=""
+    trap node_bench_cleanup EXIT
+}
+
+node_bench_cleanup() {
+    local status=$?
+    [[ -n "$NODE_PID" ]] && stop_process "$NODE_PID"
+    [[ -n "$SERVER_PID" ]] && stop_process "$SERVER_PID"
+    [[ $status -ne 0 && -f "$WORK/node.log" ]] && { log "--- nex-node log (tail) ---"; tail -n 30 "$WORK/node.log" >&2; }
+    rm -rf "$WORK"
+    exit $status
+}
+
+# start_nex_node CONFIG_JSON: starts $BIN/nex-node against $NATS_URL with that config, sets
+# NODE_PID and NODE_ID (read from the identity it writes), and gives its warm pool a second.
+start_nex_node() {
+    printf '%s\n' "$1" > "$WORK/node.json"
+    "$BIN/nex-node" up -s "$NATS_URL" --state-dir "$WORK/state" --config "$WORK/node.json" >"$WORK/node.log" 2>&1 &
+    NODE_PID=$!
+    for _ in $(seq 100); do [[ -s "$WORK/state/node.nk" ]] && break; sleep 0.05; done
+    NODE_ID="$(python3 -c 'import nkeys,sys; print(nkeys.from_seed(open(sys.argv[1],"rb").read().strip()).public_key.decode())' "$WORK/state/node.nk")"
+    sleep 1  # the warm pool fills
 }
