@@ -1,3 +1,4 @@
+import NexAgentBus
 import Foundation
 import NATSWire
 import Testing
@@ -98,10 +99,10 @@ import Testing
                     "hostint.a1.rpcx.team.echo.kv.get", "hostint.a1.rpc.team.echo.kv.get."] {
             #expect(throws: HostServiceFailure.self, "\(bad)") { try HostServiceSubject(parsing: bad) }
         }
-        #expect(HostServicesServer.subject("$NEX.PING", matches: "$NEX.>"))
-        #expect(!HostServicesServer.subject("$NEX", matches: "$NEX.>"))
-        #expect(HostServicesServer.subject("a.b.c", matches: "a.*.c"))
-        #expect(!HostServicesServer.subject("a.b", matches: "a.*.c"))
+        #expect(SubjectPattern.matches("$NEX.>", "$NEX.PING"))
+        #expect(!SubjectPattern.matches("$NEX.>", "$NEX"))
+        #expect(SubjectPattern.matches("a.*.c", "a.b.c"))
+        #expect(!SubjectPattern.matches("a.*.c", "a.b"))
     }
 
     @Test func httpHeaderNamesAreCanonical() {

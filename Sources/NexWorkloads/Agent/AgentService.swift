@@ -193,18 +193,25 @@ public final class AgentService: AgentRequestHandler {
         } catch {
             return refuse(request, error)
         }
-        let stopNow = state.withLock { s in
-            s.phase = .running(.native(runner), request)
-            return s.shuttingDown
-        }
-        logger.info("workload started", metadata: ["workload": "\(request.workloadID)", "pid": "\(runner.pid)"])
-        try? await connection.publishEvent(AgentVerb.workloadDeployed, AgentWorkloadEvent(
-            workloadID: request.workloadID, workloadName: request.workloadName, code: 0, message: "started as pid \(runner.pid)"))
-        Task { await self.supervise(runner, request) }
-        if stopNow { Task { await self.shutdown() } }
+        await running(.native(runner), request, message: "started as pid \(runner.pid)")
         return AgentDeployResponse(
             accepted: true, message: "workload \(request.workloadName) (\(request.workloadID)) started as pid \(runner.pid)",
             pid: runner.pid, limitsApplied: runner.limitsApplied)
+    }
+
+    /// Records the deployed workload as running and announces it (`workload_deployed`); a
+    /// native process is then supervised until it ends. A shutdown that arrived during the
+    /// start stops it again at once.
+    private func running(_ job: Job, _ request: AgentDeployRequest, message: String) async {
+        let stopNow = state.withLock { s in
+            s.phase = .running(job, request)
+            return s.shuttingDown
+        }
+        logger.info("workload running", metadata: ["workload": "\(request.workloadID)", "detail": "\(message)"])
+        try? await connection.publishEvent(AgentVerb.workloadDeployed, AgentWorkloadEvent(
+            workloadID: request.workloadID, workloadName: request.workloadName, code: 0, message: message))
+        if case .native(let runner) = job { Task { await self.supervise(runner, request) } }
+        if stopNow { Task { await self.shutdown() } }
     }
 
     /// Back to idle after a refused deploy (the agent may take another one).
@@ -235,14 +242,7 @@ public final class AgentService: AgentRequestHandler {
         } catch {
             return refuse(request, error)
         }
-        let stopNow = state.withLock { s in
-            s.phase = .running(.function(runner), request)
-            return s.shuttingDown
-        }
-        logger.info("function loaded", metadata: ["workload": "\(request.workloadID)", "type": "\(type.rawValue)"])
-        try? await connection.publishEvent(AgentVerb.workloadDeployed, AgentWorkloadEvent(
-            workloadID: request.workloadID, workloadName: request.workloadName, code: 0, message: "\(type.rawValue) function loaded"))
-        if stopNow { Task { await self.shutdown() } }
+        await running(.function(runner), request, message: "\(type.rawValue) function loaded")
         return AgentDeployResponse(accepted: true,
                                    message: "\(type.rawValue) function \(request.workloadName) (\(request.workloadID)) loaded")
     }
@@ -270,8 +270,7 @@ public final class AgentService: AgentRequestHandler {
         let started = ContinuousClock.now
         do {
             let result = try await runner.invoke(subject: subject, payload: Array(payload.readableBytesView))
-            let elapsed = started.duration(to: .now).components
-            return .reply(result, runtimeNanoseconds: UInt64(elapsed.seconds) * 1_000_000_000 + UInt64(elapsed.attoseconds / 1_000_000_000))
+            return .reply(result, runtimeNanoseconds: UInt64(started.duration(to: .now).nanoseconds))
         } catch {
             return .failed(error.message)
         }

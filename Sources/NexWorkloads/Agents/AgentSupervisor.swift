@@ -124,7 +124,7 @@ public actor AgentSupervisor {
 
     private func spawn() async throws -> AgentProcess {
         guard !stopping else { throw AgentSupervisorError.stopping }
-        let id = Self.makeID()
+        let id = RandomID.make(length: 16)
         let key = try NKeyPair.generate(.user)
         let directory = agentsDirectory + "/" + id
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false,
@@ -154,12 +154,6 @@ public actor AgentSupervisor {
         agents[id] = agent
         logger.debug("agent started", metadata: ["agent": "\(id)", "pid": "\(process.pid)"])
         return agent
-    }
-
-    private static func makeID() -> String {
-        let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789")
-        var random = SystemRandomNumberGenerator()
-        return String((0..<16).map { _ in alphabet.randomElement(using: &random)! })
     }
 
     // MARK: Handshakes
@@ -237,7 +231,7 @@ public actor AgentSupervisor {
                 let subject = AgentBusSubject.toAgent(id, AgentVerb.ping)
                 do {
                     _ = try await connection.request(ByteBuffer(), to: subject,
-                                                     timeout: .nanoseconds(Int64(settings.pingTimeout.nanoseconds)))
+                                                     timeout: .nanoseconds(settings.pingTimeout.nanoseconds))
                 } catch {
                     guard let agent = agents[id], agent.process.isRunning else { continue }
                     logger.warning("agent does not answer pings; killing it", metadata: ["agent": "\(id)", "error": "\(error)"])
@@ -276,12 +270,6 @@ public actor AgentSupervisor {
     }
 }
 
-extension Duration {
-    var nanoseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
-    }
-}
 
 /// Why the supervisor could not provide an agent.
 public enum AgentSupervisorError: Error, Sendable, CustomStringConvertible {

@@ -99,8 +99,7 @@ final class FunctionTrigger: Sendable {
             await fail(message, reason: failure)
             return
         }
-        let elapsed = started.duration(to: .now).components
-        let measured = UInt64(elapsed.seconds) * 1_000_000_000 + UInt64(elapsed.attoseconds / 1_000_000_000)
+        let measured = UInt64(started.duration(to: .now).nanoseconds)
         let nanos = reply.headers?[AgentTriggerHeader.runtime].flatMap { UInt64($0) } ?? measured
         runtime.withLock { $0 += nanos }
         if let replyTo = message.replyTo {

@@ -60,8 +60,8 @@ final class HTTPHostService: Sendable {
         let outgoing = requestHeaders
         let transport = self.transport
         let timeout = settings.timeout
-        let deadline = NIODeadline.now() + .nanoseconds(HostServicesServer.nanoseconds(timeout))
-        let milliseconds = HostServicesServer.nanoseconds(timeout) / 1_000_000
+        let deadline = NIODeadline.now() + .nanoseconds(timeout.nanoseconds)
+        let milliseconds = timeout.milliseconds
         do {
             return try await withThrowingTaskGroup(of: [UInt8]?.self) { group in
                 group.addTask {

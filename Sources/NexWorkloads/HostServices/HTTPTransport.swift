@@ -31,7 +31,7 @@ final class HTTPTransport: Sendable {
                 redirectConfiguration: .disallow,  // followed here, so each hop meets the allow-list
                 // Connection attempts are retried until the connect timeout: stop them before the
                 // whole deadline so a refused connection is reported as such, not as a timeout.
-                timeout: .init(connect: .nanoseconds(HostServicesServer.nanoseconds(settings.timeout) * 4 / 5)),
+                timeout: .init(connect: .nanoseconds(settings.timeout.nanoseconds * 4 / 5)),
                 decompression: .disabled)
             configuration.httpVersion = .automatic
             let made = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)

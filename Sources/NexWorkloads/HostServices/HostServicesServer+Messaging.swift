@@ -1,4 +1,5 @@
 import NATSWire
+import NexAgentBus
 import NIOCore
 
 extension HostServicesServer {
@@ -14,7 +15,7 @@ extension HostServicesServer {
         }
         let subject = try Self.header("x-subject", in: headers)
         try Self.validateMessagingSubject(subject)
-        if let pattern = configuration.messaging.deniedSubjects.first(where: { Self.subject(subject, matches: $0) }) {
+        if let pattern = configuration.messaging.deniedSubjects.first(where: { SubjectPattern.matches($0, subject) }) {
             throw HostServiceFailure.forbidden("messaging to \(subject) is not allowed (denied_subjects: \(pattern))")
         }
         let connection = scope.connection
@@ -29,11 +30,11 @@ extension HostServicesServer {
         let timeout = configuration.messaging.requestTimeout
         let reply: NATSMessage
         do {
-            reply = try await connection.request(body, to: subject, timeout: .nanoseconds(Self.nanoseconds(timeout)))
+            reply = try await connection.request(body, to: subject, timeout: .nanoseconds(timeout.nanoseconds))
         } catch NATSError.noResponders {
             throw HostServiceFailure(503, "no responders on \(subject)")
         } catch NATSError.timeout {
-            throw HostServiceFailure(504, "no reply from \(subject) within \(Self.nanoseconds(timeout) / 1_000_000) ms")
+            throw HostServiceFailure(504, "no reply from \(subject) within \(timeout.milliseconds) ms")
         } catch {
             throw Self.messagingFailure(error, "messaging request to \(subject)")
         }
@@ -73,20 +74,4 @@ extension HostServicesServer {
         }
     }
 
-    static func nanoseconds(_ duration: Duration) -> Int64 {
-        let (seconds, attoseconds) = duration.components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
-    }
-
-    /// NATS subject matching: `*` is one token, `>` the rest (one token or more).
-    static func subject(_ subject: String, matches pattern: String) -> Bool {
-        let tokens = subject.split(separator: ".", omittingEmptySubsequences: false)
-        let patterns = pattern.split(separator: ".", omittingEmptySubsequences: false)
-        for (index, token) in patterns.enumerated() {
-            if token == ">" { return tokens.count > index }
-            guard index < tokens.count else { return false }
-            if token != "*" && token != tokens[index] { return false }
-        }
-        return tokens.count == patterns.count
-    }
 }

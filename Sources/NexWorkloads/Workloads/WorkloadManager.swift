@@ -151,7 +151,7 @@ public actor WorkloadManager {
             }
         }
 
-        let id = Self.makeWorkloadID()
+        let id = RandomID.make(length: 20)
         let resource = ResourceLimits(
             memoryBytes: request.limits?.memoryBytes ?? configuration.workloadLimits.memoryBytes,
             openFiles: request.limits?.openFiles ?? configuration.workloadLimits.openFiles,
@@ -309,12 +309,6 @@ public actor WorkloadManager {
             routes.remove(agentID)
         }
         await supervisor.retire(agentID)
-    }
-
-    private static func makeWorkloadID() -> String {
-        let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789")
-        var random = SystemRandomNumberGenerator()
-        return String((0..<20).map { _ in alphabet.randomElement(using: &random)! })
     }
 
     // MARK: Stop
@@ -510,6 +504,3 @@ extension String {
     func leftPadded(to width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }
 
-extension Duration {
-    var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
-}
