@@ -148,7 +148,7 @@ public final class NATSClient: Sendable {
         let handshake = eventLoop.makePromise(of: ServerInfo.self)
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(options.connectTimeout)
-            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: 256 * 1024, high: 1024 * 1024))
             .channelInitializer { [options] channel in
                 channel.eventLoop.makeCompletedFuture {
