@@ -20,9 +20,9 @@ public final class TemporaryDirectory: Sendable {
     /// When true the directory is left on disk at deinit.
     public let keep: Bool
 
-    /// Creates a fresh directory named `<prefix>XXXXXX` in the temp dir.
-    public init(prefix: String = "nats-test-", keep: Bool = false) throws {
-        var base = NSTemporaryDirectory()
+    /// Creates a fresh directory named `<prefix>XXXXXX` in `parent`, by default the temp dir.
+    public init(prefix: String = "nats-test-", in parent: String? = nil, keep: Bool = false) throws {
+        var base = parent ?? NSTemporaryDirectory()
         while base.count > 1 && base.hasSuffix("/") {
             base.removeLast()
         }

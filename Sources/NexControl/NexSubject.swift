@@ -6,6 +6,29 @@ public enum NexSubject {
     /// The prefix every control subject starts with.
     public static let prefix = "$NEX"
 
+    /// The longest namespace a node accepts.
+    public static let maxNamespaceLength = 64
+
+    /// Checks that `namespace` is one plain subject token: 1 to 64 ASCII letters, digits, `-`
+    /// and `_`. Wildcards (`*`, `>`) and anything else a subject treats specially are refused,
+    /// so a tenant's namespace can never match another's.
+    ///
+    /// - Throws: ``NexControlError/badRequest(_:)`` naming the namespace and the rule.
+    public static func validateNamespace(_ namespace: String) throws(NexControlError) {
+        let valid = !namespace.isEmpty && namespace.utf8.count <= maxNamespaceLength && namespace.utf8.allSatisfy { byte in
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"): true
+            default: false
+            }
+        }
+        guard valid else {
+            let shown = namespace.count > maxNamespaceLength ? String(namespace.prefix(maxNamespaceLength)) + "…" : namespace
+            throw .badRequest(
+                "invalid namespace '\(shown)': use 1 to \(maxNamespaceLength) letters, digits, '-' and '_' (no wildcards)")
+        }
+    }
+
     /// `$NEX.PING` (all nodes) or `$NEX.PING.<node>` (one node).
     public static func ping(node: String? = nil) -> String {
         node.map { "\(prefix).PING.\($0)" } ?? "\(prefix).PING"

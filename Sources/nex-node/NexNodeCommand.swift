@@ -55,6 +55,10 @@ struct Up: AsyncParsableCommand {
     @Option(help: "Seconds between heartbeat events (default 30).")
     var heartbeat: Double?
 
+    @Option(name: .customLong("allow-file-root"),
+            help: "A directory file:// artifacts may be read from (repeatable); added to the config's allowed_file_roots.")
+    var fileRoots: [String] = []
+
     func run() async throws {
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -73,6 +77,7 @@ struct Up: AsyncParsableCommand {
                 configuration.tags[String(parts[0])] = String(parts[1])
             }
             if let heartbeat { configuration.heartbeatIntervalSeconds = heartbeat }
+            configuration.allowedFileRoots += fileRoots
             try configuration.validate()
         } catch {
             throw ValidationError("\(error)")

@@ -13,7 +13,12 @@ import Testing
     /// An example from examples/functions, or a wasm module built from its .wat.
     static func example(_ name: String, in directory: TemporaryDirectory) throws -> String {
         let source = Executables.repositoryRoot + "/examples/functions/" + name
-        guard name.hasSuffix(".wat") else { return source }
+        guard name.hasSuffix(".wat") else {
+            // Nodes read file:// artifacts only under their allowed roots.
+            let copy = directory.appending(name)
+            try FileManager.default.copyItem(atPath: source, toPath: copy)
+            return copy
+        }
         let output = directory.appending(String(name.dropLast(4)) + ".wasm")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -40,7 +45,7 @@ import Testing
         let nex = try await controlClient(server, timeout: 10)
         defer { Task { await nex.connection.close() } }
         let events = try await EventRecorder.start(nex, namespace: "default")
-        let directory = try TemporaryDirectory(prefix: "nex-e2e-fn-")
+        let directory = try NodeUser.artifactDirectory(prefix: "nex-e2e-fn-")
         let issuer = try NKeyPair.generate(.account), sender = try XKeyPair.generate()
 
         let js = try await deploy(nex, node: node.nodeID, path: try Self.example("echo.js", in: directory),
@@ -79,7 +84,7 @@ import Testing
         let nex = try await controlClient(server, timeout: 10)
         defer { Task { await nex.connection.close() } }
         let events = try await EventRecorder.start(nex, namespace: "default")
-        let directory = try TemporaryDirectory(prefix: "nex-e2e-fn-")
+        let directory = try NodeUser.artifactDirectory(prefix: "nex-e2e-fn-")
         let issuer = try NKeyPair.generate(.account), sender = try XKeyPair.generate()
         let script = try directory.write("""
             (subject, payload) => {
@@ -105,7 +110,7 @@ import Testing
         let node = try await NodeProcess.start(server: server, .init(config: Self.config))
         let nex = try await controlClient(server, timeout: 10)
         defer { Task { await nex.connection.close() } }
-        let directory = try TemporaryDirectory(prefix: "nex-e2e-fn-")
+        let directory = try NodeUser.artifactDirectory(prefix: "nex-e2e-fn-")
         let issuer = try NKeyPair.generate(.account), sender = try XKeyPair.generate()
         func refusal(_ path: String, type: String, triggers: [String]) async throws -> String {
             do {
@@ -142,7 +147,7 @@ import Testing
         let node = try await NodeProcess.start(server: server, .init(config: Self.config))
         let nex = try await controlClient(server, timeout: 10)
         defer { Task { await nex.connection.close() } }
-        let directory = try TemporaryDirectory(prefix: "nex-e2e-fn-")
+        let directory = try NodeUser.artifactDirectory(prefix: "nex-e2e-fn-")
         let issuer = try NKeyPair.generate(.account), sender = try XKeyPair.generate()
         let counter = try Self.example("kv-counter.js", in: directory)
         // Two replicas of one function: each message is handled by one of them (a queue group).

@@ -17,7 +17,7 @@ import Glibc
         let content = pseudoRandomBytes(3 * 1024 * 1024 + 17)
         let source = try writeFile(content, in: scratch, named: "echo")
         let hash = ArtifactDigest.sha256Hex(content)
-        let cache = try ArtifactCache(stateDirectory: scratch.appending("state/nested"))
+        let cache = try ArtifactCache(stateDirectory: scratch.appending("state/nested"), fileRoots: try ArtifactFileRoots([scratch.path]))
         #expect(mode(of: cache.directory) == 0o700)
 
         let location = try ArtifactLocation(validating: "file://\(source)")
@@ -39,7 +39,7 @@ import Glibc
         let scratch = try TemporaryDirectory(prefix: "artifact-test-")
         let content = pseudoRandomBytes(100_000)
         let source = try writeFile(content, in: scratch, named: "app")
-        let cache = try ArtifactCache(stateDirectory: scratch.appending("state"))
+        let cache = try ArtifactCache(stateDirectory: scratch.appending("state"), fileRoots: try ArtifactFileRoots([scratch.path]))
         let claimed = ArtifactDigest.sha256Hex(Array("something else".utf8))
         let location = try ArtifactLocation(validating: "file://\(source)")
 
@@ -48,7 +48,9 @@ import Glibc
         }
         let actual = ArtifactDigest.sha256Hex(content)
         #expect(error == .hashMismatch(location: "file://\(source)", claimed: claimed, actual: actual))
-        #expect("\(error!)" == "artifact hash mismatch for file://\(source): the workload JWT claims \(claimed), the artifact is \(actual)")
+        // The reply names the claim, never what the file is; the operator's log has both.
+        #expect("\(error!)" == "artifact hash mismatch for file://\(source): it is not the artifact the workload JWT claims (\(claimed))")
+        #expect(error!.operatorDetail == "artifact hash mismatch for file://\(source): the workload JWT claims \(claimed), the artifact is \(actual)")
         #expect(try cacheEntries(cache).isEmpty)
     }
 
@@ -60,7 +62,7 @@ import Glibc
         #expect(descriptor >= 0)
         #expect(ftruncate(descriptor, 1 << 40) == 0)
         close(descriptor)
-        let cache = try ArtifactCache(stateDirectory: scratch.appending("state"))
+        let cache = try ArtifactCache(stateDirectory: scratch.appending("state"), fileRoots: try ArtifactFileRoots([scratch.path]))
         let location = try ArtifactLocation(validating: "file://\(path)")
         let started = ContinuousClock.now
         let error = await #expect(throws: ArtifactError.self) {
@@ -68,7 +70,8 @@ import Glibc
         }
         #expect(ContinuousClock.now - started < .seconds(2))
         #expect(error == .tooLarge(location: "file://\(path)", size: 1 << 40, limit: 1000))
-        #expect("\(error!)" == "artifact file://\(path) is 1099511627776 bytes; max_workload_bytes is 1000")
+        #expect("\(error!)" == "artifact file://\(path) is larger than max_workload_bytes (1000)")
+        #expect(error!.operatorDetail == "artifact file://\(path) is 1099511627776 bytes; max_workload_bytes is 1000")
         #expect(try cacheEntries(cache).isEmpty)
     }
 
@@ -77,7 +80,7 @@ import Glibc
         let content = pseudoRandomBytes(5000)
         let source = try writeFile(content, in: scratch, named: "app")
         let hash = ArtifactDigest.sha256Hex(content)
-        let cache = try ArtifactCache(stateDirectory: scratch.appending("state"))
+        let cache = try ArtifactCache(stateDirectory: scratch.appending("state"), fileRoots: try ArtifactFileRoots([scratch.path]))
         let location = try ArtifactLocation(validating: "file://\(source)")
         _ = try await cache.fetch(location, expectedSHA256: hash, maxBytes: 5000, client: nil)
         let error = await #expect(throws: ArtifactError.self) {
@@ -88,7 +91,7 @@ import Glibc
 
     @Test func missingFilesDirectoriesAndBadHashesAreRefused() async throws {
         let scratch = try TemporaryDirectory(prefix: "artifact-test-")
-        let cache = try ArtifactCache(stateDirectory: scratch.appending("state"))
+        let cache = try ArtifactCache(stateDirectory: scratch.appending("state"), fileRoots: try ArtifactFileRoots([scratch.path]))
         let anyHash = String(repeating: "b", count: 64)
 
         let missing = try ArtifactLocation(validating: "file://\(scratch.path)/nope")
@@ -101,13 +104,16 @@ import Glibc
             try await cache.fetch(underFile, expectedSHA256: anyHash, maxBytes: 0, client: nil)
         }
 
-        let directory = try ArtifactLocation(validating: "file://\(scratch.path)")
-        await #expect(throws: ArtifactError.notARegularFile(location: directory.url, path: scratch.path)) {
+        let subdirectory = try scratch.makeSubdirectory("dir")
+        let directory = try ArtifactLocation(validating: "file://\(subdirectory)")
+        await #expect(throws: ArtifactError.notARegularFile(location: directory.url, path: subdirectory)) {
             try await cache.fetch(directory, expectedSHA256: anyHash, maxBytes: 0, client: nil)
         }
-        let device = try ArtifactLocation(validating: "file:///dev/zero")
-        await #expect(throws: ArtifactError.notARegularFile(location: "file:///dev/zero", path: "/dev/zero")) {
-            try await cache.fetch(device, expectedSHA256: anyHash, maxBytes: 0, client: nil)
+        let fifoPath = scratch.appending("fifo")
+        #expect(mkfifo(fifoPath, 0o600) == 0)
+        let fifo = try ArtifactLocation(validating: "file://\(fifoPath)")
+        await #expect(throws: ArtifactError.notARegularFile(location: fifo.url, path: fifoPath)) {
+            try await cache.fetch(fifo, expectedSHA256: anyHash, maxBytes: 0, client: nil)
         }
 
         // The hash names a cache file: anything but 64 hex digits is refused before it is used.
@@ -119,12 +125,55 @@ import Glibc
         #expect(try cacheEntries(cache).isEmpty)
     }
 
+    @Test func filesOutsideTheRootsAreRefusedAlikeWhetherTheyExistOrNot() async throws {
+        let scratch = try TemporaryDirectory(prefix: "artifact-test-")
+        let root = try scratch.makeSubdirectory("artifacts")
+        let secret = try writeFile(Array("SXASECRETSEED".utf8), in: scratch, named: "node.xk")
+        let secretHash = ArtifactDigest.sha256Hex(Array("SXASECRETSEED".utf8))
+        let cache = try ArtifactCache(stateDirectory: scratch.appending("state"), fileRoots: try ArtifactFileRoots([root]))
+        symlink(secret, root + "/link")
+        let outside = [secret, "/etc/passwd", "/dev/zero", "/nonexistent/file", root + "/../node.xk", root + "/./link/..",
+                       root + "/link", root]
+        for path in outside {
+            let location = try ArtifactLocation(validating: "file://\(path)")
+            for hash in [secretHash, String(repeating: "c", count: 64)] {
+                await #expect(throws: ArtifactError.fileOutsideRoots(location: location.url), "\(path)") {
+                    try await cache.fetch(location, expectedSHA256: hash, maxBytes: 0, client: nil)
+                }
+            }
+        }
+        // No roots at all: file:// is off.
+        let closed = try ArtifactCache(stateDirectory: scratch.appending("state2"))
+        let inside = try writeFile([1, 2, 3], in: scratch, named: "artifacts/app")
+        await #expect(throws: ArtifactError.fileOutsideRoots(location: "file://\(inside)")) {
+            try await closed.fetch(try ArtifactLocation(validating: "file://\(inside)"),
+                                   expectedSHA256: ArtifactDigest.sha256Hex([1, 2, 3]), maxBytes: 0, client: nil)
+        }
+        // Under the root it is read.
+        let artifact = try await cache.fetch(try ArtifactLocation(validating: "file://\(inside)"),
+                                             expectedSHA256: ArtifactDigest.sha256Hex([1, 2, 3]), maxBytes: 0, client: nil)
+        #expect(artifact.size == 3)
+        #expect(try cacheEntries(cache) == [ArtifactDigest.sha256Hex([1, 2, 3])])
+    }
+
+    @Test func rootsMustBeAbsoluteExistingDirectories() throws {
+        let scratch = try TemporaryDirectory(prefix: "artifact-test-")
+        let file = try writeFile([1], in: scratch, named: "f")
+        for bad in ["relative/dir", scratch.appending("missing"), file] {
+            #expect(throws: NodeConfigurationError.self, "\(bad)") { try ArtifactFileRoots([bad]) }
+        }
+        let roots = try ArtifactFileRoots([scratch.path + "/"])
+        #expect(roots.root(holding: scratch.appending("state")) == nil)
+        try FileManager.default.createDirectory(atPath: scratch.appending("state"), withIntermediateDirectories: true)
+        #expect(roots.root(holding: scratch.appending("state")) != nil)
+    }
+
     @Test func concurrentFetchesOfOneArtifactAgree() async throws {
         let scratch = try TemporaryDirectory(prefix: "artifact-test-")
         let content = pseudoRandomBytes(2 * 1024 * 1024)
         let source = try writeFile(content, in: scratch, named: "app")
         let hash = ArtifactDigest.sha256Hex(content)
-        let cache = try ArtifactCache(stateDirectory: scratch.appending("state"))
+        let cache = try ArtifactCache(stateDirectory: scratch.appending("state"), fileRoots: try ArtifactFileRoots([scratch.path]))
         let location = try ArtifactLocation(validating: "file://\(source)")
         let results = try await withThrowingTaskGroup(of: CachedArtifact.self) { group in
             for _ in 0..<8 {
@@ -145,7 +194,7 @@ import Glibc
         let content = pseudoRandomBytes(1_500_000)
         let source = try writeFile(content, in: scratch, named: "app")
         let hash = ArtifactDigest.sha256Hex(content)
-        let cache = try ArtifactCache(stateDirectory: scratch.appending("state"))
+        let cache = try ArtifactCache(stateDirectory: scratch.appending("state"), fileRoots: try ArtifactFileRoots([scratch.path]))
         let artifact = try await cache.fetch(
             try ArtifactLocation(validating: "file://\(source)"), expectedSHA256: hash, maxBytes: 0, client: nil)
         let agentDirectory = scratch.appending("agent-1")
@@ -183,7 +232,7 @@ import Glibc
 
     @Test func removeAllKeepsOnlyWhatIsInUse() async throws {
         let scratch = try TemporaryDirectory(prefix: "artifact-test-")
-        let cache = try ArtifactCache(stateDirectory: scratch.appending("state"))
+        let cache = try ArtifactCache(stateDirectory: scratch.appending("state"), fileRoots: try ArtifactFileRoots([scratch.path]))
         var hashes: [String] = []
         for index in 0..<3 {
             let content = pseudoRandomBytes(1000, seed: UInt64(index + 1))

@@ -35,7 +35,8 @@ import Testing
           "tags": {"zone": "a", "rack": "7"},
           "valid_issuers": ["\(issuer)"],
           "workload_types": ["native", "wasm", "v8"],
-          "node_limits": {"max_workloads": 5, "max_total_bytes": 1000000, "max_workload_bytes": 2000},
+          "node_limits": {"max_workloads": 5, "max_total_bytes": 1000000, "max_workload_bytes": 2000, "max_concurrent_deploys": 9},
+          "allowed_file_roots": ["/srv/artifacts", "/opt/nex"],
           "deny_trigger_subjects": ["secret.>", "private.*"],
           "machine_pool_size": 3,
           "host_services": {
@@ -67,6 +68,8 @@ import Testing
         #expect(configuration.nodeLimits.maxWorkloads == 5)
         #expect(configuration.nodeLimits.maxTotalBytes == 1_000_000)
         #expect(configuration.nodeLimits.maxWorkloadBytes == 2000)
+        #expect(configuration.nodeLimits.maxConcurrentDeploys == 9)
+        #expect(configuration.allowedFileRoots == ["/srv/artifacts", "/opt/nex"])
         #expect(configuration.denyTriggerSubjects == ["secret.>", "private.*"])
         #expect(configuration.machinePoolSize == 3)
         #expect(configuration.hostServices.natsURL == "nats://hs:4222")
@@ -148,6 +151,9 @@ import Testing
         (#"{"agent_handshake_timeout_ms": -5}"#, "agent_handshake_timeout_ms"),
         (#"{"heartbeat_interval_seconds": 0}"#, "heartbeat_interval_seconds"),
         (#"{"stop_grace_period_seconds": -1}"#, "stop_grace_period_seconds"),
+        (#"{"node_limits": {"max_concurrent_deploys": 0}}"#, "node_limits.max_concurrent_deploys"),
+        (#"{"allowed_file_roots": ["relative/artifacts"]}"#, "allowed_file_roots"),
+        (#"{"allowed_file_roots": "/srv"}"#, "allowed_file_roots"),
     ])
     func negativeAndZeroCountsAreRefused(json: String, key: String) {
         guard let error = Self.refusal(json) else { return }

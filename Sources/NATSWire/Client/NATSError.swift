@@ -65,7 +65,7 @@ public enum NATSError: Error, Sendable, Equatable, CustomStringConvertible {
         case .payloadTooLarge(let size, let maxPayload):
             return "message of \(size) bytes exceeds the server's max_payload of \(maxPayload)"
         case .reconnectBufferFull(let limit): return "reconnect buffer of \(limit) bytes is full"
-        case .invalidURL(let url, let reason): return "invalid server URL '\(url)': \(reason)"
+        case .invalidURL(let url, let reason): return "invalid server URL '\(url.redactingURLCredentials)': \(reason)"
         case .invalidCredentials(let reason): return "invalid credentials: \(reason)"
         case .unsupported(let what): return "unsupported: \(what)"
         case .tlsFailed(let server, let reason): return server.isEmpty ? "TLS: \(reason)" : "TLS with \(server): \(reason)"

@@ -60,7 +60,9 @@ public struct WorkloadClaims: Sendable, Equatable {
 
     // MARK: Signing
 
-    /// Signs a deploy token: `sub` = `name`, `nats.hash` = `artifactHash`, optional `exp`.
+    /// Signs a deploy token: `sub` = `name`, `nats.hash` = `artifactHash`, optional `exp`, and a
+    /// nonce in `name` so that each token has its own `jti` (a node accepts a deploy `jti` once,
+    /// and jwt/v2 derives `jti` from the claims, whose `iat` has whole-second resolution).
     ///
     /// - Parameters:
     ///   - name: the workload name; 1...64 characters of `[a-zA-Z0-9_-]`.
@@ -73,7 +75,7 @@ public struct WorkloadClaims: Sendable, Equatable {
     ) throws(WorkloadClaimsError) -> WorkloadClaims {
         try validateName(name)
         let hash = try normalizedHash(artifactHash, name: name)
-        let claims = NATSJWTClaims(subject: name, expires: expires, nats: ["hash": .string(hash)])
+        let claims = NATSJWTClaims(subject: name, name: "deploy-\(nonce())", expires: expires, nats: ["hash": .string(hash)])
         return try sign(claims, issuer: issuer, issuedAt: issuedAt)
     }
 
@@ -83,9 +85,13 @@ public struct WorkloadClaims: Sendable, Equatable {
         name: String, issuer: NKeyPair, expires: Date? = nil, issuedAt: Date = Date()
     ) throws(WorkloadClaimsError) -> WorkloadClaims {
         try validateName(name)
-        let nonce = (0..<2).map { _ in hex(UInt64.random(in: .min ... .max)) }.joined()
-        let claims = NATSJWTClaims(subject: name, name: "stop-\(nonce)", expires: expires)
+        let claims = NATSJWTClaims(subject: name, name: "stop-\(nonce())", expires: expires)
         return try sign(claims, issuer: issuer, issuedAt: issuedAt)
+    }
+
+    /// 128 random bits in hex.
+    private static func nonce() -> String {
+        (0..<2).map { _ in hex(UInt64.random(in: .min ... .max)) }.joined()
     }
 
     private static func sign(

@@ -82,6 +82,7 @@ public struct ControlServer: Sendable {
                 break
             }
             do {
+                try NexSubject.validateNamespace(tokens[2])
                 try Self.checkNoBody(message)
             } catch {
                 reply = Self.failure(ControlResponseType.ping, "\(error)")
@@ -98,16 +99,19 @@ public struct ControlServer: Sendable {
             }
         case .info:
             reply = await answer(ControlResponseType.info) {
+                try NexSubject.validateNamespace(tokens[2])
                 try Self.checkNoBody(message)
                 return try await handler.info(namespace: tokens[2])
             }
         case .deploy:
             reply = await answer(ControlResponseType.run) {
+                try NexSubject.validateNamespace(tokens[2])
                 let request = try Self.require(DeployRequest.self, from: message)
                 return try await handler.deploy(namespace: tokens[2], request: request)
             }
         case .stop:
             reply = await answer(ControlResponseType.stop) {
+                try NexSubject.validateNamespace(tokens[2])
                 let request = try Self.require(StopRequest.self, from: message)
                 return try await handler.stop(namespace: tokens[2], request: request)
             }

@@ -32,14 +32,19 @@ public final class ArtifactCache: Sendable {
     /// The cache directory, `<state>/artifacts`.
     public let directory: String
 
+    /// Where `file://` artifacts may be read from; none by default.
+    public let fileRoots: ArtifactFileRoots
+
     /// Prefix of the temporary files of fetches in progress.
     static let temporaryPrefix = ".fetch-"
 
     /// Opens the cache in `stateDirectory`, creating it and its `artifacts` directory (mode 0700).
+    /// `file://` artifacts are read only from `fileRoots` (none by default: `file://` is off).
     ///
     /// - Throws: ``ArtifactError/fileError(path:operation:reason:)`` when a directory cannot be
     ///   created, or `artifacts` exists and is not a directory.
-    public init(stateDirectory: String) throws(ArtifactError) {
+    public init(stateDirectory: String, fileRoots: ArtifactFileRoots = .none) throws(ArtifactError) {
+        self.fileRoots = fileRoots
         let directory = stateDirectory.hasSuffix("/") ? stateDirectory + "artifacts" : stateDirectory + "/artifacts"
         do {
             try FileManager.default.createDirectory(
@@ -76,14 +81,15 @@ public final class ArtifactCache: Sendable {
     /// it (then nothing is fetched and no server is asked), else fetched, verified and cached.
     ///
     /// - Parameters:
-    ///   - location: `file://` (read on this host) or `nats://` (an object store on `client`).
+    ///   - location: `file://` (read on this host, only under ``fileRoots``) or `nats://` (an
+    ///     object store on `client`).
     ///   - expectedSHA256: the workload JWT's `hash` claim, 64 hex digits in any case.
     ///   - maxBytes: `max_workload_bytes`; 0 means no limit. Checked against the file's or
     ///     object's size before anything is read, again while copying, and on cache hits.
     ///   - jetStreamDomain: the JetStream domain of the object store, nil for the local one.
     ///   - client: the connection to fetch `nats://` artifacts on; unused for `file://`.
     /// - Throws: an ``ArtifactError``: ``ArtifactError/notFound(location:reason:)``,
-    ///   ``ArtifactError/tooLarge(location:size:limit:)``,
+    ///   ``ArtifactError/fileOutsideRoots(location:)``, ``ArtifactError/tooLarge(location:size:limit:)``,
     ///   ``ArtifactError/hashMismatch(location:claimed:actual:)``,
     ///   ``ArtifactError/fetchFailed(location:reason:)``...
     public func fetch(
@@ -177,20 +183,23 @@ public final class ArtifactCache: Sendable {
 
     // MARK: - Fetching
 
-    /// Copies the file at `path` to `temporary`, checking its type and size first.
+    /// Copies the file at `path` to `temporary`, checking where it is, its type and its size first.
+    ///
+    /// The path must be under ``fileRoots`` by its text before anything touches the file system,
+    /// and the opened file must be under them by the kernel's name for it (see
+    /// ``ArtifactFileRoots``); both refusals read the same, whether the file exists or not.
     private func copyFile(_ path: String, of location: ArtifactLocation, to temporary: String, maxBytes: Int) throws(ArtifactError) {
-        guard let info = ArtifactFile.status(path) else {
+        guard fileRoots.admits(path: path) else { throw .fileOutsideRoots(location: location.url) }
+        let source = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
+        guard source >= 0 else {
             let code = errno
-            if code == ENOENT || code == ENOTDIR { throw .notFound(location: location.url, reason: nil) }
-            throw ArtifactFile.failure(path, "stat", code)
+            if code == ENOENT || code == ENOTDIR || code == ELOOP { throw .notFound(location: location.url, reason: nil) }
+            throw ArtifactFile.failure(path, "open", code)
         }
-        guard ArtifactFile.isRegular(info) else { throw .notARegularFile(location: location.url, path: path) }
-        try Self.checkSize(Int(info.st_size), of: location, maxBytes: maxBytes)
-        let source = try ArtifactFile.openForReading(path)
         defer { close(source) }
+        guard fileRoots.admits(descriptor: source) else { throw .fileOutsideRoots(location: location.url) }
         var opened = stat()
         guard fstat(source, &opened) == 0 else { throw ArtifactFile.failure(path, "stat") }
-        // It may have been replaced between stat and open.
         guard ArtifactFile.isRegular(opened) else { throw .notARegularFile(location: location.url, path: path) }
         try Self.checkSize(Int(opened.st_size), of: location, maxBytes: maxBytes)
         let output = try ArtifactFile.createExclusive(temporary, mode: 0o600)

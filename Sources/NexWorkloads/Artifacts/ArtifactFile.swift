@@ -27,12 +27,6 @@ enum ArtifactFile {
         return String(repeating: "0", count: 16 - hex.count) + hex
     }
 
-    /// `stat` of `path` (following symbolic links), nil with `errno` set when it fails.
-    static func status(_ path: String) -> stat? {
-        var info = stat()
-        return stat(path, &info) == 0 ? info : nil
-    }
-
     /// `lstat` of `path`, nil with `errno` set when it fails.
     static func linkStatus(_ path: String) -> stat? {
         var info = stat()

@@ -50,10 +50,13 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
         logger.info("nex-node serving", metadata: [
             "node_id": "\(nodeID)", "server": "\(client.connectedServer ?? "")", "xkey": "\(identity.publicXKey)",
         ])
+        if configuration.validIssuers.isEmpty {
+            logger.warning("valid_issuers is empty: any account key may deploy workloads to this node; list the issuers you trust")
+        }
         let workloads = try await startWorkloads(control: client)
         let server = ControlServer(nodeID: nodeID, client: client, handler: self, logger: logger)
         do {
-            try await serve(server, client: client)
+            try await serve(server, client: client, bus: workloads.busClient)
         } catch {
             // Serving failed: still stop every workload and agent before the error ends the node.
             logger.error("nex-node failed; stopping its workloads", metadata: ["error": "\(error)"])
@@ -67,10 +70,12 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
         try? await client.drain(timeout: .seconds(5))
     }
 
-    /// Serves until a shutdown signal (returns) or a failure (throws).
-    private func serve(_ server: ControlServer, client: NATSClient) async throws {
+    /// Serves until a shutdown signal (returns) or a failure (throws): serving ends, or the
+    /// node's link to its agent bus is lost.
+    private func serve(_ server: ControlServer, client: NATSClient, bus: NATSClient) async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await server.run() }
+            group.addTask { try await Self.watchBusLink(bus) }
             group.addTask { try await self.heartbeats() }
             if let notifier, let interval = notifier.watchdogInterval {
                 group.addTask {
@@ -88,6 +93,19 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
             defer { group.cancelAll() }
             try await group.next()
         }
+    }
+
+    /// Returns only by cancellation; throws when the node's connection to its agent bus closes.
+    /// Without it the node can reach no agent: rather than answer pings as if healthy, it
+    /// fails, and its supervisor (systemd: `Restart=on-failure`) starts it again.
+    private static func watchBusLink(_ bus: NATSClient) async throws {
+        for await event in bus.events() {
+            if case .closed(let error) = event {
+                throw NodeStartError("the node lost its link to the agent bus (\(error.map { "\($0)" } ?? "closed")); stopping")
+            }
+        }
+        try Task.checkCancellation()
+        throw NodeStartError("the node lost its link to the agent bus; stopping")
     }
 
     /// The agent bus, the node's connection to it, the agent pool and the workload manager.
@@ -117,10 +135,10 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
             bus: bus, connection: busClient, logger: logger)
         try await supervisor.start()
         let hostServicesConnection = try await connectHostServices()
-        let manager = WorkloadManager(
+        let manager = try WorkloadManager(
             context: .init(nodeID: nodeID, configuration: configuration, identity: identity, control: control,
                            bus: busClient, hostServices: hostServicesConnection, isLameDuck: { [self] in self.isLameDuck }),
-            supervisor: supervisor, cache: try ArtifactCache(stateDirectory: stateDirectory), logger: logger)
+            supervisor: supervisor, cache: try artifactCache(stateDirectory: stateDirectory), logger: logger)
         try await manager.start()
         let hostServices = HostServicesServer(
             busConnection: busClient, configuration: configuration.hostServices.configuration,
@@ -132,6 +150,22 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
                                                  "pool": "\(configuration.machinePoolSize)"])
         return WorkloadRuntime(bus: bus, busClient: busClient, supervisor: supervisor, manager: manager,
                                hostServices: hostServices, hostServicesConnection: hostServicesConnection)
+    }
+
+    /// The artifact cache in the state directory, reading `file://` artifacts only from
+    /// `allowed_file_roots`, none of which may hold the state directory (the node's keys).
+    private func artifactCache(stateDirectory: String) throws -> ArtifactCache {
+        let roots = try ArtifactFileRoots(configuration.allowedFileRoots)
+        let cache = try ArtifactCache(stateDirectory: stateDirectory, fileRoots: roots)
+        if let root = roots.root(holding: stateDirectory) {
+            throw NodeConfigurationError(
+                key: "allowed_file_roots",
+                problem: "'\(root)' holds the node's state directory \(stateDirectory) (its keys): name a directory of artifacts only")
+        }
+        if !roots.directories.isEmpty {
+            logger.info("file:// artifacts allowed", metadata: ["roots": "\(roots.directories.joined(separator: ", "))"])
+        }
+        return cache
     }
 
     /// The node's own host-services connection (`host_services.nats_url`), or nil to use the
@@ -300,7 +334,7 @@ struct WorkloadRuntime: Sendable {
     }
 }
 
-/// A node cannot start its workload side.
+/// A node cannot start its workload side, or cannot go on (it lost its agent bus).
 public struct NodeStartError: Error, Sendable, CustomStringConvertible {
     public var description: String
     init(_ description: String) { self.description = description }

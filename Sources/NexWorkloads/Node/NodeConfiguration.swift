@@ -12,6 +12,9 @@ public struct NodeConfiguration: Sendable, Equatable {
         public var maxWorkloads = 0
         public var maxTotalBytes = 0
         public var maxWorkloadBytes = 0
+        /// Deploys the node works on at once (`max_concurrent_deploys`, at least 1); more are
+        /// refused at once, so a flood of deploys cannot become a flood of agents.
+        public var maxConcurrentDeploys = 4
         public init() {}
     }
 
@@ -46,6 +49,9 @@ public struct NodeConfiguration: Sendable, Equatable {
     public var agentPath: String?
     /// Default resource limits for workloads (`workload_limits`); a deploy's `limits` override them.
     public var workloadLimits = ResourceLimits()
+    /// Directories `file://` artifacts may be read from (`allowed_file_roots`); none by default,
+    /// so a deployer cannot name a file of this host (see ``ArtifactFileRoots``).
+    public var allowedFileRoots: [String] = []
 
     public init() {}
 }
@@ -96,6 +102,7 @@ extension NodeConfiguration {
             nodeLimits.maxWorkloads = try limits.count("max_workloads") ?? 0
             nodeLimits.maxTotalBytes = try limits.count("max_total_bytes") ?? 0
             nodeLimits.maxWorkloadBytes = try limits.count("max_workload_bytes") ?? 0
+            nodeLimits.maxConcurrentDeploys = try limits.count("max_concurrent_deploys") ?? nodeLimits.maxConcurrentDeploys
             try limits.finish()
         }
         denyTriggerSubjects = try reader.strings("deny_trigger_subjects") ?? []
@@ -123,6 +130,7 @@ extension NodeConfiguration {
         heartbeatIntervalSeconds = try reader.seconds("heartbeat_interval_seconds") ?? heartbeatIntervalSeconds
         stopGracePeriodSeconds = try reader.seconds("stop_grace_period_seconds") ?? stopGracePeriodSeconds
         agentPath = try reader.string("agent_path")
+        allowedFileRoots = try reader.strings("allowed_file_roots") ?? []
         if var limits = try reader.object("workload_limits") {
             workloadLimits.memoryBytes = try limits.count("memory_bytes")
             workloadLimits.openFiles = try limits.count("open_files")
@@ -148,6 +156,12 @@ extension NodeConfiguration {
             do { try NATSSubject.validateSubscribe(subject) } catch {
                 throw NodeConfigurationError(key: "deny_trigger_subjects", problem: "\(error)")
             }
+        }
+        guard nodeLimits.maxConcurrentDeploys >= 1 else {
+            throw NodeConfigurationError(key: "node_limits.max_concurrent_deploys", problem: "must be at least 1")
+        }
+        for root in allowedFileRoots where !root.hasPrefix("/") {
+            throw NodeConfigurationError(key: "allowed_file_roots", problem: "'\(root)' is not an absolute path")
         }
         guard heartbeatIntervalSeconds > 0 else {
             throw NodeConfigurationError(key: "heartbeat_interval_seconds", problem: "must be greater than 0")

@@ -34,7 +34,7 @@ enum WorkloadConnection {
             try await client.connect()
             return client
         } catch {
-            throw NexControlError.badRequest("\(field) \(url): \(error)")
+            throw NexControlError.badRequest("\(field) \(url.redactingURLCredentials): \("\(error)".redactingURLCredentials)")
         }
     }
 

@@ -49,12 +49,22 @@ public actor WorkloadManager {
     private var stopping = false
     /// Told when a workload's own host-services connection closes (it caches bucket handles).
     private var hostServicesServer: HostServicesServer?
+    /// Deploys under way, from their first check to their answer (`max_concurrent_deploys`).
+    private var deploysUnderWay = 0
+    /// Workload slots and artifact bytes held by deploys not yet recorded in ``workloads``:
+    /// taken before the first await, so concurrent deploys cannot all pass the limits.
+    private var reservations: [Int: Int] = [:]
+    private var nextReservation = 0
+    /// Deploy tokens accepted (persisted) and being deployed now: each `jti` starts one workload.
+    private var ledger: DeployTokenLedger
+    private var tokensUnderWay: Set<String> = []
 
-    public init(context: Context, supervisor: AgentSupervisor, cache: ArtifactCache, logger: Logger) {
+    public init(context: Context, supervisor: AgentSupervisor, cache: ArtifactCache, logger: Logger) throws {
         self.context = context
         self.supervisor = supervisor
         self.cache = cache
         self.logger = logger
+        self.ledger = try DeployTokenLedger(stateDirectory: context.configuration.stateDirectory ?? StateDirectory.defaultPath)
     }
 
     private var configuration: NodeConfiguration { context.configuration }
@@ -89,10 +99,16 @@ public actor WorkloadManager {
         if context.isLameDuck() {
             throw NexControlError.badRequest("node \(nodeID) is in lame duck mode and accepts no new workloads")
         }
+        // Everything up to the reservation runs without an await: the limits hold for
+        // concurrent deploys too.
         let limits = configuration.nodeLimits
-        if limits.maxWorkloads > 0, workloads.count >= limits.maxWorkloads {
+        guard deploysUnderWay < limits.maxConcurrentDeploys else {
             throw NexControlError.badRequest(
-                "node \(nodeID) runs \(workloads.count) workloads; node_limits.max_workloads is \(limits.maxWorkloads)")
+                "node \(nodeID) is busy with \(deploysUnderWay) deploys (node_limits.max_concurrent_deploys); try again")
+        }
+        if limits.maxWorkloads > 0, workloads.count + reservations.count >= limits.maxWorkloads {
+            throw NexControlError.badRequest(
+                "node \(nodeID) runs or is starting \(workloads.count + reservations.count) workloads; node_limits.max_workloads is \(limits.maxWorkloads)")
         }
         guard let type = WorkloadType(name: request.type) else {
             throw NexControlError.badRequest("unknown workload type '\(request.type)' (native, wasm, javascript, v8)")
@@ -130,26 +146,42 @@ public actor WorkloadManager {
         guard let claimedHash = claims.artifactHash else {
             throw NexControlError.badRequest("workload_jwt: the nats.hash claim is missing")
         }
+        guard !ledger.contains(claims.id), !tokensUnderWay.contains(claims.id) else {
+            throw NexControlError.badRequest(
+                "workload_jwt: deploy token \(claims.id) for \(claims.name) was already used; each deploy needs a fresh token")
+        }
         let location: ArtifactLocation
         do {
             location = try ArtifactLocation(validating: request.location)
         } catch {
             throw NexControlError.badRequest("location: \(error)")
         }
+        deploysUnderWay += 1
+        tokensUnderWay.insert(claims.id)
+        let reservation = reserve()
+        defer {
+            deploysUnderWay -= 1
+            tokensUnderWay.remove(claims.id)
+            reservations[reservation] = nil
+        }
+
         let artifact: CachedArtifact
-        do {
+        do throws(ArtifactError) {
             artifact = try await cache.fetch(location, expectedSHA256: claimedHash, maxBytes: limits.maxWorkloadBytes,
                                              jetStreamDomain: request.jsDomain, client: context.control)
         } catch {
+            logger.info("artifact refused", metadata: ["workload": "\(claims.name)", "namespace": "\(namespace)",
+                                                       "error": "\(error.operatorDetail)"])
             throw NexControlError.badRequest("\(error)")
         }
         if limits.maxTotalBytes > 0 {
-            let total = workloads.values.reduce(0) { $0 + $1.size } + artifact.size
+            let total = workloads.values.reduce(0) { $0 + $1.size } + reservations.values.reduce(0, +) + artifact.size
             guard total <= limits.maxTotalBytes else {
                 throw NexControlError.badRequest(
-                    "workload \(claims.name) would bring this node to \(total) bytes of artifacts; node_limits.max_total_bytes is \(limits.maxTotalBytes)")
+                    "workload \(claims.name) would bring this node over node_limits.max_total_bytes (\(limits.maxTotalBytes))")
             }
         }
+        reservations[reservation] = artifact.size
 
         let id = RandomID.make(length: 20)
         let resource = ResourceLimits(
@@ -164,14 +196,12 @@ public actor WorkloadManager {
             description: request.description, essential: request.essential ?? false, claims: claims,
             agentRequest: template, agentID: nil, state: .starting, startedAt: Date())
         record.triggerSubjects = triggers
-        do {
-            record.hostServicesConnection = try await WorkloadConnection.connect(
-                request.hostServices, field: "host_services", seedVariable: WorkloadConnection.hostServicesSeedVariable,
-                environment: environment, name: "nex-node host services \(namespace)/\(claims.name)")
-        } catch {
-            throw error
-        }
+        record.hostServicesConnection = try await WorkloadConnection.connect(
+            request.hostServices, field: "host_services", seedVariable: WorkloadConnection.hostServicesSeedVariable,
+            environment: environment, name: "nex-node host services \(namespace)/\(claims.name)")
+        // The record takes over the reservation's slot and bytes.
         workloads[id] = record
+        reservations[reservation] = nil
         do {
             record = try await startInAgent(record)
             if type.isFunction {
@@ -189,11 +219,24 @@ public actor WorkloadManager {
             await record.hostServicesConnection?.close()
             throw error
         }
+        do {
+            try ledger.record(claims.id, expires: claims.expires)
+        } catch {
+            // Running, but a replay of this token after a restart would not be recognised.
+            logger.error("deploy token not recorded", metadata: ["jti": "\(claims.id)", "error": "\(error)"])
+        }
         logger.info("workload deployed", metadata: [
             "workload": "\(record.name)", "id": "\(id)", "namespace": "\(namespace)", "agent": "\(record.agentID ?? "")",
             "cached": "\(artifact.fromCache)", "ms": "\(started.duration(to: .now).milliseconds)",
         ])
         return RunResponse(started: true, id: id, issuer: claims.issuer, name: claims.name)
+    }
+
+    /// A new reservation of one workload slot (its bytes are set once the artifact is known).
+    private func reserve() -> Int {
+        nextReservation += 1
+        reservations[nextReservation] = 0
+        return nextReservation
     }
 
     /// Takes an agent, places the artifact in its directory and has it start the workload.
@@ -491,10 +534,10 @@ public actor WorkloadManager {
         return "\(nanos / 1_000_000_000).\(String(nanos / 10_000_000 % 100).leftPadded(to: 2))s"
     }
 
-    /// Workloads of `namespace` (all namespaces for `*`), optionally only the one with this id or name.
+    /// Workloads of `namespace`, optionally only the one with this id or name.
     public func running(namespace: String, matching workload: String?) -> [WorkloadPingResponse.Machine] {
         workloads.values
-            .filter { namespace == "*" || $0.namespace == namespace }
+            .filter { $0.namespace == namespace }
             .filter { workload == nil || $0.id == workload || $0.name == workload }
             .map { WorkloadPingResponse.Machine(id: $0.id, namespace: $0.namespace, name: $0.name, type: $0.type.rawValue) }
     }

@@ -70,6 +70,9 @@ final class NotifySocket: Sendable {
             close(fd)
             throw NotifySocketError("bind(\(path)): \(reason)")
         }
+        // The node runs as the unprivileged NodeUser: let it reach the socket, as systemd does.
+        chmod(directory.path, 0o755)
+        chmod(path, 0o666)
     }
 
     /// Reads whatever datagrams are waiting, without blocking.

@@ -5,7 +5,7 @@ import NATSWire
 import NexControl
 import Synchronization
 
-/// A real `nex-node up` process for a test.
+/// A real `nex-node up` process for a test, running as the unprivileged ``NodeUser``.
 ///
 /// Its stdout and stderr go to files in a private temporary directory (see ``log``). The
 /// process is always killed (SIGKILL) when the value is released, so a failing test leaves no
@@ -30,6 +30,9 @@ final class NodeProcess: Sendable {
         /// An existing state directory (to test a restart); else a fresh one.
         var stateDirectory: String?
         var extraArguments: [String] = []
+        /// `--allow-file-root` directories: by default ``NodeUser/artifactRoot``, where the
+        /// tests' artifacts live.
+        var fileRoots: [String] = [NodeUser.artifactRoot]
     }
 
     let process: ChildProcess
@@ -89,7 +92,9 @@ final class NodeProcess: Sendable {
     {
         let directory = try TemporaryDirectory(prefix: "nex-e2e-node-")
         let stateDirectory = launch.stateDirectory ?? directory.appending("state")
+        try NodeUser.prepareStateDirectory(stateDirectory)
         var arguments = ["up", "-s", url, "--state-dir", stateDirectory]
+        for root in launch.fileRoots { arguments += ["--allow-file-root", root] }
         for (key, value) in launch.tags.sorted(by: { $0.key < $1.key }) { arguments += ["--tag", "\(key)=\(value)"] }
         if let heartbeat = launch.heartbeatSeconds { arguments += ["--heartbeat", String(heartbeat)] }
         if let config = launch.config { arguments += ["--config", try directory.write(config, to: "node.json")] }
@@ -98,8 +103,9 @@ final class NodeProcess: Sendable {
         let stdoutPath = directory.appending("stdout.log"), stderrPath = directory.appending("stderr.log")
         FileManager.default.createFile(atPath: stdoutPath, contents: nil)
         FileManager.default.createFile(atPath: stderrPath, contents: nil)
+        let command = NodeUser.command(try NodeUser.nexNode, arguments)
         let process = try ChildProcess(
-            executable: try Executables.nexNode, arguments: arguments,
+            executable: command.executable, arguments: command.arguments,
             environment: ChildEnvironment.base().merging(launch.environment) { $1 },
             outputPath: stdoutPath, errorPath: stderrPath)
 

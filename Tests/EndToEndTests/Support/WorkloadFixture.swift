@@ -24,7 +24,7 @@ struct WorkloadFixture {
         """
 
     init(script: String = WorkloadFixture.defaultScript, executable: Bool = true, issuer: NKeyPair? = nil) throws {
-        directory = try TemporaryDirectory(prefix: "nex-e2e-workload-")
+        directory = try NodeUser.artifactDirectory(prefix: "nex-e2e-workload-")
         path = try directory.write(script, to: "workload.sh")
         if executable { chmod(path, 0o755) }
         self.issuer = try issuer ?? NKeyPair.generate(.account)

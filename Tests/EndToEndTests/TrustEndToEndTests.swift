@@ -1,0 +1,227 @@
+import Foundation
+import NATSTestSupport
+import NATSWire
+import NexControl
+import NIOCore
+import Testing
+
+/// Attacks on a real node, as a hostile deployer or tenant would make them (issue: "Trust"),
+/// each asserting the safe outcome: the secret does not come back, the limit holds, the node
+/// still serves. The node runs as the unprivileged ``NodeUser``.
+@Suite(.serialized) struct TrustEndToEndTests {
+    /// The refusal message of a request (records an issue if it was accepted).
+    func refusal(_ body: () async throws -> some Any) async throws -> String {
+        do {
+            let result = try await body()
+            Issue.record("accepted: \(result)")
+            return ""
+        } catch let error as NexControlError {
+            return "\(error)"
+        }
+    }
+
+    @Test func theNodeAndItsWorkloadsRunUnprivileged() async throws {
+        let server = try await NATSServer.start(jetStream: true)
+        let node = try await NodeProcess.start(server: server)
+        let nex = try await controlClient(server)
+        defer { Task { await nex.connection.close() } }
+        let logs = try await LogRecorder.start(nex)
+        let fixture = try WorkloadFixture(script: "#!/bin/sh\necho \"uid=$(id -u) caps=$(grep CapEff /proc/self/status | tr -d '\\t ')\"\nsleep 30\n")
+        _ = try await fixture.deploy(nex, node: node.nodeID, name: "whoami")
+        let line = try await logs.waitFor("uid=").text
+
+        let status = try String(contentsOfFile: "/proc/\(node.pid)/status", encoding: .utf8)
+        let uidLine = status.split(separator: "\n").first { $0.hasPrefix("Uid:") }.map(String.init) ?? ""
+        let capabilities = status.split(separator: "\n").first { $0.hasPrefix("CapEff:") }.map(String.init) ?? ""
+        if NodeUser.dropsPrivileges {
+            #expect(uidLine.split(whereSeparator: \.isWhitespace).dropFirst().allSatisfy { $0 == "\(NodeUser.uid)" }, "\(uidLine)")
+            #expect(line.hasPrefix("uid=\(NodeUser.uid) "), "\(line)")
+        }
+        #expect(capabilities.hasSuffix("0000000000000000"), "\(capabilities)")
+        #expect(line.hasSuffix("CapEff:0000000000000000"), "\(line)")
+
+        // nexctl, unprivileged too, reaches the node.
+        let command = NodeUser.command(try NodeUser.nexctl, ["node", "ls", "-s", server.url])
+        let listed = try await runCommand(command.executable, command.arguments, timeout: .seconds(15))
+        #expect(listed.status == 0 && listed.stdout.contains(node.nodeID), "status \(listed.status): \(listed.stdout)\n\(listed.stderr)")
+    }
+
+    @Test func aDeployerCannotReadTheNodesFiles() async throws {
+        let server = try await NATSServer.start(jetStream: true)
+        let node = try await NodeProcess.start(server: server, .init(config: #"{"workload_types": ["native", "javascript"]}"#))
+        let nex = try await controlClient(server)
+        defer { Task { await nex.connection.close() } }
+        let fixture = try WorkloadFixture()
+        let keeper = try await fixture.deploy(nex, node: node.nodeID, name: "keeper")
+        let info = try await nex.info(namespace: "default", node: node.nodeID)
+        let xkeyPath = node.stateDirectory + "/node.xk"
+        let secret = try String(contentsOfFile: xkeyPath, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let secretHash = ArtifactDigest.sha256Hex(Array(try Data(contentsOf: URL(fileURLWithPath: xkeyPath))))
+        let guess = ArtifactDigest.sha256Hex(Array("a guess".utf8))
+
+        func deploy(_ path: String, hash: String = guess, type: String = "native") async throws -> String {
+            var request = try WorkloadSubmission(name: "thief", location: .file(path: path), artifactHash: hash)
+                .deployRequest(issuer: fixture.issuer, sender: fixture.sender, targetNode: node.nodeID,
+                               targetXKey: info.publicXKey)
+            request.type = type
+            if type != "native" { request.triggerSubjects = ["thief.>"] }
+            return try await refusal { try await nex.deploy(namespace: "default", node: node.nodeID, request: request) }
+        }
+        func leaks(_ reply: String) -> Bool {
+            reply.contains(secretHash) || reply.contains(secret) || reply.contains(String(secret.dropFirst(2).prefix(12)))
+        }
+
+        // The node's own key, by path, by a path that climbs out of the allowed root, and
+        // through a symbolic link planted inside it.
+        let planted = try NodeUser.artifactDirectory(prefix: "nex-e2e-planted-")
+        let link = planted.appending("innocent")
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: xkeyPath)
+        let climbing = NodeUser.artifactRoot + "/../../../.." + xkeyPath
+        for path in [xkeyPath, climbing, link] {
+            for hash in [guess, secretHash] {
+                for type in ["native", "javascript"] {
+                    let reply = try await deploy(path, hash: hash, type: type)
+                    #expect(reply.contains("allowed_file_roots"), "\(path): \(reply)")
+                    #expect(!leaks(reply), "\(path) as \(type): the reply carries the key or its hash: \(reply)")
+                }
+            }
+        }
+        // No oracle: a file that exists and one that does not get the same answer.
+        let existing = try await deploy("/etc/passwd")
+        let absent = try await deploy("/etc/no-such-file-\(UUID().uuidString)")
+        #expect(existing.replacingOccurrences(of: "/etc/passwd", with: "X")
+                == absent.replacingOccurrences(of: #"/etc/no-such-file-[0-9A-F-]+"#, with: "X", options: .regularExpression),
+                "\(existing) / \(absent)")
+
+        // Inside the root, a wrong hash does not learn the real hash or the size.
+        let real = try fixture.hash
+        let size = try FileManager.default.attributesOfItem(atPath: fixture.path)[.size] as? Int ?? -1
+        let mismatch = try await deploy(fixture.path)
+        #expect(mismatch.contains("hash mismatch") && !mismatch.contains(real) && !mismatch.contains("\(size) bytes"), "\(mismatch)")
+
+        #expect(try await nex.ping(node: node.nodeID).runningMachines == 1)
+        #expect(try await nex.info(namespace: "default", node: node.nodeID).machines.map(\.id) == [keeper.id])
+    }
+
+    @Test func aNodeWithoutFileRootsTakesNoFileArtifacts() async throws {
+        let server = try await NATSServer.start(jetStream: true)
+        let node = try await NodeProcess.start(server: server, .init(fileRoots: []))
+        let nex = try await controlClient(server)
+        defer { Task { await nex.connection.close() } }
+        let fixture = try WorkloadFixture()
+        let reply = try await refusal { try await fixture.deploy(nex, node: node.nodeID, name: "local") }
+        #expect(reply.contains("allowed_file_roots"), "\(reply)")
+        #expect(try await nex.ping(node: node.nodeID).runningMachines == 0)
+    }
+
+    @Test func concurrentDeploysCannotPassMaxWorkloads() async throws {
+        let server = try await NATSServer.start(jetStream: true)
+        let node = try await NodeProcess.start(server: server, .init(config: """
+            {"node_limits": {"max_workloads": 2, "max_concurrent_deploys": 16}}
+            """))
+        let nex = try await controlClient(server, timeout: 20)
+        defer { Task { await nex.connection.close() } }
+        let fixture = try WorkloadFixture()
+        let outcomes = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for index in 0..<8 {
+                group.addTask {
+                    do {
+                        _ = try await fixture.deploy(nex, node: node.nodeID, name: "flood-\(index)")
+                        return true
+                    } catch let error as NexControlError {
+                        #expect("\(error)".contains("max_workloads"), "\(error)")
+                        return false
+                    }
+                }
+            }
+            return try await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(outcomes.filter { $0 }.count == 2, "\(outcomes)")
+        #expect(try await nex.ping(node: node.nodeID).runningMachines == 2)
+    }
+
+    @Test func deploysUnderWayAreBounded() async throws {
+        let server = try await NATSServer.start(jetStream: true)
+        let node = try await NodeProcess.start(server: server, .init(config: """
+            {"node_limits": {"max_concurrent_deploys": 1}}
+            """))
+        let nex = try await controlClient(server, timeout: 20)
+        defer { Task { await nex.connection.close() } }
+        let fixture = try WorkloadFixture()
+        let busy = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for index in 0..<6 {
+                group.addTask {
+                    do {
+                        _ = try await fixture.deploy(nex, node: node.nodeID, name: "burst-\(index)")
+                        return false
+                    } catch let error as NexControlError {
+                        #expect("\(error)".contains("max_concurrent_deploys"), "\(error)")
+                        return true
+                    }
+                }
+            }
+            return try await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        let refused = busy.filter { $0 }.count
+        #expect(refused >= 1 && refused < 6, "\(busy)")
+        #expect(try await nex.ping(node: node.nodeID).runningMachines == 6 - refused)
+    }
+
+    @Test func aDeployTokenStartsOneWorkloadEvenAfterARestart() async throws {
+        let server = try await NATSServer.start(jetStream: true)
+        let state = try TemporaryDirectory(prefix: "nex-e2e-state-")
+        let stateDirectory = state.appending("node")
+        let first = try await NodeProcess.start(server: server, .init(stateDirectory: stateDirectory))
+        let nex = try await controlClient(server)
+        defer { Task { await nex.connection.close() } }
+        let fixture = try WorkloadFixture()
+        let info = try await nex.info(namespace: "default", node: first.nodeID)
+        let request = try fixture.submission(name: "once")
+            .deployRequest(issuer: fixture.issuer, sender: fixture.sender, targetNode: first.nodeID, targetXKey: info.publicXKey)
+
+        // Sent three times at once, then once more: one workload.
+        let accepted = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for _ in 0..<3 {
+                group.addTask { (try? await nex.deploy(namespace: "default", node: first.nodeID, request: request)) != nil }
+            }
+            return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+        #expect(accepted == 1)
+        let again = try await refusal { try await nex.deploy(namespace: "default", node: first.nodeID, request: request) }
+        #expect(again.contains("already used"), "\(again)")
+        #expect(try await nex.ping(node: first.nodeID).runningMachines == 1)
+
+        first.terminate()
+        #expect(try await first.waitForExit() == 0)
+        let second = try await NodeProcess.start(server: server, .init(stateDirectory: stateDirectory))
+        #expect(second.nodeID == first.nodeID)
+        let replayed = try await refusal { try await nex.deploy(namespace: "default", node: second.nodeID, request: request) }
+        #expect(replayed.contains("already used"), "\(replayed)")
+        #expect(try await nex.ping(node: second.nodeID).runningMachines == 0)
+    }
+
+    @Test func wildcardNamespacesReachNoOneElsesWorkloads() async throws {
+        let server = try await NATSServer.start(jetStream: true)
+        let node = try await NodeProcess.start(server: server)
+        let nex = try await controlClient(server)
+        defer { Task { await nex.connection.close() } }
+        let fixture = try WorkloadFixture()
+        let secretRun = try await fixture.deploy(nex, node: node.nodeID, name: "tenant-a-secret", namespace: "tenant-a")
+
+        for namespace in ["*", ">", "a*"] {
+            for subject in ["$NEX.INFO.\(namespace).\(node.nodeID)", "$NEX.WPING.\(namespace)"] {
+                let reply = try await nex.connection.request(ByteBuffer(), to: subject, timeout: .seconds(3))
+                let text = String(buffer: reply.payload)
+                #expect(text.contains("invalid namespace"), "\(subject): \(text)")
+                #expect(!text.contains(secretRun.id) && !text.contains("tenant-a-secret"), "\(subject) leaked: \(text)")
+            }
+        }
+        // A deploy into a wildcard namespace is refused before anything is read.
+        let info = try await nex.info(namespace: "default", node: node.nodeID)
+        let request = try fixture.submission(name: "wild")
+            .deployRequest(issuer: fixture.issuer, sender: fixture.sender, targetNode: node.nodeID, targetXKey: info.publicXKey)
+        let wild = try await refusal { try await nex.deploy(namespace: "*", node: node.nodeID, request: request) }
+        #expect(wild.contains("invalid namespace"), "\(wild)")
+        #expect(try await nex.ping(node: node.nodeID).runningMachines == 1)
+    }
+}
