@@ -11,8 +11,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-enum { STEP_FORK, STEP_PIPE, STEP_SETPGID, STEP_PDEATHSIG, STEP_PARENT_GONE, STEP_RLIMIT, STEP_FDS, STEP_CGROUP, STEP_EXEC };
-static const char *step_names[] = { "fork", "pipe", "setpgid", "prctl", "parent exited", "setrlimit", "redirect", "cgroup", "exec" };
+enum { STEP_FORK, STEP_PIPE, STEP_SETPGID, STEP_PDEATHSIG, STEP_PARENT_GONE, STEP_RLIMIT, STEP_FDS, STEP_CGROUP, STEP_CHDIR, STEP_EXEC };
+static const char *step_names[] = { "fork", "pipe", "setpgid", "prctl", "parent exited", "setrlimit", "redirect", "cgroup", "chdir", "exec" };
 
 static void report_and_exit(int fd, int step, int error) {
     int message[2] = { step, error };
@@ -72,6 +72,14 @@ int nex_set_undumpable(void) {
     return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0 ? 0 : errno;
 }
 
+int nex_become_subreaper(void) {
+    return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0 ? 0 : errno;
+}
+
+int nex_set_parent_death_signal(int signal_number) {
+    return prctl(PR_SET_PDEATHSIG, signal_number, 0, 0, 0) == 0 ? 0 : errno;
+}
+
 int nex_spawn(const char *path, char *const argv[], char *const envp[], const nex_spawn_options *options,
               pid_t *pid_out, const char **failed_step) {
     int report[2];
@@ -104,6 +112,7 @@ int nex_spawn(const char *path, char *const argv[], char *const envp[], const ne
         if (options->cgroup_procs_path2 && join_cgroup(options->cgroup_procs_path2) != 0) report_and_exit(report[1], STEP_CGROUP, errno);
         if (move_fd(options->stdin_fd, 0, O_RDONLY) != 0 || move_fd(options->stdout_fd, 1, O_WRONLY) != 0
             || move_fd(options->stderr_fd, 2, O_WRONLY) != 0) report_and_exit(report[1], STEP_FDS, errno);
+        if (options->working_directory && chdir(options->working_directory) != 0) report_and_exit(report[1], STEP_CHDIR, errno);
         if (options->close_other_descriptors) close_others_at_exec();
         if (set_limit(RLIMIT_AS, options->limit_address_space) != 0
             || set_limit(RLIMIT_NOFILE, options->limit_open_files) != 0

@@ -49,12 +49,26 @@ final class JavaScriptEngine: @unchecked Sendable {
     var nextID: UInt64 = 1
     /// Set by the watchdog's callback when it stops the running script.
     var watchdogFired = false
+    /// Set with ``watchdogFired`` when the script was stopped for memory, not time.
+    var memoryExceeded = false
+    /// The script, kept to make the context anew after the memory limit was exceeded.
+    private var source = ""
+    /// This thread's CPU time when the VM was last entered.
+    private var entryCPUTime: Duration = .zero
+    /// `/proc/self/statm`, read every watchdog slice.
+    private let statm = open("/proc/self/statm", O_RDONLY | O_CLOEXEC)
+    /// How much JavaScript runs between two checks of the time and memory limits.
+    static let watchdogSlice: Duration = .milliseconds(10)
 
     init(name: String, limits: FunctionLimits, hostServices: any HostServiceCaller, thread: JavaScriptThread) {
         self.name = name
         self.limits = limits
         self.hostServices = hostServices
         self.thread = thread
+    }
+
+    deinit {
+        if statm >= 0 { Glibc.close(statm) }
     }
 
     /// The class of the global object, so that it can carry a pointer to its engine.
@@ -72,6 +86,76 @@ final class JavaScriptEngine: @unchecked Sendable {
         var value: Int32 = 0
         return jsc_options_get_boolean("usePollingTraps", &value) != 0 && value != 0
     }()
+
+    /// Arms JavaScriptCore's watchdog for one slice of CPU time; its callback checks the
+    /// invocation's time and the process's memory, and re-arms it while both are within limits.
+    private func armWatchdog() {
+        guard let group else { return }
+        let this = Unmanaged.passUnretained(self).toOpaque()
+        JSContextGroupSetExecutionTimeLimit(group, Self.watchdogSlice.javaScriptSeconds, { _, engine in
+            guard let engine else { return true }
+            return Unmanaged<JavaScriptEngine>.fromOpaque(engine).takeUnretainedValue().watchdogTick()
+        }, this)
+    }
+
+    /// Called by the watchdog on this thread after each slice: true stops the script.
+    private func watchdogTick() -> Bool {
+        if Self.threadCPUTime() - entryCPUTime >= limits.timeout {
+            watchdogFired = true
+            return true
+        }
+        if residentBytes() > limits.javaScriptMemoryBytes {
+            watchdogFired = true
+            memoryExceeded = true
+            return true
+        }
+        armWatchdog()
+        return false
+    }
+
+    /// Marks an entry into the VM: the time limit counts from here.
+    private func enteringVM() {
+        watchdogFired = false
+        memoryExceeded = false
+        entryCPUTime = Self.threadCPUTime()
+    }
+
+    private static func threadCPUTime() -> Duration {
+        var now = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now)
+        return .seconds(now.tv_sec) + .nanoseconds(now.tv_nsec)
+    }
+
+    /// This process's resident memory, bytes (`/proc/self/statm`); 0 when unknown.
+    func residentBytes() -> Int {
+        guard statm >= 0 else { return 0 }
+        var buffer = [UInt8](repeating: 0, count: 128)
+        let count = buffer.withUnsafeMutableBytes { pread(statm, $0.baseAddress, $0.count, 0) }
+        guard count > 0 else { return 0 }
+        let fields = buffer[0..<count].split(separator: UInt8(ascii: " "))
+        guard fields.count > 1, let pages = Int(String(decoding: fields[1], as: UTF8.self)) else { return 0 }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
+
+    var memoryExceededError: FunctionError {
+        FunctionError("function \(name) exceeded its memory limit of \(limits.javaScriptMemoryBytes / (1024 * 1024)) MiB; "
+                      + "its context was discarded and made anew")
+    }
+
+    /// Discards the context (and all it holds: the garbage of the calls so far) and makes it
+    /// anew from the script. Invocations still waiting fail.
+    private func resetAfterMemoryLimit() {
+        let reason = memoryExceededError
+        close(failing: reason)
+        // Let freed pages go back to the system before the next call is measured.
+        let deadline = ContinuousClock.now + .seconds(1)
+        while residentBytes() > limits.javaScriptMemoryBytes * 3 / 4 && ContinuousClock.now < deadline { usleep(10_000) }
+        do {
+            try load(source: source, sourceURL: sourceURL)
+        } catch {
+            close(failing: error)
+        }
+    }
 
     /// The engine whose context `context` belongs to.
     static func from(_ context: JSContextRef?) -> JavaScriptEngine? {
@@ -95,27 +179,29 @@ final class JavaScriptEngine: @unchecked Sendable {
         self.context = context
         let this = Unmanaged.passUnretained(self).toOpaque()
         JSObjectSetPrivate(JSContextGetGlobalObject(context), this)
-        JSContextGroupSetExecutionTimeLimit(group, limits.timeout.javaScriptSeconds, { _, engine in
-            if let engine { Unmanaged<JavaScriptEngine>.fromOpaque(engine).takeUnretainedValue().watchdogFired = true }
-            return true
-        }, this)
+        self.source = source
+        armWatchdog()
 
         try installPrelude(context)
 
-        watchdogFired = false
+        enteringVM()
         var exception: JSValueRef?
         let value = JavaScriptValue.withString(source) { script in
             JavaScriptValue.withString(sourceURL) { url in JSEvaluateScript(context, script, nil, url, 1, &exception) }
         }
         if let exception {
+            if memoryExceeded {
+                throw FunctionError("script of function \(name) exceeded its memory limit of "
+                                    + "\(limits.javaScriptMemoryBytes / (1024 * 1024)) MiB while loading")
+            }
             if watchdogFired {
                 throw FunctionError("script of function \(name) timed out after \(limits.timeout.javaScriptText) while loading")
             }
             let errorName = JavaScriptValue.property(context, exception, "name").flatMap { JavaScriptValue.string(context, $0) }
             if errorName == "SyntaxError" {
-                throw FunctionError("script of function \(name) does not compile: \(describe(exception))")
+                throw FunctionError("script of function \(name) does not compile: \(describeLoadError(exception))")
             }
-            throw FunctionError("script of function \(name) threw while loading: \(describe(exception))")
+            throw FunctionError("script of function \(name) threw while loading: \(describeLoadError(exception))")
         }
         guard let value, JSValueIsObject(context, value),
               let object = JSValueToObject(context, value, nil), JSObjectIsFunction(context, object)
@@ -172,12 +258,15 @@ final class JavaScriptEngine: @unchecked Sendable {
             function, JSValueMakeNumber(context, Double(id)), JavaScriptValue.make(context, string: subject), payloadValue,
         ]
         currentInvocation = id
-        watchdogFired = false
+        enteringVM()
         var exception: JSValueRef?
         // Microtasks (promise reactions) run before this returns, when the API lock is released.
         let result = JavaScriptValue.call(context, runner, arguments, exception: &exception)
         currentInvocation = 0
-        if watchdogFired {
+        defer { resetIfOverMemory() }
+        if memoryExceeded {
+            finish(id, .failure(memoryExceededError))
+        } else if watchdogFired {
             finish(id, .failure(timedOut))
             recoverFromTermination(context)
         } else if let exception {
@@ -217,14 +306,23 @@ final class JavaScriptEngine: @unchecked Sendable {
             argument = error
         }
         currentInvocation = call.owner
-        watchdogFired = false
+        enteringVM()
         var exception: JSValueRef?
         JavaScriptValue.call(context, settle, [argument], exception: &exception)
         currentInvocation = 0
-        if watchdogFired {
+        defer { resetIfOverMemory() }
+        if memoryExceeded {
+            finish(call.owner, .failure(memoryExceededError))
+        } else if watchdogFired {
             finish(call.owner, .failure(timedOut))
             recoverFromTermination(context)
         }
+    }
+
+    /// After a VM entry: over the memory limit (stopped by the watchdog, or grown by a call
+    /// too short for it to notice), the context is made anew.
+    private func resetIfOverMemory() {
+        if memoryExceeded || residentBytes() > limits.javaScriptMemoryBytes { resetAfterMemoryLimit() }
     }
 
     /// When the watchdog stops code that runs while microtasks are drained (after an API call
@@ -232,6 +330,7 @@ final class JavaScriptEngine: @unchecked Sendable {
     /// would report it. Entering the VM again clears it.
     private func recoverFromTermination(_ context: JSGlobalContextRef) {
         for _ in 0..<3 {
+            enteringVM()
             var exception: JSValueRef?
             JavaScriptValue.withString("undefined") { _ = JSEvaluateScript(context, $0, nil, nil, 1, &exception) }
             if exception == nil { break }
@@ -279,6 +378,30 @@ final class JavaScriptEngine: @unchecked Sendable {
         return text
     }
 
+    /// The standard error kinds a load error may be named by.
+    static let errorKinds: Set<String> = [
+        "Error", "SyntaxError", "ReferenceError", "TypeError", "RangeError", "EvalError", "URIError", "AggregateError",
+    ]
+
+    /// A load or evaluation error as its kind and line only ("ReferenceError (line 1)"), never
+    /// its message: the message quotes the source ("Can't find variable: SXA..."), and the
+    /// source may be any file a deployer pointed at, whose text must not come back in a reply.
+    func describeLoadError(_ exception: JSValueRef) -> String {
+        guard let context else { return "an exception" }
+        let errorName = JavaScriptValue.property(context, exception, "name").flatMap { JavaScriptValue.string(context, $0) }
+        var text: String
+        if JSValueIsObject(context, exception), let errorName, Self.errorKinds.contains(errorName) {
+            text = errorName
+        } else {
+            text = "\(JavaScriptValue.kind(context, exception)) was thrown"
+        }
+        if let line = JavaScriptValue.property(context, exception, "line"), JSValueIsNumber(context, line) {
+            let url = JavaScriptValue.property(context, exception, "sourceURL").flatMap { JavaScriptValue.string(context, $0) }
+            text += url == nil || url == sourceURL ? " (line \(Int(JSValueToNumber(context, line, nil))))" : " (in the prelude)"
+        }
+        return text
+    }
+
     var timedOut: FunctionError {
         FunctionError("function \(name) timed out after \(limits.timeout.javaScriptText)")
     }
@@ -307,10 +430,17 @@ final class JavaScriptEngine: @unchecked Sendable {
 
     /// Fails what is still running, releases every JavaScript value and the context.
     func close() {
+        close(failing: FunctionError("function \(name) was unloaded before it finished"))
+    }
+
+    /// ``close()``, failing what still runs with `reason`.
+    private func close(failing reason: FunctionError) {
         thread.wakeHandler = nil
         for completion in invocations.values {
-            completion.resume(returning: .failure(FunctionError("function \(name) was unloaded before it finished")))
+            completion.resume(returning: .failure(reason))
         }
+        deadlines.removeAll()
+        deadlinesHead = 0
         invocations = [:]
         guard let context else { return }
         for call in hostCalls.values {

@@ -76,11 +76,16 @@ public final class WasmFunction: FunctionRunner {
             } catch {
                 return .failure(FunctionError("cannot read wasm module at \(function.artifactPath): \(error.localizedDescription)"))
             }
+            // Errors name what is wrong, never bytes of the file: the artifact may be any file a
+            // deployer pointed at, and its content must not come back in a reply.
+            guard bytes.starts(with: [0x00, 0x61, 0x73, 0x6D]) else {
+                return .failure(FunctionError("invalid wasm module: not a wasm binary (it does not start with \\0asm)"))
+            }
             let module: Module
             do {
                 module = try parseWasm(bytes: bytes)
             } catch {
-                return .failure(FunctionError("invalid wasm module: \(error)"))
+                return .failure(FunctionError("invalid wasm module: \(WasmProgram.describeLoadError(error))"))
             }
             let program = WasmProgram(module: module, engine: engine, definition: function)
             if let failure = program.validate(hostServices: hostServices) { return .failure(failure) }

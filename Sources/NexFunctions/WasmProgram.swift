@@ -119,9 +119,35 @@ struct WasmProgram: Sendable {
             if let refused = limiter.refusedMemoryBytes {
                 return FunctionError(Self.describeMemoryRefusal(refused, limit: limiter.maxMemoryBytes))
             }
-            return FunctionError("invalid wasm module: \(error)")
+            return FunctionError("invalid wasm module: \(Self.describeLoadError(error))")
         }
         return nil
+    }
+
+    /// A parse or validation error without what it quotes: WasmKit's messages may carry
+    /// names, strings and bytes from the module, so quoted and bracketed parts are dropped
+    /// and long runs of letters and digits (which could be a secret's text) are elided.
+    static func describeLoadError(_ error: any Error) -> String {
+        var text = ""
+        var depth = 0
+        for character in "\(error)" {
+            switch character {
+            case "\"", "'", "`":
+                if depth == 0 { text += "…" }
+                depth = depth == 0 ? 1 : 0
+            case "[", "(", "{":
+                if depth == 0 { text += "…" }
+                depth += 1
+            case "]", ")", "}":
+                depth = max(0, depth - 1)
+            default:
+                if depth == 0 { text.append(character) }
+            }
+        }
+        let words = text.split(separator: " ", omittingEmptySubsequences: false).map { word in
+            word.count > 24 ? "…" : String(word)
+        }
+        return words.joined(separator: " ")
     }
 
     // MARK: - One call

@@ -14,7 +14,8 @@ struct NexAgent: AsyncParsableCommand {
         abstract: "Runs one workload for its node, over the loopback agent bus.",
         discussion: """
             Started by nex-node, configured only through its environment: NEX_AGENT_BUS_URL, NEX_AGENT_ID, \
-            NEX_AGENT_NKEY_SEED, NEX_AGENT_DIR, NEX_NODE_PID. SIGTERM stops the workload gracefully. \
+            NEX_AGENT_NKEY_SEED, NEX_AGENT_DIR, NEX_NODE_PID. SIGTERM stops the workload gracefully; SIGHUP (its parent-death \
+            signal) kills the workload and all its descendants at once and exits. \
             See docs/agent-protocol.md.
             """,
         version: "0.1.0"
@@ -44,7 +45,19 @@ struct NexAgent: AsyncParsableCommand {
             source.resume()
             return source
         }
-        defer { signals.forEach { $0.cancel() } }
+        // The node died (the agent's parent-death signal): kill the workload's whole tree now,
+        // whatever the agent is doing, then exit.
+        signal(AgentService.parentDeathSignal, SIG_IGN)
+        let nodeDeath = DispatchSource.makeSignalSource(signal: AgentService.parentDeathSignal, queue: .global())
+        nodeDeath.setEventHandler {
+            service.nodeDied()
+            Glibc.exit(3)
+        }
+        nodeDeath.resume()
+        defer {
+            signals.forEach { $0.cancel() }
+            nodeDeath.cancel()
+        }
         do {
             try await service.run()
         } catch {

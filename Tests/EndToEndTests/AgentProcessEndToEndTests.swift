@@ -210,7 +210,80 @@ private func isAlive(_ pid: Int32) -> Bool {
     return state != "Z" && state != "X"
 }
 
+/// Live processes whose command line contains `marker` (zombies have none).
+private func processes(withMarker marker: String) -> [Int32] {
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    return names.compactMap { name -> Int32? in
+        guard let pid = Int32(name), let data = FileManager.default.contents(atPath: "/proc/\(name)/cmdline") else { return nil }
+        return String(decoding: data, as: UTF8.self).contains(marker) ? pid : nil
+    }
+}
+
+/// A workload that leaves descendants outside its process group: one `setsid`, one
+/// double-forked and `setsid` (a daemon), both ignoring SIGTERM and SIGHUP, each with
+/// `marker` in its argv. It prints its working directory, then `up`.
+private func escapingWorkload(_ marker: String) -> String {
+    """
+    setsid sh -c 'trap "" TERM HUP; while :; do sleep 1; done' \(marker)-setsid &
+    (setsid sh -c 'trap "" TERM HUP; while :; do sleep 1; done' \(marker)-double &) &
+    pwd
+    echo up
+    while :; do sleep 1; done
+    """
+}
+
 @Suite(.serialized) struct AgentProcessEndToEndTests {
+    /// Attack (defect 11): a workload's descendants leave its process group; STOP must kill
+    /// them all the same. Also: the workload starts in its agent's private directory, not in
+    /// the node's working directory.
+    @Test func descendantsThatLeftTheProcessGroupDieAtStop() async throws {
+        let agent = try await AgentHarness.start()
+        defer { Task { await agent.shutdown() } }
+        try await agent.launch()
+        let marker = "nexmarker\(UInt32.random(in: 0...UInt32.max))"
+        let accepted = try await agent.deploy(agent.deployRequest(try agent.script(escapingWorkload(marker))))
+        #expect(accepted.accepted, "\(accepted.message)")
+        let lines = try await agent.logLines(through: ["up"])
+        #expect(lines.first?.1 == agent.agentDirectory, "\(lines)")
+        #expect(FileManager.default.currentDirectoryPath != agent.agentDirectory)
+        try await waitFor(timeout: .seconds(5), "both escaped descendants to run") { processes(withMarker: marker).count == 2 }
+
+        let undeploy = try await agent.undeploy()
+        #expect(undeploy.stopped)
+        try await waitFor(timeout: .seconds(3), "escaped descendants to die at stop: \(processes(withMarker: marker))") {
+            processes(withMarker: marker).isEmpty
+        }
+        #expect(try await agent.agentExit() == 0)
+    }
+
+    /// Attack (defect 11): the node is SIGKILLed while a workload's escaped descendants run;
+    /// the agent's parent-death signal makes it kill them all before it exits.
+    @Test func descendantsThatLeftTheProcessGroupDieWhenTheNodeIsKilled() async throws {
+        let agent = try await AgentHarness.start()
+        defer { Task { await agent.shutdown() } }
+        // A stand-in node: a shell whose child is the agent, killed with SIGKILL below.
+        let node = try ChildProcess(
+            executable: "/bin/sh", arguments: ["-c", "NEX_NODE_PID=$$ \"$0\" & wait", try Executables.path("nex-agent")],
+            environment: agent.agentEnvironment, options: SpawnOptions(stderr: .file(agent.stderrPath)))
+        defer { node.signal(SIGKILL) }
+        try await waitFor(timeout: .seconds(10), "agent handshake; stderr: \(agent.stderr)") {
+            !agent.handshakes.list.withLock { $0.isEmpty }
+        }
+        let agentPID = try #require(agent.handshakes.list.withLock { $0.first?.pid })
+        let marker = "nexmarker\(UInt32.random(in: 0...UInt32.max))"
+        let accepted = try await agent.deploy(agent.deployRequest(try agent.script(escapingWorkload(marker))))
+        let workload = try #require(accepted.pid, "\(accepted.message)")
+        _ = try await agent.logLines(through: ["up"])
+        try await waitFor(timeout: .seconds(5), "both escaped descendants to run") { processes(withMarker: marker).count == 2 }
+
+        kill(node.pid, SIGKILL)
+        try await waitFor(timeout: .seconds(3), "escaped descendants to die with the node: \(processes(withMarker: marker))") {
+            processes(withMarker: marker).isEmpty
+        }
+        try await waitFor(timeout: .seconds(3), "the agent and its workload to exit") { !isAlive(agentPID) && !isAlive(workload) }
+        #expect(agent.stderr.contains("the node is gone"), "\(agent.stderr)")
+    }
+
     @Test func runsAWorkloadForwardsItsOutputAndExitsWhenItEnds() async throws {
         let agent = try await AgentHarness.start()
         defer { Task { await agent.shutdown() } }

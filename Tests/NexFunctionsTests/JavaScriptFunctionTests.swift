@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import NATSTestSupport
 import NexFunctions
 import NexWorkloads
@@ -72,7 +75,7 @@ import Testing
 
     @Test func aSyntaxErrorRefusesTheLoadWithItsLine() async throws {
         let error = await JS.loadError("(subject, payload) => {\n  let x = ;\n  return x;\n}")
-        #expect(error.message.contains("does not compile: SyntaxError:"), "\(error)")
+        #expect(error.message.contains("does not compile: SyntaxError (line 2)"), "\(error)")
         #expect(error.message.contains("(line 2)"), "\(error)")
         #expect(error.message.contains("function test"), "\(error)")
     }
@@ -88,7 +91,60 @@ import Testing
 
     @Test func aScriptThatThrowsWhileLoadingIsRefused() async throws {
         let error = await JS.loadError("\nthrow new RangeError('bad config');")
-        #expect(error.message == "script of function test threw while loading: RangeError: bad config (line 2)", "\(error)")
+        #expect(error.message == "script of function test threw while loading: RangeError (line 2)", "\(error)")
+    }
+
+    /// Attack (defect 9): a function allocates without bound and keeps it in a global. That
+    /// call fails with a clear error, the context is made anew, and the next call sees none
+    /// of the garbage; the process's memory stays near the limit.
+    @Test func aFunctionThatAllocatesWithoutBoundFailsAndTheNextCallGetsAFreshContext() async throws {
+        func resident() -> Int {
+            let text = (try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8)) ?? ""
+            return (Int(text.split(separator: " ").dropFirst().first ?? "") ?? 0) * Int(sysconf(Int32(_SC_PAGESIZE)))
+        }
+        var limits = FunctionLimits()
+        limits.timeout = .seconds(30)
+        limits.javaScriptMemoryBytes = resident() + 160 * 1024 * 1024
+        let function = try await JavaScriptFunction.load(source: """
+            globalThis.kept = [];
+            (subject) => {
+              if (subject === 'grow') {
+                for (;;) { kept.push({ a: Math.random(), b: 'x' + Math.random(), c: new Array(16).fill(1) }); }
+              }
+              return String(kept.length);
+            }
+            """, name: "hog", limits: limits, hostServices: NoHostServices())
+        #expect(String(decoding: try await function.invoke(subject: "count", payload: []), as: UTF8.self) == "0")
+        let started = ContinuousClock.now
+        do {
+            _ = try await function.invoke(subject: "grow", payload: [])
+            Issue.record("an unbounded allocation returned")
+        } catch {
+            #expect(error.message.contains("function hog exceeded its memory limit of"), "\(error)")
+        }
+        let peak = resident()
+        print("javascript memory attack: stopped after \(ContinuousClock.now - started); resident \(peak / 1_048_576) MiB, "
+              + "limit \(limits.javaScriptMemoryBytes / 1_048_576) MiB")
+        #expect(peak < limits.javaScriptMemoryBytes + 128 * 1024 * 1024)
+        #expect(String(decoding: try await function.invoke(subject: "count", payload: []), as: UTF8.self) == "0")
+        // Again: the limit holds each time, the function stays usable.
+        await #expect(throws: FunctionError.self) { _ = try await function.invoke(subject: "grow", payload: []) }
+        #expect(String(decoding: try await function.invoke(subject: "count", payload: []), as: UTF8.self) == "0")
+    }
+
+    /// A deployer points a javascript workload at a file it may not read (the node's seed):
+    /// the refusal names the kind of error and the line, never the file's text.
+    @Test func aLoadErrorNeverQuotesTheSource() async throws {
+        let secret = "SXASECRETQ7ZKYBPEXAMPLESEEDTHATMUSTNOTLEAK4HWJ2K"
+        for source in [secret, "\n\n" + secret + " = 1 +", "let a = 1;\n\(secret).x", "throw '\(secret)'",
+                       "throw new Error('\(secret)')", "x\(secret)y z"] {
+            let error = await JS.loadError(source)
+            #expect(!error.message.contains("SECRET"), "\(error)")
+            #expect(!error.message.contains("EXAMPLE"), "\(error)")
+        }
+        #expect(await JS.loadError(secret).message == "script of function test threw while loading: ReferenceError (line 1)")
+        #expect(await JS.loadError("\n\n" + secret + " = 1 +").message.contains("does not compile: SyntaxError (line 3)"))
+        #expect(await JS.loadError("throw '\(secret)'").message.hasSuffix("threw while loading: a string was thrown"))
     }
 
     @Test func aThrownErrorFailsTheInvocation() async throws {

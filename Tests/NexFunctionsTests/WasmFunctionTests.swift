@@ -216,6 +216,27 @@ struct WasmFunctionTests {
         #expect(String(decoding: reply, as: UTF8.self) == "hello, wasm world")
     }
 
+    /// A deployer points a wasm workload at a file it may not read (the node's seed): the
+    /// refusal says what is wrong, never bytes of the file.
+    @Test func aLoadErrorNeverEchoesTheModulesBytes() async throws {
+        let directory = try TemporaryDirectory(prefix: "wasm-secret-")
+        let secret = "SXASECRETQ7ZKYBPEXAMPLESEEDTHATMUSTNOTLEAK4HWJ2K"
+        let seed = try directory.write(secret + "\n", to: "seed.wasm")
+        // The magic right, then the secret: the parser fails on what follows.
+        let prefixed = try directory.write("\0asm\u{01}\0\0\0\u{00}\u{30}" + secret, to: "prefixed.wasm")
+        for path in [seed, prefixed] {
+            do {
+                _ = try await Kit.load(path)
+                Issue.record("\(path) was accepted as a wasm module")
+            } catch {
+                #expect(error.message.hasPrefix("invalid wasm module: "), "\(error.message)")
+                for fragment in ["SXA", "SECRET", "EXAMPLE", "83, 88"] {
+                    #expect(!error.message.contains(fragment), "\(error.message)")
+                }
+            }
+        }
+    }
+
     @Test func anInvalidModuleIsRefusedWithWasmKitsReason() async throws {
         let directory = try TemporaryDirectory(prefix: "wasm-invalid-")
         // Not wasm at all.

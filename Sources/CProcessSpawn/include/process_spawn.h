@@ -23,6 +23,8 @@ typedef struct {
     const char *cgroup_procs_path2;
     /// Close every descriptor above 2 at exec (the parent's sockets must not leak into the child).
     int close_other_descriptors;
+    /// The child's working directory (chdir before exec); NULL = this process's.
+    const char *working_directory;
 } nex_spawn_options;
 
 /// fork + exec with the options applied in the child (only async-signal-safe calls there).
@@ -35,5 +37,13 @@ int nex_spawn(const char *path, char *const argv[], char *const envp[], const ne
 /// Marks this process not dumpable (PR_SET_DUMPABLE 0): other processes of the same user, such
 /// as its workloads, can no longer read its memory or /proc/<pid>/environ. Returns 0 or errno.
 int nex_set_undumpable(void);
+
+/// Makes this process a child subreaper (PR_SET_CHILD_SUBREAPER): orphaned descendants are
+/// re-parented to it instead of init, so it can find and kill them. Returns 0 or errno.
+int nex_become_subreaper(void);
+
+/// Sets this process's parent-death signal (PR_SET_PDEATHSIG): `signal_number` arrives when
+/// the thread that started it ends. Returns 0 or errno.
+int nex_set_parent_death_signal(int signal_number);
 
 #endif

@@ -71,6 +71,10 @@ public final class AgentService: AgentRequestHandler {
     private struct State {
         var phase = Phase.idle
         var shuttingDown = false
+        /// The native workload's pid: reaped by its ``ChildProcess``, never by the orphan reaper.
+        var workloadPID: pid_t?
+        /// The native workload's cgroup, if it has one.
+        var cgroup: WorkloadCgroup?
         var endWaiters: [CheckedContinuation<Int32, Never>] = []
     }
 
@@ -113,6 +117,19 @@ public final class AgentService: AgentRequestHandler {
         if nex_set_undumpable() != 0 {
             logger.warning("cannot make the agent undumpable; its workload could read its bus credentials")
         }
+        // Orphans of the workload (`setsid`, double forks) are re-parented to the agent, so they
+        // stay in its tree and die at stop (``DescendantProcesses``).
+        do {
+            try DescendantProcesses.becomeSubreaper()
+        } catch {
+            logger.warning("\(error); descendants that leave the workload's process group could outlive it")
+        }
+        // The node's death must reach the agent as a signal it can handle (it kills the
+        // workload's whole tree first: ``nodeDied()``), not SIGKILL. Set before the parent check,
+        // so a node that dies in between is noticed either way.
+        if nex_set_parent_death_signal(Self.parentDeathSignal) != 0 {
+            logger.warning("cannot set the agent's parent-death signal: \(String(cString: strerror(errno)))")
+        }
         let parent = getppid()
         guard parent == settings.nodePID else {
             throw AgentServiceError.parentMismatch(expected: settings.nodePID, actual: parent)
@@ -130,6 +147,21 @@ public final class AgentService: AgentRequestHandler {
         await serving
         await connection.close()
         logger.info("agent done", metadata: ["agent": "\(settings.agentID)"])
+    }
+
+    /// The signal the agent receives when its node dies (`PR_SET_PDEATHSIG`): `nex-agent`
+    /// handles it with ``nodeDied()``.
+    public static let parentDeathSignal = SIGHUP
+
+    /// The node is gone (its parent-death signal): SIGKILL the workload and every descendant
+    /// (orphans that left its process group included: the agent is their subreaper) and its
+    /// cgroup, at once and without awaiting anything. The caller then exits.
+    public func nodeDied() {
+        let cgroup = state.withLock { $0.cgroup }
+        cgroup?.kill()
+        DescendantProcesses.killAll()
+        cgroup?.kill()
+        logger.error("the node is gone; the workload and its descendants were killed")
     }
 
     /// Stops the workload gracefully (its grace period), waits for its end event, and makes
@@ -182,8 +214,9 @@ public final class AgentService: AgentRequestHandler {
             return await deployFunction(request, type: type)
         }
         let runner: NativeRunner
+        let workload: NativeRunner.Workload
         do {
-            let workload = try validate(request)
+            workload = try validate(request)
             do {
                 runner = try await NativeRunner.start(workload)
             } catch {
@@ -192,6 +225,10 @@ public final class AgentService: AgentRequestHandler {
             }
         } catch {
             return refuse(request, error)
+        }
+        state.withLock { s in
+            s.workloadPID = runner.pid
+            s.cgroup = workload.cgroup
         }
         await running(.native(runner), request, message: "started as pid \(runner.pid)")
         return AgentDeployResponse(
@@ -353,7 +390,7 @@ public final class AgentService: AgentRequestHandler {
         return NativeRunner.Workload(
             workloadID: request.workloadID, namespace: request.namespace, workloadName: request.workloadName,
             executable: request.artifactPath, arguments: request.argv, environment: request.environment,
-            limits: request.limits, cgroup: cgroup)
+            limits: request.limits, cgroup: cgroup, workingDirectory: settings.directory, killsDescendantsOnExit: true)
     }
 
     /// What every deploy needs: ids and an artifact inside the agent's directory.
@@ -423,11 +460,19 @@ public final class AgentService: AgentRequestHandler {
         }
     }
 
-    /// Shuts the agent down once its parent is no longer the node.
+    /// Shuts the agent down once its parent is no longer the node; meanwhile reaps the
+    /// workload's orphans that were re-parented to the agent.
     private func watchParent() async {
         while !Task.isCancelled {
             try? await Task.sleep(for: parentCheckInterval)
             guard !Task.isCancelled else { return }
+            // Not while a workload starts: its pid is not recorded yet, and it must be reaped
+            // by its ChildProcess alone.
+            let keeping = state.withLock { s -> Set<pid_t>? in
+                if case .starting = s.phase { return nil }
+                return s.workloadPID.map { [$0] } ?? []
+            }
+            if let keeping { DescendantProcesses.reapOrphans(keeping: keeping) }
             let parent = getppid()
             if parent != settings.nodePID {
                 logger.error("the node is gone; stopping", metadata: ["expected": "\(settings.nodePID)", "parent": "\(parent)"])

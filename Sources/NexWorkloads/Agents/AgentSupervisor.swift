@@ -12,7 +12,9 @@ import NIOCore
 /// Keeps a warm pool of `machine_pool_size` agents that have completed their handshake, hands
 /// one out per deploy (the very agent whose handshake was recorded), notices agents that exit
 /// or stop answering pings, and refills the pool. Agents are started with a parent-death
-/// signal and in their own process group, so they never outlive the node.
+/// signal (SIGHUP: the agent kills its workload's whole tree and exits) and in their own
+/// process group, so they never outlive the node. While the node shuts down, a ping cut
+/// short by cancellation is not taken for a dead agent.
 public actor AgentSupervisor {
     public struct Settings: Sendable {
         public var agentExecutable: String
@@ -143,7 +145,8 @@ public actor AgentSupervisor {
         do {
             process = try ChildProcess(
                 executable: settings.agentExecutable, arguments: [], environment: environment,
-                options: SpawnOptions(newProcessGroup: true, parentDeathSignal: SIGKILL,
+                // SIGHUP, not SIGKILL: the agent handles it by killing its workload's whole tree.
+                options: SpawnOptions(newProcessGroup: true, parentDeathSignal: AgentService.parentDeathSignal,
                                       stdout: .fileDescriptor(2), stderr: .fileDescriptor(2)))
         } catch {
             await bus.removeUser(publicKey: key.publicKey)
@@ -225,14 +228,18 @@ public actor AgentSupervisor {
     }
 
     private func pingLoop() async {
-        while !Task.isCancelled {
+        while !Task.isCancelled && !stopping {
             try? await Task.sleep(for: settings.pingInterval)
             for id in Array(handshakes.keys) {
+                if Task.isCancelled || stopping { return }
                 let subject = AgentBusSubject.toAgent(id, AgentVerb.ping)
                 do {
                     _ = try await connection.request(ByteBuffer(), to: subject,
                                                      timeout: .nanoseconds(settings.pingTimeout.nanoseconds))
                 } catch {
+                    // Cancelled (the node shuts down): not a dead agent. shutdown() stops the
+                    // agents gracefully; killing one here would cut its workload's grace period.
+                    if error is CancellationError || Task.isCancelled || stopping { return }
                     guard let agent = agents[id], agent.process.isRunning else { continue }
                     logger.warning("agent does not answer pings; killing it", metadata: ["agent": "\(id)", "error": "\(error)"])
                     notices.yield(.unresponsive(agentID: id))

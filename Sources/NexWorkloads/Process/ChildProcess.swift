@@ -120,6 +120,9 @@ public final class ChildProcess: Sendable {
         spawn.cgroup_procs_path2 = cgroups.dropFirst().first.map { UnsafePointer($0) } ?? nil
 
         spawn.close_other_descriptors = options.inheritDescriptors ? 0 : 1
+        let workingDirectory = options.workingDirectory.map { strdup($0) }
+        defer { workingDirectory.map { free($0) } }
+        spawn.working_directory = workingDirectory.map { UnsafePointer($0) } ?? nil
         let startChild = { [spawn] () -> (Int32, pid_t, String) in
             var options = spawn
             var child: pid_t = 0

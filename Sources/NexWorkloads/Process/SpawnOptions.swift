@@ -36,10 +36,14 @@ public struct SpawnOptions: Sendable {
     /// close-on-exec). Off by default: SwiftNIO's sockets are not close-on-exec, and a
     /// workload must never inherit, say, its agent's bus connection.
     public var inheritDescriptors: Bool
+    /// The child's working directory; nil keeps this process's (a workload must not start in
+    /// the node's or its agent's working directory: agents pass their private directory).
+    public var workingDirectory: String?
 
     public init(newProcessGroup: Bool = false, parentDeathSignal: Int32? = nil, limits: WorkloadLimits = WorkloadLimits(),
                 stdin: Stream = .null, stdout: Stream = .null, stderr: Stream = .null, cgroupProcsPaths: [String] = [],
-                killGroupOnExit: Bool = false, inheritDescriptors: Bool = false) {
+                killGroupOnExit: Bool = false, inheritDescriptors: Bool = false, workingDirectory: String? = nil) {
+        self.workingDirectory = workingDirectory
         self.killGroupOnExit = killGroupOnExit
         self.inheritDescriptors = inheritDescriptors
         self.newProcessGroup = newProcessGroup

@@ -12,7 +12,8 @@ public struct WorkloadCgroup: Sendable {
     public let directories: [String]
     /// The `cgroup.procs` files the child writes its pid to.
     public let procsFiles: [String]
-    /// `cgroup_memory`, `cgroup_pids`: what was limited.
+    /// `cgroup_memory`, `cgroup_swap` (swap closed: v1 `memory.memsw.limit_in_bytes` equal to
+    /// the memory limit, v2 `memory.swap.max` 0), `cgroup_pids`: what was limited.
     public let applied: [String]
 
     /// Makes `nex-<name>` under this process's own cgroup(s) with the limits given; nil when
@@ -44,9 +45,21 @@ public struct WorkloadCgroup: Sendable {
                 rmdir(directory)
                 continue
             }
+            // memory.limit_in_bytes bounds RAM only: without memory+swap at the same value a
+            // workload would go on allocating into swap (the file exists when swap accounting is on).
+            var swapClosed = false
+            if controller == "memory", FileManager.default.fileExists(atPath: directory + "/memory.memsw.limit_in_bytes") {
+                guard write(String(value), to: directory + "/memory.memsw.limit_in_bytes") else {
+                    unavailable = "cannot set \(directory)/memory.memsw.limit_in_bytes: \(String(cString: strerror(errno)))"
+                    rmdir(directory)
+                    continue
+                }
+                swapClosed = true
+            }
             directories.append(directory)
             procs.append(directory + "/cgroup.procs")
             applied.append(label)
+            if swapClosed { applied.append("cgroup_swap") }
         }
         guard !procs.isEmpty else { return nil }
         return WorkloadCgroup(directories: directories, procsFiles: procs, applied: applied)
@@ -60,7 +73,13 @@ public struct WorkloadCgroup: Sendable {
             return nil
         }
         var applied: [String] = []
-        if let memory, write(String(memory), to: directory + "/memory.max") { applied.append("cgroup_memory") }
+        if let memory, write(String(memory), to: directory + "/memory.max") {
+            applied.append("cgroup_memory")
+            // memory.max bounds RAM only: close swap too (the file exists when swap is accounted).
+            if FileManager.default.fileExists(atPath: directory + "/memory.swap.max"), write("0", to: directory + "/memory.swap.max") {
+                applied.append("cgroup_swap")
+            }
+        }
         if let pids, write(String(pids), to: directory + "/pids.max") { applied.append("cgroup_pids") }
         guard !applied.isEmpty else {
             unavailable = "the memory and pids controllers are not delegated to \(base)"
@@ -68,6 +87,29 @@ public struct WorkloadCgroup: Sendable {
             return nil
         }
         return WorkloadCgroup(directories: [directory], procsFiles: [directory + "/cgroup.procs"], applied: applied)
+    }
+
+    /// SIGKILLs every process in the cgroup, wherever it went in the process tree: cgroup v2's
+    /// `cgroup.kill` where the kernel has it, else every pid in each `cgroup.procs`, round
+    /// after round until they are empty. Returns whether the cgroups are empty now.
+    @discardableResult
+    public func kill() -> Bool {
+        for directory in directories where FileManager.default.fileExists(atPath: directory + "/cgroup.kill") {
+            _ = Self.write("1", to: directory + "/cgroup.kill")
+        }
+        for _ in 0..<1000 {
+            let pids = procsFiles.flatMap(Self.pids(in:))
+            if pids.isEmpty { return true }
+            for pid in pids { Glibc.kill(pid, SIGKILL) }
+            usleep(1_000)
+        }
+        return procsFiles.flatMap(Self.pids(in:)).isEmpty
+    }
+
+    /// The pids listed in a `cgroup.procs` file.
+    static func pids(in procsFile: String) -> [pid_t] {
+        guard let text = try? String(contentsOfFile: procsFile, encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").compactMap { pid_t($0) }
     }
 
     /// Removes the cgroup directories (once the workload has exited and they are empty).

@@ -38,12 +38,24 @@ public final class NativeRunner: Sendable {
         /// inherited from the agent.
         public var environment: [String: String]
         public var limits: WorkloadLimits
-        /// The cgroup to place the workload in, if any (``WorkloadCgroup``).
+        /// The cgroup to place the workload in, if any (``WorkloadCgroup``); whatever is left in
+        /// it is killed when the workload exits.
         public var cgroup: WorkloadCgroup?
+        /// The directory the process starts in (an agent passes its private directory); nil
+        /// keeps the caller's.
+        public var workingDirectory: String?
+        /// When the workload exits, SIGKILL every descendant of *this* process
+        /// (``DescendantProcesses/killAll(keeping:)``). Only for a process that runs nothing
+        /// else and is a child subreaper, as an agent is: then descendants that left the
+        /// workload's process group (`setsid`, a double fork) die with it.
+        public var killsDescendantsOnExit: Bool
 
         public init(workloadID: String, namespace: String, workloadName: String, executable: String,
                     arguments: [String] = [], environment: [String: String] = [:],
-                    limits: WorkloadLimits = WorkloadLimits(), cgroup: WorkloadCgroup? = nil) {
+                    limits: WorkloadLimits = WorkloadLimits(), cgroup: WorkloadCgroup? = nil,
+                    workingDirectory: String? = nil, killsDescendantsOnExit: Bool = false) {
+            self.workingDirectory = workingDirectory
+            self.killsDescendantsOnExit = killsDescendantsOnExit
             self.workloadID = workloadID
             self.namespace = namespace
             self.workloadName = workloadName
@@ -76,15 +88,18 @@ public final class NativeRunner: Sendable {
     public let limitsApplied: [String]
     private let outputs: [(WorkloadOutputStream, NIOAsyncChannel<ByteBuffer, Never>)]
     private let running = Mutex(false)
-    /// Removed once the process has exited.
+    /// Killed and removed once the process has exited.
     private let cgroup: WorkloadCgroup?
+    /// ``Workload/killsDescendantsOnExit``.
+    private let killsDescendantsOnExit: Bool
 
     /// The workload's process id.
     public var pid: Int32 { process.pid }
 
-    private init(process: ChildProcess, limitsApplied: [String], cgroup: WorkloadCgroup?,
+    private init(process: ChildProcess, limitsApplied: [String], cgroup: WorkloadCgroup?, killsDescendantsOnExit: Bool,
                  outputs: [(WorkloadOutputStream, NIOAsyncChannel<ByteBuffer, Never>)]) {
         self.process = process
+        self.killsDescendantsOnExit = killsDescendantsOnExit
         self.cgroup = cgroup
         self.limitsApplied = limitsApplied
         self.outputs = outputs
@@ -119,7 +134,8 @@ public final class NativeRunner: Sendable {
         let options = SpawnOptions(
             newProcessGroup: true, parentDeathSignal: SIGKILL, limits: rlimits, stdin: .null,
             stdout: .fileDescriptor(stdoutPipe[1]), stderr: .fileDescriptor(stderrPipe[1]),
-            cgroupProcsPaths: workload.cgroup?.procsFiles ?? [], killGroupOnExit: true)
+            cgroupProcsPaths: workload.cgroup?.procsFiles ?? [], killGroupOnExit: true,
+            workingDirectory: workload.workingDirectory)
         var process: ChildProcess?
         defer { close(stdoutPipe[1]); close(stderrPipe[1]) }
         // ETXTBSY: the artifact was just written and a writable descriptor of it lingers in a
@@ -154,7 +170,8 @@ public final class NativeRunner: Sendable {
             throw NativeRunnerError.outputSetupFailed(path: path, reason: "\(error)")
         }
         let applied = options.appliedLimitNames.filter { $0 != "cgroup" } + (workload.cgroup?.applied ?? [])
-        return NativeRunner(process: process, limitsApplied: applied, cgroup: workload.cgroup, outputs: outputs)
+        return NativeRunner(process: process, limitsApplied: applied, cgroup: workload.cgroup,
+                            killsDescendantsOnExit: workload.killsDescendantsOnExit, outputs: outputs)
     }
 
     /// Hands every output line to `onLine` (in order per stream; stdout and stderr are read
@@ -183,11 +200,20 @@ public final class NativeRunner: Sendable {
                 }
             }
             let code = await waitForExitKillingOnCancel()  // the group's leftovers are killed on exit
-            cgroup?.remove()
+            killLeftovers()
             await drainOrGiveUp(progress)
             await group.waitForAll()
             return code
         }
+    }
+
+    /// Kills what the workload left behind outside its process group: everything in its
+    /// cgroup, and with ``Workload/killsDescendantsOnExit`` every descendant of this process;
+    /// then removes the cgroup.
+    private func killLeftovers() {
+        cgroup?.kill()
+        if killsDescendantsOnExit { DescendantProcesses.killAll(keeping: [process.pid]) }
+        cgroup?.remove()
     }
 
     /// After the exit, output still arrives until the pipes are drained. An escaped
