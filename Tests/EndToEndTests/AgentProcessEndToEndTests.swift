@@ -398,7 +398,9 @@ private func escapingWorkload(_ marker: String) -> String {
         let count = 100_000
         let artifact = try agent.script("exec seq 1 \(count)")
         let started = ContinuousClock.now
-        let accepted = try await agent.deploy(agent.deployRequest(artifact))
+        // Above the rate limit: this measures the path, not the limit.
+        let accepted = try await agent.deploy(agent.deployRequest(
+            artifact, limits: WorkloadLimits(logLinesPerSecond: 10_000_000, logBytesPerSecond: 1 << 30)))
         #expect(accepted.accepted, "\(accepted.message)")
         let logs = agent.logs
         let received = try await agentTestWithin(.seconds(60), "\(count) log lines") { () -> (Int, String) in
@@ -418,6 +420,48 @@ private func escapingWorkload(_ marker: String) -> String {
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         print("nex-agent: \(count) lines to the node in \(elapsed) = \(Int(Double(count) / seconds)) lines/s")
         #expect(try await agent.agentExit() == 0)
+    }
+
+    @Test func aWorkloadPrintingFlatOutIsRateLimitedAndTheDropsAreCounted() async throws {
+        let agent = try await AgentHarness.start()
+        defer { Task { await agent.shutdown() } }
+        try await agent.launch()
+        // Long lines as fast as the shell can print them, for 3 seconds.
+        let artifact = try agent.script("""
+            line=$(head -c 2000 /dev/zero | tr '\\0' x)
+            end=$(( $(date +%s) + 3 ))
+            while [ $(date +%s) -lt $end ]; do echo "$line"; echo "$line"; echo "$line"; echo "$line"; done
+            sleep 1
+            echo done
+            sleep 1
+            """)
+        let rate = 200
+        let started = ContinuousClock.now
+        let accepted = try await agent.deploy(agent.deployRequest(
+            artifact, limits: WorkloadLimits(logLinesPerSecond: rate, logBytesPerSecond: 1 << 30)))
+        #expect(accepted.accepted, "\(accepted.message)")
+        let logs = agent.logs
+        // In the middle of the flood, the agent still answers its node.
+        try await Task.sleep(for: .seconds(1))
+        #expect(try await agent.ping().running)
+        let (lines, dropped) = try await agentTestWithin(.seconds(20), "the workload's end") { () -> (Int, Int) in
+            var lines = 0, dropped = 0
+            for await message in logs {
+                if let total = message.headers?[AgentLogHeader.droppedLines].flatMap({ Int($0) }) {
+                    dropped = total
+                    #expect(message.string.contains("output lines dropped"), "\(message.string)")
+                } else {
+                    lines += 1
+                }
+                if message.string == "done" { break }
+            }
+            return (lines, dropped)
+        }
+        let elapsed = Double(started.duration(to: .now).components.seconds) + 1
+        // The burst (two seconds' worth) plus the rate over the run, and nothing near what was printed.
+        #expect(lines <= rate * 2 + Int(Double(rate) * elapsed) + 10, "\(lines) lines in \(elapsed) s")
+        #expect(dropped > lines, "dropped \(dropped), forwarded \(lines)")
+        print("nex-agent: a flat-out printer forwarded \(lines) lines and dropped \(dropped) in \(elapsed) s at \(rate) lines/s")
     }
 
     @Test func missingEnvironmentIsNamed() async throws {

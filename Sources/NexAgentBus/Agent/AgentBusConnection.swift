@@ -182,6 +182,13 @@ public final class AgentBusConnection: Sendable {
         try await client.publish(line, to: logsSubject, headers: headers)
     }
 
+    /// Publishes the agent's own notice that `total` output lines were dropped so far, as a
+    /// stderr line of the workload's log stream carrying ``AgentLogHeader/droppedLines``.
+    public func publishDroppedLines(_ text: String, total: Int) async throws {
+        try await client.publish(ByteBuffer(string: text), to: logsSubject,
+                                 headers: [AgentLogHeader.stream: "stderr", AgentLogHeader.droppedLines: String(total)])
+    }
+
     /// Publishes `event` as JSON to `hostint.<id>.events.<type>`.
     public func publishEvent(_ type: String, _ event: AgentWorkloadEvent) async throws {
         let body = try JSONEncoder().encode(event)

@@ -23,11 +23,20 @@ public struct WorkloadLimits: Codable, Sendable, Equatable {
     public var openFiles: Int?
     /// Processes (RLIMIT_NPROC; cgroup `pids.max`).
     public var processes: Int?
+    /// Output lines a second forwarded to the node (the agent's default when nil).
+    public var logLinesPerSecond: Int?
+    /// Output bytes a second forwarded to the node (the agent's default when nil).
+    public var logBytesPerSecond: Int?
 
-    enum CodingKeys: String, CodingKey { case memoryBytes = "memory_bytes", openFiles = "open_files", processes }
+    enum CodingKeys: String, CodingKey {
+        case memoryBytes = "memory_bytes", openFiles = "open_files", processes
+        case logLinesPerSecond = "log_lines_per_second", logBytesPerSecond = "log_bytes_per_second"
+    }
 
-    public init(memoryBytes: Int? = nil, openFiles: Int? = nil, processes: Int? = nil) {
+    public init(memoryBytes: Int? = nil, openFiles: Int? = nil, processes: Int? = nil, logLinesPerSecond: Int? = nil,
+                logBytesPerSecond: Int? = nil) {
         self.memoryBytes = memoryBytes; self.openFiles = openFiles; self.processes = processes
+        self.logLinesPerSecond = logLinesPerSecond; self.logBytesPerSecond = logBytesPerSecond
     }
 }
 
@@ -135,6 +144,9 @@ public struct AgentWorkloadEvent: Codable, Sendable, Equatable {
 /// newline; this header says which stream it came from (`stdout` or `stderr`).
 public enum AgentLogHeader {
     public static let stream = "x-nex-log-stream"
+    /// On the agent's notice that output lines were dropped (rate limit): the total dropped
+    /// since the workload started, in decimal.
+    public static let droppedLines = "x-nex-log-dropped"
 }
 
 /// `agentint.<id>.trigger` (node to agent, request): the body is the message that arrived on

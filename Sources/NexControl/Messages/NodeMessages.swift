@@ -132,15 +132,19 @@ public struct MachineSummary: Codable, Sendable, Equatable {
     public var restarts: Int?
     /// Resource limits in force, e.g. `rlimit_as`, `rlimit_nofile`, `rlimit_nproc`, `cgroup`.
     public var limitsApplied: [String]?
+    /// Output lines dropped by the node's log rate limit (`log_rate_limit`), nil when none.
+    public var logLinesDropped: Int?
 
     enum CodingKeys: String, CodingKey {
         case id, healthy, uptime, namespace, workload, state, restarts, limitsApplied = "limits_applied"
+        case logLinesDropped = "log_lines_dropped"
     }
 
     public init(id: String, healthy: Bool, uptime: String, namespace: String?, workload: Workload,
-                state: String? = nil, restarts: Int? = nil, limitsApplied: [String]? = nil) {
+                state: String? = nil, restarts: Int? = nil, limitsApplied: [String]? = nil, logLinesDropped: Int? = nil) {
         self.id = id; self.healthy = healthy; self.uptime = uptime; self.namespace = namespace; self.workload = workload
         self.state = state; self.restarts = restarts; self.limitsApplied = limitsApplied
+        self.logLinesDropped = logLinesDropped
     }
 }
 

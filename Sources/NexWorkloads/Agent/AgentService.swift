@@ -428,9 +428,20 @@ public final class AgentService: AgentRequestHandler {
     /// Forwards the workload's output until it ends, then reports the end and finishes the agent.
     private func supervise(_ runner: NativeRunner, _ request: AgentDeployRequest) async {
         let connection = connection
+        let rate = LogRateLimiter.Rate(
+            linesPerSecond: request.limits.logLinesPerSecond ?? LogRateLimiter.Rate.default.linesPerSecond,
+            bytesPerSecond: request.limits.logBytesPerSecond ?? LogRateLimiter.Rate.default.bytesPerSecond)
+        let limiter = Mutex(LogRateLimiter(rate: rate))
         let code = await runner.run { stream, line in
-            try? await connection.publishLog(line, stream: stream.rawValue)
+            switch limiter.withLock({ $0.admit(bytes: line.readableBytes) }) {
+            case .drop:
+                return
+            case .forward(let notice):
+                if let notice { try? await Self.publish(notice, rate: rate, on: connection) }
+                try? await connection.publishLog(line, stream: stream.rawValue)
+            }
         }
+        if let notice = limiter.withLock({ $0.finalNotice() }) { try? await Self.publish(notice, rate: rate, on: connection) }
         let message = Self.describe(code)
         logger.info("workload ended", metadata: ["workload": "\(request.workloadID)", "result": "\(message)"])
         do {
@@ -447,6 +458,13 @@ public final class AgentService: AgentRequestHandler {
         }
         waiters.forEach { $0.resume(returning: code) }
         finish.finish()
+    }
+
+    private static func publish(_ notice: LogRateLimiter.Notice, rate: LogRateLimiter.Rate,
+                                on connection: AgentBusConnection) async throws {
+        try await connection.publishDroppedLines(
+            "nex-agent: \(notice.dropped) output lines dropped (log rate limit \(rate.linesPerSecond) lines/s, "
+                + "\(rate.bytesPerSecond) bytes/s; \(notice.total) dropped in all)", total: notice.total)
     }
 
     private func waitForEnd() async -> Int32 {

@@ -49,6 +49,9 @@ public struct NodeConfiguration: Sendable, Equatable {
     public var agentPath: String?
     /// Default resource limits for workloads (`workload_limits`); a deploy's `limits` override them.
     public var workloadLimits = ResourceLimits()
+    /// How fast one workload's output reaches the node (`log_rate_limit`); lines over it are
+    /// dropped by the agent and counted (see ``LogRateLimiter``).
+    public var logRateLimit = LogRateLimiter.Rate.default
     /// Directories `file://` artifacts may be read from (`allowed_file_roots`); none by default,
     /// so a deployer cannot name a file of this host (see ``ArtifactFileRoots``).
     public var allowedFileRoots: [String] = []
@@ -131,6 +134,11 @@ extension NodeConfiguration {
         stopGracePeriodSeconds = try reader.seconds("stop_grace_period_seconds") ?? stopGracePeriodSeconds
         agentPath = try reader.string("agent_path")
         allowedFileRoots = try reader.strings("allowed_file_roots") ?? []
+        if var rate = try reader.object("log_rate_limit") {
+            logRateLimit.linesPerSecond = try rate.count("lines_per_second") ?? logRateLimit.linesPerSecond
+            logRateLimit.bytesPerSecond = try rate.count("bytes_per_second") ?? logRateLimit.bytesPerSecond
+            try rate.finish()
+        }
         if var limits = try reader.object("workload_limits") {
             workloadLimits.memoryBytes = try limits.count("memory_bytes")
             workloadLimits.openFiles = try limits.count("open_files")
@@ -156,6 +164,9 @@ extension NodeConfiguration {
             do { try NATSSubject.validateSubscribe(subject) } catch {
                 throw NodeConfigurationError(key: "deny_trigger_subjects", problem: "\(error)")
             }
+        }
+        guard logRateLimit.linesPerSecond >= 1, logRateLimit.bytesPerSecond >= 1 else {
+            throw NodeConfigurationError(key: "log_rate_limit", problem: "lines_per_second and bytes_per_second must be at least 1")
         }
         guard nodeLimits.maxConcurrentDeploys >= 1 else {
             throw NodeConfigurationError(key: "node_limits.max_concurrent_deploys", problem: "must be at least 1")

@@ -215,6 +215,7 @@ public actor WorkloadManager {
             }
         } catch {
             workloads[id] = nil
+            routes.forget(workloadID: id)
             if let agentID = record.agentID { await release(agentID) }
             await record.hostServicesConnection?.close()
             throw error
@@ -274,7 +275,9 @@ public actor WorkloadManager {
             totalBytes: record.size, artifactPath: artifactPath,
             limits: WorkloadLimits(memoryBytes: record.agentRequest.limits.memoryBytes,
                                    openFiles: record.agentRequest.limits.openFiles,
-                                   processes: record.agentRequest.limits.processes),
+                                   processes: record.agentRequest.limits.processes,
+                                   logLinesPerSecond: configuration.logRateLimit.linesPerSecond,
+                                   logBytesPerSecond: configuration.logRateLimit.bytesPerSecond),
             stopGraceMilliseconds: record.agentRequest.stopGraceMilliseconds)
         let response: AgentDeployResponse
         do {
@@ -374,6 +377,7 @@ public actor WorkloadManager {
         await record.trigger?.stop()
         await undeploy(record)
         workloads[record.id] = nil
+        routes.forget(workloadID: record.id)
         await closeConnection(of: record)
         logger.info("workload stopped", metadata: ["workload": "\(record.name)", "id": "\(record.id)"])
         return StopResponse(stopped: true, id: record.id, issuer: record.claims.issuer, name: record.name)
@@ -455,6 +459,7 @@ public actor WorkloadManager {
         guard restart else {
             await record.trigger?.stop()
             workloads[record.id] = nil
+            routes.forget(workloadID: record.id)
             await closeConnection(of: record)
             logger.info("workload ended", metadata: ["workload": "\(record.name)", "id": "\(record.id)", "reason": "\(reason)"])
             return
@@ -483,6 +488,7 @@ public actor WorkloadManager {
         guard let record = workloads[id], record.state == .restarting else { return }
         if context.isLameDuck() || stopping {
             workloads[id] = nil
+            routes.forget(workloadID: id)
             await closeConnection(of: record)
             return
         }
@@ -523,7 +529,8 @@ public actor WorkloadManager {
                 id: record.id, healthy: record.state == .running, uptime: uptime, namespace: record.namespace,
                 workload: .init(name: record.name, description: record.description, runtime: runtime,
                                 type: record.type.rawValue, hash: record.hash),
-                state: record.state.rawValue, restarts: record.restarts, limitsApplied: record.limitsApplied)
+                state: record.state.rawValue, restarts: record.restarts, limitsApplied: record.limitsApplied,
+                logLinesDropped: routes.droppedLines(of: record.id))
         }
     }
 
