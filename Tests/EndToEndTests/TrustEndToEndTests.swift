@@ -224,4 +224,41 @@ import Testing
         #expect(wild.contains("invalid namespace"), "\(wild)")
         #expect(try await nex.ping(node: node.nodeID).runningMachines == 1)
     }
+
+    @Test func aChattyWorkloadDoesNotHurtItsNeighboursOrTheNode() async throws {
+        let server = try await NATSServer.start(jetStream: true)
+        let node = try await NodeProcess.start(server: server, .init(config: #"{"machine_pool_size": 2}"#))
+        let nex = try await controlClient(server, timeout: 10)
+        defer { Task { await nex.connection.close() } }
+        let events = try await EventRecorder.start(nex, namespace: "default")
+        let quietLogs = try await LogRecorder.start(nex, workloadName: "quiet")
+        let quiet = try await WorkloadFixture().deploy(nex, node: node.nodeID, name: "quiet")
+        _ = try await quietLogs.waitFor("tick ")
+        // 4 KB lines as fast as `yes` prints them (gigabytes a second).
+        let chattyFixture = try WorkloadFixture(script: "#!/bin/sh\nexec yes \"$(head -c 4000 /dev/zero | tr '\\0' x)\"\n")
+        let chatty = try await chattyFixture.deploy(nex, node: node.nodeID, name: "chatty")
+
+        try await Task.sleep(for: .seconds(8))
+        // The node serves, the neighbour still runs and still logs, nothing was restarted or killed.
+        #expect(node.isRunning)
+        #expect(try await nex.ping(node: node.nodeID).runningMachines == 2)
+        let ticks = quietLogs.texts.filter { $0.hasPrefix("tick ") }.count
+        try await Task.sleep(for: .seconds(1))
+        #expect(quietLogs.texts.filter { $0.hasPrefix("tick ") }.count > ticks, "the quiet workload's log stopped")
+        let machines = try await nex.info(namespace: "default", node: node.nodeID).machines
+        let quietInfo = try #require(machines.first { $0.id == quiet.id })
+        let chattyInfo = try #require(machines.first { $0.id == chatty.id })
+        #expect(quietInfo.state == "running" && quietInfo.logLinesDropped == nil, "\(quietInfo)")
+        #expect(chattyInfo.state == "running" && (chattyInfo.logLinesDropped ?? 0) > 10_000, "\(chattyInfo)")
+        #expect(!events.all.contains { $0.type == "workload_undeployed" }, "\(events.all.map(\.type))")
+        // A new deploy still goes through.
+        let late = try await WorkloadFixture().deploy(nex, node: node.nodeID, name: "late")
+        #expect(late.started)
+
+        let status = try String(contentsOfFile: "/proc/\(node.pid)/status", encoding: .utf8)
+        let rss = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }
+            .flatMap { Int($0.split(whereSeparator: \.isWhitespace)[1]) } ?? -1
+        print("nex-node beside a flat-out printer: RSS \(rss / 1024) MiB, \(chattyInfo.logLinesDropped ?? 0) lines dropped in 8 s")
+        #expect(rss > 0 && rss < 400 * 1024, "nex-node RSS \(rss) kB")
+    }
 }
