@@ -28,6 +28,31 @@ struct WorkloadCgroupTests {
         for directory in cgroup.directories { #expect(!FileManager.default.fileExists(atPath: directory)) }
     }
 
+    @Test func aMemoryLimitAlsoClosesSwap() throws {
+        let name = "swap-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        var reason: String?
+        let limit = 64 * 1024 * 1024
+        let cgroup = try #require(WorkloadCgroup.create(name: name, limits: WorkloadLimits(memoryBytes: limit), unavailable: &reason),
+                                  "\(reason ?? "")")
+        defer { cgroup.remove() }
+        func read(_ path: String) -> String? {
+            (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        var checked = 0
+        for directory in cgroup.directories {
+            if let memsw = read(directory + "/memory.memsw.limit_in_bytes") {
+                // v1: memory+swap may not exceed the memory limit, so no swap is left.
+                #expect(memsw == read(directory + "/memory.limit_in_bytes") && memsw == String(limit), "\(memsw)")
+                checked += 1
+            }
+            if let swap = read(directory + "/memory.swap.max") {
+                #expect(swap == "0")
+                checked += 1
+            }
+        }
+        #expect(cgroup.applied.contains("cgroup_swap") == (checked > 0), "\(cgroup.applied)")
+    }
+
     @Test func nothingToLimitMakesNoCgroup() {
         var reason: String?
         #expect(WorkloadCgroup.create(name: "none", limits: WorkloadLimits(openFiles: 10), unavailable: &reason) == nil)
