@@ -49,6 +49,7 @@ struct HostServicesIsolationTests {
                 ("publish", "_INBOX.someone.else", "forged reply"),
                 ("publish", "_INBOX", "forged reply"),
                 ("publish", "_INBOX_custom.x", "forged reply"),
+                ("publish", "_R_.abc.def", "forged reply"),
             ]
             for (method, subject, body) in attempts {
                 let reply = try await attack(method, subject, body: body)

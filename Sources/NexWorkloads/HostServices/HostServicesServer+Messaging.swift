@@ -87,15 +87,15 @@ extension HostServicesServer {
     ///   and object store data (`$KV.>`, `$O.>`), the system account (`$SYS.>`), Nex control
     ///   (`$NEX.>`) and whatever else NATS reserves. A function reaches its own buckets through
     ///   `kv` and `objectstore`, which name the bucket themselves.
-    /// - Every reply inbox: a first token starting with `_INBOX`, or the connection's own
-    ///   `inboxPrefix`. A function never needs one (the node answers trigger requests itself, and
+    /// - Every reply inbox: a first token starting with `_INBOX` or being `_R_` (as trigger
+    ///   subjects, ``TriggerSubjects/alwaysDenied``), or the connection's own `inboxPrefix`. A function never needs one (the node answers trigger requests itself, and
     ///   `request` waits on the node's inbox); publishing there would forge replies to other clients.
     static func reservedSubjectReason(_ subject: String, inboxPrefix: String) -> String? {
         let first = subject.prefix { $0 != "." }
         if first.hasPrefix("$") {
             return "subjects whose first token starts with '$' are reserved (JetStream, key-value, object store, system, control)"
         }
-        if first.hasPrefix("_INBOX") || subject == inboxPrefix || subject.hasPrefix(inboxPrefix + ".") {
+        if first.hasPrefix("_INBOX") || first == "_R_" || subject == inboxPrefix || subject.hasPrefix(inboxPrefix + ".") {
             return "reply inboxes belong to other clients"
         }
         return nil

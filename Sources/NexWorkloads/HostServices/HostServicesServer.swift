@@ -30,7 +30,7 @@ import Synchronization
 /// }, logger: logger)
 /// try await server.start()
 /// ...
-/// await server.stop()   // required once started: it shuts down the HTTP client
+/// await server.stop()   // waits for the calls under way
 /// ```
 public final class HostServicesServer: Sendable {
     public let configuration: HostServicesConfiguration
@@ -107,7 +107,7 @@ public final class HostServicesServer: Sendable {
         logger.debug("host services listening", metadata: ["subject": "\(HostServiceSubject.subscription)"])
     }
 
-    /// Unsubscribes, waits for the requests in progress to be answered, and shuts down the HTTP client.
+    /// Unsubscribes, waits for the requests in progress to be answered, and forgets bucket handles.
     public func stop() async {
         let (subscription, loop) = state.withLock { s in
             defer { s.subscription = nil; s.loop = nil }
