@@ -2,7 +2,10 @@
 # `make run`: a dev node (nex-node up --dev starts its own loopback nats-server), the example
 # service examples/echo-service deployed on it with `nexctl devrun`, its logs shown live, and a
 # few requests to it; then a JavaScript and a WebAssembly function, each invoked on its
-# trigger subject. Ctrl-C (or NEX_RUN_SECONDS, when set) stops the workloads, then the node.
+# trigger subject. The dev server has two accounts: the control plane ($url: the node's
+# control connection and nexctl's control commands) and the workload plane ($wurl: the
+# service's own connection, host services and function triggers), so requests to workloads
+# go to $wurl. Ctrl-C (or NEX_RUN_SECONDS, when set) stops the workloads, then the node.
 # Usage: examples/run-system.sh BIN_DIR
 set -euo pipefail
 bin="${1:?usage: run-system.sh BIN_DIR}"
@@ -38,7 +41,8 @@ for _ in $(seq 1 200); do
   sleep 0.05
 done
 url="$(cat "$state/node/dev-nats/url")"
-echo "== dev node up; control NATS at $url"
+wurl="$(cat "$state/node/dev-nats/workload-url")"
+echo "== dev node up; control NATS at $url (account CONTROL), workloads in account WORKLOAD"
 for _ in $(seq 1 100); do
   "$bin/nexctl" node ls -s "$url" --timeout 0.3 2>/dev/null | grep -q dev-node && break
   sleep 0.1
@@ -50,8 +54,8 @@ echo "== following workload logs (nexctl logs --follow)"
 logs=$!
 sleep 0.3
 
-echo "== nexctl devrun $bin/echo-service NATS_URL=$url"
-out="$("$bin/nexctl" devrun "$bin/echo-service" "NATS_URL=$url" --name echo -s "$url" --timeout 10)"
+echo "== nexctl devrun $bin/echo-service NATS_URL=<workload account URL>"
+out="$("$bin/nexctl" devrun "$bin/echo-service" "NATS_URL=$wurl" --name echo -s "$url" --timeout 10)"
 echo "$out"
 node_id="$(echo "$out" | awk '/^node:/ {print $2}')"
 workload="$(echo "$out" | awk '/^workload:/ {print $2}')"
@@ -59,7 +63,7 @@ workload="$(echo "$out" | awk '/^workload:/ {print $2}')"
 
 for i in 1 2 3; do
   for _ in $(seq 1 50); do
-    if reply="$("$bin/nexctl" invoke echo.echo "hello $i" -s "$url" --timeout 1 2>/dev/null)"; then break; fi
+    if reply="$("$bin/nexctl" invoke echo.echo "hello $i" -s "$wurl" --timeout 1 2>/dev/null)"; then break; fi
     sleep 0.1
   done
   echo "== nexctl invoke echo.echo 'hello $i' -> ${reply:-no reply}"
@@ -67,12 +71,12 @@ done
 
 echo "== functions: nexctl devrun examples/functions/echo.js --type javascript --trigger fn.echo.js"
 "$bin/nexctl" devrun "$examples/functions/echo.js" --type javascript --trigger fn.echo.js -s "$url" --timeout 10
-echo "== nexctl invoke fn.echo.js 'hello function' -> $("$bin/nexctl" invoke fn.echo.js 'hello function' -s "$url" --timeout 5)"
+echo "== nexctl invoke fn.echo.js 'hello function' -> $("$bin/nexctl" invoke fn.echo.js 'hello function' -s "$wurl" --timeout 5)"
 if command -v wat2wasm >/dev/null; then
   wat2wasm "$examples/functions/echo.wat" -o "$state/echo.wasm"
   echo "== nexctl devrun echo.wasm --type wasm --trigger fn.echo.wasm"
   "$bin/nexctl" devrun "$state/echo.wasm" --type wasm --trigger fn.echo.wasm -s "$url" --timeout 10
-  echo "== nexctl invoke fn.echo.wasm 'hello wasm' -> $("$bin/nexctl" invoke fn.echo.wasm 'hello wasm' -s "$url" --timeout 5)"
+  echo "== nexctl invoke fn.echo.wasm 'hello wasm' -> $("$bin/nexctl" invoke fn.echo.wasm 'hello wasm' -s "$wurl" --timeout 5)"
 fi
 "$bin/nexctl" node info "$node_id" -s "$url"
 

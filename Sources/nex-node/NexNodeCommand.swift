@@ -90,6 +90,12 @@ struct Up: AsyncParsableCommand {
             let server = try await DevNATSServer(stateDirectory: stateDirectory)
             logger.info("dev nats-server started", metadata: ["url": "\(server.url)", "log": "\(server.logPath)"])
             configuration.control.servers = [server.url]
+            if configuration.hostServices.natsURL?.isEmpty ?? true {
+                // Host services in the dev server's workload account: the two planes apart.
+                configuration.hostServices.natsURL = server.workloadURL
+                configuration.hostServices.natsUserJWT = nil
+                configuration.hostServices.natsUserSeed = nil
+            }
             devServer = server
         }
         defer { devServer?.stop() }

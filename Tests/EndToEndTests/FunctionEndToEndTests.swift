@@ -32,11 +32,11 @@ import Testing
     static var wat2wasmAvailable: Bool { FileManager.default.isExecutableFile(atPath: "/usr/bin/wat2wasm") }
 
     func deploy(_ nex: NexClient, node: String, path: String, type: String, name: String, triggers: [String],
-                issuer: NKeyPair, sender: XKeyPair) async throws -> RunResponse {
+                issuer: NKeyPair, sender: XKeyPair, namespace: String = "default") async throws -> RunResponse {
         let submission = try WorkloadSubmission(
             name: name, type: type, location: .file(path: path), artifactHash: try ArtifactDigest.sha256Hex(ofFile: path),
             triggerSubjects: triggers)
-        return try await nex.deploy(submission, namespace: "default", node: node, issuer: issuer, sender: sender)
+        return try await nex.deploy(submission, namespace: namespace, node: node, issuer: issuer, sender: sender)
     }
 
     @Test func javaScriptAndWasmEchoesAnswerOnTheirTriggers() async throws {

@@ -40,17 +40,17 @@ import Testing
     @Test func everyKeyIsRead() throws {
         let configuration = try Self.parse("""
         {
-          "kv": {"enabled": true, "config": {"bucket_name": "KV-${NAMESPACE}-${workload_name}", "max_bytes": 1000, "jit_provision": false}},
-          "objectstore": {"enabled": false, "config": {"bucket_name": "obj_${Workload_Name}", "max_bytes": -1}},
+          "kv": {"enabled": true, "config": {"bucket_name": "KV-${NAMESPACE}_${workload_name}", "max_bytes": 1000, "jit_provision": false}},
+          "objectstore": {"enabled": false, "config": {"bucket_name": "obj_${Workload_Name}__${namespace}", "max_bytes": -1}},
           "messaging": {"config": {"request_timeout_ms": 250, "denied_subjects": ["secret.>"]}},
           "http": {"config": {"timeout_ms": 1000, "max_response_bytes": 4096, "allowed_hosts": ["API.example.com", "127.0.0.1"], "max_redirects": 0}}
         }
         """)
         #expect(configuration.enabledServices == ["http", "kv", "messaging"])
-        #expect(configuration.keyValue.bucketTemplate == "KV-${NAMESPACE}-${workload_name}")
+        #expect(configuration.keyValue.bucketTemplate == "KV-${NAMESPACE}_${workload_name}")
         #expect(configuration.keyValue.maxBytes == 1000)
         #expect(configuration.keyValue.jitProvision == false)
-        #expect(configuration.objectStore.bucketTemplate == "obj_${Workload_Name}")
+        #expect(configuration.objectStore.bucketTemplate == "obj_${Workload_Name}__${namespace}")
         #expect(configuration.objectStore.maxBytes == -1)
         #expect(configuration.messaging.requestTimeout == .milliseconds(250))
         #expect(configuration.messaging.deniedSubjects == ["secret.>"])
@@ -66,6 +66,13 @@ import Testing
             (#"{"kv": {"enabled": "yes"}}"#, "host_services.services.kv.enabled"),
             (#"{"kv": {"config": {"bucket": "x"}}}"#, "host_services.services.kv.config.bucket"),
             (#"{"kv": {"config": {"bucket_name": "has.dots_${namespace}"}}}"#, "host_services.services.kv.config.bucket_name"),
+            // Templates that could make one bucket of two workloads are refused.
+            (#"{"kv": {"config": {"bucket_name": "shared"}}}"#, "host_services.services.kv.config.bucket_name"),
+            (#"{"kv": {"config": {"bucket_name": "kv_${workload_name}"}}}"#, "host_services.services.kv.config.bucket_name"),
+            (#"{"kv": {"config": {"bucket_name": "${namespace}${workload_name}"}}}"#, "host_services.services.kv.config.bucket_name"),
+            (#"{"kv": {"config": {"bucket_name": "kv-${namespace}-${workload_name}"}}}"#, "host_services.services.kv.config.bucket_name"),
+            (#"{"objectstore": {"config": {"bucket_name": "o_${namespace}_${workload_name}_${namespace}"}}}"#,
+             "host_services.services.objectstore.config.bucket_name"),
             (#"{"kv": {"config": {"max_bytes": 0}}}"#, "host_services.services.kv.config.max_bytes"),
             (#"{"objectstore": {"config": {"max_bytes": "big"}}}"#, "host_services.services.objectstore.config.max_bytes"),
             (#"{"messaging": {"config": {"request_timeout_ms": 0}}}"#, "host_services.services.messaging.config.request_timeout_ms"),
@@ -85,11 +92,37 @@ import Testing
     @Test func bucketNamesComeFromTheTemplate() {
         #expect(HostServiceBucketName.render("hs_${namespace}_${workload_name}_kv", namespace: "team", workloadName: "echo")
             == "hs_team_echo_kv")
-        #expect(HostServiceBucketName.render("${NAMESPACE}-${Workload_Name}-$x-${other}", namespace: "a", workloadName: "b")
-            == "a-b-$x-${other}")
+        #expect(HostServiceBucketName.render("${NAMESPACE}_${Workload_Name}-$x-${other}", namespace: "a", workloadName: "b")
+            == "a_b-$x-${other}")
+        #expect(HostServiceBucketName.render("hs_${namespace}_${workload_name}_kv", namespace: "acme_prod", workloadName: "cache")
+            == "hs_acme-5Fprod_cache_kv")
+        #expect(HostServiceBucketName.render("hs_${namespace}_${workload_name}_kv", namespace: "acme", workloadName: "prod_cache")
+            == "hs_acme_prod-5Fcache_kv")
+        #expect(HostServiceBucketName.escape("my-fn.v2") == "my--fn-2Ev2")
+        #expect(HostServiceBucketName.escape("é") == "-C3-A9")
         #expect(HostServiceBucketName.isValid("hs_team-echo_1"))
         #expect(!HostServiceBucketName.isValid("hs.team"))
         #expect(!HostServiceBucketName.isValid(""))
+    }
+
+    /// Defect 5 of issue 10: `acme_prod`/`cache` and `acme`/`prod_cache` shared one bucket.
+    @Test func bucketNamesNeverCollide() {
+        let parts = ["", "a", "b", "ab", "a_b", "a-b", "a--b", "a-5Fb", "a_", "_b", "-", "_", "--", "-5F", "5F", "a.b", "a b",
+                     "prod", "acme", "acme_prod", "prod_cache", "cache", "é", "-C3-A9", "_-_", "x__y"]
+        for template in ["hs_${namespace}_${workload_name}_kv", "${workload_name}_${namespace}", "p-${namespace}-_-${workload_name}"] {
+            #expect(HostServiceBucketName.problem(with: template) == nil, "\(template)")
+            var seen: [String: (String, String)] = [:]
+            for namespace in parts {
+                for workload in parts {
+                    let name = HostServiceBucketName.render(template, namespace: namespace, workloadName: workload)
+                    #expect(HostServiceBucketName.isValid(name), "\(name)")
+                    if let other = seen[name] {
+                        Issue.record("\(template): \(namespace)/\(workload) and \(other.0)/\(other.1) both make \(name)")
+                    }
+                    seen[name] = (namespace, workload)
+                }
+            }
+        }
     }
 
     @Test func subjectsAreParsedStrictly() throws {

@@ -45,6 +45,8 @@ final class LocalHTTPServer {
                 self.wfile.write(body)
 
         def serve(self):
+            with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "requests.log"), "a") as log:
+                log.write(self.command + " " + self.path + "\n")
             length = int(self.headers.get("Content-Length") or 0)
             data = self.rfile.read(length) if length else b""
             path, _, query = self.path.partition("?")
@@ -140,6 +142,12 @@ final class LocalHTTPServer {
         }
     }
 
+    /// The requests the server received so far, `METHOD /path?query` each.
+    var requests: [String] {
+        let text = (try? String(contentsOfFile: directory.appending("requests.log"), encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").map(String.init)
+    }
+
     func url(_ path: String, host: String = "127.0.0.1", scheme: String = "http") -> String {
         "\(scheme)://\(host):\(port)\(path)"
     }
@@ -155,8 +163,15 @@ final class LocalHTTPServer {
 @Suite("Host services: http", .enabled(if: HTTPTransport.isAvailable, "the package does not link AsyncHTTPClient"))
 struct HostServicesHTTPTests {
     /// Runs `body` with a local HTTP server and the host services; stops both.
+    /// The test server is on loopback: these tests name it in `allowed_hosts`.
+    static var loopbackAllowed: HostServicesConfiguration {
+        var configuration = HostServicesConfiguration()
+        configuration.http.allowedHosts = ["127.0.0.1", "localhost"]
+        return configuration
+    }
+
     func withHTTP(
-        _ configuration: HostServicesConfiguration = HostServicesConfiguration(), tls: Bool = false,
+        _ configuration: HostServicesConfiguration = loopbackAllowed, tls: Bool = false,
         _ body: (HostServicesHarness, LocalHTTPServer) async throws -> Void
     ) async throws {
         let http = try await LocalHTTPServer.start(tls: tls)
@@ -243,7 +258,7 @@ struct HostServicesHTTPTests {
     }
 
     @Test func timeoutsAndSizeLimits() async throws {
-        var configuration = HostServicesConfiguration()
+        var configuration = Self.loopbackAllowed
         configuration.http.timeout = .milliseconds(500)
         configuration.http.maxResponseBytes = 1024 * 1024
         try await withHTTP(configuration) { hs, http in

@@ -29,7 +29,7 @@ final class HostServicesHarness: Sendable {
 
     static func start(
         _ configuration: HostServicesConfiguration = HostServicesConfiguration(),
-        running: [String: (String, String)] = defaultAgents, unknownAgents: [String] = ["stranger"]
+        running: [String: (String, String)] = defaultAgents, unknownAgents: [String] = ["stranger"], logger: Logger? = nil
     ) async throws -> HostServicesHarness {
         let nats = try await NATSServer.start(jetStream: true)
         let workload = try NATSClient(url: nats.url)
@@ -47,8 +47,9 @@ final class HostServicesHarness: Sendable {
                 bus: bus, seed: key.seed, name: id, inbox: AgentEnvironment.inboxPrefix(agentID: id))
         }
         let scopes = running.mapValues { HostServiceScope(namespace: $0.0, workloadName: $0.1, connection: workload) }
-        var logger = Logger(label: "host-services-test")
-        logger.logLevel = .critical
+        var quiet = Logger(label: "host-services-test")
+        quiet.logLevel = .critical
+        let logger = logger ?? quiet
         let server = HostServicesServer(
             busConnection: nodeBus, configuration: configuration, resolve: { id in scopes[id] }, logger: logger)
         try await server.start()
@@ -126,10 +127,10 @@ extension HostServiceReply {
 /// Runs `body` with a started harness and always closes it.
 func withHostServices(
     _ configuration: HostServicesConfiguration = HostServicesConfiguration(),
-    running: [String: (String, String)] = HostServicesHarness.defaultAgents,
+    running: [String: (String, String)] = HostServicesHarness.defaultAgents, logger: Logger? = nil,
     _ body: (HostServicesHarness) async throws -> Void
 ) async throws {
-    let harness = try await HostServicesHarness.start(configuration, running: running)
+    let harness = try await HostServicesHarness.start(configuration, running: running, logger: logger)
     do {
         try await body(harness)
     } catch {
@@ -189,13 +190,13 @@ struct HostServicesTests {
 
     @Test func bucketTemplatesAndJustInTimeProvisioning() async throws {
         var configuration = HostServicesConfiguration()
-        configuration.keyValue.bucketTemplate = "fn-${NAMESPACE}-${Workload_Name}"
+        configuration.keyValue.bucketTemplate = "fn-${NAMESPACE}_${Workload_Name}"
         configuration.keyValue.maxBytes = 4096
         configuration.objectStore.jitProvision = false
         try await withHostServices(configuration) { hs in
             let set = try await hs.call("kv", "set", headers: ["x-keyvalue-key": "k"], body: [1])
             #expect(set.code == 200, "\(set)")
-            let info = try await hs.workload.jetStream().keyValue("fn-team-echo").info()
+            let info = try await hs.workload.jetStream().keyValue("fn-team_echo").info()
             #expect(info.config.maxBytes == 4096)
 
             let list = try await hs.call("objectstore", "list")

@@ -96,6 +96,14 @@ import Testing
         #expect(configuration == NodeConfiguration())
     }
 
+    @Test func hostCallsInFlightPerAgentAreCapped() throws {
+        #expect(try Self.parse("{}").hostServices.configuration.maxCallsInFlightPerAgent == 64)
+        let configuration = try Self.parse(#"{"host_services": {"max_calls_in_flight_per_agent": 8}}"#)
+        #expect(configuration.hostServices.configuration.maxCallsInFlightPerAgent == 8)
+        #expect(Self.refusal(#"{"host_services": {"max_calls_in_flight_per_agent": 0}}"#)?.key
+            == "host_services.max_calls_in_flight_per_agent")
+    }
+
     @Test func nullHostServiceEntryMeansEnabled() throws {
         // Used to crash the node (a force unwrap of the entry).
         let configuration = try Self.parse(#"{"host_services": {"services": {"kv": null, "http": {"enabled": false}}}}"#)

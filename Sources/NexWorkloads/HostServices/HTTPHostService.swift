@@ -6,7 +6,7 @@ import NIOCore
 /// ``HTTPTransport`` under one whole-request deadline, and encodes the response as JSON.
 ///
 /// The transport is AsyncHTTPClient (HTTP/1.1 and HTTP/2, TLS verified against the system's
-/// trust store), made on first use; ``shutdown()`` must be called before the service is released.
+/// trust store). Each hop's destination is checked by ``destination(of:)`` before it connects.
 final class HTTPHostService: Sendable {
     let settings: HostServicesConfiguration.HTTPSettings
     let transport: HTTPTransport
@@ -67,7 +67,7 @@ final class HTTPHostService: Sendable {
                 group.addTask {
                     try await transport.fetch(
                         method: name, url: url, headers: outgoing, body: sendsBody ? body : nil, deadline: deadline,
-                        check: { url throws(HostServiceFailure) in try self.checkAllowed(url) })
+                        check: { url throws(HostServiceFailure) in try await self.destination(of: url) })
                 }
                 group.addTask {
                     try await Task.sleep(for: timeout)
@@ -103,14 +103,38 @@ final class HTTPHostService: Sendable {
         return url
     }
 
-    /// Refuses a host outside `allowed_hosts` (when it is set).
-    func checkAllowed(_ url: URL) throws(HostServiceFailure) {
-        guard !settings.allowedHosts.isEmpty else { return }
-        var host = (url.host ?? "").lowercased()
+    /// Checks where a request (or a redirect hop) to `url` would connect, and returns the DNS
+    /// pin for the transport (`host → checked IP address`; empty when there is nothing to pin).
+    ///
+    /// - `allowed_hosts` set: only the hosts it names, connected as they resolve (the operator
+    ///   named them, whatever their addresses).
+    /// - Otherwise: an address literal, or every address the name resolves to, must be public
+    ///   (``HTTPAddressPolicy``); the connection then goes to the first address checked, not to
+    ///   whatever a second lookup would answer, so DNS rebinding cannot slip a private address in.
+    func destination(of url: URL) async throws(HostServiceFailure) -> [String: String] {
+        var host = (url.host ?? "")
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        guard settings.allowedHosts.contains(host) else {
-            throw Self.failure(403, "http host \(host) is not allowed")
+        let name = host.lowercased()
+        if !settings.allowedHosts.isEmpty {
+            guard settings.allowedHosts.contains(name) else {
+                throw Self.failure(403, "http host \(name) is not allowed")
+            }
+            return [:]
         }
+        if let literal = HTTPHostResolver.literal(host) {
+            if let reason = HTTPAddressPolicy.refusal(literal.bytes) {
+                throw Self.failure(403, "http host \(name) is \(reason): not allowed unless allowed_hosts names it")
+            }
+            return [:]
+        }
+        let addresses = try await HTTPHostResolver.resolve(host)
+        for address in addresses {
+            if let reason = HTTPAddressPolicy.refusal(address.bytes) {
+                throw Self.failure(
+                    403, "http host \(name) resolves to \(address.text), \(reason): not allowed unless allowed_hosts names it")
+            }
+        }
+        return [host: addresses[0].text]
     }
 
     /// A failure whose body is the JSON result with `error` set, so either way of reading it works.

@@ -3,14 +3,15 @@ import AsyncHTTPClient
 import FoundationEssentials
 import NIOCore
 import NIOHTTP1
-import Synchronization
 
-/// The `http` host service's wire: an AsyncHTTPClient made on first use (and again after
-/// ``shutdown()``), with redirects followed here (so each hop meets the allow-list) and
-/// automatic decompression off.
+/// The `http` host service's wire: AsyncHTTPClient, with redirects followed here (so each hop
+/// is checked) and automatic decompression off.
+///
+/// Every hop gets its own client whose `dnsOverride` pins the hop's host name to the address
+/// that was checked, so the connection goes exactly there (TLS still verifies the name). The
+/// price is no connection reuse between calls.
 final class HTTPTransport: Sendable {
     let settings: HostServicesConfiguration.HTTPSettings
-    private let client = Mutex<HTTPClient?>(nil)
 
     init(settings: HostServicesConfiguration.HTTPSettings) {
         self.settings = settings
@@ -24,49 +25,56 @@ final class HTTPTransport: Sendable {
         return error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout
     }
 
-    private func httpClient() -> HTTPClient {
-        client.withLock { client in
-            if let client { return client }
-            var configuration = HTTPClient.Configuration(
-                redirectConfiguration: .disallow,  // followed here, so each hop meets the allow-list
-                // Connection attempts are retried until the connect timeout: stop them before the
-                // whole deadline so a refused connection is reported as such, not as a timeout.
-                timeout: .init(connect: .nanoseconds(settings.timeout.nanoseconds * 4 / 5)),
-                decompression: .disabled)
-            configuration.httpVersion = .automatic
-            let made = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
-            client = made
-            return made
+    private func makeClient(pinning dnsOverride: [String: String]) -> HTTPClient {
+        var configuration = HTTPClient.Configuration(
+            redirectConfiguration: .disallow,  // followed here, so each hop is checked
+            // Connection attempts are retried until the connect timeout: stop them before the
+            // whole deadline so a refused connection is reported as such, not as a timeout.
+            timeout: .init(connect: .nanoseconds(settings.timeout.nanoseconds * 4 / 5)),
+            decompression: .disabled)
+        configuration.httpVersion = .automatic
+        configuration.dnsOverride = dnsOverride
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }
+
+    /// Nothing to release: each request's clients are shut down when it ends.
+    func shutdown() async {}
+
+    /// One hop on its own pinned client, shut down when the hop is over.
+    private func exchange(
+        _ request: HTTPClientRequest, pinning dnsOverride: [String: String], deadline: NIODeadline
+    ) async throws -> (status: Int, headers: HTTPHeaders, body: [UInt8]) {
+        let client = makeClient(pinning: dnsOverride)
+        do {
+            let response = try await client.execute(request, deadline: deadline)
+            let status = Int(response.status.code)
+            let body = Array(try await response.body.collect(upTo: settings.maxResponseBytes).readableBytesView)
+            try? await client.shutdown()
+            return (status, response.headers, body)
+        } catch {
+            try? await client.shutdown()
+            throw error
         }
     }
 
-    func shutdown() async {
-        let client = client.withLock { client in
-            defer { client = nil }
-            return client
-        }
-        try? await client?.shutdown()
-    }
-
-    /// Follows redirects (up to `max_redirects`, each hop checked), then reads the body.
+    /// Follows redirects (up to `max_redirects`, each hop checked and pinned), then reads the body.
     func fetch(
         method name: String, url: URL, headers fields: [(String, String)], body: [UInt8]?, deadline: NIODeadline,
-        check: @Sendable (URL) throws(HostServiceFailure) -> Void
+        check: @Sendable (URL) async throws(HostServiceFailure) -> [String: String]
     ) async throws -> [UInt8] {
-        let client = httpClient()
         var url = url
         var method = HTTPMethod(rawValue: name.uppercased())
         var headers = HTTPHeaders(fields)
         var body = body
         var hops = 0
         while true {
-            try check(url)
+            let pin = try await check(url)
             var request = HTTPClientRequest(url: url.absoluteString)
             request.method = method
             request.headers = headers
             if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
-            let response = try await client.execute(request, deadline: deadline)
-            let status = Int(response.status.code)
+            let response = try await exchange(request, pinning: pin, deadline: deadline)
+            let status = response.status
             if [301, 302, 303, 307, 308].contains(status), hops < settings.maxRedirects,
                let location = response.headers.first(name: "Location"),
                let next = URL(string: location, relativeTo: url)?.absoluteURL
@@ -86,9 +94,8 @@ final class HTTPTransport: Sendable {
                 url = next
                 continue
             }
-            let collected = try await response.body.collect(upTo: settings.maxResponseBytes)
             return HTTPHostService.encode(
-                status: status, headers: response.headers.map { ($0.name, $0.value) }, body: Array(collected.readableBytesView))
+                status: status, headers: response.headers.map { ($0.name, $0.value) }, body: response.body)
         }
     }
 }
@@ -108,7 +115,7 @@ final class HTTPTransport: Sendable {
 
     func fetch(
         method name: String, url: URL, headers fields: [(String, String)], body: [UInt8]?, deadline: NIODeadline,
-        check: @Sendable (URL) throws(HostServiceFailure) -> Void
+        check: @Sendable (URL) async throws(HostServiceFailure) -> [String: String]
     ) async throws -> [UInt8] {
         throw HTTPHostService.failure(501, "the http host service is not built into this node (AsyncHTTPClient is not linked)")
     }

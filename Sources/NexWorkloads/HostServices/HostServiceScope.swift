@@ -6,7 +6,7 @@ public struct HostServiceScope: Sendable {
     public var namespace: String
     public var workloadName: String
     /// The workload's NATS connection for host services: the deploy's `host_services`
-    /// settings, else the node's `host_services` connection, else the node's own.
+    /// settings, else the node's host-services connection; never the control connection.
     public var connection: NATSClient
 
     public init(namespace: String, workloadName: String, connection: NATSClient) {

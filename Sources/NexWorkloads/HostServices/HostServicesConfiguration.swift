@@ -8,7 +8,7 @@ import NATSWire
 /// "host_services": {"services": {
 ///   "kv":          {"enabled": true, "config": {"bucket_name": "hs_${namespace}_${workload_name}_kv", "max_bytes": 524288}},
 ///   "objectstore": {"enabled": true, "config": {"bucket_name": "hs_${namespace}_${workload_name}_obj", "max_bytes": 524288}},
-///   "messaging":   {"enabled": true, "config": {"request_timeout_ms": 5000}},
+///   "messaging":   {"enabled": true, "config": {"request_timeout_ms": 5000, "denied_subjects": []}},
 ///   "http":        {"enabled": true, "config": {"timeout_ms": 2500, "max_response_bytes": 1048576, "allowed_hosts": []}}
 /// }}
 /// ```
@@ -22,12 +22,16 @@ public struct HostServicesConfiguration: Sendable, Equatable {
     public var objectStore = ObjectStoreSettings()
     public var messaging = MessagingSettings()
     public var http = HTTPSettings()
+    /// The most host-service calls one agent has served at once
+    /// (`host_services.max_calls_in_flight_per_agent`); a call over it is answered 429 at once.
+    public var maxCallsInFlightPerAgent = 64
 
     public init() {}
 
     /// `kv`: one bucket per workload.
     public struct KeyValueSettings: Sendable, Equatable {
-        /// The bucket name, with `${namespace}` and `${workload_name}` replaced (any case).
+        /// The bucket name, with `${namespace}` and `${workload_name}` replaced (any case) by
+        /// the escaped names (``HostServiceBucketName``), so two workloads never share a bucket.
         public var bucketTemplate = "hs_${namespace}_${workload_name}_kv"
         /// The most bytes a workload's bucket holds (`max_bytes`).
         public var maxBytes: Int64 = 524_288
@@ -48,9 +52,10 @@ public struct HostServicesConfiguration: Sendable, Equatable {
     public struct MessagingSettings: Sendable, Equatable {
         /// How long `request` waits for a reply (`request_timeout_ms`).
         public var requestTimeout: Duration = .seconds(5)
-        /// Subjects functions may not publish or request to (`denied_subjects`, NATS wildcards):
-        /// by default the Nex control plane and the system account.
-        public var deniedSubjects = ["$NEX.>", "$SYS.>"]
+        /// More subjects functions may not publish or request to (`denied_subjects`, NATS
+        /// wildcards), on top of the reserved ones that are always refused: every subject whose
+        /// first token starts with `$` and every reply inbox (`_INBOX…`).
+        public var deniedSubjects: [String] = []
         public init() {}
     }
 
@@ -60,7 +65,9 @@ public struct HostServicesConfiguration: Sendable, Equatable {
         public var timeout: Duration = .milliseconds(2500)
         /// The largest response body accepted (`max_response_bytes`).
         public var maxResponseBytes = 1024 * 1024
-        /// Host names requests may go to (`allowed_hosts`, compared without case); empty: any.
+        /// Hosts requests may go to (`allowed_hosts`: names or IP addresses, compared with the
+        /// URL's host without case), whatever their addresses. Empty: any host whose addresses
+        /// are all public (``HTTPAddressPolicy``: no loopback, private, link-local, metadata...).
         public var allowedHosts: [String] = []
         /// Redirects followed, each checked against ``allowedHosts`` (`max_redirects`).
         public var maxRedirects = 10
@@ -138,11 +145,16 @@ extension HostServicesConfiguration {
             }
             http.maxRedirects = try settings.count("max_redirects") ?? http.maxRedirects
             if let hosts = try settings.strings("allowed_hosts") {
-                for host in hosts where host.isEmpty || host.contains(where: { $0 == "/" || $0 == ":" || $0.isWhitespace }) {
-                    throw NodeConfigurationError(
-                        key: "\(path).allowed_hosts", problem: "'\(host)' is not a host name (no scheme, port or path)")
+                http.allowedHosts = try hosts.map { host throws(NodeConfigurationError) in
+                    // An IPv6 address may come with or without brackets.
+                    let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+                    if HTTPHostResolver.literal(bare) != nil { return bare.lowercased() }
+                    guard !host.isEmpty, !host.contains(where: { $0 == "/" || $0 == ":" || $0.isWhitespace }) else {
+                        throw NodeConfigurationError(
+                            key: "\(path).allowed_hosts", problem: "'\(host)' is not a host name (no scheme, port or path)")
+                    }
+                    return host.lowercased()
                 }
-                http.allowedHosts = hosts.map { $0.lowercased() }
             }
         default:
             break
@@ -153,12 +165,8 @@ extension HostServicesConfiguration {
         throws(NodeConfigurationError) -> String?
     {
         guard let template = try settings.string(key) else { return nil }
-        // The name must make a valid bucket whatever the namespace and workload are.
-        let sample = HostServiceBucketName.render(template, namespace: "ns", workloadName: "wl")
-        guard HostServiceBucketName.isValid(sample) else {
-            throw NodeConfigurationError(
-                key: "\(path).\(key)",
-                problem: "'\(template)' does not make a bucket name (letters, digits, '-', '_' and ${namespace}, ${workload_name})")
+        if let problem = HostServiceBucketName.problem(with: template) {
+            throw NodeConfigurationError(key: "\(path).\(key)", problem: "'\(template)' \(problem)")
         }
         return template
     }
@@ -179,42 +187,5 @@ extension HostServicesConfiguration {
             throw NodeConfigurationError(key: "\(path).\(key)", problem: "must be a whole number > 0")
         }
         return Int(number)
-    }
-}
-
-/// Bucket names of host services: a template with `${namespace}` and `${workload_name}`.
-enum HostServiceBucketName {
-    /// Replaces the placeholders, ignoring their case (as Nex 0.2 does).
-    static func render(_ template: String, namespace: String, workloadName: String) -> String {
-        var result = ""
-        var rest = Substring(template)
-        while let start = rest.firstIndex(of: "$") {
-            result += rest[..<start]
-            let candidate = rest[start...]
-            if candidate.lowercased().hasPrefix("${namespace}") {
-                result += namespace
-                rest = candidate.dropFirst("${namespace}".count)
-            } else if candidate.lowercased().hasPrefix("${workload_name}") {
-                result += workloadName
-                rest = candidate.dropFirst("${workload_name}".count)
-            } else {
-                result += "$"
-                rest = candidate.dropFirst()
-            }
-        }
-        return result + rest
-    }
-
-    /// JetStream bucket names: letters, digits, `-` and `_`.
-    static func isValid(_ name: String) -> Bool {
-        !name.isEmpty && name.utf8.allSatisfy { byte in
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"):
-                return true
-            default:
-                return false
-            }
-        }
     }
 }

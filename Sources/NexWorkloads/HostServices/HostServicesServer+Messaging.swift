@@ -5,6 +5,9 @@ import NIOCore
 extension HostServicesServer {
     /// `messaging`: `publish` and `request` (header `x-subject`) on the workload's connection;
     /// `requestMany` is not supported (501).
+    ///
+    /// Reserved subjects (``reservedSubjectReason(_:inboxPrefix:)``) are refused whatever the
+    /// configuration says; `denied_subjects` refuses more.
     func serveMessaging(_ method: String, scope: HostServiceScope, headers: NATSHeaders, body: [UInt8]) async throws
         -> HostServiceReply
     {
@@ -15,10 +18,13 @@ extension HostServicesServer {
         }
         let subject = try Self.header("x-subject", in: headers)
         try Self.validateMessagingSubject(subject)
+        let connection = scope.connection
+        if let reason = Self.reservedSubjectReason(subject, inboxPrefix: connection.options.inboxPrefix) {
+            throw HostServiceFailure.forbidden("messaging to \(subject) is not allowed: \(reason)")
+        }
         if let pattern = configuration.messaging.deniedSubjects.first(where: { SubjectPattern.matches($0, subject) }) {
             throw HostServiceFailure.forbidden("messaging to \(subject) is not allowed (denied_subjects: \(pattern))")
         }
-        let connection = scope.connection
         if method == "publish" {
             do {
                 try await connection.publish(body, to: subject)
@@ -74,4 +80,24 @@ extension HostServicesServer {
         }
     }
 
+    /// Why no function may publish or request to `subject`, whatever `denied_subjects` says;
+    /// nil when it may.
+    ///
+    /// - Every subject whose first token starts with `$`: the JetStream API (`$JS.>`), key-value
+    ///   and object store data (`$KV.>`, `$O.>`), the system account (`$SYS.>`), Nex control
+    ///   (`$NEX.>`) and whatever else NATS reserves. A function reaches its own buckets through
+    ///   `kv` and `objectstore`, which name the bucket themselves.
+    /// - Every reply inbox: a first token starting with `_INBOX` or being `_R_` (as trigger
+    ///   subjects, ``TriggerSubjects/alwaysDenied``), or the connection's own `inboxPrefix`. A function never needs one (the node answers trigger requests itself, and
+    ///   `request` waits on the node's inbox); publishing there would forge replies to other clients.
+    static func reservedSubjectReason(_ subject: String, inboxPrefix: String) -> String? {
+        let first = subject.prefix { $0 != "." }
+        if first.hasPrefix("$") {
+            return "subjects whose first token starts with '$' are reserved (JetStream, key-value, object store, system, control)"
+        }
+        if first.hasPrefix("_INBOX") || first == "_R_" || subject == inboxPrefix || subject.hasPrefix(inboxPrefix + ".") {
+            return "reply inboxes belong to other clients"
+        }
+        return nil
+    }
 }

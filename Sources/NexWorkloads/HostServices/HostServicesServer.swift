@@ -9,7 +9,7 @@ import Synchronization
 ///
 /// A request's body is raw bytes and its metadata is in NATS headers (`x-keyvalue-key`,
 /// `x-object-name`, `x-subject`, `x-http-url`); every reply carries `x-nex-hs-code`
-/// (200, 400, 403, 404, 413, 500, 501, 502, 503, 504) and `x-nex-hs-msg` (`OK` or the reason),
+/// (200, 400, 403, 404, 413, 429, 500, 501, 502, 503, 504) and `x-nex-hs-msg` (`OK` or the reason),
 /// and its body is the result.
 ///
 /// Unlike Nex 0.2, the `<namespace>` and `<workload>` tokens are not trusted: the agent id comes
@@ -18,13 +18,19 @@ import Synchronization
 /// Buckets are named from the resolved workload, never from the request, so a workload
 /// cannot reach another's.
 ///
+/// One agent cannot crowd out the others: it has at most
+/// ``HostServicesConfiguration/maxCallsInFlightPerAgent`` calls served at once, and a call over
+/// that is answered at once with 429 (never queued); the loop that takes requests off the bus
+/// connection only counts and starts tasks, so it never waits for a call. Warnings are limited
+/// to one per agent per second (``HostServiceWarningLimiter``).
+///
 /// ```swift
 /// let server = HostServicesServer(busConnection: bus, configuration: config, resolve: { id in
 ///     await workloads.hostServiceScope(agentID: id)
 /// }, logger: logger)
 /// try await server.start()
 /// ...
-/// await server.stop()   // required once started: it shuts down the HTTP client
+/// await server.stop()   // waits for the calls under way
 /// ```
 public final class HostServicesServer: Sendable {
     public let configuration: HostServicesConfiguration
@@ -37,9 +43,23 @@ public final class HostServicesServer: Sendable {
     private struct State {
         var subscription: NATSSubscription?
         var loop: Task<Void, Never>?
+        /// Agent id → its calls being served.
+        var inFlight: [String: Int] = [:]
+        var statistics = HostServicesStatistics()
+        var warnings = HostServiceWarningLimiter()
     }
 
     private let state = Mutex(State())
+
+    /// Calls in flight, the busiest agent's peak, busy answers and warnings so far.
+    public var statistics: HostServicesStatistics {
+        state.withLock { s in
+            var statistics = s.statistics
+            statistics.warningsLogged = s.warnings.loggedTotal
+            statistics.warningsSuppressed = s.warnings.suppressedTotal
+            return statistics
+        }
+    }
 
     public init(
         busConnection: NATSClient, configuration: HostServicesConfiguration,
@@ -53,7 +73,7 @@ public final class HostServicesServer: Sendable {
     }
 
     /// Subscribes `hostint.*.rpc.>` on the bus connection (confirmed by the bus before this
-    /// returns) and serves each request in its own task.
+    /// returns) and serves each request in its own task, up to the per-agent cap.
     public func start() async throws {
         guard state.withLock({ $0.subscription == nil }) else { return }
         let subscription = try await bus.subscribe(to: HostServiceSubject.subscription)
@@ -68,7 +88,15 @@ public final class HostServicesServer: Sendable {
         let loop = Task {
             await withDiscardingTaskGroup { group in
                 for await message in subscription {
-                    group.addTask { await self.handle(message) }
+                    let agentID = Self.agentID(of: message.subject)
+                    guard self.admit(agentID) else {
+                        await self.refuseBusy(message, agentID: agentID)
+                        continue
+                    }
+                    group.addTask {
+                        await self.handle(message)
+                        self.finish(agentID)
+                    }
                 }
             }
         }
@@ -79,7 +107,7 @@ public final class HostServicesServer: Sendable {
         logger.debug("host services listening", metadata: ["subject": "\(HostServiceSubject.subscription)"])
     }
 
-    /// Unsubscribes, waits for the requests in progress to be answered, and shuts down the HTTP client.
+    /// Unsubscribes, waits for the requests in progress to be answered, and forgets bucket handles.
     public func stop() async {
         let (subscription, loop) = state.withLock { s in
             defer { s.subscription = nil; s.loop = nil }
@@ -96,12 +124,66 @@ public final class HostServicesServer: Sendable {
         await buckets.forget(connection)
     }
 
+    // MARK: Admission
+
+    /// The `<agent>` token of `hostint.<agent>.rpc...` (the subscription guarantees the shape).
+    static func agentID(of subject: String) -> String {
+        let tokens = subject.split(separator: ".", maxSplits: 2, omittingEmptySubsequences: false)
+        return tokens.count > 1 ? String(tokens[1]) : subject
+    }
+
+    /// Counts a call of `agentID` in, unless it already has the most allowed in flight.
+    private func admit(_ agentID: String) -> Bool {
+        let cap = configuration.maxCallsInFlightPerAgent
+        return state.withLock { s in
+            let current = s.inFlight[agentID, default: 0]
+            guard current < cap else {
+                s.statistics.busy += 1
+                return false
+            }
+            s.inFlight[agentID] = current + 1
+            s.statistics.inFlight += 1
+            s.statistics.peakInFlightPerAgent = max(s.statistics.peakInFlightPerAgent, current + 1)
+            return true
+        }
+    }
+
+    private func finish(_ agentID: String) {
+        state.withLock { s in
+            let remaining = s.inFlight[agentID, default: 1] - 1
+            s.inFlight[agentID] = remaining > 0 ? remaining : nil
+            s.statistics.inFlight -= 1
+        }
+    }
+
+    /// Answers a call over the cap with 429 at once.
+    private func refuseBusy(_ message: NATSMessage, agentID: String) async {
+        let cap = configuration.maxCallsInFlightPerAgent
+        warn(agentID, "host services busy: calls refused", metadata: [
+            "agent": "\(agentID)", "max_calls_in_flight_per_agent": "\(cap)",
+        ])
+        guard let replyTo = message.replyTo else { return }
+        let reply = HostServiceReply(
+            code: 429, message: "host services busy: agent \(agentID) has \(cap) calls in flight (max_calls_in_flight_per_agent)")
+        await send(reply, to: replyTo, request: message.subject)
+    }
+
+    /// Logs a warning about `agentID`'s calls unless one was logged for it within the last
+    /// second; then it is counted, and the next warning logged says how many were left out.
+    func warn(_ agentID: String, _ text: Logger.Message, metadata: Logger.Metadata) {
+        guard let suppressed = state.withLock({ $0.warnings.admit(agentID) }) else { return }
+        var metadata = metadata
+        if suppressed > 0 { metadata["suppressed"] = "\(suppressed)" }
+        logger.warning(text, metadata: metadata)
+    }
+
     // MARK: Serving
 
     /// Answers one request on its reply subject; a request without one is dropped.
     func handle(_ message: NATSMessage) async {
         guard let replyTo = message.replyTo else {
-            logger.warning("host services request without a reply subject ignored", metadata: ["subject": "\(message.subject)"])
+            warn(Self.agentID(of: message.subject), "host services request without a reply subject ignored",
+                 metadata: ["subject": "\(message.subject)"])
             return
         }
         let reply = await serve(
@@ -117,11 +199,11 @@ public final class HostServicesServer: Sendable {
             return try await dispatch(request, scope: scope, headers: headers, body: body)
         } catch let failure as HostServiceFailure {
             if failure.code >= 500 {
-                logger.warning("host services request failed", metadata: ["subject": "\(subject)", "error": "\(failure)"])
+                warn(Self.agentID(of: subject), "host services request failed", metadata: ["subject": "\(subject)", "error": "\(failure)"])
             }
             return HostServiceReply(code: failure.code, message: failure.message, body: failure.body)
         } catch {
-            logger.warning("host services request failed", metadata: ["subject": "\(subject)", "error": "\(error)"])
+            warn(Self.agentID(of: subject), "host services request failed", metadata: ["subject": "\(subject)", "error": "\(error)"])
             return HostServiceReply(code: 500, message: "\(subject): \(error)")
         }
     }
@@ -167,10 +249,10 @@ public final class HostServicesServer: Sendable {
             do {
                 try await bus.publish([], to: replyTo, headers: Self.headers(of: failure))
             } catch {
-                logger.warning("cannot answer host services request", metadata: ["subject": "\(subject)", "error": "\(error)"])
+                warn(Self.agentID(of: subject), "cannot answer host services request", metadata: ["subject": "\(subject)", "error": "\(error)"])
             }
         } catch {
-            logger.warning("cannot answer host services request", metadata: ["subject": "\(subject)", "error": "\(error)"])
+            warn(Self.agentID(of: subject), "cannot answer host services request", metadata: ["subject": "\(subject)", "error": "\(error)"])
         }
     }
 

@@ -4,13 +4,28 @@ import Glibc
 #endif
 
 /// `nex-node up --dev`: a private `nats-server` child on a free loopback port, JetStream on,
-/// its store in the node's state directory. Stopped when the node stops. Its URL is written
-/// to `<state-dir>/dev-nats/url` so `nexctl -s "$(cat ...)"` can reach it.
+/// its store in the node's state directory. Stopped when the node stops.
+///
+/// It shows the separation of the control and workload planes with two accounts:
+/// - `CONTROL`: the node's control connection and `nexctl`. A client that brings no
+///   credentials lands here (`no_auth_user`), so ``url`` needs none; written to
+///   `<state-dir>/dev-nats/url` so `nexctl -s "$(cat ...)"` can reach it.
+/// - `WORKLOAD`: host services (the node sets `host_services.nats_url` to it when the
+///   configuration names none) and the services one deploys; ``workloadURL`` carries the
+///   user and its random password, written to `<state-dir>/dev-nats/workload-url` (mode 0600).
+///
+/// The accounts share nothing: a function's host services see only the workload account's
+/// subjects and JetStream, never `$NEX` or the control account's buckets.
 public final class DevNATSServer: Sendable {
+    /// The control account's URL (no credentials needed).
     public let url: String
+    /// The workload account's URL, with its user and password.
+    public let workloadURL: String
     public let logPath: String
     /// The file holding ``url``.
     public let urlPath: String
+    /// The file holding ``workloadURL``.
+    public let workloadURLPath: String
     private let process: ChildProcess
 
     /// The binary: `$NATS_SERVER_BIN`, else `/usr/sbin/nats-server`, else `nats-server` on `PATH`.
@@ -29,13 +44,31 @@ public final class DevNATSServer: Sendable {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let port = try LoopbackPort.free()
         logPath = directory + "/server.log"
+        let controlPassword = RandomID.make(length: 24), workloadPassword = RandomID.make(length: 24)
+        let configPath = directory + "/server.conf"
+        let config = """
+            # Written by nex-node up --dev: the control and the workload plane in two accounts.
+            jetstream { store_dir: "\(directory)/jetstream" }
+            accounts {
+              CONTROL: { jetstream: enabled, users: [ { user: "control", password: "\(controlPassword)" } ] }
+              WORKLOAD: { jetstream: enabled, users: [ { user: "workload", password: "\(workloadPassword)" } ] }
+            }
+            no_auth_user: "control"
+
+            """
+        guard FileManager.default.createFile(atPath: configPath, contents: Data(config.utf8), attributes: [.posixPermissions: 0o600])
+        else {
+            throw NodeIdentityError("cannot write \(configPath)")
+        }
         // Dies with the node, even when the node is killed (parent-death signal).
         process = try ChildProcess(
-            executable: binary, arguments: ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", directory + "/jetstream"],
+            executable: binary, arguments: ["-c", configPath, "-a", "127.0.0.1", "-p", String(port)],
             environment: ProcessInfo.processInfo.environment,
             options: SpawnOptions(parentDeathSignal: SIGKILL, stdout: .file(logPath), stderr: .file(logPath)))
         url = "nats://127.0.0.1:\(port)"
+        workloadURL = "nats://workload:\(workloadPassword)@127.0.0.1:\(port)"
         urlPath = directory + "/url"
+        workloadURLPath = directory + "/workload-url"
         let deadline = ContinuousClock.now + .seconds(10)
         while !LoopbackPort.isAccepting(port) {
             guard process.isRunning, ContinuousClock.now < deadline else {
@@ -43,6 +76,12 @@ public final class DevNATSServer: Sendable {
                 throw NodeIdentityError("the dev nats-server did not start; see \(logPath)")
             }
             try await Task.sleep(for: .milliseconds(20))
+        }
+        // The workload URL first: whoever waits for `url` finds both.
+        guard FileManager.default.createFile(
+            atPath: workloadURLPath, contents: Data((workloadURL + "\n").utf8), attributes: [.posixPermissions: 0o600])
+        else {
+            throw NodeIdentityError("cannot write \(workloadURLPath)")
         }
         guard FileManager.default.createFile(atPath: urlPath, contents: Data((url + "\n").utf8)) else {
             throw NodeIdentityError("cannot write \(urlPath)")
@@ -52,6 +91,7 @@ public final class DevNATSServer: Sendable {
     /// Stops the server (SIGTERM, then SIGKILL after 5 s).
     public func stop() {
         try? FileManager.default.removeItem(atPath: urlPath)
+        try? FileManager.default.removeItem(atPath: workloadURLPath)
         process.stop()
     }
 

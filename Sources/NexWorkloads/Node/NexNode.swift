@@ -168,20 +168,31 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
         return cache
     }
 
-    /// The node's own host-services connection (`host_services.nats_url`), or nil to use the
-    /// control connection.
-    private func connectHostServices() async throws -> NATSClient? {
+    /// The node's own host-services connection, never the control connection itself: to
+    /// `host_services.nats_url` with its credentials when set, else a second connection to the
+    /// control system (same servers and credentials), with a warning that the control and
+    /// workload planes then share a server.
+    private func connectHostServices() async throws -> NATSClient {
         let settings = configuration.hostServices
-        guard let url = settings.natsURL, !url.isEmpty else { return nil }
-        var options = NATSClientOptions(servers: [url])
+        var options: NATSClientOptions
+        if let url = settings.natsURL, !url.isEmpty {
+            options = NATSClientOptions(servers: [url])
+            if let jwt = settings.natsUserJWT, let seed = settings.natsUserSeed {
+                options.auth = .jwt(jwt, seed: seed)
+            } else if let seed = settings.natsUserSeed {
+                options.auth = .nkey(seed: seed)
+            }
+        } else {
+            options = clientOptions
+            logger.warning("""
+                host_services.nats_url is not set: host services connect to the control system's server with the \
+                control credentials, so the control and workload planes share a server (set host_services.nats_url \
+                and credentials of another account to separate them)
+                """)
+        }
         options.name = "nex-node host services \(nodeID)"
         options.maxReconnectAttempts = -1
         options.logger = logger
-        if let jwt = settings.natsUserJWT, let seed = settings.natsUserSeed {
-            options.auth = .jwt(jwt, seed: seed)
-        } else if let seed = settings.natsUserSeed {
-            options.auth = .nkey(seed: seed)
-        }
         let client = try NATSClient(options: options)
         try await client.connect()
         return client

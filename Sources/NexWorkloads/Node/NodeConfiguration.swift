@@ -115,6 +115,12 @@ extension NodeConfiguration {
             hostServices.natsUserJWT = try services.string("nats_user_jwt")
             hostServices.natsUserSeed = try services.string("nats_user_seed")
             hostServices.configuration = try HostServicesConfiguration.parse(services: try services.any("services"))
+            if let cap = try services.count("max_calls_in_flight_per_agent") {
+                guard cap > 0 else {
+                    throw NodeConfigurationError(key: "host_services.max_calls_in_flight_per_agent", problem: "must be a whole number > 0")
+                }
+                hostServices.configuration.maxCallsInFlightPerAgent = cap
+            }
             try services.finish()
         }
         agentHandshakeTimeoutMilliseconds = try reader.count("agent_handshake_timeout_ms") ?? agentHandshakeTimeoutMilliseconds

@@ -26,14 +26,14 @@ public actor WorkloadManager {
         /// The node's own connection to the agent bus.
         public var bus: NATSClient
         /// Host services and triggers use this unless a deploy brings its own: the node's
-        /// `host_services` connection, else the control connection.
+        /// host-services connection (the workload plane), never the control connection.
         public var hostServices: NATSClient
         public var isLameDuck: @Sendable () -> Bool
 
         public init(nodeID: String, configuration: NodeConfiguration, identity: NodeIdentity, control: NATSClient,
-                    bus: NATSClient, hostServices: NATSClient? = nil, isLameDuck: @escaping @Sendable () -> Bool) {
+                    bus: NATSClient, hostServices: NATSClient, isLameDuck: @escaping @Sendable () -> Bool) {
             self.nodeID = nodeID; self.configuration = configuration; self.identity = identity
-            self.control = control; self.bus = bus; self.hostServices = hostServices ?? control
+            self.control = control; self.bus = bus; self.hostServices = hostServices
             self.isLameDuck = isLameDuck
         }
     }

@@ -87,13 +87,15 @@ final class NodeProcess: Sendable {
 
     /// Launches the process and waits only for its identity file: for tests that watch the
     /// start itself (events, READY=1). Throws if the node exits before writing its identity.
+    /// An empty `url` passes no `-s`.
     static func spawn(url: String, _ launch: Launch = Launch(), identityTimeout: Duration = .seconds(10)) async throws
         -> NodeProcess
     {
         let directory = try TemporaryDirectory(prefix: "nex-e2e-node-")
         let stateDirectory = launch.stateDirectory ?? directory.appending("state")
         try NodeUser.prepareStateDirectory(stateDirectory)
-        var arguments = ["up", "-s", url, "--state-dir", stateDirectory]
+        // No URL: no -s (for --dev, which starts its own server only when none is given).
+        var arguments = ["up"] + (url.isEmpty ? [] : ["-s", url]) + ["--state-dir", stateDirectory]
         for root in launch.fileRoots { arguments += ["--allow-file-root", root] }
         for (key, value) in launch.tags.sorted(by: { $0.key < $1.key }) { arguments += ["--tag", "\(key)=\(value)"] }
         if let heartbeat = launch.heartbeatSeconds { arguments += ["--heartbeat", String(heartbeat)] }
