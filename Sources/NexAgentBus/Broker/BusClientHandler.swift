@@ -52,6 +52,13 @@ final class BusClientHandler: ChannelDuplexHandler {
     private var resumeTimer: Scheduled<Void>?
     /// Bytes this connection holds undecoded, as last reported to the router.
     private var reportedInput = 0
+    /// What was written to the client since the last flush, in one buffer: NIO counts only
+    /// the readable bytes of each write toward its water mark, so a 6-byte PONG written on its
+    /// own would cost the process some 25 times what is counted.
+    private var outbound: ByteBuffer?
+    /// The current output limit: ``BusLimits/maxPendingBytesBeforeAuth``, then
+    /// ``BusLimits/maxPendingBytes``.
+    private var outputLimit: Int
     var isDirty = false
 
     init(router: BusRouter) {
@@ -60,6 +67,7 @@ final class BusClientHandler: ChannelDuplexHandler {
                                                   maxPayload: router.limits.maxPayload))
         self.preAuthDecoder = ClientOpDecoder(maxControlLine: router.limits.maxControlLine, maxPayload: 0)
         self.clientID = router.makeClientID()
+        self.outputLimit = max(router.limits.maxPendingBytesBeforeAuth, 1)
         var random = SystemRandomNumberGenerator()
         self.nonce = String((0..<22).map { _ in Self.nonceAlphabet.randomElement(using: &random)! })
     }
@@ -79,7 +87,7 @@ final class BusClientHandler: ChannelDuplexHandler {
             serverID: router.serverID, serverName: "nex-agent-bus", version: "2.10.0-nex", headers: true,
             maxPayload: router.limits.maxPayload, proto: 1, clientID: clientID, authRequired: true, nonce: nonce)
         write { try? $0.writeInfo(info) }
-        context.flush()
+        flush()
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         authTimer = context.eventLoop.scheduleTask(in: router.limits.authTimeout) {
             handler.value.close(error: "Authentication Timeout")
@@ -156,7 +164,7 @@ final class BusClientHandler: ChannelDuplexHandler {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         router.flushDirty()
-        context.flush()
+        flush()
         context.fireChannelReadComplete()
     }
 
@@ -305,9 +313,9 @@ final class BusClientHandler: ChannelDuplexHandler {
         isTrusted = granted.isTrusted
         preAuthTail = nil
         // From now on the output queue may grow to the authenticated limit.
-        let limit = router.limits.maxPendingBytes
+        outputLimit = max(router.limits.maxPendingBytes, 1)
         try? context?.channel.syncOptions?.setOption(
-            .writeBufferWaterMark, value: .init(low: limit / 2, high: max(limit, 1)))
+            .writeBufferWaterMark, value: .init(low: outputLimit / 2, high: outputLimit))
         if !isTrusted, router.isTrustedBackedUp { gate.pause(.trustedBackedUp) }
         echo = connect.echo
         verbose = connect.verbose
@@ -331,7 +339,7 @@ final class BusClientHandler: ChannelDuplexHandler {
     /// Writes a message for one of this client's subscriptions; false if the client is gone or
     /// was cut off as a slow consumer.
     func deliver(subject: String, sid: String, replyTo: String?, headers: NATSHeaders?, payload: ByteBuffer) -> Bool {
-        guard let context, !closing, admitsWrite() else { return false }
+        guard !closing, admitsWrite() else { return false }
         if let replyTo, permissions?.allowResponses == true, !(permissions?.mayPublish(replyTo) ?? false) {
             if responses.insert(replyTo).inserted {
                 responseOrder.append(replyTo)
@@ -342,17 +350,30 @@ final class BusClientHandler: ChannelDuplexHandler {
                 }
             }
         }
-        var buffer = context.channel.allocator.buffer(capacity: subject.utf8.count + payload.readableBytes + 64)
-        payload.withUnsafeReadableBytes { bytes in
-            buffer.writeMessage(subject: subject, sid: sid, replyTo: replyTo,
-                                headers: headersSupported ? headers : nil, payload: bytes)
+        let headers = headersSupported ? headers : nil
+        append(reserving: subject.utf8.count + payload.readableBytes + 64) { buffer in
+            payload.withUnsafeReadableBytes { bytes in
+                buffer.writeMessage(subject: subject, sid: sid, replyTo: replyTo, headers: headers, payload: bytes)
+            }
         }
-        context.write(wrapOutboundOut(buffer), promise: nil)
         return true
     }
 
+    /// Hands what was written since the last flush to NIO and flushes the channel.
     func flush() {
-        context?.flush()
+        guard let context else { return }
+        if let buffer = outbound, buffer.readableBytes > 0 {
+            outbound = nil
+            context.write(wrapOutboundOut(buffer), promise: nil)
+        }
+        context.flush()
+    }
+
+    private func append(reserving size: Int, _ body: (inout ByteBuffer) -> Void) {
+        if outbound == nil, let context {
+            outbound = context.channel.allocator.buffer(capacity: max(size, 256))
+        }
+        body(&outbound!)
     }
 
     /// Whether the next write may be queued: false (and the connection closed as a slow
@@ -360,7 +381,7 @@ final class BusClientHandler: ChannelDuplexHandler {
     /// client is never cut off; the router pauses its sources instead.
     private func admitsWrite() -> Bool {
         guard let context, !closing else { return false }
-        guard context.channel.isWritable || isTrusted else {
+        guard isTrusted || (context.channel.isWritable && (outbound?.readableBytes ?? 0) < outputLimit) else {
             router.countSlowConsumer()
             close(error: "Slow Consumer")
             return false
@@ -370,10 +391,8 @@ final class BusClientHandler: ChannelDuplexHandler {
 
     /// Queues a control message (`INFO`, `PONG`, `+OK`, `-ERR`) under the same limit as `MSG`.
     private func write(_ body: (inout ByteBuffer) -> Void) {
-        guard let context, admitsWrite() else { return }
-        var buffer = context.channel.allocator.buffer(capacity: 64)
-        body(&buffer)
-        context.write(wrapOutboundOut(buffer), promise: nil)
+        guard admitsWrite() else { return }
+        append(reserving: 64, body)
     }
 
     private func okIfVerbose() {
@@ -386,10 +405,7 @@ final class BusClientHandler: ChannelDuplexHandler {
 
     /// The final `-ERR` before closing: written while the queue is within its limit.
     private func writeFinalError(_ message: String) {
-        guard let context else { return }
-        var buffer = context.channel.allocator.buffer(capacity: 64)
-        buffer.writeError(message)
-        context.write(wrapOutboundOut(buffer), promise: nil)
+        append(reserving: 64) { $0.writeError(message) }
     }
 
     /// Sends `-ERR` (when given) and closes the connection once it is written, or after a
@@ -406,6 +422,7 @@ final class BusClientHandler: ChannelDuplexHandler {
             return
         }
         if let error { writeFinalError(error) }
+        flush()
         context.writeAndFlush(wrapOutboundOut(channel.allocator.buffer(capacity: 0)))
             .whenComplete { _ in channel.close(promise: nil) }
         context.eventLoop.scheduleTask(in: .seconds(1)) { channel.close(promise: nil) }
