@@ -140,6 +140,26 @@ final class RawConnection: Sendable {
     /// With autoRead off: reads once (the INFO), then nothing more.
     func readOnce() { channel.read() }
 
+    /// Turns autoRead on: takes everything the bus sent and sends.
+    func startReading() async throws {
+        try await channel.setOption(.autoRead, value: true).get()
+        channel.read()
+    }
+
+    /// Sends without waiting for the bytes to be taken (the bus may stop reading or close).
+    func sendWithoutWaiting(_ buffer: ByteBuffer) {
+        channel.writeAndFlush(buffer, promise: nil)
+    }
+
+    /// Sends a signed CONNECT for `key` (after the INFO with its nonce has been read).
+    func authenticate(_ key: NKeyPair, then more: String = "") async throws {
+        let nonce = try await nonce()
+        try await send("CONNECT {\"nkey\":\"\(key.publicKey)\",\"sig\":\"\(key.signNonceBase64URL(nonce))\",\"verbose\":false,\"headers\":true}\r\n" + more)
+    }
+
+    /// Bytes received so far.
+    var receivedCount: Int { received.bytes.withLock { $0.count } }
+
     var text: String { received.bytes.withLock { String(decoding: $0, as: UTF8.self) } }
     var isOpen: Bool { channel.isActive }
 

@@ -10,6 +10,18 @@ import Synchronization
 /// signature of its nonce, and holds each user to its ``BusPermissions``. Users are added
 /// and removed while it runs: one per agent, plus the node's own. A stock NATS client can
 /// connect to it with an agent's seed and is held to the same rules.
+///
+/// It bounds what any peer can make it hold (``BusLimits``): before `CONNECT` it accepts
+/// nothing else and buffers a control line at most; every client's output queue is capped and
+/// a client that does not drain it is closed as a slow consumer; each untrusted user may
+/// publish so many bytes and messages per second, past which the bus stops reading from its
+/// sockets until its budget refills (backpressure, not loss).
+///
+/// A *trusted* user (the node's own, see ``addUser(publicKey:permissions:isTrusted:)``) is
+/// exempt from the slow-consumer cut-off, the publish budget and the per-user connection
+/// limit. When a trusted connection falls behind, the bus stops reading from every untrusted
+/// publisher until it has caught up, so what waits for it stays bounded too. If a trusted
+/// connection closes anyway, ``trustedLinkLosses()`` says so.
 public final class AgentBus: Sendable {
     public let host: String
     private let requestedPort: Int
@@ -17,6 +29,7 @@ public final class AgentBus: Sendable {
     private let router: BusRouter
     private let channel = Mutex<(any Channel)?>(nil)
     private let logger: Logger
+    private let losses = LinkLossBroadcaster()
 
     /// - Parameters:
     ///   - host: a literal loopback address (127.0.0.0/8 or ::1); anything else is refused.
@@ -30,7 +43,15 @@ public final class AgentBus: Sendable {
         self.eventLoop = eventLoop
         self.logger = logger
         let serverID = "NEXBUS" + String(UInt64.random(in: 0...UInt64.max), radix: 36).uppercased()
-        self.router = BusRouter(eventLoop: eventLoop, limits: limits, serverID: serverID)
+        let router = BusRouter(eventLoop: eventLoop, limits: limits, serverID: serverID)
+        let losses = self.losses
+        let lossLogger = logger
+        router.onTrustedLinkLoss = { loss in
+            lossLogger.error("trusted agent-bus connection lost", metadata: [
+                "client": "\(loss.clientID)", "user": "\(loss.publicKey)", "reason": "\(loss.reason)"])
+            losses.yield(loss)
+        }
+        self.router = router
     }
 
     /// Starts listening.
@@ -41,8 +62,11 @@ public final class AgentBus: Sendable {
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            // Until it authenticates a client is only ever sent INFO and one -ERR; the handler
+            // raises the mark to maxPendingBytes after CONNECT.
             .childChannelOption(.writeBufferWaterMark,
-                                value: .init(low: limits.maxPendingBytes / 2, high: limits.maxPendingBytes))
+                                value: .init(low: limits.maxPendingBytesBeforeAuth / 2,
+                                             high: max(limits.maxPendingBytesBeforeAuth, 1)))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(BusClientHandler(router: router))
@@ -68,10 +92,41 @@ public final class AgentBus: Sendable {
         host.contains(":") && !host.hasPrefix("[") ? "nats://[\(host)]:\(port)" : "nats://\(host):\(port)"
     }
 
-    /// Adds (or replaces) a user identified by its public nkey.
+    /// Adds (or replaces) a user identified by its public nkey. It is trusted exactly when
+    /// `permissions` is ``BusPermissions/everything`` (the node's own user).
     public func addUser(publicKey: String, permissions: BusPermissions) async {
+        await addUser(publicKey: publicKey, permissions: permissions, isTrusted: permissions == .everything)
+    }
+
+    /// Adds (or replaces) a user identified by its public nkey.
+    ///
+    /// - Parameter isTrusted: whether the user is the node's own. A trusted user's connections
+    ///   are never closed as slow consumers nor rate-limited and may be any number; when one
+    ///   falls behind, the bus pauses untrusted publishers instead, and when one closes,
+    ///   ``trustedLinkLosses()`` reports it. Never trust an agent.
+    public func addUser(publicKey: String, permissions: BusPermissions, isTrusted: Bool) async {
         let router = self.router
-        try? await eventLoop.submit { router.setUser(publicKey, permissions: permissions) }.get()
+        let user = BusUser(permissions: permissions, isTrusted: isTrusted)
+        try? await eventLoop.submit { router.setUser(publicKey, user) }.get()
+    }
+
+    /// Every closure of a trusted user's connection from now on, except those made by
+    /// ``shutdown()``: whether the peer closed it, the socket failed, the bus closed it for a
+    /// protocol error, or ``removeUser(publicKey:)`` removed the user.
+    ///
+    /// The node's link to its agents runs over such a connection and does not come back by
+    /// itself, so the node should treat an element as fatal: log it and exit non-zero so its
+    /// supervisor restarts it. Stop iterating before closing the link on purpose. Each call
+    /// returns a new stream; all of them end when the bus shuts down.
+    public func trustedLinkLosses() -> AsyncStream<TrustedLinkLoss> {
+        losses.stream()
+    }
+
+    /// What the bus holds now (connections, buffered input, queued output) and counts of what
+    /// it has refused since it started.
+    public func statistics() async -> BusStatistics {
+        let router = self.router
+        return (try? await eventLoop.submit { router.statistics() }.get()) ?? BusStatistics()
     }
 
     /// Removes a user and closes its connections.
@@ -88,12 +143,13 @@ public final class AgentBus: Sendable {
 
     /// Stops listening and closes every connection.
     public func shutdown() async {
+        let router = self.router
         let bound = channel.withLock { channel -> (any Channel)? in
             defer { channel = nil }
             return channel
         }
         try? await bound?.close()
-        let router = self.router
-        try? await eventLoop.submit { router.closeAll() }.get()
+        try? await eventLoop.submit { router.shutDown() }.get()
+        losses.finish()
     }
 }

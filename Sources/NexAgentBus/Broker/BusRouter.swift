@@ -8,8 +8,17 @@ final class BusRouter: @unchecked Sendable {
     let eventLoop: any EventLoop
     let limits: BusLimits
     let serverID: String
-    private(set) var users: [String: BusPermissions] = [:]
+    private(set) var users: [String: BusUser] = [:]
     private var clients: [ObjectIdentifier: BusClientHandler] = [:]
+    /// Publish budgets of untrusted users that have published.
+    private var budgets: [String: PublishBudget] = [:]
+    /// Trusted connections whose output queue is past its high-water mark.
+    private var backedUpTrusted: Set<ObjectIdentifier> = []
+    /// Told when a trusted connection closes (not during ``shutDown()``).
+    var onTrustedLinkLoss: (TrustedLinkLoss) -> Void = { _ in }
+    private(set) var isShuttingDown = false
+    private var bufferedInputBytes = 0
+    private var counters = BusStatistics()
     /// Authenticated connections per user key.
     private var connectionsPerUser: [String: Int] = [:]
     private var subscriptions: [BusSubscription] = []
@@ -35,13 +44,14 @@ final class BusRouter: @unchecked Sendable {
 
     // MARK: Users
 
-    func setUser(_ publicKey: String, permissions: BusPermissions) {
-        users[publicKey] = permissions
+    func setUser(_ publicKey: String, _ user: BusUser) {
+        users[publicKey] = user
     }
 
     /// Removes a user and closes its connections.
     func removeUser(_ publicKey: String) {
         users[publicKey] = nil
+        budgets[publicKey] = nil
         // Closing can end a connection synchronously (and unregister it): iterate a copy.
         for client in Array(clients.values) where client.userKey == publicKey {
             client.close(error: "Authorization Violation: user removed")
@@ -57,13 +67,16 @@ final class BusRouter: @unchecked Sendable {
     }
 
     /// Counts an authenticated connection of `user`; false when the user already holds as
-    /// many as ``BusLimits/maxConnectionsPerUser`` (the node's own user is never limited).
-    func admit(user: String, permissions: BusPermissions) -> Bool {
+    /// many as ``BusLimits/maxConnectionsPerUser`` (trusted users are never limited).
+    func admit(user: String, _ granted: BusUser) -> Bool {
         let current = connectionsPerUser[user, default: 0]
-        guard permissions == .everything || current < limits.maxConnectionsPerUser else { return false }
+        guard granted.isTrusted || current < limits.maxConnectionsPerUser else { return false }
         connectionsPerUser[user] = current + 1
         return true
     }
+
+    /// Whether untrusted publishers are paused because a trusted connection is behind.
+    var isTrustedBackedUp: Bool { !backedUpTrusted.isEmpty }
 
     func unregister(_ client: BusClientHandler) {
         guard clients.removeValue(forKey: ObjectIdentifier(client)) != nil else { return }
@@ -75,10 +88,67 @@ final class BusRouter: @unchecked Sendable {
         subscriptions.removeAll { $0.client === client }
         if subscriptions.count != before { matchCache.removeAll(keepingCapacity: true) }
         dirty.removeAll { $0 === client }
+        trustedWritabilityChanged(client, isWritable: true)
+        if client.isTrusted, !isShuttingDown, let user = client.userKey {
+            onTrustedLinkLoss(TrustedLinkLoss(publicKey: user, clientID: client.clientID,
+                                              reason: client.closeReason ?? "closed by the client"))
+        }
     }
 
-    func closeAll() {
+    /// Closes every connection without reporting trusted ones as lost.
+    func shutDown() {
+        isShuttingDown = true
         for client in Array(clients.values) { client.close(error: nil) }
+    }
+
+    // MARK: Flow control
+
+    /// A trusted connection's output queue passed its high-water mark (or drained below the
+    /// low one): pause (or resume) reading from every untrusted publisher. Nothing is dropped,
+    /// and what waits for the trusted link is bounded by one read per publisher.
+    func trustedWritabilityChanged(_ client: BusClientHandler, isWritable: Bool) {
+        let wasBackedUp = isTrustedBackedUp
+        if isWritable {
+            backedUpTrusted.remove(ObjectIdentifier(client))
+        } else if client.isTrusted {
+            backedUpTrusted.insert(ObjectIdentifier(client))
+        }
+        guard wasBackedUp != isTrustedBackedUp else { return }
+        if isTrustedBackedUp { counters.trustedBackpressurePauses += 1 }
+        for other in Array(clients.values) where other.userKey != nil && !other.isTrusted {
+            if isTrustedBackedUp { other.pause(.trustedBackedUp) } else { other.resume(.trustedBackedUp) }
+        }
+    }
+
+    /// Spends from `user`'s publish budget.
+    func spend(user: String, bytes: Int) {
+        if budgets[user] == nil { budgets[user] = PublishBudget(limits: limits, now: .now()) }
+        budgets[user]!.spend(bytes: bytes)
+    }
+
+    /// How long `user` must wait before it may publish again; nil when it may go on.
+    func publishWait(user: String) -> TimeAmount? {
+        budgets[user]?.wait(now: .now())
+    }
+
+    // MARK: Statistics
+
+    func inputBuffered(changedBy delta: Int) {
+        bufferedInputBytes += delta
+        counters.peakBufferedInputBytes = max(counters.peakBufferedInputBytes, bufferedInputBytes)
+    }
+
+    func countClosedBeforeAuthentication() { counters.closedBeforeAuthentication += 1 }
+    func countSlowConsumer() { counters.slowConsumersClosed += 1 }
+    func countThrottle() { counters.publishThrottles += 1 }
+
+    func statistics() -> BusStatistics {
+        var statistics = counters
+        statistics.connections = clients.count
+        statistics.authenticatedConnections = clients.values.count(where: { $0.userKey != nil })
+        statistics.bufferedInputBytes = bufferedInputBytes
+        statistics.pendingOutputBytes = clients.values.reduce(0) { $0 + $1.pendingOutputBytes }
+        return statistics
     }
 
     // MARK: Subscriptions
