@@ -261,4 +261,19 @@ import Testing
         print("nex-node beside a flat-out printer: RSS \(rss / 1024) MiB, \(chattyInfo.logLinesDropped ?? 0) lines dropped in 8 s")
         #expect(rss > 0 && rss < 400 * 1024, "nex-node RSS \(rss) kB")
     }
+
+    /// The node's link to its agents cut from outside (`ss -K` destroys the socket, as a kernel
+    /// or a broker bug would): the node must not go on answering pings as healthy.
+    @Test(.enabled(if: geteuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/ss"), "ss -K needs root"))
+    func aNodeThatLosesItsBusLinkExitsNonZero() async throws {
+        let server = try await NATSServer.start(jetStream: true)
+        let node = try await NodeProcess.start(server: server)
+        let port = try #require(node.log.firstMatch(of: #/url=nats://127\.0\.0\.1:(\d+)[^\n]*agent bus ready/#).map { String($0.1) },
+                                "\(node.log)")
+        let killed = try await runCommand("/usr/bin/ss", ["-K", "-t", "dst", "127.0.0.1", "dport", "=", ":\(port)"])
+        #expect(killed.status == 0, "\(killed.stderr)")
+        let status = try await node.waitForExit(timeout: .seconds(10))
+        #expect(status != 0)
+        #expect(node.log.contains("lost its link to the agent bus"), "\(node.log)")
+    }
 }

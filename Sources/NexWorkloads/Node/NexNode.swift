@@ -56,7 +56,7 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
         let workloads = try await startWorkloads(control: client)
         let server = ControlServer(nodeID: nodeID, client: client, handler: self, logger: logger)
         do {
-            try await serve(server, client: client, bus: workloads.busClient)
+            try await serve(server, client: client, bus: workloads.bus)
         } catch {
             // Serving failed: still stop every workload and agent before the error ends the node.
             logger.error("nex-node failed; stopping its workloads", metadata: ["error": "\(error)"])
@@ -72,7 +72,7 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
 
     /// Serves until a shutdown signal (returns) or a failure (throws): serving ends, or the
     /// node's link to its agent bus is lost.
-    private func serve(_ server: ControlServer, client: NATSClient, bus: NATSClient) async throws {
+    private func serve(_ server: ControlServer, client: NATSClient, bus: AgentBus) async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await server.run() }
             group.addTask { try await Self.watchBusLink(bus) }
@@ -95,17 +95,16 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
         }
     }
 
-    /// Returns only by cancellation; throws when the node's connection to its agent bus closes.
-    /// Without it the node can reach no agent: rather than answer pings as if healthy, it
-    /// fails, and its supervisor (systemd: `Restart=on-failure`) starts it again.
-    private static func watchBusLink(_ bus: NATSClient) async throws {
-        for await event in bus.events() {
-            if case .closed(let error) = event {
-                throw NodeStartError("the node lost its link to the agent bus (\(error.map { "\($0)" } ?? "closed")); stopping")
-            }
+    /// Returns only by cancellation; throws when the node's connection to its agent bus closes
+    /// (the bus reports every closure of a trusted link, whichever side ended it). Without it
+    /// the node can reach no agent: rather than answer pings as if healthy, it fails, and its
+    /// supervisor (systemd: `Restart=on-failure`) starts it again.
+    private static func watchBusLink(_ bus: AgentBus) async throws {
+        for await loss in bus.trustedLinkLosses() {
+            throw NodeStartError("the node lost its link to the agent bus (\(loss.reason)); stopping")
         }
         try Task.checkCancellation()
-        throw NodeStartError("the node lost its link to the agent bus; stopping")
+        throw NodeStartError("the agent bus shut down; stopping")
     }
 
     /// The agent bus, the node's connection to it, the agent pool and the workload manager.
