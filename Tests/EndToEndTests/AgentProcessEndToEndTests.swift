@@ -280,8 +280,9 @@ private func escapingWorkload(_ marker: String) -> String {
         try await waitFor(timeout: .seconds(3), "escaped descendants to die with the node: \(processes(withMarker: marker))") {
             processes(withMarker: marker).isEmpty
         }
+        // (Which of the agent's paths notices first — the parent-death signal or the workload's
+        // end — is a race; the outcome is what counts.)
         try await waitFor(timeout: .seconds(3), "the agent and its workload to exit") { !isAlive(agentPID) && !isAlive(workload) }
-        #expect(agent.stderr.contains("the node is gone"), "\(agent.stderr)")
     }
 
     @Test func runsAWorkloadForwardsItsOutputAndExitsWhenItEnds() async throws {

@@ -39,7 +39,7 @@ extension FunctionEndToEndTests {
             _ = try await workload.request("", to: "$NEX.PING", timeout: .seconds(1))
         }
         // A function is triggered from the workload account, not from the control one.
-        let directory = try TemporaryDirectory(prefix: "nex-e2e-dev-")
+        let directory = try NodeUser.artifactDirectory(prefix: "nex-e2e-dev-")
         let issuer = try NKeyPair.generate(.account), sender = try XKeyPair.generate()
         _ = try await deploy(nex, node: node.nodeID, path: try Self.example("echo.js", in: directory), type: "javascript",
                              name: "echo", triggers: ["dev.echo"], issuer: issuer, sender: sender)

@@ -30,7 +30,7 @@ extension FunctionEndToEndTests {
         let node = try await NodeProcess.start(server: server, .init(config: Self.config))
         let nex = try await controlClient(server, timeout: 10)
         defer { Task { await nex.connection.close() } }
-        let directory = try TemporaryDirectory(prefix: "nex-e2e-fn-")
+        let directory = try NodeUser.artifactDirectory(prefix: "nex-e2e-fn-")
         let issuer = try NKeyPair.generate(.account), sender = try XKeyPair.generate()
 
         // Host services have their own connection (not the control one), and the node says

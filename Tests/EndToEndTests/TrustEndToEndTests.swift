@@ -38,6 +38,8 @@ import Testing
             #expect(line.hasPrefix("uid=\(NodeUser.uid) "), "\(line)")
         }
         #expect(capabilities.hasSuffix("0000000000000000"), "\(capabilities)")
+        // It trusts any issuer (no valid_issuers) and says so.
+        #expect(node.log.contains("valid_issuers is empty"), "\(node.log)")
         #expect(line.hasSuffix("CapEff:0000000000000000"), "\(line)")
 
         // nexctl, unprivileged too, reaches the node.

@@ -25,7 +25,7 @@ struct EchoService {
         try await client.connect()
         let requests = try await client.subscribe(to: subject)
         try await client.flush()
-        say("echo-service \(name) listening on \(subject) at \(url)")
+        say("echo-service \(name) listening on \(subject) at \(url.redactingURLCredentials)")
 
         let stop = onSIGTERM {
             say("echo-service \(name): SIGTERM, stopping")
