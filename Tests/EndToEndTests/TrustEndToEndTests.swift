@@ -88,12 +88,21 @@ import Testing
                 }
             }
         }
-        // No oracle: a file that exists and one that does not get the same answer.
+        // No oracle: a file that exists and one that does not get the same answer, by path and
+        // through links planted in the root.
         let existing = try await deploy("/etc/passwd")
-        let absent = try await deploy("/etc/no-such-file-\(UUID().uuidString)")
-        #expect(existing.replacingOccurrences(of: "/etc/passwd", with: "X")
-                == absent.replacingOccurrences(of: #"/etc/no-such-file-[0-9A-F-]+"#, with: "X", options: .regularExpression),
+        let absent = try await deploy("/etc/no-such-file")
+        #expect(existing.replacingOccurrences(of: "/etc/passwd", with: "X") == absent.replacingOccurrences(of: "/etc/no-such-file", with: "X"),
                 "\(existing) / \(absent)")
+        try FileManager.default.createSymbolicLink(atPath: planted.appending("to-passwd"), withDestinationPath: "/etc/passwd")
+        try FileManager.default.createSymbolicLink(atPath: planted.appending("to-nothing"), withDestinationPath: "/etc/no-such-file")
+        try FileManager.default.createSymbolicLink(atPath: planted.appending("to-etc"), withDestinationPath: "/etc")
+        try FileManager.default.createSymbolicLink(atPath: planted.appending("to-no-dir"), withDestinationPath: "/no-such-dir")
+        let answers = try await [planted.appending("to-passwd"), planted.appending("to-nothing"), planted.appending("to-etc/shadow"),
+                                 planted.appending("to-etc/no-such-file"), planted.appending("to-no-dir/x")].asyncMap { path in
+            try await deploy(path).replacingOccurrences(of: path, with: "X")
+        }
+        #expect(Set(answers).count == 1 && answers[0].contains("allowed_file_roots"), "\(answers)")
 
         // Inside the root, a wrong hash does not learn the real hash or the size.
         let real = try fixture.hash
@@ -277,5 +286,13 @@ import Testing
         let status = try await node.waitForExit(timeout: .seconds(10))
         #expect(status != 0)
         #expect(node.log.contains("lost its link to the agent bus"), "\(node.log)")
+    }
+}
+
+extension Array {
+    func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
+        var results: [T] = []
+        for element in self { results.append(try await transform(element)) }
+        return results
     }
 }

@@ -132,8 +132,14 @@ import Glibc
         let secretHash = ArtifactDigest.sha256Hex(Array("SXASECRETSEED".utf8))
         let cache = try ArtifactCache(stateDirectory: scratch.appending("state"), fileRoots: try ArtifactFileRoots([root]))
         symlink(secret, root + "/link")
+        // Links to a missing file, into a missing directory, and to a directory, all elsewhere:
+        // none may tell whether its target exists.
+        symlink(scratch.appending("missing"), root + "/dangling")
+        symlink(scratch.appending("missing-dir"), root + "/dangling-dir")
+        symlink(scratch.path, root + "/up")
         let outside = [secret, "/etc/passwd", "/dev/zero", "/nonexistent/file", root + "/../node.xk", root + "/./link/..",
-                       root + "/link", root]
+                       root + "/link", root, root + "/dangling", root + "/dangling-dir/x", root + "/up/node.xk",
+                       root + "/up/missing", root + "/up/missing-dir/x"]
         for path in outside {
             let location = try ArtifactLocation(validating: "file://\(path)")
             for hash in [secretHash, String(repeating: "c", count: 64)] {
@@ -141,6 +147,11 @@ import Glibc
                     try await cache.fetch(location, expectedSHA256: hash, maxBytes: 0, client: nil)
                 }
             }
+        }
+        // A missing file inside the root is simply not found.
+        let absent = try ArtifactLocation(validating: "file://\(root)/nothing/here")
+        await #expect(throws: ArtifactError.notFound(location: absent.url, reason: nil)) {
+            try await cache.fetch(absent, expectedSHA256: secretHash, maxBytes: 0, client: nil)
         }
         // No roots at all: file:// is off.
         let closed = try ArtifactCache(stateDirectory: scratch.appending("state2"))

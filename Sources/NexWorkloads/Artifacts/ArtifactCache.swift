@@ -193,7 +193,8 @@ public final class ArtifactCache: Sendable {
         let source = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
         guard source >= 0 else {
             let code = errno
-            if code == ENOENT || code == ENOTDIR || code == ELOOP { throw .notFound(location: location.url, reason: nil) }
+            guard fileRoots.failureIsInside(path: path) else { throw .fileOutsideRoots(location: location.url) }
+            if code == ENOENT || code == ENOTDIR { throw .notFound(location: location.url, reason: nil) }
             throw ArtifactFile.failure(path, "open", code)
         }
         defer { close(source) }

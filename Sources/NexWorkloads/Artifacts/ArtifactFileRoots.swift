@@ -20,7 +20,11 @@ import Musl
 ///   is on the descriptor that is then read, a swap between check and read cannot win.
 ///
 /// Either refusal is the same ``ArtifactError/fileOutsideRoots(location:)``, whether or not the
-/// file exists, so the answer is no oracle of existence or size.
+/// file exists, so the answer is no oracle of existence or size. When the open fails, the
+/// failure is named only if the path's directory really is under a root and its last
+/// component is no symbolic link (``failureIsInside(path:)``): a link in a root that points at
+/// a missing or unreadable file elsewhere gets the same refusal as one that points at a file
+/// that exists. Paths are compared byte for byte, as the kernel does.
 public struct ArtifactFileRoots: Sendable, Equatable {
     /// The roots, absolute, with symbolic links resolved (as `/proc/self/fd` names files).
     public let directories: [String]
@@ -63,6 +67,35 @@ public struct ArtifactFileRoots: Sendable, Equatable {
         return directories.contains { Self.isBeneath(normalized, root: $0) }
     }
 
+    /// After `path` (admitted by its text) failed to open: whether the failure may be told to
+    /// the deployer, because it concerns a name inside a root, not something a link leads to.
+    func failureIsInside(path: String) -> Bool {
+        // The nearest ancestor that exists must resolve under a root, reached through no
+        // dangling link (a link to a missing place elsewhere would tell that it is missing).
+        var ancestor = Self.parent(of: path)
+        while true {
+            if let real = realpath(ancestor, nil) {
+                let resolved = String(cString: real)
+                free(real)
+                guard directories.contains(where: { resolved.utf8.elementsEqual($0.utf8) || Self.isBeneath(resolved, root: $0) })
+                else { return false }
+                break
+            }
+            var info = stat()
+            guard errno == ENOENT || errno == ENOTDIR, lstat(ancestor, &info) != 0, ancestor != "/" else { return false }
+            ancestor = Self.parent(of: ancestor)
+        }
+        // The last component: missing is an answer about the root; a link is not.
+        var info = stat()
+        if lstat(path, &info) == 0 { return info.st_mode & S_IFMT != S_IFLNK }
+        return errno == ENOENT || errno == ENOTDIR
+    }
+
+    private static func parent(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return "/" }
+        return String(path[..<slash])
+    }
+
     /// Whether the open `descriptor` is a file under one of the roots, by the kernel's name for it.
     func admits(descriptor: Int32) -> Bool {
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
@@ -77,11 +110,13 @@ public struct ArtifactFileRoots: Sendable, Equatable {
         guard let real = realpath(directory, nil) else { return nil }
         defer { free(real) }
         let path = String(cString: real)
-        return directories.first { path == $0 || Self.isBeneath(path, root: $0) }
+        return directories.first { path.utf8.elementsEqual($0.utf8) || Self.isBeneath(path, root: $0) }
     }
 
+    /// Byte for byte (a `String` comparison would equate canonically equivalent Unicode, which
+    /// the file system does not).
     private static func isBeneath(_ path: String, root: String) -> Bool {
-        let prefix = root.hasSuffix("/") ? root : root + "/"
-        return path.hasPrefix(prefix) && path.count > prefix.count
+        let prefix = Array((root.hasSuffix("/") ? root : root + "/").utf8)
+        return path.utf8.count > prefix.count && path.utf8.starts(with: prefix)
     }
 }
