@@ -6,7 +6,7 @@ import Glibc
 import Musl
 #endif
 
-/// The deploy tokens (workload JWT `jti`s) a node has accepted, kept in its state directory
+/// The deploy tokens (`<issuer>.<jti>` of workload JWTs) a node has accepted, kept in its state directory
 /// (`<state>/deploy-tokens.json`, mode 0600) until each token expires, so that the same deploy
 /// request sent again (or after a restart) does not start its workload a second time.
 ///

@@ -146,7 +146,12 @@ public actor WorkloadManager {
         guard let claimedHash = claims.artifactHash else {
             throw NexControlError.badRequest("workload_jwt: the nats.hash claim is missing")
         }
-        guard !ledger.contains(claims.id), !tokensUnderWay.contains(claims.id) else {
+        guard !claims.id.isEmpty else {
+            throw NexControlError.badRequest("workload_jwt: the token has no jti; a deploy token needs one")
+        }
+        // One issuer cannot use up another's tokens: the ledger is keyed by issuer and jti.
+        let token = "\(claims.issuer).\(claims.id)"
+        guard !ledger.contains(token), !tokensUnderWay.contains(token) else {
             throw NexControlError.badRequest(
                 "workload_jwt: deploy token \(claims.id) for \(claims.name) was already used; each deploy needs a fresh token")
         }
@@ -157,11 +162,11 @@ public actor WorkloadManager {
             throw NexControlError.badRequest("location: \(error)")
         }
         deploysUnderWay += 1
-        tokensUnderWay.insert(claims.id)
+        tokensUnderWay.insert(token)
         let reservation = reserve()
         defer {
             deploysUnderWay -= 1
-            tokensUnderWay.remove(claims.id)
+            tokensUnderWay.remove(token)
             reservations[reservation] = nil
         }
 
@@ -221,7 +226,7 @@ public actor WorkloadManager {
             throw error
         }
         do {
-            try ledger.record(claims.id, expires: claims.expires)
+            try ledger.record(token, expires: claims.expires)
         } catch {
             // Running, but a replay of this token after a restart would not be recognised.
             logger.error("deploy token not recorded", metadata: ["jti": "\(claims.id)", "error": "\(error)"])
