@@ -63,6 +63,42 @@ import Testing
         await agent.close()
     }
 
+    /// A local user holds 300 connections open without authenticating: at most
+    /// `maxUnauthenticatedConnections` of them stay open (the oldest go first), and an agent
+    /// still connects, authenticates and is answered.
+    @Test func connectionsHeldOpenWithoutAuthenticatingDoNotKeepAgentsOut() async throws {
+        var limits = BusLimits()
+        limits.authTimeout = .seconds(60)  // what closes them must be the cap, not the timeout
+        limits.maxUnauthenticatedConnections = 32
+        let test = try await TestBus.start(agents: ["a7"], limits: limits)
+        defer { Task { await test.bus.shutdown() } }
+        let node = try await test.connectNode()
+        defer { Task { await node.close() } }
+        let served = try await node.subscribe(to: "hostint.a7.rpc")
+        try await node.flush()
+        let server = Task {
+            for await message in served {
+                if let reply = message.replyTo { try? await node.publish("ok", to: reply) }
+            }
+        }
+        defer { server.cancel() }
+
+        var holders: [RawConnection] = []
+        for _ in 0..<300 {
+            let raw = try await RawConnection(port: test.bus.port)
+            holders.append(raw)
+        }
+        let held = await test.bus.statistics()
+        #expect(held.connections - held.authenticatedConnections <= 32, "\(held)")
+        #expect(held.unauthenticatedEvicted >= 250, "\(held)")  // (the last few may still be arriving)
+
+        let agent = try await test.connectAgent("a7")
+        defer { Task { await agent.close() } }
+        let reply = try await agent.request("hi", to: "hostint.a7.rpc", timeout: .seconds(5))
+        #expect(String(buffer: reply.payload) == "ok")
+        _ = holders
+    }
+
     /// A client sends PINGs and never reads the PONGs: it is closed once its queue passes the
     /// limit, and another agent goes on being answered.
     @Test func aClientThatNeverReadsItsPongsIsClosed() async throws {

@@ -307,6 +307,7 @@ final class BusClientHandler: ChannelDuplexHandler {
             close(error: "maximum connections for this user exceeded")
             return
         }
+        router.authenticated(self)
         admittedUser = key
         userKey = key
         permissions = granted.permissions

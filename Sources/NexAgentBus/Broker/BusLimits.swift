@@ -31,6 +31,11 @@ public struct BusLimits: Sendable, Equatable {
     public var publishBurstSeconds = 1.0
     /// Connections at once; more are refused.
     public var maxConnections = 4096
+    /// Connections that have not authenticated yet, at once. When a new one would pass it, the
+    /// oldest waiting connection is closed: an agent authenticates within a millisecond of
+    /// connecting, so a local user holding connections open cannot keep agents out, nor use up
+    /// the node's file descriptors.
+    public var maxUnauthenticatedConnections = 64
     /// Connections one user (an agent) may hold at once; trusted users are not limited.
     /// An agent needs one: a leaked seed must not let one agent crowd out the others.
     public var maxConnectionsPerUser = 4

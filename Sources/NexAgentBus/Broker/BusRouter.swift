@@ -21,6 +21,8 @@ final class BusRouter: @unchecked Sendable {
     private var counters = BusStatistics()
     /// Authenticated connections per user key.
     private var connectionsPerUser: [String: Int] = [:]
+    /// Connections not authenticated yet, oldest first.
+    private var unauthenticated: [BusClientHandler] = []
     private var subscriptions: [BusSubscription] = []
     /// Subject → matching subscriptions; cleared whenever subscriptions change.
     private var matchCache: [String: [BusSubscription]] = [:]
@@ -61,9 +63,20 @@ final class BusRouter: @unchecked Sendable {
     // MARK: Clients
 
     func register(_ client: BusClientHandler) -> Bool {
+        if unauthenticated.count >= limits.maxUnauthenticatedConnections, let oldest = unauthenticated.first {
+            counters.unauthenticatedEvicted += 1
+            oldest.close(error: "Authentication Timeout")  // unregisters it, synchronously or soon
+            unauthenticated.removeAll { $0 === oldest }
+        }
         guard clients.count < limits.maxConnections else { return false }
         clients[ObjectIdentifier(client)] = client
+        unauthenticated.append(client)
         return true
+    }
+
+    /// `client` authenticated: it no longer counts against ``BusLimits/maxUnauthenticatedConnections``.
+    func authenticated(_ client: BusClientHandler) {
+        unauthenticated.removeAll { $0 === client }
     }
 
     /// Counts an authenticated connection of `user`; false when the user already holds as
@@ -79,6 +92,7 @@ final class BusRouter: @unchecked Sendable {
     var isTrustedBackedUp: Bool { !backedUpTrusted.isEmpty }
 
     func unregister(_ client: BusClientHandler) {
+        unauthenticated.removeAll { $0 === client }
         guard clients.removeValue(forKey: ObjectIdentifier(client)) != nil else { return }
         if let user = client.admittedUser {
             connectionsPerUser[user] = max(0, connectionsPerUser[user, default: 1] - 1)

@@ -12,6 +12,9 @@ public struct BusStatistics: Sendable, Equatable {
     public var pendingOutputBytes = 0
     /// Connections closed for sending anything but `CONNECT` before authenticating.
     public var closedBeforeAuthentication = 0
+    /// Unauthenticated connections closed to make room for a new one
+    /// (``BusLimits/maxUnauthenticatedConnections``).
+    public var unauthenticatedEvicted = 0
     /// Connections closed as slow consumers (their output queue passed its limit).
     public var slowConsumersClosed = 0
     /// Times a connection was paused because its user had spent its publish budget.
