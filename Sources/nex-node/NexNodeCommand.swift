@@ -102,7 +102,8 @@ struct Up: AsyncParsableCommand {
 
         var clientOptions = try configuration.control.clientOptions()
         clientOptions.logger = logger
-        let node = NexNode(configuration: configuration, identity: identity, clientOptions: clientOptions, logger: logger)
+        let node = NexNode(configuration: configuration, identity: identity, clientOptions: clientOptions, logger: logger,
+                           ownsProcess: true)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: node)],
             gracefulShutdownSignals: [.sigterm, .sigint],

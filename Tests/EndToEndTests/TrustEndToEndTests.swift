@@ -287,6 +287,45 @@ import Testing
         #expect(status != 0)
         #expect(node.log.contains("lost its link to the agent bus"), "\(node.log)")
     }
+
+    /// A workload leaves descendants outside its process group, then kills its own agent, so
+    /// the agent cannot end them: the node, their subreaper, does.
+    @Test func aWorkloadThatKillsItsAgentLeavesNothingBehind() async throws {
+        let server = try await NATSServer.start(jetStream: true)
+        let node = try await NodeProcess.start(server: server)
+        let nex = try await controlClient(server)
+        defer { Task { await nex.connection.close() } }
+        let logs = try await LogRecorder.start(nex, workloadName: "parricide")
+        let marker = "nexorphan\(UInt32.random(in: 0...UInt32.max))"
+        let fixture = try WorkloadFixture(script: """
+            #!/bin/sh
+            setsid sh -c 'trap "" TERM HUP; while :; do sleep 1; done' \(marker)-setsid &
+            (setsid sh -c 'trap "" TERM HUP; while :; do sleep 1; done' \(marker)-double &) &
+            sleep 0.5
+            echo "escaped"
+            sleep 1
+            kill -9 $PPID
+            sleep 30
+            """)
+        _ = try await fixture.deploy(nex, node: node.nodeID, name: "parricide")
+        _ = try await logs.waitFor("escaped")
+        #expect(processes(withMarker: marker).count == 2)
+        try await waitForValue(timeout: .seconds(10), "the escaped descendants to be ended; alive: \(processes(withMarker: marker))") {
+            processes(withMarker: marker).isEmpty ? true : nil
+        }
+        #expect(node.isRunning)
+        #expect(try await nex.ping(node: node.nodeID).nodeID == node.nodeID)
+    }
+}
+
+/// Live processes whose command line contains `marker`.
+private func processes(withMarker marker: String) -> [Int32] {
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    return names.compactMap { name -> Int32? in
+        guard let pid = Int32(name), processIsAlive(pid),
+              let data = FileManager.default.contents(atPath: "/proc/\(name)/cmdline") else { return nil }
+        return String(decoding: data, as: UTF8.self).contains(marker) ? pid : nil
+    }
 }
 
 extension Array {

@@ -24,6 +24,9 @@ public actor AgentSupervisor {
         public var pingInterval: Duration = .seconds(5)
         public var pingTimeout: Duration
         public var logLevel: String?
+        /// The node is a child subreaper: kill what is re-parented to it (the escaped
+        /// descendants of a workload whose agent died), keeping its own children.
+        public var killsOrphans = false
 
         public init(agentExecutable: String, stateDirectory: String, poolSize: Int, handshakeTimeout: Duration,
                     pingTimeout: Duration, logLevel: String? = nil) {
@@ -201,9 +204,17 @@ public actor AgentSupervisor {
     // MARK: Watching
 
     private func watch() async {
+        var round = 0
+        var suspects: Set<pid_t> = []
         while !Task.isCancelled {
             for (id, agent) in agents {
                 if let status = agent.process.exitStatus { await ended(id, status: status) }
+            }
+            // A workload that kills its own agent leaves its escaped descendants to the
+            // nearest subreaper, the node: end them (checked once a second; see NexNode.run).
+            round += 1
+            if settings.killsOrphans, round % 20 == 0 {
+                suspects = DescendantProcesses.killOrphans(keeping: ChildProcess.spawnedPIDs, suspects: suspects)
             }
             try? await Task.sleep(for: .milliseconds(50))
         }

@@ -20,6 +20,7 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
     private let clientOptions: NATSClientOptions
     private let logger: Logger
     private let notifier: SystemdNotifier?
+    private let ownsProcess: Bool
     private let startedAt = Date()
     private let lameDuckMode = Mutex(false)
     private let connection = Mutex<NATSClient?>(nil)
@@ -29,8 +30,13 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
 
     /// - Parameters:
     ///   - clientOptions: the control connection; the node makes it reconnect forever.
+    ///   - ownsProcess: the node is the process (as `nex-node` is): it becomes a child
+    ///     subreaper and ends every child it did not start itself (the escaped descendants of a
+    ///     workload that killed its own agent). Leave it false when embedding a node in a
+    ///     program that has children of its own.
     public init(configuration: NodeConfiguration, identity: NodeIdentity, clientOptions: NATSClientOptions,
-                logger: Logger, notifier: SystemdNotifier? = SystemdNotifier()) {
+                logger: Logger, notifier: SystemdNotifier? = SystemdNotifier(), ownsProcess: Bool = false) {
+        self.ownsProcess = ownsProcess
         self.configuration = configuration
         self.identity = identity
         var options = clientOptions
@@ -125,12 +131,23 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
         busOptions.subscriptionPendingMessages = 1 << 20
         let busClient = try NATSClient(options: busOptions)
         try await busClient.connect()
+        var settings = AgentSupervisor.Settings(
+            agentExecutable: agentPath, stateDirectory: stateDirectory, poolSize: configuration.machinePoolSize,
+            handshakeTimeout: .milliseconds(configuration.agentHandshakeTimeoutMilliseconds),
+            pingTimeout: .milliseconds(configuration.agentPingTimeoutMilliseconds),
+            logLevel: ProcessInfo.processInfo.environment["NEX_LOG_LEVEL"])
+        // A workload can kill its own agent; what it left running is then re-parented to the
+        // nearest subreaper. When the process is ours, be that subreaper and end those orphans.
+        if ownsProcess {
+            do {
+                try DescendantProcesses.becomeSubreaper()
+                settings.killsOrphans = true
+            } catch {
+                logger.warning("descendants of a workload whose agent dies may outlive it", metadata: ["error": "\(error)"])
+            }
+        }
         let supervisor = AgentSupervisor(
-            settings: .init(agentExecutable: agentPath, stateDirectory: stateDirectory,
-                            poolSize: configuration.machinePoolSize,
-                            handshakeTimeout: .milliseconds(configuration.agentHandshakeTimeoutMilliseconds),
-                            pingTimeout: .milliseconds(configuration.agentPingTimeoutMilliseconds),
-                            logLevel: ProcessInfo.processInfo.environment["NEX_LOG_LEVEL"]),
+            settings: settings,
             bus: bus, connection: busClient, logger: logger)
         try await supervisor.start()
         let hostServicesConnection = try await connectHostServices()

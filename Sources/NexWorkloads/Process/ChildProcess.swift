@@ -74,6 +74,7 @@ public final class ChildProcess: Sendable {
             throw SpawnError(executable: executable, step: "posix_spawn", code: result)
         }
         pid = child
+        Self.spawned.withLock { _ = $0.insert(child) }
         processGroup = nil
         killGroupOnExit = false
         self.executable = executable
@@ -134,6 +135,7 @@ public final class ChildProcess: Sendable {
         let (code, child, step) = options.parentDeathSignal != nil ? try SpawnThread.shared.run(startChild) : startChild()
         guard code == 0 else { throw SpawnError(executable: executable, step: step, code: code) }
         pid = child
+        Self.spawned.withLock { _ = $0.insert(child) }
         processGroup = options.newProcessGroup ? child : nil
         killGroupOnExit = options.newProcessGroup && options.killGroupOnExit
         self.executable = executable
@@ -161,6 +163,7 @@ public final class ChildProcess: Sendable {
             }
             var raw: Int32 = 0
             guard waitpid(pid, &raw, WNOHANG) == pid else { return nil }
+            Self.spawned.withLock { _ = $0.remove(pid) }
             let signal = raw & 0x7F
             status = signal == 0 ? (raw >> 8) & 0xFF : -signal
             return status
@@ -243,5 +246,11 @@ public final class ChildProcess: Sendable {
             var raw: Int32 = 0
             waitpid(pid, &raw, 0)
         }
+        Self.spawned.withLock { _ = $0.remove(pid) }
     }
+
+    /// Pids of the children this process started through `ChildProcess` and has not reaped:
+    /// its own children, as opposed to orphans re-parented to it as a child subreaper.
+    static let spawned = Mutex<Set<pid_t>>([])
+    public static var spawnedPIDs: Set<pid_t> { spawned.withLock { $0 } }
 }

@@ -84,6 +84,22 @@ public enum DescendantProcesses {
         }
     }
 
+    /// For a child subreaper that keeps its own children (the node and its agents): SIGKILLs
+    /// the whole tree of every child that is not in `keeping` and was already such an orphan
+    /// at the previous sweep (`suspects`; seen twice, so a child spawned a moment ago and not
+    /// yet in `keeping` is never taken for one), then reaps them. Returns the orphans seen now.
+    public static func killOrphans(keeping: Set<pid_t>, suspects: Set<pid_t>) -> Set<pid_t> {
+        let me = getpid()
+        let orphans = Set(allProcesses().filter { $0.parent == me && !$0.isZombie && !keeping.contains($0.pid) }.map(\.pid))
+        for orphan in orphans.intersection(suspects) {
+            kill(orphan, SIGSTOP)
+            for entry in entries(of: orphan) where !entry.isZombie { kill(entry.pid, SIGKILL) }
+            kill(orphan, SIGKILL)
+        }
+        reapOrphans(keeping: keeping)
+        return orphans.subtracting(suspects)
+    }
+
     /// Every process in `/proc`.
     static func allProcesses() -> [Entry] {
         guard let directory = opendir("/proc") else { return [] }
