@@ -177,6 +177,10 @@ import Glibc
         #expect(roots.root(holding: scratch.appending("state")) == nil)
         try FileManager.default.createDirectory(atPath: scratch.appending("state"), withIntermediateDirectories: true)
         #expect(roots.root(holding: scratch.appending("state")) != nil)
+        // And the other way round: a root inside the state directory.
+        let inner = try ArtifactFileRoots([try scratch.makeSubdirectory("state/agents")])
+        #expect(inner.root(inside: scratch.appending("state")) != nil)
+        #expect(inner.root(inside: scratch.appending("state/agents")) == nil)
     }
 
     @Test func concurrentFetchesOfOneArtifactAgree() async throws {

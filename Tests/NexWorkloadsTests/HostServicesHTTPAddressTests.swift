@@ -68,7 +68,6 @@ struct HostServicesHTTPAddressTests {
         // No allow-list: a redirect's target is resolved and checked like the first URL.
         let url = URL(string: "http://example.invalid/")!
         let service = HTTPHostService(settings: .init())
-        defer { Task { await service.shutdown() } }
         await #expect(throws: HostServiceFailure.self) { _ = try await service.destination(of: url) }
         for host in ["127.0.0.1", "[::1]", "169.254.169.254", "10.1.2.3", "172.31.0.1", "192.168.1.1", "100.64.0.1",
                      "[fe80::1]", "[fd00::1]", "[::ffff:169.254.169.254]", "[64:ff9b::a00:1]", "[2002:7f00:1::]",
@@ -100,10 +99,10 @@ struct HostServicesHTTPAddressTests {
         }
     }
 
-    @Test func namesArePinnedToTheAddressChecked() async throws {
-        // A public name is resolved once, checked, and the client is told to connect there.
+    @Test func literalsNeedNoLookupAndOtherSpellingsAreResolvedBeforeTheCheck() async throws {
+        // (The pinning of a resolved public name to the checked address is by construction,
+        // AsyncHTTPClient's dnsOverride; a loopback-only test cannot stage a DNS rebinding.)
         let service = HTTPHostService(settings: .init())
-        defer { Task { await service.shutdown() } }
         let literal = try await service.destination(of: URL(string: "http://93.184.215.14/")!)
         #expect(literal == [:])  // nothing to resolve, nothing to pin
         #expect(HTTPHostResolver.literal("0x7f000001") == nil)  // not a literal: getaddrinfo decides

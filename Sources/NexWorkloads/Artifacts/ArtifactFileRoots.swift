@@ -113,6 +113,14 @@ public struct ArtifactFileRoots: Sendable, Equatable {
         return directories.first { path.utf8.elementsEqual($0.utf8) || Self.isBeneath(path, root: $0) }
     }
 
+    /// A root that lies inside `directory` (symbolic links resolved), if any.
+    public func root(inside directory: String) -> String? {
+        guard let real = realpath(directory, nil) else { return nil }
+        defer { free(real) }
+        let path = String(cString: real)
+        return directories.first { Self.isBeneath($0, root: path) }
+    }
+
     /// Byte for byte (a `String` comparison would equate canonically equivalent Unicode, which
     /// the file system does not).
     private static func isBeneath(_ path: String, root: String) -> Bool {

@@ -36,10 +36,6 @@ final class HTTPHostService: Sendable {
         }
     }
 
-    func shutdown() async {
-        await transport.shutdown()
-    }
-
     /// Runs one request: `method` (get, post, put, patch, delete, head) of `urlText`, with the
     /// `x-http-header-<Name>` headers of `headers` and, for post/put/patch, `body`.
     func perform(method name: String, url urlText: String, headers: NATSHeaders, body: [UInt8]) async throws(HostServiceFailure)

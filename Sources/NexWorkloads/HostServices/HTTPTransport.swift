@@ -37,9 +37,6 @@ final class HTTPTransport: Sendable {
         return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
     }
 
-    /// Nothing to release: each request's clients are shut down when it ends.
-    func shutdown() async {}
-
     /// One hop on its own pinned client, shut down when the hop is over.
     private func exchange(
         _ request: HTTPClientRequest, pinning dnsOverride: [String: String], deadline: NIODeadline
@@ -110,8 +107,6 @@ final class HTTPTransport: Sendable {
     static let isAvailable = false
 
     static func isTimeout(_ error: any Error) -> Bool { false }
-
-    func shutdown() async {}
 
     func fetch(
         method name: String, url: URL, headers fields: [(String, String)], body: [UInt8]?, deadline: NIODeadline,

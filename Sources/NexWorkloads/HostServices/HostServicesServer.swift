@@ -115,7 +115,6 @@ public final class HostServicesServer: Sendable {
         }
         try? await subscription?.unsubscribe()
         await loop?.value
-        await http.shutdown()
         await buckets.removeAll()
     }
 

@@ -178,6 +178,11 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
                 key: "allowed_file_roots",
                 problem: "'\(root)' holds the node's state directory \(stateDirectory) (its keys): name a directory of artifacts only")
         }
+        if let root = roots.root(inside: stateDirectory) {
+            throw NodeConfigurationError(
+                key: "allowed_file_roots",
+                problem: "'\(root)' lies inside the node's state directory \(stateDirectory): name a directory of artifacts only")
+        }
         if !roots.directories.isEmpty {
             logger.info("file:// artifacts allowed", metadata: ["roots": "\(roots.directories.joined(separator: ", "))"])
         }

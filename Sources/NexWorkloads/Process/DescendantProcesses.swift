@@ -46,11 +46,6 @@ public enum DescendantProcesses {
         return result
     }
 
-    /// The live (not zombie) descendants of this process.
-    public static func livePIDs() -> [pid_t] {
-        entries().filter { !$0.isZombie }.map(\.pid)
-    }
-
     /// SIGKILLs every descendant of this process, round after round (a process may fork while
     /// its parent is being killed; its child is re-parented here and found next round), until
     /// none is alive, reaping the orphans among them. Pids in `keeping` are killed but not
