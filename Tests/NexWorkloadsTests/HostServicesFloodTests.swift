@@ -51,6 +51,43 @@ struct HostServicesFloodTests {
         return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
     }
 
+    /// Two agents each under their own cap, together over the node's: the node's cap holds.
+    @Test func manyFloodingAgentsAreBoundedByTheNodesCap() async throws {
+        var configuration = HostServicesConfiguration()
+        configuration.maxCallsInFlightPerAgent = 64
+        configuration.maxCallsInFlight = 10
+        configuration.messaging.requestTimeout = .milliseconds(1000)
+        try await withHostServices(configuration, logger: Logger(label: "flood")) { hs in
+            _ = try await hs.workload.subscribe(to: "silent")  // requests there wait for the whole timeout
+            try await hs.workload.flush()
+            var codes: [Int: Int] = [:]
+            var messages: [String] = []
+            for agent in ["agent1", "agent2"] {
+                let client = hs.agents[agent]!
+                let inbox = AgentEnvironment.inboxPrefix(agentID: agent) + ".cap"
+                let answers = try await client.subscribe(to: inbox + ".*")
+                try await client.flush()
+                for index in 0..<20 {
+                    try await client.publish([], to: "hostint.\(agent).rpc.team.\(agent == "agent1" ? "echo" : "other").messaging.request",
+                                             replyTo: "\(inbox).\(index)", headers: ["x-subject": "silent"])
+                }
+                try await client.flush()
+                var received = 0
+                for await answer in answers {
+                    let code = Int(answer.headers?["x-nex-hs-code"] ?? "") ?? -1
+                    codes[code, default: 0] += 1
+                    if code == 429 { messages.append(answer.headers?["x-nex-hs-msg"] ?? "") }
+                    received += 1
+                    if received == 20 { break }
+                }
+            }
+            #expect(hs.server.statistics.inFlight == 0)
+            // 40 calls, at most 10 at once: the rest were busy, and said it was the node's cap.
+            #expect((codes[429] ?? 0) >= 20, "\(codes)")
+            #expect(messages.contains { $0.contains("max_calls_in_flight)") }, "\(messages.prefix(3))")
+        }
+    }
+
     @Test func aFloodIsAnsweredBusyWhileOthersAreServed() async throws {
         var configuration = HostServicesConfiguration()
         configuration.maxCallsInFlightPerAgent = 64

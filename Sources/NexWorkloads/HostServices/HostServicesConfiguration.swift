@@ -25,6 +25,9 @@ public struct HostServicesConfiguration: Sendable, Equatable {
     /// The most host-service calls one agent has served at once
     /// (`host_services.max_calls_in_flight_per_agent`); a call over it is answered 429 at once.
     public var maxCallsInFlightPerAgent = 64
+    /// The most host-service calls the node serves at once, all agents together
+    /// (`host_services.max_calls_in_flight`): many flooding functions are bounded too.
+    public var maxCallsInFlight = 1024
 
     public init() {}
 

@@ -131,12 +131,13 @@ public final class HostServicesServer: Sendable {
         return tokens.count > 1 ? String(tokens[1]) : subject
     }
 
-    /// Counts a call of `agentID` in, unless it already has the most allowed in flight.
+    /// Counts a call of `agentID` in, unless it already has the most allowed in flight, or the
+    /// node does.
     private func admit(_ agentID: String) -> Bool {
-        let cap = configuration.maxCallsInFlightPerAgent
+        let cap = configuration.maxCallsInFlightPerAgent, nodeCap = configuration.maxCallsInFlight
         return state.withLock { s in
             let current = s.inFlight[agentID, default: 0]
-            guard current < cap else {
+            guard current < cap, s.statistics.inFlight < nodeCap else {
                 s.statistics.busy += 1
                 return false
             }
@@ -162,8 +163,12 @@ public final class HostServicesServer: Sendable {
             "agent": "\(agentID)", "max_calls_in_flight_per_agent": "\(cap)",
         ])
         guard let replyTo = message.replyTo else { return }
-        let reply = HostServiceReply(
-            code: 429, message: "host services busy: agent \(agentID) has \(cap) calls in flight (max_calls_in_flight_per_agent)")
+        let own = state.withLock { $0.inFlight[agentID, default: 0] }
+        let reply = own >= cap
+            ? HostServiceReply(
+                code: 429, message: "host services busy: agent \(agentID) has \(cap) calls in flight (max_calls_in_flight_per_agent)")
+            : HostServiceReply(
+                code: 429, message: "host services busy: the node has \(configuration.maxCallsInFlight) calls in flight (max_calls_in_flight)")
         await send(reply, to: replyTo, request: message.subject)
     }
 

@@ -121,6 +121,12 @@ extension NodeConfiguration {
                 }
                 hostServices.configuration.maxCallsInFlightPerAgent = cap
             }
+            if let cap = try services.count("max_calls_in_flight") {
+                guard cap > 0 else {
+                    throw NodeConfigurationError(key: "host_services.max_calls_in_flight", problem: "must be a whole number > 0")
+                }
+                hostServices.configuration.maxCallsInFlight = cap
+            }
             try services.finish()
         }
         agentHandshakeTimeoutMilliseconds = try reader.count("agent_handshake_timeout_ms") ?? agentHandshakeTimeoutMilliseconds
