@@ -4,11 +4,18 @@ import Glibc
 import Darwin
 #endif
 import NIOPosix
+import Synchronization
 
 /// Host names to IP addresses for the `http` host service, the way a connection would resolve
 /// them: an address literal as it is (`inet_pton`), anything else with getaddrinfo(3) (so the
 /// numeric forms it accepts, `0x7f000001`, `2130706433`, `127.1`, are seen for what they are),
-/// on NIO's blocking-work thread pool rather than the cooperative pool.
+/// on a thread pool of its own (getaddrinfo blocks, and a name server that never answers must
+/// not hold up anything else).
+///
+/// At most ``maxLookups`` lookups run or wait at once (more are answered 503 at once), and a
+/// caller that is cancelled (the call's timeout) is answered at once: the lookup finishes on
+/// its thread without it. So one function resolving names on a slow server cannot stop the
+/// others' calls.
 enum HTTPHostResolver {
     /// One address: its bytes in network order (4 or 16) and its text (`127.0.0.1`, `::1`).
     struct Address: Sendable, Equatable {
@@ -29,13 +36,42 @@ enum HTTPHostResolver {
         return nil
     }
 
+    /// Lookups running or waiting at once, at most.
+    static let maxLookups = 16
+
+    private static let pool: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: 4)
+        pool.start()
+        return pool
+    }()
+
+    private static let lookups = Mutex(0)
+
     /// Every address `host` resolves to, in getaddrinfo's order, without duplicates.
     static func resolve(_ host: String) async throws(HostServiceFailure) -> [Address] {
-        let outcome: Result<[Address], HostServiceFailure>
-        do {
-            outcome = try await NIOThreadPool.singleton.runIfActive { lookUp(host) }
-        } catch {
-            throw .internalError("http: cannot resolve \(host): \(error)")
+        let admitted = lookups.withLock { count -> Bool in
+            guard count < maxLookups else { return false }
+            count += 1
+            return true
+        }
+        guard admitted else {
+            throw HostServiceFailure(503, "http: \(maxLookups) name lookups are in progress; try again")
+        }
+        typealias Outcome = Result<[Address], HostServiceFailure>
+        let waiter = Mutex<CheckedContinuation<Outcome, Never>?>(nil)
+        let cancelled = Outcome.failure(HostServiceFailure(504, "http: looking up \(host) was given up (the call timed out)"))
+        let outcome = await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Outcome, Never>) in
+                waiter.withLock { $0 = continuation }
+                pool.submit { _ in
+                    let result = lookUp(host)
+                    lookups.withLock { $0 -= 1 }
+                    waiter.withLock { $0.take() }?.resume(returning: result)
+                }
+                if Task.isCancelled { waiter.withLock { $0.take() }?.resume(returning: cancelled) }
+            }
+        } onCancel: {
+            waiter.withLock { $0.take() }?.resume(returning: cancelled)
         }
         return try outcome.get()
     }
