@@ -161,6 +161,7 @@ public final class HostServicesServer: Sendable {
         let cap = configuration.maxCallsInFlightPerAgent
         warn(agentID, "host services busy: calls refused", metadata: [
             "agent": "\(agentID)", "max_calls_in_flight_per_agent": "\(cap)",
+            "max_calls_in_flight": "\(configuration.maxCallsInFlight)",
         ])
         guard let replyTo = message.replyTo else { return }
         let own = state.withLock { $0.inFlight[agentID, default: 0] }
