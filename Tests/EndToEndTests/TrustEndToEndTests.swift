@@ -125,6 +125,18 @@ import Testing
         #expect(try await nex.ping(node: node.nodeID).runningMachines == 0)
     }
 
+    @Test func aFileRootHoldingTheNodesKeysStopsTheStart() async throws {
+        let server = try await NATSServer.start(jetStream: true)
+        let state = try TemporaryDirectory(prefix: "nex-e2e-state-")
+        let stateDirectory = state.appending("node")
+        for roots in [[state.path], [stateDirectory + "/agents"]] {
+            try NodeUser.prepareStateDirectory(stateDirectory + "/agents")
+            let node = try await NodeProcess.spawn(url: server.url, .init(stateDirectory: stateDirectory, fileRoots: roots))
+            #expect(try await node.waitForExit() != 0)
+            #expect(node.log.contains("allowed_file_roots") && node.log.contains("state directory"), "\(node.log)")
+        }
+    }
+
     @Test func concurrentDeploysCannotPassMaxWorkloads() async throws {
         let server = try await NATSServer.start(jetStream: true)
         let node = try await NodeProcess.start(server: server, .init(config: """

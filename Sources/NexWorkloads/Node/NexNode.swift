@@ -120,6 +120,7 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
                                  ?? "nex-agent was not found beside nex-node or on PATH")
         }
         let stateDirectory = configuration.stateDirectory ?? StateDirectory.defaultPath
+        let cache = try artifactCache(stateDirectory: stateDirectory)  // a bad root stops the start before any agent
         let bus = try AgentBus(logger: logger)
         try await bus.start()
         let nodeUser = try NKeyPair.generate(.user)
@@ -154,7 +155,7 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
         let manager = try WorkloadManager(
             context: .init(nodeID: nodeID, configuration: configuration, identity: identity, control: control,
                            bus: busClient, hostServices: hostServicesConnection, isLameDuck: { [self] in self.isLameDuck }),
-            supervisor: supervisor, cache: try artifactCache(stateDirectory: stateDirectory), logger: logger)
+            supervisor: supervisor, cache: cache, logger: logger)
         try await manager.start()
         let hostServices = HostServicesServer(
             busConnection: busClient, configuration: configuration.hostServices.configuration,
