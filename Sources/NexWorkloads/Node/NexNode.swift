@@ -354,16 +354,17 @@ struct WorkloadRuntime: Sendable {
     let supervisor: AgentSupervisor
     let manager: WorkloadManager
     let hostServices: HostServicesServer
-    let hostServicesConnection: NATSClient?
+    let hostServicesConnection: NATSClient
 
     /// Workloads first (SIGTERM, grace period, SIGKILL), then agents, host services, the bus.
     func stop() async {
         await manager.stopAll()
         await supervisor.shutdown(grace: .seconds(2))
         await hostServices.stop()
-        await hostServicesConnection?.close()
-        await busClient.close()
+        await hostServicesConnection.close()
+        // The bus first: closing the node's link before it would be reported as a lost link.
         await bus.shutdown()
+        await busClient.close()
     }
 }
 
