@@ -203,21 +203,7 @@ private func agentTestWithin<T: Sendable>(
     }
 }
 
-private func isAlive(_ pid: Int32) -> Bool {
-    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-          let close = stat.lastIndex(of: ")") else { return false }
-    let state = stat[stat.index(close, offsetBy: 2)]
-    return state != "Z" && state != "X"
-}
 
-/// Live processes whose command line contains `marker` (zombies have none).
-private func processes(withMarker marker: String) -> [Int32] {
-    let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-    return names.compactMap { name -> Int32? in
-        guard let pid = Int32(name), let data = FileManager.default.contents(atPath: "/proc/\(name)/cmdline") else { return nil }
-        return String(decoding: data, as: UTF8.self).contains(marker) ? pid : nil
-    }
-}
 
 /// A workload that leaves descendants outside its process group: one `setsid`, one
 /// double-forked and `setsid` (a daemon), both ignoring SIGTERM and SIGHUP, each with
@@ -282,7 +268,7 @@ private func escapingWorkload(_ marker: String) -> String {
         }
         // (Which of the agent's paths notices first — the parent-death signal or the workload's
         // end — is a race; the outcome is what counts.)
-        try await waitFor(timeout: .seconds(3), "the agent and its workload to exit") { !isAlive(agentPID) && !isAlive(workload) }
+        try await waitFor(timeout: .seconds(3), "the agent and its workload to exit") { !processIsAlive(agentPID) && !processIsAlive(workload) }
     }
 
     @Test func runsAWorkloadForwardsItsOutputAndExitsWhenItEnds() async throws {
@@ -361,7 +347,7 @@ private func escapingWorkload(_ marker: String) -> String {
         let events = try await agent.nextEvents(2)
         #expect(events.map(\.0) == [AgentVerb.workloadDeployed, AgentVerb.workloadUndeployed])
         #expect(try await agent.agentExit() == 0)
-        if let pid = accepted.pid { #expect(!isAlive(pid)) }
+        if let pid = accepted.pid { #expect(!processIsAlive(pid)) }
     }
 
     @Test func sigtermStopsTheWorkloadGracefully() async throws {
@@ -377,7 +363,7 @@ private func escapingWorkload(_ marker: String) -> String {
         #expect(events[1].0 == AgentVerb.workloadUndeployed)
         #expect(events[1].1.code == 0)
         #expect(try await agent.agentExit() == 0)
-        if let pid = accepted.pid { #expect(!isAlive(pid)) }
+        if let pid = accepted.pid { #expect(!processIsAlive(pid)) }
     }
 
     @Test func theWorkloadDiesWithItsAgent() async throws {
@@ -389,7 +375,7 @@ private func escapingWorkload(_ marker: String) -> String {
         let pid = try #require(accepted.pid, "\(accepted.message)")
         _ = try await agent.logLines(through: ["up"])
         kill(child.pid, SIGKILL)
-        try await waitFor(timeout: .seconds(2), "workload \(pid) to die with its agent") { !isAlive(pid) }
+        try await waitFor(timeout: .seconds(2), "workload \(pid) to die with its agent") { !processIsAlive(pid) }
     }
 
     @Test func outputThroughputEndToEnd() async throws {

@@ -16,16 +16,6 @@ import Testing
             """))
     }
 
-    /// The refusal message of a deploy (fails the test if it was accepted).
-    func refusal(_ body: () async throws -> some Any) async throws -> String {
-        do {
-            let result = try await body()
-            Issue.record("accepted: \(result)")
-            return ""
-        } catch let error as NexControlError {
-            return "\(error)"
-        }
-    }
 
     @Test func badDeploysAreRefusedWithTheReason() async throws {
         let server = try await NATSServer.start(jetStream: true)

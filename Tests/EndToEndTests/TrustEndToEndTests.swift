@@ -9,16 +9,6 @@ import Testing
 /// each asserting the safe outcome: the secret does not come back, the limit holds, the node
 /// still serves. The node runs as the unprivileged ``NodeUser``.
 @Suite(.serialized) struct TrustEndToEndTests {
-    /// The refusal message of a request (records an issue if it was accepted).
-    func refusal(_ body: () async throws -> some Any) async throws -> String {
-        do {
-            let result = try await body()
-            Issue.record("accepted: \(result)")
-            return ""
-        } catch let error as NexControlError {
-            return "\(error)"
-        }
-    }
 
     @Test func theNodeAndItsWorkloadsRunUnprivileged() async throws {
         let server = try await NATSServer.start(jetStream: true)
@@ -330,15 +320,6 @@ import Testing
     }
 }
 
-/// Live processes whose command line contains `marker`.
-private func processes(withMarker marker: String) -> [Int32] {
-    let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-    return names.compactMap { name -> Int32? in
-        guard let pid = Int32(name), processIsAlive(pid),
-              let data = FileManager.default.contents(atPath: "/proc/\(name)/cmdline") else { return nil }
-        return String(decoding: data, as: UTF8.self).contains(marker) ? pid : nil
-    }
-}
 
 extension Array {
     func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {

@@ -3,6 +3,7 @@ import NATSTestSupport
 import NATSWire
 import NexControl
 import Synchronization
+import Testing
 
 /// A native workload for end-to-end tests: a shell script written to a temporary directory,
 /// and what it takes to deploy it to a real node.
@@ -99,6 +100,27 @@ final class LogRecorder: Sendable {
     }
 
     deinit { task.withLock { $0?.cancel() } }
+}
+
+/// Live processes whose command line contains `marker`.
+func processes(withMarker marker: String) -> [Int32] {
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    return names.compactMap { name -> Int32? in
+        guard let pid = Int32(name), processIsAlive(pid),
+              let data = FileManager.default.contents(atPath: "/proc/\(name)/cmdline") else { return nil }
+        return String(decoding: data, as: UTF8.self).contains(marker) ? pid : nil
+    }
+}
+
+/// The refusal message of a control request (records an issue if it was accepted).
+func refusal(_ body: () async throws -> some Any, sourceLocation: SourceLocation = #_sourceLocation) async throws -> String {
+    do {
+        let result = try await body()
+        Issue.record("accepted: \(result)", sourceLocation: sourceLocation)
+        return ""
+    } catch let error as NexControlError {
+        return "\(error)"
+    }
 }
 
 /// Whether a process is alive (a zombie counts as gone).
