@@ -1,3 +1,5 @@
+import NATSWire
+
 /// Builders for the `$NEX` control subjects (Nex 0.2 compatible).
 ///
 /// The control API itself (messages, client, server) arrives with the control plane;
@@ -15,13 +17,7 @@ public enum NexSubject {
     ///
     /// - Throws: ``NexControlError/badRequest(_:)`` naming the namespace and the rule.
     public static func validateNamespace(_ namespace: String) throws(NexControlError) {
-        let valid = !namespace.isEmpty && namespace.utf8.count <= maxNamespaceLength && namespace.utf8.allSatisfy { byte in
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"): true
-            default: false
-            }
-        }
+        let valid = !namespace.isEmpty && namespace.utf8.count <= maxNamespaceLength && namespace.utf8.allSatisfy(NATSSubject.isNameByte)
         guard valid else {
             let shown = namespace.count > maxNamespaceLength ? String(namespace.prefix(maxNamespaceLength)) + "…" : namespace
             throw .badRequest(

@@ -203,7 +203,7 @@ public struct KeyValue: Sendable {
 
     /// Bucket names: letters, digits, `-` and `_`.
     static func validateBucket(_ bucket: String) throws(KeyValueError) {
-        guard !bucket.isEmpty, bucket.utf8.allSatisfy({ isWordByte($0) }) else {
+        guard !bucket.isEmpty, bucket.utf8.allSatisfy(NATSSubject.isNameByte) else {
             throw .invalidBucketName(bucket)
         }
     }
@@ -227,20 +227,10 @@ public struct KeyValue: Sendable {
                 if token.first == UInt8(ascii: "*") { continue }
                 if token.first == UInt8(ascii: ">") && index == tokens.count - 1 { continue }
             }
-            for byte in token where !isWordByte(byte) && byte != UInt8(ascii: "/") && byte != UInt8(ascii: "=") {
+            for byte in token where !NATSSubject.isNameByte(byte) && byte != UInt8(ascii: "/") && byte != UInt8(ascii: "=") {
                 return false
             }
         }
         return true
-    }
-
-    private static func isWordByte(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-             UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"):
-            return true
-        default:
-            return false
-        }
     }
 }

@@ -1,3 +1,4 @@
+import NATSWire
 import NexControl
 
 extension ArtifactLocation {
@@ -50,7 +51,7 @@ extension ArtifactLocation {
             let bucket = String(rest[..<slash])
             let rawKey = rest[rest.index(after: slash)...]
             if bucket.isEmpty { throw refuse("the bucket is empty; expected nats://BUCKET/KEY") }
-            guard bucket.utf8.allSatisfy(Self.isBucketByte) else {
+            guard bucket.utf8.allSatisfy(NATSSubject.isNameByte) else {
                 throw refuse("bucket '\(bucket)' may only contain letters, digits, '-' and '_'")
             }
             if rawKey.isEmpty { throw refuse("the key is empty; expected nats://BUCKET/KEY") }
@@ -108,11 +109,4 @@ extension ArtifactLocation {
         scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value)
     }
 
-    private static func isBucketByte(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-             UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"): true
-        default: false
-        }
-    }
 }

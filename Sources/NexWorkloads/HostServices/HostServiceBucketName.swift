@@ -1,3 +1,5 @@
+import NATSWire
+
 /// Bucket names of host services: a template with `${namespace}` and `${workload_name}`
 /// (placeholders in any case, as Nex 0.2), each replaced by its name **escaped**, so that two
 /// different (namespace, workload) pairs never make the same bucket name.
@@ -67,15 +69,7 @@ enum HostServiceBucketName {
 
     /// JetStream bucket names: letters, digits, `-` and `_`.
     static func isValid(_ name: String) -> Bool {
-        !name.isEmpty && name.utf8.allSatisfy { byte in
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"):
-                return true
-            default:
-                return false
-            }
-        }
+        !name.isEmpty && name.utf8.allSatisfy(NATSSubject.isNameByte)
     }
 
     /// Replaces the placeholders, ignoring their case, by the given texts as they are.
