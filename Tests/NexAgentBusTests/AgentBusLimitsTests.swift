@@ -74,13 +74,7 @@ import Testing
         defer { Task { await test.bus.shutdown() } }
         let node = try await test.connectNode()
         defer { Task { await node.close() } }
-        let served = try await node.subscribe(to: "hostint.a7.rpc")
-        try await node.flush()
-        let server = Task {
-            for await message in served {
-                if let reply = message.replyTo { try? await node.publish("ok", to: reply) }
-            }
-        }
+        let server = try await answerOK(on: "hostint.a7.rpc", with: node)
         defer { server.cancel() }
 
         var holders: [RawConnection] = []
@@ -110,13 +104,7 @@ import Testing
         let node = try await test.connectNode()
         let other = try await test.connectAgent("a2")
         defer { Task { await node.close(); await other.close() } }
-        let served = try await node.subscribe(to: "hostint.a2.rpc")
-        try await node.flush()
-        let server = Task {
-            for await message in served {
-                if let reply = message.replyTo { try await node.publish("ok", to: reply) }
-            }
-        }
+        let server = try await answerOK(on: "hostint.a2.rpc", with: node)
         defer { server.cancel() }
 
         let deaf = try await RawConnection(port: test.bus.port, autoRead: false)
@@ -156,13 +144,7 @@ import Testing
         let logs = try await node.subscribe(to: "hostint.a1.logs")
         let counter = Task { for await _ in logs { received.add(1, ordering: .relaxed) } }
         defer { counter.cancel() }
-        let served = try await node.subscribe(to: "hostint.a2.rpc")
-        try await node.flush()
-        let server = Task {
-            for await message in served {
-                if let reply = message.replyTo { try await node.publish("ok", to: reply) }
-            }
-        }
+        let server = try await answerOK(on: "hostint.a2.rpc", with: node)
         defer { server.cancel() }
 
         let flooder = try await RawConnection(port: test.bus.port)

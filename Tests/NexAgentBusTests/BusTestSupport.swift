@@ -184,3 +184,15 @@ final class RawConnection: Sendable {
 
     func close() async { try? await channel.close() }
 }
+
+/// Answers "ok" to every request on `subject` (as the node answers an agent's calls) until the
+/// returned task is cancelled; subscribed and flushed before it returns.
+func answerOK(on subject: String, with client: NATSClient) async throws -> Task<Void, Never> {
+    let served = try await client.subscribe(to: subject)
+    try await client.flush()
+    return Task {
+        for await message in served {
+            if let reply = message.replyTo { try? await client.publish("ok", to: reply) }
+        }
+    }
+}
