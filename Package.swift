@@ -13,6 +13,8 @@ let package = Package(
         .library(name: "NexControl", targets: ["NexControl"]),
         .library(name: "NexAgentBus", targets: ["NexAgentBus"]),
         .library(name: "NexWorkloads", targets: ["NexWorkloads"]),
+        .library(name: "NexNodeKit", targets: ["NexNodeKit"]),
+        .library(name: "NexAgentKit", targets: ["NexAgentKit"]),
         .executable(name: "nex-node", targets: ["nex-node"]),
         .executable(name: "nex-agent", targets: ["nex-agent"]),
         .executable(name: "nexctl", targets: ["nexctl"]),
@@ -71,20 +73,37 @@ let package = Package(
         .target(
             name: "NexAgentBus",
             dependencies: [
-                "NATSWire",
+                "NATSWire", "NexControl",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
+        // What both sides of a workload share: spawning processes (rlimits, cgroups, process
+        // groups, parent-death signals) and the restart policy.
         .target(
             name: "NexWorkloads",
+            dependencies: ["NexControl", "CProcessSpawn"],
+            swiftSettings: swiftSettings
+        ),
+        // The node side: workload manager, agent supervisor, artifacts, host services, the node service.
+        .target(
+            name: "NexNodeKit",
             dependencies: [
-                "NATSWire", "NexControl", "NexAgentBus", "CProcessSpawn",
+                "NATSWire", "NexControl", "NexAgentBus", "NexWorkloads",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The agent side, kept small: the agent service, the native runner, the function-runtime protocols.
+        .target(
+            name: "NexAgentKit",
+            dependencies: [
+                "NATSWire", "NexControl", "NexAgentBus", "NexWorkloads", "CProcessSpawn",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -93,7 +112,7 @@ let package = Package(
         .target(
             name: "NexFunctions",
             dependencies: [
-                "NexWorkloads", "CJavaScriptCore",
+                "NexAgentKit", "CJavaScriptCore",
                 .product(name: "WasmKit", package: "WasmKit"),
                 .product(name: "WasmKitWASI", package: "WasmKit"),
                 .product(name: "WASI", package: "WasmKit"),
@@ -109,7 +128,7 @@ let package = Package(
         .executableTarget(
             name: "nex-node",
             dependencies: [
-                "NexWorkloads", "NexCLISupport",
+                "NexNodeKit", "NexCLISupport",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -119,7 +138,7 @@ let package = Package(
         .executableTarget(
             name: "nex-agent",
             dependencies: [
-                "NexWorkloads", "NexAgentBus", "NexFunctions",
+                "NexAgentKit", "NexAgentBus", "NexFunctions",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -193,12 +212,18 @@ let package = Package(
         ),
         .testTarget(
             name: "NexFunctionsTests",
-            dependencies: ["NexFunctions", "NexWorkloads", "NATSTestSupport"],
+            dependencies: ["NexFunctions", "NexAgentKit", "NATSTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
-            name: "NexWorkloadsTests",
-            dependencies: ["NexWorkloads", "NATSTestSupport"],
+            name: "NexNodeKitTests",
+            dependencies: ["NexNodeKit", "NATSTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        // The agent side and the shared process layer (NexWorkloads) under it.
+        .testTarget(
+            name: "NexAgentKitTests",
+            dependencies: ["NexAgentKit", "NATSTestSupport"],
             swiftSettings: swiftSettings
         ),
         // Real nats-server + real nex-node/nexctl processes; needs the executables built.

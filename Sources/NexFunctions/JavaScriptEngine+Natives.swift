@@ -1,6 +1,7 @@
 import CJavaScriptCore
 import FoundationEssentials
-import NexWorkloads
+import NexAgentKit
+import NexAgentBus
 
 #if canImport(Glibc)
 import Glibc

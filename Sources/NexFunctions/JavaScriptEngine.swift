@@ -1,5 +1,8 @@
 import CJavaScriptCore
+import NexAgentKit
+import NexAgentBus
 import NexWorkloads
+import NexControl
 
 #if canImport(Glibc)
 import Glibc

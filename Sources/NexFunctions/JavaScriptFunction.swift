@@ -1,5 +1,7 @@
 import FoundationEssentials
+import NexAgentKit
 import NexWorkloads
+import NexControl
 
 /// A JavaScript function workload running on JavaScriptCore.
 ///

@@ -1,4 +1,6 @@
+import NexAgentKit
 import NexWorkloads
+import NexControl
 
 /// The function runtimes: WebAssembly on WasmKit and JavaScript on JavaScriptCore.
 /// Only `nex-agent` links this module, so the node stays small.

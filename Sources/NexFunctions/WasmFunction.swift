@@ -1,5 +1,7 @@
 import Foundation
+import NexAgentKit
 import NexWorkloads
+import NexControl
 import Synchronization
 import WasmKit
 

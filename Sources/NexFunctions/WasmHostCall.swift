@@ -1,5 +1,6 @@
 import Dispatch
-import NexWorkloads
+import NexAgentKit
+import NexAgentBus
 import Synchronization
 
 /// Runs one asynchronous ``HostServiceCaller/call(service:method:headers:body:)`` for a guest,

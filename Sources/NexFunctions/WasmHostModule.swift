@@ -1,5 +1,6 @@
 import Foundation
-import NexWorkloads
+import NexAgentKit
+import NexAgentBus
 import WasmKit
 
 /// The `nex` import module: host services (`kv`, `objectstore`, `messaging`, `http`) for

@@ -1,5 +1,5 @@
 import Foundation
-import NexWorkloads
+import NexAgentKit
 import WasmKit
 
 /// The state of one guest call, shared by its WASI streams and its `nex` host functions:

@@ -1,5 +1,7 @@
 import Foundation
+import NexAgentKit
 import NexWorkloads
+import NexControl
 @_spi(Fuzzing) import WasmKit
 @_spi(WASIPlatform) import WASI
 import WasmKitWASI

@@ -1,4 +1,4 @@
-import NexWorkloads
+import NexAgentKit
 import WasmKit
 
 /// One piece of work for ``WasmWorkerPool``: an invocation (with a deadline) or the

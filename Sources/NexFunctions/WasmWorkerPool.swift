@@ -1,5 +1,5 @@
 import Foundation
-import NexWorkloads
+import NexAgentKit
 import WasmKit
 
 /// The threads wasm guests run on: a guest is synchronous code that may spin or block in a

@@ -2,7 +2,8 @@ import ArgumentParser
 import Dispatch
 import Logging
 import NexFunctions
-import NexWorkloads
+import NexAgentBus
+import NexAgentKit
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -47,8 +48,8 @@ struct NexAgent: AsyncParsableCommand {
         }
         // The node died (the agent's parent-death signal): kill the workload's whole tree now,
         // whatever the agent is doing, then exit.
-        signal(AgentService.parentDeathSignal, SIG_IGN)
-        let nodeDeath = DispatchSource.makeSignalSource(signal: AgentService.parentDeathSignal, queue: .global())
+        signal(AgentEnvironment.parentDeathSignal, SIG_IGN)
+        let nodeDeath = DispatchSource.makeSignalSource(signal: AgentEnvironment.parentDeathSignal, queue: .global())
         nodeDeath.setEventHandler {
             service.nodeDied()
             Glibc.exit(3)

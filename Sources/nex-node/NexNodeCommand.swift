@@ -4,7 +4,7 @@ import Logging
 import NATSWire
 import NexCLISupport
 import NexControl
-import NexWorkloads
+import NexNodeKit
 import ServiceLifecycle
 
 @main
@@ -124,7 +124,7 @@ struct Preflight: AsyncParsableCommand {
         } catch {
             throw ValidationError("\(error)")
         }
-        let checks = await NexWorkloads.Preflight.run(
+        let checks = await NexNodeKit.Preflight.run(
             control: configuration.control,
             stateDirectory: configuration.stateDirectory ?? StateDirectory.defaultPath,
             dev: options.wantsDevServer(configuration), agentPath: configuration.agentPath)

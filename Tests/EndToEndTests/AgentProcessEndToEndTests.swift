@@ -2,6 +2,8 @@ import Foundation
 import NATSTestSupport
 import NATSWire
 import NexAgentBus
+import NexAgentBus
+import NexControl
 import NexWorkloads
 import NIOCore
 import Synchronization
@@ -116,11 +118,12 @@ private final class AgentHarness: Sendable {
         return path
     }
 
-    func deployRequest(_ artifact: String, type: String = "native", environment: [String: String] = [:],
-                       limits: WorkloadLimits = WorkloadLimits(), grace: Int = 2_000) -> AgentDeployRequest {
+    func deployRequest(_ artifact: String, type: WorkloadType = .native, environment: [String: String] = [:],
+                       limits: ResourceLimits = ResourceLimits(), logRate: LogRate = .default,
+                       grace: Int = 2_000) -> AgentDeployRequest {
         AgentDeployRequest(workloadID: "w-\(agentID)", workloadName: "script", namespace: "default", workloadType: type,
                            argv: ["first"], environment: environment, hash: "00", totalBytes: 1, artifactPath: artifact,
-                           limits: limits, stopGraceMilliseconds: grace)
+                           limits: limits, logRate: logRate, stopGraceMilliseconds: grace)
     }
 
     func deploy(_ request: AgentDeployRequest) async throws -> AgentDeployResponse {
@@ -287,7 +290,7 @@ private func escapingWorkload(_ marker: String) -> String {
             exit 3
             """)
         let response = try await agent.deploy(agent.deployRequest(
-            artifact, environment: ["GREETING": "hi"], limits: WorkloadLimits(openFiles: 64)))
+            artifact, environment: ["GREETING": "hi"], limits: ResourceLimits(openFiles: 64)))
         #expect(response.accepted, "\(response.message)")
         #expect(response.pid != nil)
         #expect(response.limitsApplied == ["rlimit_nofile"])
@@ -312,7 +315,7 @@ private func escapingWorkload(_ marker: String) -> String {
         defer { Task { await agent.shutdown() } }
         try await agent.launch()
 
-        let wasm = try await agent.deploy(agent.deployRequest(agent.agentDirectory + "/x.wasm", type: "wasm"))
+        let wasm = try await agent.deploy(agent.deployRequest(agent.agentDirectory + "/x.wasm", type: .wasm))
         #expect(!wasm.accepted)
         #expect(wasm.message.contains("x.wasm"), "\(wasm.message)")
 
@@ -387,7 +390,7 @@ private func escapingWorkload(_ marker: String) -> String {
         let started = ContinuousClock.now
         // Above the rate limit: this measures the path, not the limit.
         let accepted = try await agent.deploy(agent.deployRequest(
-            artifact, limits: WorkloadLimits(logLinesPerSecond: 10_000_000, logBytesPerSecond: 1 << 30)))
+            artifact, logRate: LogRate(linesPerSecond: 10_000_000, bytesPerSecond: 1 << 30)))
         #expect(accepted.accepted, "\(accepted.message)")
         let logs = agent.logs
         let received = try await agentTestWithin(.seconds(60), "\(count) log lines") { () -> (Int, String) in
@@ -425,7 +428,7 @@ private func escapingWorkload(_ marker: String) -> String {
         let rate = 200
         let started = ContinuousClock.now
         let accepted = try await agent.deploy(agent.deployRequest(
-            artifact, limits: WorkloadLimits(logLinesPerSecond: rate, logBytesPerSecond: 1 << 30)))
+            artifact, logRate: LogRate(linesPerSecond: rate, bytesPerSecond: 1 << 30)))
         #expect(accepted.accepted, "\(accepted.message)")
         let logs = agent.logs
         // In the middle of the flood, the agent still answers its node.

@@ -140,7 +140,7 @@ private func within<T: Sendable>(_ limit: Duration, _ what: String, _ body: @esc
         let id = bus.agentID
 
         let request = AgentDeployRequest(
-            workloadID: "w1", workloadName: "echo", namespace: "default", workloadType: "native", hash: "00",
+            workloadID: "w1", workloadName: "echo", namespace: "default", workloadType: .native, hash: "00",
             totalBytes: 1, artifactPath: "/tmp/x")
         let deployReply = try await node.request(Array(try JSONEncoder().encode(request)), to: "agentint.\(id).deploy")
         let deploy = try JSONDecoder().decode(AgentDeployResponse.self, from: Data(deployReply.payload.readableBytesView))

@@ -3,7 +3,9 @@ import Glibc
 #endif
 import NATSTestSupport
 import NexFunctions
+import NexAgentKit
 import NexWorkloads
+import NexControl
 import Testing
 
 /// Loading and invoking JavaScript functions: results, promises, errors and limits.

@@ -1,5 +1,6 @@
 import NexFunctions
-import NexWorkloads
+import NexAgentKit
+import NexAgentBus
 import Testing
 
 /// The `hostServices` global: each method goes through the HostServiceCaller with Nex 0.2's

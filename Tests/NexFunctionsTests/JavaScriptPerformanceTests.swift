@@ -1,5 +1,5 @@
 import NexFunctions
-import NexWorkloads
+import NexAgentKit
 import Testing
 
 /// Echo latency and throughput, printed rather than asserted (the machine is shared).

@@ -1,6 +1,9 @@
 import Foundation
 import NexFunctions
+import NexAgentKit
+import NexAgentBus
 import NexWorkloads
+import NexControl
 import Synchronization
 
 /// Helpers of the JavaScript tests: every wait has a deadline, and failures say what failed.

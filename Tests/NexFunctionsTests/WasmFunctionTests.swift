@@ -1,7 +1,10 @@
 import Foundation
 import NATSTestSupport
 import NexFunctions
+import NexAgentKit
+import NexAgentBus
 import NexWorkloads
+import NexControl
 import Synchronization
 import Testing
 

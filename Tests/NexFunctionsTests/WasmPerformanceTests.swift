@@ -1,7 +1,7 @@
 import Foundation
 import NATSTestSupport
 import NexFunctions
-import NexWorkloads
+import NexAgentKit
 import Testing
 
 /// Prints echo latency and throughput (measured, not asserted: CI machines vary).

@@ -13,6 +13,10 @@ public enum AgentEnvironment {
     /// The node's pid: the agent exits when its parent is no longer this process.
     public static let nodePID = "NEX_NODE_PID"
 
+    /// The signal the agent receives when its node dies (`PR_SET_PDEATHSIG`, set by the node
+    /// when it spawns the agent): the agent kills its workload's whole tree and exits.
+    public static let parentDeathSignal: Int32 = 1 // SIGHUP
+
     /// The inbox prefix agent `<id>` must use; the bus lets it subscribe only there and to `agentint.<id>.>`.
     public static func inboxPrefix(agentID: String) -> String { "_INBOX.\(agentID)" }
 }

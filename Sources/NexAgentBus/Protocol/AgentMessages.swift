@@ -1,4 +1,5 @@
 import FoundationEssentials
+import NexControl
 
 /// `hostint.<id>.handshake` (agent to node, request): the agent is up and listening.
 public struct AgentHandshake: Codable, Sendable, Equatable {
@@ -15,28 +16,21 @@ public struct AgentHandshake: Codable, Sendable, Equatable {
     }
 }
 
-/// Resource limits for one workload (`0`/nil = not limited).
-public struct WorkloadLimits: Codable, Sendable, Equatable {
-    /// Address space (RLIMIT_AS), bytes; also the cgroup `memory.max` when a cgroup is used.
-    public var memoryBytes: Int?
-    /// Open files (RLIMIT_NOFILE).
-    public var openFiles: Int?
-    /// Processes (RLIMIT_NPROC; cgroup `pids.max`).
-    public var processes: Int?
-    /// Output lines a second forwarded to the node (the agent's default when nil).
-    public var logLinesPerSecond: Int?
-    /// Output bytes a second forwarded to the node (the agent's default when nil).
-    public var logBytesPerSecond: Int?
+/// The rate at which the agent forwards one workload's output lines to its node (the node's
+/// `log_rate_limit`); lines over it are dropped and counted.
+public struct LogRate: Codable, Sendable, Equatable {
+    public var linesPerSecond: Int
+    public var bytesPerSecond: Int
 
-    enum CodingKeys: String, CodingKey {
-        case memoryBytes = "memory_bytes", openFiles = "open_files", processes
-        case logLinesPerSecond = "log_lines_per_second", logBytesPerSecond = "log_bytes_per_second"
-    }
+    /// 2,000 lines and 1 MiB a second: far above what a service logs, far below what a
+    /// loop printing flat out produces.
+    public static let `default` = LogRate(linesPerSecond: 2_000, bytesPerSecond: 1 << 20)
 
-    public init(memoryBytes: Int? = nil, openFiles: Int? = nil, processes: Int? = nil, logLinesPerSecond: Int? = nil,
-                logBytesPerSecond: Int? = nil) {
-        self.memoryBytes = memoryBytes; self.openFiles = openFiles; self.processes = processes
-        self.logLinesPerSecond = logLinesPerSecond; self.logBytesPerSecond = logBytesPerSecond
+    enum CodingKeys: String, CodingKey { case linesPerSecond = "lines_per_second", bytesPerSecond = "bytes_per_second" }
+
+    public init(linesPerSecond: Int, bytesPerSecond: Int) {
+        self.linesPerSecond = linesPerSecond
+        self.bytesPerSecond = bytesPerSecond
     }
 }
 
@@ -47,8 +41,7 @@ public struct AgentDeployRequest: Codable, Sendable, Equatable {
     public var workloadID: String
     public var workloadName: String
     public var namespace: String
-    /// `native`, `wasm` or `javascript`.
-    public var workloadType: String
+    public var workloadType: WorkloadType
     public var argv: [String]
     public var environment: [String: String]
     public var essential: Bool
@@ -57,7 +50,9 @@ public struct AgentDeployRequest: Codable, Sendable, Equatable {
     public var totalBytes: Int
     /// The artifact, a file inside the agent's own directory.
     public var artifactPath: String
-    public var limits: WorkloadLimits
+    /// Memory, open files and processes: the deploy's, or the node's defaults.
+    public var limits: ResourceLimits
+    public var logRate: LogRate
     /// Milliseconds between SIGTERM and SIGKILL when the workload is stopped.
     public var stopGraceMilliseconds: Int
     public var triggerSubjects: [String]
@@ -65,18 +60,18 @@ public struct AgentDeployRequest: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case workloadID = "workload_id", workloadName = "workload_name", namespace
         case workloadType = "workload_type", argv, environment, essential, hash, totalBytes = "total_bytes"
-        case artifactPath = "artifact_path", limits, stopGraceMilliseconds = "stop_grace_ms"
+        case artifactPath = "artifact_path", limits, logRate = "log_rate", stopGraceMilliseconds = "stop_grace_ms"
         case triggerSubjects = "trigger_subjects"
     }
 
-    public init(workloadID: String, workloadName: String, namespace: String, workloadType: String,
+    public init(workloadID: String, workloadName: String, namespace: String, workloadType: WorkloadType,
                 argv: [String] = [], environment: [String: String] = [:], essential: Bool = false, hash: String,
-                totalBytes: Int, artifactPath: String, limits: WorkloadLimits = WorkloadLimits(),
+                totalBytes: Int, artifactPath: String, limits: ResourceLimits = ResourceLimits(), logRate: LogRate = .default,
                 stopGraceMilliseconds: Int = 10_000, triggerSubjects: [String] = []) {
         self.workloadID = workloadID; self.workloadName = workloadName; self.namespace = namespace
         self.workloadType = workloadType; self.argv = argv; self.environment = environment
         self.essential = essential; self.hash = hash; self.totalBytes = totalBytes
-        self.artifactPath = artifactPath; self.limits = limits
+        self.artifactPath = artifactPath; self.limits = limits; self.logRate = logRate
         self.stopGraceMilliseconds = stopGraceMilliseconds; self.triggerSubjects = triggerSubjects
     }
 }

@@ -1,4 +1,4 @@
-import NexAgentBus
+import NexControl
 
 /// How ``ChildProcess/init(executable:arguments:environment:options:)`` starts a child:
 /// its process group, parent-death signal, resource limits, standard streams and cgroup.
@@ -22,7 +22,7 @@ public struct SpawnOptions: Sendable {
     /// signal when the forking *thread* ends.
     public var parentDeathSignal: Int32?
     /// Address space, open files and processes (`setrlimit` in the child before `exec`).
-    public var limits: WorkloadLimits
+    public var limits: ResourceLimits
     public var stdin: Stream
     public var stdout: Stream
     public var stderr: Stream
@@ -40,7 +40,7 @@ public struct SpawnOptions: Sendable {
     /// the node's or its agent's working directory: agents pass their private directory).
     public var workingDirectory: String?
 
-    public init(newProcessGroup: Bool = false, parentDeathSignal: Int32? = nil, limits: WorkloadLimits = WorkloadLimits(),
+    public init(newProcessGroup: Bool = false, parentDeathSignal: Int32? = nil, limits: ResourceLimits = ResourceLimits(),
                 stdin: Stream = .null, stdout: Stream = .null, stderr: Stream = .null, cgroupProcsPaths: [String] = [],
                 killGroupOnExit: Bool = false, inheritDescriptors: Bool = false, workingDirectory: String? = nil) {
         self.workingDirectory = workingDirectory

@@ -7,8 +7,8 @@ import Glibc
 /// Linux delivers `PR_SET_PDEATHSIG` when the *thread* that forked the child ends, not the
 /// process, and Swift's cooperative pool and Dispatch retire idle threads. This thread is
 /// started on first use and never ends, so the signal means "this process died".
-final class SpawnThread: @unchecked Sendable {
-    static let shared = SpawnThread()
+package final class SpawnThread: @unchecked Sendable {
+    package static let shared = SpawnThread()
 
     private final class Job {
         let work: () -> Void
@@ -42,7 +42,7 @@ final class SpawnThread: @unchecked Sendable {
 
     /// Runs `body` on the spawn thread and returns its result; the caller blocks meanwhile
     /// (a fork and an exec: milliseconds).
-    func run<T>(_ body: () throws -> T) throws -> T {
+    package func run<T>(_ body: () throws -> T) throws -> T {
         if isCurrent { return try body() }
         var result: Result<T, any Error>?
         withoutActuallyEscaping(body) { body in
@@ -60,7 +60,7 @@ final class SpawnThread: @unchecked Sendable {
     /// A pipe whose ends are close-on-exec. `pipe2` is not visible from Swift, so the flag is
     /// set right after `pipe` — on this thread, so that no child forked here can inherit the
     /// ends in between. Returns `[read, write]`, or throws the errno.
-    func makePipe() throws -> [Int32] {
+    package func makePipe() throws -> [Int32] {
         try run {
             var ends: [Int32] = [-1, -1]
             guard pipe(&ends) == 0 else { throw PipeError(code: errno) }

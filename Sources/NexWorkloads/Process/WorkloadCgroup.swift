@@ -2,7 +2,7 @@
 import Glibc
 #endif
 import FoundationEssentials
-import NexAgentBus
+import NexControl
 
 /// A cgroup for one workload, with a memory and a pids limit, where the host lets us make
 /// one (cgroup v2 with the controllers delegated to our cgroup, or v1 `memory` and `pids`
@@ -18,7 +18,7 @@ public struct WorkloadCgroup: Sendable {
 
     /// Makes `nex-<name>` under this process's own cgroup(s) with the limits given; nil when
     /// there is nothing to limit or the host does not allow it (the reason is in `unavailable`).
-    public static func create(name: String, limits: WorkloadLimits, root: String = "/sys/fs/cgroup",
+    public static func create(name: String, limits: ResourceLimits, root: String = "/sys/fs/cgroup",
                               unavailable: inout String?) -> WorkloadCgroup? {
         let memory = limits.memoryBytes.flatMap { $0 > 0 ? $0 : nil }
         let pids = limits.processes.flatMap { $0 > 0 ? $0 : nil }

@@ -1,0 +1,21 @@
+import NexWorkloads
+import NATSWire
+import NexAgentBus
+
+/// One `nex-agent` process the node started, with its bus identity.
+struct AgentProcess: Sendable {
+    let id: String
+    let key: NKeyPair
+    let process: ChildProcess
+    /// Its private directory (0700); artifacts for its workload are placed here.
+    let directory: String
+}
+
+/// What the supervisor reports about its agents.
+enum AgentNotice: Sendable {
+    /// An agent ended (crashed, was killed, or exited after its workload). `status` is the
+    /// exit status, negative for a signal.
+    case exited(agentID: String, status: Int32)
+    /// An agent stopped answering pings and was killed.
+    case unresponsive(agentID: String)
+}

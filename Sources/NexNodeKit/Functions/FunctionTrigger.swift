@@ -1,0 +1,139 @@
+import NexWorkloads
+import FoundationEssentials
+import Logging
+import NATSWire
+import NexAgentBus
+import NexControl
+import NIOCore
+import Synchronization
+
+/// The node's side of one function: its trigger subscriptions (a queue group per workload, so
+/// replicas on several nodes share the load), each message handed to the function's agent and
+/// the result (or the failure, in `Nex-Function-Error`) sent back to the requester, with a
+/// `function_exec_succeeded` / `function_exec_failed` event per invocation.
+final class FunctionTrigger: Sendable {
+    struct Target: Sendable {
+        let namespace: String
+        let workloadName: String
+        let workloadID: String
+        let nodeID: String
+    }
+
+    private let target: Target
+    /// Where trigger messages arrive and replies go.
+    private let connection: NATSClient
+    /// Events are published here (the control connection).
+    private let control: NATSClient
+    private let bus: NATSClient
+    private let agentID = Mutex<String?>(nil)
+    private let subscriptions = Mutex<[NATSSubscription]>([])
+    private let tasks = Mutex<[Task<Void, Never>]>([])
+    private let timeout: TimeAmount
+    private let logger: Logger
+    /// Cumulative execution time (ns) reported by the agent.
+    private let runtime = Mutex<UInt64>(0)
+    private let ownsConnection: Bool
+    /// Invocations under way; past ``maxInFlight`` new messages are answered "busy" at once,
+    /// so a flood against a slow function cannot grow the node's memory without bound.
+    private let inFlight = Atomic<Int>(0)
+    static let maxInFlight = 1024
+
+    init(target: Target, connection: NATSClient, ownsConnection: Bool, control: NATSClient, bus: NATSClient,
+         timeout: TimeAmount, logger: Logger) {
+        self.target = target
+        self.connection = connection
+        self.ownsConnection = ownsConnection
+        self.control = control
+        self.bus = bus
+        self.timeout = timeout
+        self.logger = logger
+    }
+
+    var runtimeNanoseconds: UInt64 { runtime.withLock { $0 } }
+
+    /// The agent that runs the function now (changes if it is redeployed).
+    func route(to agentID: String?) { self.agentID.withLock { $0 = agentID } }
+
+    /// Subscribes every trigger subject with the queue group `nex:<ns>:<workload>`.
+    func start(subjects: [String]) async throws {
+        // ':' appears in neither namespaces nor workload names, so two workloads never share a group.
+        let queue = "nex:\(target.namespace):\(target.workloadName)"
+        for subject in subjects {
+            let subscription = try await connection.subscribe(to: subject, queue: queue)
+            subscriptions.withLock { $0.append(subscription) }
+            // On the bus connection's event loop: the hop to the agent then needs no thread switch.
+            let executor = bus.taskExecutor
+            let task = Task(executorPreference: executor) { [self] in
+                for await message in subscription {
+                    // Invocations run concurrently: a slow one must not hold up the next.
+                    let running = inFlight.add(1, ordering: .relaxed).newValue
+                    Task(executorPreference: executor) {
+                        defer { self.inFlight.subtract(1, ordering: .relaxed) }
+                        if running > Self.maxInFlight {
+                            await self.fail(message, reason: "function \(self.target.workloadName) is busy: \(Self.maxInFlight) invocations under way")
+                        } else {
+                            await self.invoke(message)
+                        }
+                    }
+                }
+            }
+            tasks.withLock { $0.append(task) }
+        }
+        try await connection.flush()
+    }
+
+    private func invoke(_ message: NATSMessage) async {
+        guard let agentID = agentID.withLock({ $0 }) else {
+            await fail(message, reason: "function \(target.workloadName) is not running (restarting or stopping)")
+            return
+        }
+        let started = ContinuousClock.now
+        let reply: NATSMessage
+        do {
+            reply = try await bus.request(message.payload, to: AgentBusSubject.toAgent(agentID, AgentVerb.trigger),
+                                          headers: [AgentTriggerHeader.subject: message.subject], timeout: timeout)
+        } catch {
+            await fail(message, reason: "agent did not answer: \(error)")
+            return
+        }
+        if let failure = reply.headers?[AgentTriggerHeader.error] {
+            await fail(message, reason: failure)
+            return
+        }
+        let measured = UInt64(started.duration(to: .now).nanoseconds)
+        let nanos = reply.headers?[AgentTriggerHeader.runtime].flatMap { UInt64($0) } ?? measured
+        runtime.withLock { $0 += nanos }
+        if let replyTo = message.replyTo {
+            try? await connection.publish(reply.payload, to: replyTo)
+        }
+        await publish(NexEventType.functionExecSucceeded, FunctionExecSucceededEvent(
+            workloadName: target.workloadName, triggerSubject: message.subject, elapsedNanos: nanos,
+            namespace: target.namespace))
+    }
+
+    /// Answers the requester with an empty body and the reason in `Nex-Function-Error`.
+    private func fail(_ message: NATSMessage, reason: String) async {
+        if let replyTo = message.replyTo {
+            try? await connection.publish(ByteBuffer(), to: replyTo, headers: [FunctionHeader.error: reason])
+        }
+        await publish(NexEventType.functionExecFailed, FunctionExecFailedEvent(
+            workloadName: target.workloadName, triggerSubject: message.subject, namespace: target.namespace,
+            error: reason))
+    }
+
+    private func publish<T: Codable & Sendable>(_ type: String, _ data: T) async {
+        let event = NexEvent(source: "\(target.nodeID)-\(target.workloadID)", type: type, data: data,
+                             namespace: target.namespace)
+        guard let body = try? JSONEncoder().encode(event) else { return }
+        try? await control.publish(ByteBuffer(bytes: body), to: NexSubject.event(namespace: target.namespace, type: type))
+    }
+
+    /// Unsubscribes; invocations under way still answer.
+    func stop() async {
+        for subscription in subscriptions.withLock({ value in defer { value = [] }; return value }) {
+            try? await subscription.unsubscribe()
+        }
+        for task in tasks.withLock({ value in defer { value = [] }; return value }) { task.cancel() }
+        if ownsConnection { await connection.close() }
+    }
+}

@@ -1,0 +1,376 @@
+import NexWorkloads
+import FoundationEssentials
+import Logging
+import NATSWire
+import NexAgentBus
+import NexControl
+import NIOCore
+import ServiceLifecycle
+import Synchronization
+
+/// A Nex node: serves the `$NEX` control API for this host on the control connection,
+/// publishes its events, and stops gracefully.
+///
+/// Run it in a `ServiceGroup` (as `nex-node up` does) so SIGTERM/SIGINT trigger a graceful
+/// stop: stop serving, publish `node_stopped`, drain the connection.
+public final class NexNode: Service, NodeControlHandler, Sendable {
+    public static let version = "0.1.0"
+
+    public let configuration: NodeConfiguration
+    public let identity: NodeIdentity
+    private let clientOptions: NATSClientOptions
+    private let logger: Logger
+    private let notifier: SystemdNotifier?
+    private let ownsProcess: Bool
+    private let startedAt = Date()
+    private let lameDuckMode = Mutex(false)
+    private let connection = Mutex<NATSClient?>(nil)
+    private let manager = Mutex<WorkloadManager?>(nil)
+
+    public var nodeID: String { identity.nodeID }
+
+    /// - Parameters:
+    ///   - clientOptions: the control connection; the node makes it reconnect forever.
+    ///   - ownsProcess: the node is the process (as `nex-node` is): it becomes a child
+    ///     subreaper and ends every child it did not start itself (the escaped descendants of a
+    ///     workload that killed its own agent). Leave it false when embedding a node in a
+    ///     program that has children of its own.
+    public init(configuration: NodeConfiguration, identity: NodeIdentity, clientOptions: NATSClientOptions,
+                logger: Logger, notifier: SystemdNotifier? = SystemdNotifier(), ownsProcess: Bool = false) {
+        self.ownsProcess = ownsProcess
+        self.configuration = configuration
+        self.identity = identity
+        var options = clientOptions
+        options.maxReconnectAttempts = -1
+        options.name = options.name ?? "nex-node \(identity.nodeID)"
+        self.clientOptions = options
+        self.logger = logger
+        self.notifier = notifier
+    }
+
+    public var isLameDuck: Bool { lameDuckMode.withLock { $0 } }
+
+    public func run() async throws {
+        let client = try NATSClient(options: clientOptions)
+        try await client.connect()
+        connection.withLock { $0 = client }
+        logger.info("nex-node serving", metadata: [
+            "node_id": "\(nodeID)", "server": "\(client.connectedServer ?? "")", "xkey": "\(identity.publicXKey)",
+        ])
+        if configuration.validIssuers.isEmpty {
+            logger.warning("valid_issuers is empty: any account key may deploy workloads to this node; list the issuers you trust")
+        }
+        let workloads = try await startWorkloads(control: client)
+        let server = ControlServer(nodeID: nodeID, client: client, handler: self, logger: logger)
+        do {
+            try await serve(server, client: client, bus: workloads.bus)
+        } catch {
+            // Serving failed: still stop every workload and agent before the error ends the node.
+            logger.error("nex-node failed; stopping its workloads", metadata: ["error": "\(error)"])
+            await workloads.stop()
+            throw error
+        }
+        logger.info("nex-node stopping", metadata: ["node_id": "\(nodeID)"])
+        notifier?.notify("STOPPING=1")
+        await workloads.stop()
+        await publishEvent(NexEventType.nodeStopped, NodeStoppedEvent(id: nodeID, graceful: true))
+        try? await client.drain(timeout: .seconds(5))
+    }
+
+    /// Serves until a shutdown signal (returns) or a failure (throws): serving ends, or the
+    /// node's link to its agent bus is lost.
+    private func serve(_ server: ControlServer, client: NATSClient, bus: AgentBus) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.run() }
+            group.addTask { try await Self.watchBusLink(bus) }
+            group.addTask { try await self.heartbeats() }
+            if let notifier, let interval = notifier.watchdogInterval {
+                group.addTask {
+                    while true {
+                        notifier.notify("WATCHDOG=1")
+                        try await Task.sleep(for: interval)
+                    }
+                }
+            }
+            try await client.flush()
+            await publishEvent(NexEventType.nodeStarted, NodeStartedEvent(version: Self.version, id: nodeID, tags: tags))
+            notifier?.notify("READY=1")
+            group.addTask { try await gracefulShutdown() }
+            // The first to end (a shutdown signal, or serving failing) ends the node.
+            defer { group.cancelAll() }
+            try await group.next()
+        }
+    }
+
+    /// Returns only by cancellation; throws when the node's connection to its agent bus closes
+    /// (the bus reports every closure of a trusted link, whichever side ended it). Without it
+    /// the node can reach no agent: rather than answer pings as if healthy, it fails, and its
+    /// supervisor (systemd: `Restart=on-failure`) starts it again.
+    private static func watchBusLink(_ bus: AgentBus) async throws {
+        for await loss in bus.trustedLinkLosses() {
+            throw NodeStartError("the node lost its link to the agent bus (\(loss.reason)); stopping")
+        }
+        try Task.checkCancellation()
+        throw NodeStartError("the agent bus shut down; stopping")
+    }
+
+    /// The agent bus, the node's connection to it, the agent pool and the workload manager.
+    private func startWorkloads(control: NATSClient) async throws -> WorkloadRuntime {
+        guard let agentPath = AgentExecutable.locate(configured: configuration.agentPath) else {
+            throw NodeStartError(configuration.agentPath.map { "agent_path \($0) is not an executable file" }
+                                 ?? "nex-agent was not found beside nex-node or on PATH")
+        }
+        let stateDirectory = configuration.stateDirectory ?? StateDirectory.defaultPath
+        let cache = try artifactCache(stateDirectory: stateDirectory)  // a bad root stops the start before any agent
+        let bus = try AgentBus(logger: logger)
+        try await bus.start()
+        let nodeUser = try NKeyPair.generate(.user)
+        await bus.addUser(publicKey: nodeUser.publicKey, permissions: .everything)
+        var busOptions = NATSClientOptions(servers: [bus.url])
+        busOptions.auth = .nkey(seed: nodeUser.seed)
+        busOptions.name = "nex-node"
+        busOptions.allowReconnect = false
+        busOptions.subscriptionPendingMessages = 1 << 20
+        let busClient = try NATSClient(options: busOptions)
+        try await busClient.connect()
+        var settings = AgentSupervisor.Settings(
+            agentExecutable: agentPath, stateDirectory: stateDirectory, poolSize: configuration.machinePoolSize,
+            handshakeTimeout: .milliseconds(configuration.agentHandshakeTimeoutMilliseconds),
+            pingTimeout: .milliseconds(configuration.agentPingTimeoutMilliseconds),
+            logLevel: ProcessInfo.processInfo.environment["NEX_LOG_LEVEL"])
+        // A workload can kill its own agent; what it left running is then re-parented to the
+        // nearest subreaper. When the process is ours, be that subreaper and end those orphans.
+        if ownsProcess {
+            do {
+                try DescendantProcesses.becomeSubreaper()
+                settings.killsOrphans = true
+            } catch {
+                logger.warning("descendants of a workload whose agent dies may outlive it", metadata: ["error": "\(error)"])
+            }
+        }
+        let supervisor = AgentSupervisor(
+            settings: settings,
+            bus: bus, connection: busClient, logger: logger)
+        try await supervisor.start()
+        let hostServicesConnection = try await connectHostServices()
+        let manager = try WorkloadManager(
+            context: .init(nodeID: nodeID, configuration: configuration, identity: identity, control: control,
+                           bus: busClient, hostServices: hostServicesConnection, isLameDuck: { [self] in self.isLameDuck }),
+            supervisor: supervisor, cache: cache, logger: logger)
+        try await manager.start()
+        let hostServices = HostServicesServer(
+            busConnection: busClient, configuration: configuration.hostServices.configuration,
+            resolve: { agentID in await manager.hostServiceScope(agentID: agentID) }, logger: logger)
+        try await hostServices.start()
+        await manager.attach(hostServices)
+        self.manager.withLock { $0 = manager }
+        logger.info("agent bus ready", metadata: ["url": "\(bus.url)", "agent": "\(agentPath)",
+                                                 "pool": "\(configuration.machinePoolSize)"])
+        return WorkloadRuntime(bus: bus, busClient: busClient, supervisor: supervisor, manager: manager,
+                               hostServices: hostServices, hostServicesConnection: hostServicesConnection)
+    }
+
+    /// The artifact cache in the state directory, reading `file://` artifacts only from
+    /// `allowed_file_roots`, none of which may hold the state directory (the node's keys).
+    private func artifactCache(stateDirectory: String) throws -> ArtifactCache {
+        let roots = try ArtifactFileRoots(configuration.allowedFileRoots)
+        let cache = try ArtifactCache(stateDirectory: stateDirectory, fileRoots: roots)
+        if let root = roots.root(holding: stateDirectory) {
+            throw NodeConfigurationError(
+                key: "allowed_file_roots",
+                problem: "'\(root)' holds the node's state directory \(stateDirectory) (its keys): name a directory of artifacts only")
+        }
+        if let root = roots.root(inside: stateDirectory) {
+            throw NodeConfigurationError(
+                key: "allowed_file_roots",
+                problem: "'\(root)' lies inside the node's state directory \(stateDirectory): name a directory of artifacts only")
+        }
+        if !roots.directories.isEmpty {
+            logger.info("file:// artifacts allowed", metadata: ["roots": "\(roots.directories.joined(separator: ", "))"])
+        }
+        return cache
+    }
+
+    /// The node's own host-services connection, never the control connection itself: to
+    /// `host_services.nats_url` with its credentials when set, else a second connection to the
+    /// control system (same servers and credentials), with a warning that the control and
+    /// workload planes then share a server.
+    private func connectHostServices() async throws -> NATSClient {
+        let settings = configuration.hostServices
+        var options: NATSClientOptions
+        if let url = settings.natsURL, !url.isEmpty {
+            options = NATSClientOptions(servers: [url])
+            if let jwt = settings.natsUserJWT, let seed = settings.natsUserSeed {
+                options.auth = .jwt(jwt, seed: seed)
+            } else if let seed = settings.natsUserSeed {
+                options.auth = .nkey(seed: seed)
+            }
+        } else {
+            options = clientOptions
+            logger.warning("""
+                host_services.nats_url is not set: host services connect to the control system's server with the \
+                control credentials, so the control and workload planes share a server (set host_services.nats_url \
+                and credentials of another account to separate them)
+                """)
+        }
+        options.name = "nex-node host services \(nodeID)"
+        options.maxReconnectAttempts = -1
+        options.logger = logger
+        let client = try NATSClient(options: options)
+        try await client.connect()
+        return client
+    }
+
+    private var workloadManager: WorkloadManager? { manager.withLock { $0 } }
+
+    private var runningCount: Int {
+        get async { await workloadManager?.count ?? 0 }
+    }
+
+    private func heartbeats() async throws {
+        let interval = Duration.milliseconds(Int64(configuration.heartbeatIntervalSeconds * 1000))
+        while true {
+            try await Task.sleep(for: interval)
+            await publishEvent(NexEventType.heartbeat, HeartbeatEvent(
+                version: Self.version, nodeID: nodeID, uptime: uptime, tags: tags, runningMachines: await runningCount))
+        }
+    }
+
+    /// Publishes a CloudEvent on `$NEX.events.system.<type>`; failures are logged, never fatal.
+    func publishEvent<T: Codable & Sendable>(_ type: String, _ data: T) async {
+        guard let client = connection.withLock({ $0 }) else { return }
+        let event = NexEvent(source: nodeID, type: type, data: data)
+        do {
+            let body = try JSONEncoder().encode(event)
+            try await client.publish(Array(body), to: NexSubject.event(namespace: "system", type: type))
+        } catch {
+            logger.warning("event not published", metadata: ["type": "\(type)", "error": "\(error)"])
+        }
+    }
+
+    // MARK: What the node says about itself
+
+    public var uptime: String { Uptime.format(seconds: Int(Date().timeIntervalSince(startedAt))) }
+
+    /// Configured tags plus the automatic `nex.*` ones.
+    public var tags: [String: String] {
+        var tags = configuration.tags
+        tags["nex.os"] = "linux"
+        tags["nex.arch"] = Self.architecture
+        tags["nex.cpucount"] = String(ProcessInfo.processInfo.activeProcessorCount)
+        tags["nex.lameduck"] = isLameDuck ? "true" : "false"
+        tags["nex.unsafe"] = "true"  // agents are plain processes: no sandbox yet
+        if tags["node_name"] == nil { tags["node_name"] = ProcessInfo.processInfo.hostName }
+        return tags
+    }
+
+    /// Go's names, as Nex reports them.
+    static var architecture: String {
+        #if arch(x86_64)
+        return "amd64"
+        #elseif arch(arm64)
+        return "arm64"
+        #else
+        return "unknown"
+        #endif
+    }
+
+    // MARK: NodeControlHandler
+
+    public func ping() async -> PingResponse {
+        PingResponse(nodeID: nodeID, version: Self.version, uptime: uptime, targetXKey: identity.publicXKey,
+                     tags: tags, runningMachines: await runningCount)
+    }
+
+    /// Silent (nil) when nothing matches, as Nex does.
+    public func workloadPing(namespace: String, workload: String?) async -> WorkloadPingResponse? {
+        guard let found = await workloadManager?.running(namespace: namespace, matching: workload), !found.isEmpty
+        else { return nil }
+        return WorkloadPingResponse(nodeID: nodeID, targetXKey: identity.publicXKey, version: Self.version, tags: tags,
+                                    uptime: uptime, runningMachines: found)
+    }
+
+    /// Matches Nex 0.2's auction: every criterion given must hold. A node in lame duck mode
+    /// takes no new work and does not bid.
+    public func auction(_ request: AuctionRequest) async -> PingResponse? {
+        guard !isLameDuck else { return nil }
+        let tags = self.tags
+        if let arch = request.arch, arch.lowercased() != Self.architecture { return nil }
+        if let os = request.os, os.lowercased() != "linux" { return nil }
+        if request.sandboxed == true { return nil }  // agents are plain processes
+        for (key, value) in request.tags ?? [:] where tags[key]?.lowercased() != value.lowercased() { return nil }
+        for name in request.workloadTypes ?? [] {
+            guard let type = WorkloadType(name: name), configuration.workloadTypes.contains(type) else { return nil }
+        }
+        return await ping()
+    }
+
+    public func info(namespace: String) async throws -> InfoResponse {
+        InfoResponse(version: Self.version, uptime: uptime, publicXKey: identity.publicXKey, tags: tags,
+                     memory: Self.memory(), machines: await workloadManager?.machines(namespace: namespace) ?? [],
+                     supportedWorkloadTypes: configuration.workloadTypes.map(\.rawValue))
+    }
+
+    public func deploy(namespace: String, request: DeployRequest) async throws -> RunResponse {
+        if isLameDuck { throw NexControlError.badRequest("node \(nodeID) is in lame duck mode and accepts no new workloads") }
+        guard let manager = workloadManager else { throw NexControlError.badRequest("node \(nodeID) is starting") }
+        return try await manager.deploy(namespace: namespace, request: request)
+    }
+
+    public func stop(namespace: String, request: StopRequest) async throws -> StopResponse {
+        guard let manager = workloadManager else { throw NexControlError.badRequest("no such workload: \(request.workloadID)") }
+        return try await manager.stop(namespace: namespace, request: request)
+    }
+
+    public func lameDuck() async throws -> LameDuckResponse {
+        let entered = lameDuckMode.withLock { flag -> Bool in
+            defer { flag = true }
+            return !flag
+        }
+        if entered {
+            logger.info("nex-node entered lame duck mode", metadata: ["node_id": "\(nodeID)"])
+            await publishEvent(NexEventType.nodeEnteredLameDuck, LameDuckEnteredEvent(version: Self.version, id: nodeID))
+        }
+        return LameDuckResponse(nodeID: nodeID, success: true)
+    }
+
+    /// MemTotal, MemFree, MemAvailable from /proc/meminfo, in kB.
+    static func memory() -> InfoResponse.Memory? {
+        guard let text = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8) else { return nil }
+        var values: [String: Int] = [:]
+        for line in text.split(separator: "\n") {
+            let parts = line.split(whereSeparator: { $0 == ":" || $0 == " " })
+            if parts.count >= 2, let value = Int(parts[1]) { values[String(parts[0])] = value }
+        }
+        guard let total = values["MemTotal"], let free = values["MemFree"], let available = values["MemAvailable"]
+        else { return nil }
+        return InfoResponse.Memory(total: total, free: free, available: available)
+    }
+}
+
+/// The workload side of a running node, stopped in order on shutdown.
+struct WorkloadRuntime: Sendable {
+    let bus: AgentBus
+    let busClient: NATSClient
+    let supervisor: AgentSupervisor
+    let manager: WorkloadManager
+    let hostServices: HostServicesServer
+    let hostServicesConnection: NATSClient
+
+    /// Workloads first (SIGTERM, grace period, SIGKILL), then agents, host services, the bus.
+    func stop() async {
+        await manager.stopAll()
+        await supervisor.shutdown(grace: .seconds(2))
+        await hostServices.stop()
+        await hostServicesConnection.close()
+        // The bus first: closing the node's link before it would be reported as a lost link.
+        await bus.shutdown()
+        await busClient.close()
+    }
+}
+
+/// A node cannot start its workload side, or cannot go on (it lost its agent bus).
+public struct NodeStartError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,291 @@
+import NexAgentBus
+import NexWorkloads
+import FoundationEssentials
+import NATSWire
+import NexControl
+
+/// The node's configuration file (JSON), with Nex 0.2's key names where they apply.
+///
+/// Unknown keys and bad values are refused when the node starts, with the key named:
+/// a typo must not silently become a default. Every key is listed in `docs/configuration.md`.
+public struct NodeConfiguration: Sendable, Equatable {
+    /// Limits on what the node accepts (`node_limits`). 0 means unlimited.
+    public struct Limits: Sendable, Equatable {
+        public var maxWorkloads = 0
+        public var maxTotalBytes = 0
+        public var maxWorkloadBytes = 0
+        /// Deploys the node works on at once (`max_concurrent_deploys`, at least 1); more are
+        /// refused at once, so a flood of deploys cannot become a flood of agents.
+        public var maxConcurrentDeploys = 4
+        public init() {}
+    }
+
+    /// The connection host services use on behalf of functions (`host_services`).
+    public struct HostServices: Sendable, Equatable {
+        public var natsURL: String?
+        public var natsUserJWT: String?
+        public var natsUserSeed: String?
+        /// Each service's settings and whether it is enabled (`host_services.services`).
+        public var configuration = HostServicesConfiguration()
+        public init() {}
+    }
+
+    public var tags: [String: String] = [:]
+    public var validIssuers: [String] = []
+    public var workloadTypes: [WorkloadType] = [.native]
+    public var nodeLimits = Limits()
+    public var denyTriggerSubjects: [String] = []
+    public var machinePoolSize = 1
+    public var hostServices = HostServices()
+    public var agentHandshakeTimeoutMilliseconds = 5000
+    public var agentPingTimeoutMilliseconds = 750
+    /// Where identity keys and caches live (`state_dir`).
+    public var stateDirectory: String?
+    /// The control connection (ours): where the node is driven from (`control`).
+    public var control = ControlConnectionSettings()
+    /// Seconds between `heartbeat` events.
+    public var heartbeatIntervalSeconds = 30.0
+    /// Seconds a workload gets between SIGTERM and SIGKILL when stopped.
+    public var stopGracePeriodSeconds = 10.0
+    /// The `nex-agent` executable (`agent_path`); default: beside `nex-node`, else on PATH.
+    public var agentPath: String?
+    /// Default resource limits for workloads (`workload_limits`); a deploy's `limits` override them.
+    public var workloadLimits = ResourceLimits()
+    /// How fast one workload's output reaches the node (`log_rate_limit`); lines over it are
+    /// dropped by the agent and counted (see ``LogRateLimiter``).
+    public var logRateLimit = LogRate.default
+    /// Directories `file://` artifacts may be read from (`allowed_file_roots`); none by default,
+    /// so a deployer cannot name a file of this host (see ``ArtifactFileRoots``).
+    public var allowedFileRoots: [String] = []
+
+    public init() {}
+}
+
+/// A configuration problem, naming the key (`node_limits.max_workloads`) and what is wrong.
+public struct NodeConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var key: String
+    public var problem: String
+
+    public init(key: String, problem: String) {
+        self.key = key
+        self.problem = problem
+    }
+
+    public var description: String { key.isEmpty ? problem : "config key '\(key)': \(problem)" }
+}
+
+extension NodeConfiguration {
+    /// Reads and validates a configuration file.
+    public init(contentsOf path: String) throws(NodeConfigurationError) {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw NodeConfigurationError(key: "", problem: "cannot read config file \(path)")
+        }
+        try self.init(json: data)
+    }
+
+    /// Parses and validates configuration JSON.
+    public init(json data: Data) throws(NodeConfigurationError) {
+        let root: JSONValue
+        do {
+            root = try JSONDecoder().decode(JSONValue.self, from: data)
+        } catch {
+            throw NodeConfigurationError(key: "", problem: "config is not valid JSON: \(error)")
+        }
+        var reader = try ConfigReader(root, path: "")
+        self.init()
+        tags = try reader.stringMap("tags") ?? tags
+        validIssuers = try reader.strings("valid_issuers") ?? validIssuers
+        if let names = try reader.strings("workload_types") {
+            workloadTypes = try names.map { name throws(NodeConfigurationError) in
+                guard let type = WorkloadType(name: name) else {
+                    throw NodeConfigurationError(key: "workload_types", problem: "unknown workload type '\(name)' (native, wasm, javascript, v8)")
+                }
+                return type
+            }
+        }
+        if var limits = try reader.object("node_limits") {
+            nodeLimits.maxWorkloads = try limits.count("max_workloads") ?? 0
+            nodeLimits.maxTotalBytes = try limits.count("max_total_bytes") ?? 0
+            nodeLimits.maxWorkloadBytes = try limits.count("max_workload_bytes") ?? 0
+            nodeLimits.maxConcurrentDeploys = try limits.count("max_concurrent_deploys") ?? nodeLimits.maxConcurrentDeploys
+            try limits.finish()
+        }
+        denyTriggerSubjects = try reader.strings("deny_trigger_subjects") ?? []
+        machinePoolSize = try reader.count("machine_pool_size") ?? machinePoolSize
+        if var services = try reader.object("host_services") {
+            hostServices.natsURL = try services.string("nats_url")
+            hostServices.natsUserJWT = try services.string("nats_user_jwt")
+            hostServices.natsUserSeed = try services.string("nats_user_seed")
+            hostServices.configuration = try HostServicesConfiguration.parse(services: try services.any("services"))
+            if let cap = try services.count("max_calls_in_flight_per_agent") {
+                guard cap > 0 else {
+                    throw NodeConfigurationError(key: "host_services.max_calls_in_flight_per_agent", problem: "must be a whole number > 0")
+                }
+                hostServices.configuration.maxCallsInFlightPerAgent = cap
+            }
+            if let cap = try services.count("max_calls_in_flight") {
+                guard cap > 0 else {
+                    throw NodeConfigurationError(key: "host_services.max_calls_in_flight", problem: "must be a whole number > 0")
+                }
+                hostServices.configuration.maxCallsInFlight = cap
+            }
+            try services.finish()
+        }
+        agentHandshakeTimeoutMilliseconds = try reader.count("agent_handshake_timeout_ms") ?? agentHandshakeTimeoutMilliseconds
+        agentPingTimeoutMilliseconds = try reader.count("agent_ping_timeout_ms") ?? agentPingTimeoutMilliseconds
+        stateDirectory = try reader.string("state_dir")
+        if var control = try reader.object("control") {
+            self.control.servers = try control.strings("servers") ?? []
+            self.control.credsFile = try control.string("creds")
+            self.control.nkeySeedFile = try control.string("nkey")
+            self.control.user = try control.string("user")
+            self.control.password = try control.string("password")
+            self.control.token = try control.string("token")
+            self.control.context = try control.string("context")
+            try control.finish()
+        }
+        heartbeatIntervalSeconds = try reader.seconds("heartbeat_interval_seconds") ?? heartbeatIntervalSeconds
+        stopGracePeriodSeconds = try reader.seconds("stop_grace_period_seconds") ?? stopGracePeriodSeconds
+        agentPath = try reader.string("agent_path")
+        allowedFileRoots = try reader.strings("allowed_file_roots") ?? []
+        if var rate = try reader.object("log_rate_limit") {
+            logRateLimit.linesPerSecond = try rate.count("lines_per_second") ?? logRateLimit.linesPerSecond
+            logRateLimit.bytesPerSecond = try rate.count("bytes_per_second") ?? logRateLimit.bytesPerSecond
+            try rate.finish()
+        }
+        if var limits = try reader.object("workload_limits") {
+            workloadLimits.memoryBytes = try limits.count("memory_bytes")
+            workloadLimits.openFiles = try limits.count("open_files")
+            workloadLimits.processes = try limits.count("processes")
+            try limits.finish()
+        }
+        try reader.finish()
+        try validate()
+    }
+
+    /// Checks values that are each well-typed but together or alone not acceptable.
+    public func validate() throws(NodeConfigurationError) {
+        guard machinePoolSize >= 1 else {
+            throw NodeConfigurationError(key: "machine_pool_size", problem: "must be at least 1")
+        }
+        for issuer in validIssuers where !NKeyPair.isValidPublicKey(issuer) {
+            throw NodeConfigurationError(key: "valid_issuers", problem: "'\(issuer)' is not a public nkey")
+        }
+        for (key, _) in tags where key.isEmpty || key.contains(where: \.isWhitespace) {
+            throw NodeConfigurationError(key: "tags", problem: "tag names must be non-empty without blanks ('\(key)')")
+        }
+        for subject in denyTriggerSubjects {
+            do { try NATSSubject.validateSubscribe(subject) } catch {
+                throw NodeConfigurationError(key: "deny_trigger_subjects", problem: "\(error)")
+            }
+        }
+        guard logRateLimit.linesPerSecond >= 1, logRateLimit.bytesPerSecond >= 1 else {
+            throw NodeConfigurationError(key: "log_rate_limit", problem: "lines_per_second and bytes_per_second must be at least 1")
+        }
+        guard nodeLimits.maxConcurrentDeploys >= 1 else {
+            throw NodeConfigurationError(key: "node_limits.max_concurrent_deploys", problem: "must be at least 1")
+        }
+        for root in allowedFileRoots where !root.hasPrefix("/") {
+            throw NodeConfigurationError(key: "allowed_file_roots", problem: "'\(root)' is not an absolute path")
+        }
+        guard heartbeatIntervalSeconds > 0 else {
+            throw NodeConfigurationError(key: "heartbeat_interval_seconds", problem: "must be greater than 0")
+        }
+        guard stopGracePeriodSeconds >= 0 else {
+            throw NodeConfigurationError(key: "stop_grace_period_seconds", problem: "must not be negative")
+        }
+        for server in control.servers where server.isEmpty {
+            throw NodeConfigurationError(key: "control.servers", problem: "empty server URL")
+        }
+    }
+}
+
+/// Reads one JSON object key by key, remembering which keys were read so the rest can be
+/// refused as unknown, and naming the full key path in every error.
+struct ConfigReader {
+    private var object: [String: JSONValue]
+    private var seen: Set<String> = []
+    private let path: String
+
+    init(_ value: JSONValue, path: String) throws(NodeConfigurationError) {
+        guard case .object(let object) = value else {
+            throw NodeConfigurationError(key: path, problem: "must be a JSON object")
+        }
+        self.object = object
+        self.path = path
+    }
+
+    var keys: [String] { object.keys.sorted() }
+
+    private func name(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+
+    mutating func any(_ key: String) throws(NodeConfigurationError) -> JSONValue? {
+        seen.insert(key)
+        guard let value = object[key] else { return nil }
+        if case .null = value { return nil }
+        return value
+    }
+
+    mutating func string(_ key: String) throws(NodeConfigurationError) -> String? {
+        guard let value = try any(key) else { return nil }
+        guard case .string(let text) = value else { throw NodeConfigurationError(key: name(key), problem: "must be a string") }
+        return text
+    }
+
+    mutating func bool(_ key: String) throws(NodeConfigurationError) -> Bool? {
+        guard let value = try any(key) else { return nil }
+        guard case .bool(let flag) = value else { throw NodeConfigurationError(key: name(key), problem: "must be true or false") }
+        return flag
+    }
+
+    /// A non-negative whole number.
+    mutating func count(_ key: String) throws(NodeConfigurationError) -> Int? {
+        guard let value = try any(key) else { return nil }
+        guard let number = value.intValue, number >= 0 else {
+            throw NodeConfigurationError(key: name(key), problem: "must be a whole number >= 0")
+        }
+        return Int(number)
+    }
+
+    mutating func seconds(_ key: String) throws(NodeConfigurationError) -> Double? {
+        guard let value = try any(key) else { return nil }
+        guard let number = value.doubleValue else { throw NodeConfigurationError(key: name(key), problem: "must be a number of seconds") }
+        return number
+    }
+
+    mutating func strings(_ key: String) throws(NodeConfigurationError) -> [String]? {
+        guard let value = try any(key) else { return nil }
+        guard case .array(let items) = value else { throw NodeConfigurationError(key: name(key), problem: "must be an array of strings") }
+        return try items.map { item throws(NodeConfigurationError) in
+            guard case .string(let text) = item else {
+                throw NodeConfigurationError(key: name(key), problem: "must be an array of strings")
+            }
+            return text
+        }
+    }
+
+    mutating func stringMap(_ key: String) throws(NodeConfigurationError) -> [String: String]? {
+        guard let value = try any(key) else { return nil }
+        guard case .object(let entries) = value else { throw NodeConfigurationError(key: name(key), problem: "must be an object of strings") }
+        var map: [String: String] = [:]
+        for (entryKey, entry) in entries {
+            guard case .string(let text) = entry else {
+                throw NodeConfigurationError(key: name("\(key).\(entryKey)"), problem: "must be a string")
+            }
+            map[entryKey] = text
+        }
+        return map
+    }
+
+    mutating func object(_ key: String) throws(NodeConfigurationError) -> ConfigReader? {
+        guard let value = try any(key) else { return nil }
+        return try ConfigReader(value, path: name(key))
+    }
+
+    /// Refuses keys that were never read.
+    func finish() throws(NodeConfigurationError) {
+        if let unknown = object.keys.sorted().first(where: { !seen.contains($0) }) {
+            throw NodeConfigurationError(key: name(unknown), problem: "unknown key")
+        }
+    }
+}

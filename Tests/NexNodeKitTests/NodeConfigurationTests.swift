@@ -1,0 +1,221 @@
+import Foundation
+import NATSWire
+import Testing
+@testable import NexNodeKit
+import NexWorkloads
+
+@Suite struct NodeConfigurationTests {
+    static func parse(_ json: String) throws(NodeConfigurationError) -> NodeConfiguration {
+        try NodeConfiguration(json: Data(json.utf8))
+    }
+
+    /// The error `json` raises; records an issue when it parses.
+    static func refusal(_ json: String, sourceLocation: SourceLocation = #_sourceLocation) -> NodeConfigurationError? {
+        do {
+            let configuration = try parse(json)
+            Issue.record("accepted: \(json) -> \(configuration)", sourceLocation: sourceLocation)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    @Test func emptyObjectGivesTheDefaults() throws {
+        let configuration = try Self.parse("{}")
+        #expect(configuration == NodeConfiguration())
+        #expect(configuration.workloadTypes == [.native])
+        #expect(configuration.machinePoolSize == 1)
+        #expect(configuration.heartbeatIntervalSeconds == 30)
+        #expect(configuration.hostServices.configuration.enabledServices == ["http", "kv", "messaging", "objectstore"])
+    }
+
+    @Test func everyKeyIsParsed() throws {
+        let issuer = try NKeyPair.generate(.account).publicKey
+        let json = """
+        {
+          "tags": {"zone": "a", "rack": "7"},
+          "valid_issuers": ["\(issuer)"],
+          "workload_types": ["native", "wasm", "v8"],
+          "node_limits": {"max_workloads": 5, "max_total_bytes": 1000000, "max_workload_bytes": 2000, "max_concurrent_deploys": 9},
+          "allowed_file_roots": ["/srv/artifacts", "/opt/nex"],
+          "deny_trigger_subjects": ["secret.>", "private.*"],
+          "machine_pool_size": 3,
+          "host_services": {
+            "nats_url": "nats://hs:4222",
+            "nats_user_jwt": "eyJ.jwt",
+            "nats_user_seed": "SUAseed",
+            "services": {"kv": {"enabled": false}, "http": {"enabled": true, "config": {"timeout_ms": 1000}}}
+          },
+          "agent_handshake_timeout_ms": 2500,
+          "agent_ping_timeout_ms": 300,
+          "state_dir": "/var/lib/nex-test",
+          "control": {
+            "servers": ["nats://a:4222", "nats://b:4222"],
+            "creds": "/etc/nex/node.creds",
+            "nkey": "/etc/nex/node.nk",
+            "user": "nex",
+            "password": "secret",
+            "token": "tok",
+            "context": "prod"
+          },
+          "heartbeat_interval_seconds": 2.5,
+          "stop_grace_period_seconds": 0
+        }
+        """
+        let configuration = try Self.parse(json)
+        #expect(configuration.tags == ["zone": "a", "rack": "7"])
+        #expect(configuration.validIssuers == [issuer])
+        #expect(configuration.workloadTypes == [.native, .wasm, .javascript])
+        #expect(configuration.nodeLimits.maxWorkloads == 5)
+        #expect(configuration.nodeLimits.maxTotalBytes == 1_000_000)
+        #expect(configuration.nodeLimits.maxWorkloadBytes == 2000)
+        #expect(configuration.nodeLimits.maxConcurrentDeploys == 9)
+        #expect(configuration.allowedFileRoots == ["/srv/artifacts", "/opt/nex"])
+        #expect(configuration.denyTriggerSubjects == ["secret.>", "private.*"])
+        #expect(configuration.machinePoolSize == 3)
+        #expect(configuration.hostServices.natsURL == "nats://hs:4222")
+        #expect(configuration.hostServices.natsUserJWT == "eyJ.jwt")
+        #expect(configuration.hostServices.natsUserSeed == "SUAseed")
+        #expect(configuration.hostServices.configuration.enabledServices == ["http", "messaging", "objectstore"])
+        #expect(configuration.hostServices.configuration.http.timeout == .seconds(1))
+        #expect(configuration.agentHandshakeTimeoutMilliseconds == 2500)
+        #expect(configuration.agentPingTimeoutMilliseconds == 300)
+        #expect(configuration.stateDirectory == "/var/lib/nex-test")
+        #expect(configuration.control.servers == ["nats://a:4222", "nats://b:4222"])
+        #expect(configuration.control.credsFile == "/etc/nex/node.creds")
+        #expect(configuration.control.nkeySeedFile == "/etc/nex/node.nk")
+        #expect(configuration.control.user == "nex")
+        #expect(configuration.control.password == "secret")
+        #expect(configuration.control.token == "tok")
+        #expect(configuration.control.context == "prod")
+        #expect(configuration.heartbeatIntervalSeconds == 2.5)
+        #expect(configuration.stopGracePeriodSeconds == 0)
+    }
+
+    @Test func nullMeansTheDefault() throws {
+        let configuration = try Self.parse(#"{"tags": null, "machine_pool_size": null, "control": null}"#)
+        #expect(configuration == NodeConfiguration())
+    }
+
+    @Test func hostCallsInFlightPerAgentAreCapped() throws {
+        #expect(try Self.parse("{}").hostServices.configuration.maxCallsInFlightPerAgent == 64)
+        let configuration = try Self.parse(#"{"host_services": {"max_calls_in_flight_per_agent": 8}}"#)
+        #expect(configuration.hostServices.configuration.maxCallsInFlightPerAgent == 8)
+        #expect(Self.refusal(#"{"host_services": {"max_calls_in_flight_per_agent": 0}}"#)?.key
+            == "host_services.max_calls_in_flight_per_agent")
+    }
+
+    @Test func nullHostServiceEntryMeansEnabled() throws {
+        // Used to crash the node (a force unwrap of the entry).
+        let configuration = try Self.parse(#"{"host_services": {"services": {"kv": null, "http": {"enabled": false}}}}"#)
+        #expect(configuration.hostServices.configuration.isEnabled("kv"))
+        #expect(!configuration.hostServices.configuration.isEnabled("http"))
+    }
+
+    @Test(arguments: [
+        (#"{"tagz": {}}"#, "tagz"),
+        (#"{"tags": {}, "workload_type": ["native"]}"#, "workload_type"),
+        (#"{"node_limits": {"max_workloadz": 3}}"#, "node_limits.max_workloadz"),
+        (#"{"control": {"serverz": ["nats://a"]}}"#, "control.serverz"),
+        (#"{"host_services": {"nats_urll": "nats://a"}}"#, "host_services.nats_urll"),
+        (#"{"host_services": {"services": {"kv": {"enable": true}}}}"#, "host_services.services.kv.enable"),
+    ])
+    func unknownKeysAreNamed(json: String, key: String) {
+        guard let error = Self.refusal(json) else { return }
+        #expect(error.key == key)
+        #expect(error.problem == "unknown key")
+        #expect(error.description.contains("'\(key)'"), "\(error)")
+    }
+
+    @Test(arguments: [
+        (#"{"machine_pool_size": "two"}"#, "machine_pool_size"),
+        (#"{"machine_pool_size": 1.5}"#, "machine_pool_size"),
+        (#"{"machine_pool_size": true}"#, "machine_pool_size"),
+        (#"{"tags": ["zone", "a"]}"#, "tags"),
+        (#"{"tags": {"zone": 1}}"#, "tags.zone"),
+        (#"{"valid_issuers": "ABC"}"#, "valid_issuers"),
+        (#"{"valid_issuers": [1]}"#, "valid_issuers"),
+        (#"{"workload_types": "native"}"#, "workload_types"),
+        (#"{"node_limits": []}"#, "node_limits"),
+        (#"{"node_limits": {"max_workloads": "5"}}"#, "node_limits.max_workloads"),
+        (#"{"host_services": {"services": {"kv": {"enabled": "no"}}}}"#, "host_services.services.kv.enabled"),
+        (#"{"state_dir": 7}"#, "state_dir"),
+        (#"{"control": {"servers": "nats://a"}}"#, "control.servers"),
+        (#"{"control": {"user": false}}"#, "control.user"),
+        (#"{"heartbeat_interval_seconds": "30s"}"#, "heartbeat_interval_seconds"),
+        (#"{"agent_ping_timeout_ms": "fast"}"#, "agent_ping_timeout_ms"),
+    ])
+    func wrongTypesAreNamed(json: String, key: String) {
+        guard let error = Self.refusal(json) else { return }
+        #expect(error.key == key, "\(error)")
+        #expect(error.problem.hasPrefix("must"), "\(error)")
+    }
+
+    @Test(arguments: [
+        (#"{"machine_pool_size": -1}"#, "machine_pool_size"),
+        (#"{"machine_pool_size": 0}"#, "machine_pool_size"),
+        (#"{"node_limits": {"max_workloads": -1}}"#, "node_limits.max_workloads"),
+        (#"{"node_limits": {"max_total_bytes": -100}}"#, "node_limits.max_total_bytes"),
+        (#"{"node_limits": {"max_workload_bytes": -2}}"#, "node_limits.max_workload_bytes"),
+        (#"{"agent_handshake_timeout_ms": -5}"#, "agent_handshake_timeout_ms"),
+        (#"{"heartbeat_interval_seconds": 0}"#, "heartbeat_interval_seconds"),
+        (#"{"stop_grace_period_seconds": -1}"#, "stop_grace_period_seconds"),
+        (#"{"node_limits": {"max_concurrent_deploys": 0}}"#, "node_limits.max_concurrent_deploys"),
+        (#"{"allowed_file_roots": ["relative/artifacts"]}"#, "allowed_file_roots"),
+        (#"{"allowed_file_roots": "/srv"}"#, "allowed_file_roots"),
+    ])
+    func negativeAndZeroCountsAreRefused(json: String, key: String) {
+        guard let error = Self.refusal(json) else { return }
+        #expect(error.key == key, "\(error)")
+    }
+
+    @Test func badWorkloadTypeIsNamed() {
+        guard let error = Self.refusal(#"{"workload_types": ["native", "docker"]}"#) else { return }
+        #expect(error.key == "workload_types")
+        #expect(error.problem.contains("'docker'"))
+    }
+
+    @Test func badIssuerKeyIsNamed() throws {
+        let user = try NKeyPair.generate(.account)
+        for issuer in ["not-a-key", user.seed, "A" + String(repeating: "B", count: 55)] {
+            guard let error = Self.refusal(#"{"valid_issuers": ["\#(issuer)"]}"#) else { continue }
+            #expect(error.key == "valid_issuers")
+            #expect(error.problem.contains("not a public nkey"), "\(error)")
+        }
+        _ = try Self.parse(#"{"valid_issuers": ["\#(user.publicKey)"]}"#)
+    }
+
+    @Test func badDenySubjectIsNamed() throws {
+        for subject in ["", "a..b", "foo bar", ">.x"] {
+            guard let error = Self.refusal(#"{"deny_trigger_subjects": ["\#(subject)"]}"#) else { continue }
+            #expect(error.key == "deny_trigger_subjects", "\(subject): \(error)")
+        }
+        _ = try Self.parse(#"{"deny_trigger_subjects": ["$SYS.>", "a.*.c"]}"#)
+    }
+
+    @Test func badTagNamesAndEmptyServersAreRefused() {
+        #expect(Self.refusal(#"{"tags": {"": "x"}}"#)?.key == "tags")
+        #expect(Self.refusal(#"{"tags": {"two words": "x"}}"#)?.key == "tags")
+        #expect(Self.refusal(#"{"control": {"servers": [""]}}"#)?.key == "control.servers")
+    }
+
+    @Test(arguments: ["", " ", "{", "{\"tags\": }", "nul"])
+    func emptyOrMalformedFileIsRefused(json: String) {
+        guard let error = Self.refusal(json) else { return }
+        #expect(error.key == "")
+        #expect(error.problem.contains("not valid JSON"), "\(error)")
+    }
+
+    @Test(arguments: ["[]", "[{}]", "42", "\"config\"", "null", "true"])
+    func nonObjectJSONIsRefused(json: String) {
+        guard let error = Self.refusal(json) else { return }
+        #expect(error.problem.contains("JSON object"), "\(json): \(error)")
+    }
+
+    @Test func missingFileIsNamed() {
+        let path = "/nonexistent/nex-node-\(UInt32.random(in: 0 ... .max)).json"
+        #expect(throws: NodeConfigurationError(key: "", problem: "cannot read config file \(path)")) {
+            try NodeConfiguration(contentsOf: path)
+        }
+    }
+}
