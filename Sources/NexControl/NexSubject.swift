@@ -1,9 +1,8 @@
 import NATSWire
 
-/// Builders for the `$NEX` control subjects (Nex 0.2 compatible).
-///
-/// The control API itself (messages, client, server) arrives with the control plane;
-/// these names are shared by everything that speaks to a node.
+/// The `$NEX` control subjects (Nex 0.2 compatible), built in one place for the client, the
+/// server and the node. A server subscribes with wildcards in place of a token
+/// (`info(namespace: "*", node: id)`).
 public enum NexSubject {
     /// The prefix every control subject starts with.
     public static let prefix = "$NEX"
@@ -29,6 +28,15 @@ public enum NexSubject {
     public static func ping(node: String? = nil) -> String {
         node.map { "\(prefix).PING.\($0)" } ?? "\(prefix).PING"
     }
+
+    /// `$NEX.WPING.<namespace>` (every workload of the namespace) or
+    /// `$NEX.WPING.<namespace>.<workload>` (one, by id or name).
+    public static func workloadPing(namespace: String, workload: String? = nil) -> String {
+        "\(prefix).WPING.\(namespace)" + (workload.map { ".\($0)" } ?? "")
+    }
+
+    /// `$NEX.AUCTION`: every node that matches the request's constraints answers.
+    public static let auction = "\(prefix).AUCTION"
 
     /// `$NEX.INFO.<namespace>.<node>`.
     public static func info(namespace: String, node: String) -> String {

@@ -87,9 +87,9 @@ import Testing
         do {
             _ = try await nex.deploy(namespace: "default", node: node.nodeID, request: deploy)
             Issue.record("a lame duck node accepted a deploy")
-        } catch let NexControlError.nodeRefused(subject, message) {
-            #expect(subject == "$NEX.DEPLOY.default.\(node.nodeID)")
-            #expect(message.contains("lame duck"), "message: \(message)")
+        } catch let error as NexControlError where error.code == .nodeRefused {
+            #expect(error.subject == "$NEX.DEPLOY.default.\(node.nodeID)")
+            #expect(error.message.contains("lame duck"), "message: \(error.message)")
         }
 
         #expect(try await nex.auction(AuctionRequest(), window: .milliseconds(400)).isEmpty)

@@ -429,7 +429,7 @@ func nodeRefusal(_ operation: () async throws -> Any) async throws -> String {
         let value = try await operation()
         Issue.record("expected a refusal, got \(value)")
         return ""
-    } catch NexControlError.nodeRefused(_, let message) {
-        return message
+    } catch let error as NexControlError where error.code == .nodeRefused {
+        return error.message
     }
 }

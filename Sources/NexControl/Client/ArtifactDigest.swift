@@ -1,4 +1,3 @@
-import COpenSSL
 import FoundationEssentials
 import NATSWire
 
@@ -20,7 +19,7 @@ import Darwin
 public enum ArtifactDigest {
     /// SHA-256 of `bytes`, lowercase hex.
     public static func sha256Hex(_ bytes: some Collection<UInt8>) -> String {
-        let hasher = Hasher()
+        let hasher = SHA256Hasher()
         Array(bytes).withUnsafeBytes { hasher.update($0) }
         return hex(hasher.finalize())
     }
@@ -34,7 +33,7 @@ public enum ArtifactDigest {
             throw .unreadableArtifact(path: path, reason: String(cString: strerror(errno)))
         }
         defer { close(descriptor) }
-        let hasher = Hasher()
+        let hasher = SHA256Hasher()
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
         defer { buffer.deallocate() }
         while true {
@@ -83,30 +82,5 @@ public enum ArtifactDigest {
             out.append(digits[Int(byte & 0x0F)])
         }
         return String(decoding: out, as: UTF8.self)
-    }
-
-    /// Incremental SHA-256 on the system OpenSSL (no hand-written hashing).
-    private final class Hasher {
-        private let context: OpaquePointer
-
-        init() {
-            guard let context = EVP_MD_CTX_new() else { fatalError("OpenSSL EVP_MD_CTX_new failed") }
-            precondition(EVP_DigestInit_ex(context, EVP_sha256(), nil) == 1, "OpenSSL EVP_DigestInit_ex failed")
-            self.context = context
-        }
-
-        deinit { EVP_MD_CTX_free(context) }
-
-        func update(_ bytes: UnsafeRawBufferPointer) {
-            guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
-            precondition(EVP_DigestUpdate(context, base, bytes.count) == 1, "OpenSSL EVP_DigestUpdate failed")
-        }
-
-        func finalize() -> [UInt8] {
-            var output = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
-            var length: UInt32 = 0
-            precondition(EVP_DigestFinal_ex(context, &output, &length) == 1, "OpenSSL EVP_DigestFinal_ex failed")
-            return Array(output.prefix(Int(length)))
-        }
     }
 }

@@ -36,13 +36,13 @@ public struct NexClient: Sendable {
     public func workloadPing(namespace: String, workload: String? = nil, window: TimeAmount = .seconds(1))
         async throws -> [WorkloadPingResponse]
     {
-        let subject = "\(NexSubject.prefix).WPING.\(namespace)" + (workload.map { ".\($0)" } ?? "")
+        let subject = NexSubject.workloadPing(namespace: namespace, workload: workload)
         return try await gather(WorkloadPingResponse.self, subject: subject, body: ByteBuffer(), window: window)
     }
 
     /// Asks every node whether it matches `request`; only matching nodes answer within `window`.
     public func auction(_ request: AuctionRequest, window: TimeAmount = .seconds(1)) async throws -> [PingResponse] {
-        try await gather(PingResponse.self, subject: "\(NexSubject.prefix).AUCTION", body: try Self.json(request), window: window)
+        try await gather(PingResponse.self, subject: NexSubject.auction, body: try Self.json(request), window: window)
     }
 
     public func info(namespace: String, node: String) async throws -> InfoResponse {
@@ -124,7 +124,7 @@ public struct NexClient: Sendable {
         do {
             envelope = try JSONDecoder().decode(ControlEnvelope<T>.self, from: Data(message.payload.readableBytesView))
         } catch let error as DecodingError {
-            throw NexControlError.malformedReply(subject: subject, reason: ControlServer.describe(error))
+            throw NexControlError.malformedReply(subject: subject, reason: error.requestDescription, underlying: error)
         }
         if let error = envelope.error { throw NexControlError.nodeRefused(subject: subject, message: error) }
         guard let data = envelope.data else { throw NexControlError.malformedReply(subject: subject, reason: "no data") }

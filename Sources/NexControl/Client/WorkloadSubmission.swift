@@ -58,12 +58,12 @@ public struct WorkloadSubmission: Sendable, Equatable {
         }
         let isFunction = type != "native"
         if let triggerSubjects, !triggerSubjects.isEmpty, !isFunction {
-            throw WorkloadSubmissionError.optionNotAllowed(
-                option: "--trigger", type: type, reason: "only functions (wasm, javascript) have trigger subjects")
+            throw WorkloadSubmissionError.fieldNotAllowed(
+                field: "trigger_subjects", type: type, reason: "only functions (wasm, javascript) have trigger subjects")
         }
         if essential == true, isFunction {
-            throw WorkloadSubmissionError.optionNotAllowed(
-                option: "--essential", type: type, reason: "only services (native) are restarted")
+            throw WorkloadSubmissionError.fieldNotAllowed(
+                field: "essential", type: type, reason: "only services (native) are restarted")
         }
         self.name = name
         self.type = type

@@ -11,8 +11,9 @@ public enum WorkloadSubmissionError: Error, Sendable, Equatable, CustomStringCon
     case unknownArtifactDigest(location: String, reason: String)
     /// The workload type is not `native`, `wasm` or `javascript` (`v8`).
     case unknownType(String)
-    /// An option that does not fit the workload type (triggers for a service, essential for a function).
-    case optionNotAllowed(option: String, type: String, reason: String)
+    /// A field of the deploy that does not fit the workload type (`trigger_subjects` for a
+    /// service, `essential` for a function).
+    case fieldNotAllowed(field: String, type: String, reason: String)
     /// The node answered, but did not start the workload.
     case notStarted(node: String, name: String)
     /// No node answered the auction.
@@ -32,8 +33,8 @@ public enum WorkloadSubmissionError: Error, Sendable, Equatable, CustomStringCon
             "cannot find the SHA-256 of artifact \(location): \(reason)"
         case let .unknownType(type):
             "unknown workload type '\(type)'; use native, wasm or javascript"
-        case let .optionNotAllowed(option, type, reason):
-            "\(option) is not allowed for a \(type) workload: \(reason)"
+        case let .fieldNotAllowed(field, type, reason):
+            "\(field) is not allowed for a \(type) workload: \(reason)"
         case let .notStarted(node, name):
             "node \(node) did not start workload '\(name)'"
         case let .noNodeAvailable(reason):

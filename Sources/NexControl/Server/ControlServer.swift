@@ -31,14 +31,14 @@ public struct ControlServer: Sendable {
 
         func subject(node: String) -> String {
             switch self {
-            case .pingAll: return "$NEX.PING"
-            case .pingNode: return "$NEX.PING.\(node)"
-            case .workloadPing: return "$NEX.WPING.>"
-            case .auction: return "$NEX.AUCTION"
-            case .info: return "$NEX.INFO.*.\(node)"
-            case .deploy: return "$NEX.DEPLOY.*.\(node)"
-            case .stop: return "$NEX.STOP.*.\(node)"
-            case .lameDuck: return "$NEX.LAMEDUCK.\(node)"
+            case .pingAll: return NexSubject.ping()
+            case .pingNode: return NexSubject.ping(node: node)
+            case .workloadPing: return NexSubject.workloadPing(namespace: ">")
+            case .auction: return NexSubject.auction
+            case .info: return NexSubject.info(namespace: "*", node: node)
+            case .deploy: return NexSubject.deploy(namespace: "*", node: node)
+            case .stop: return NexSubject.stop(namespace: "*", node: node)
+            case .lameDuck: return NexSubject.lameDuck(node: node)
             }
         }
     }
@@ -168,7 +168,7 @@ public struct ControlServer: Sendable {
         do {
             return try JSONDecoder().decode(T.self, from: Data(message.payload.readableBytesView))
         } catch let error as DecodingError {
-            throw NexControlError.badRequest("invalid \(T.self): \(describe(error))")
+            throw NexControlError.badRequest("invalid \(T.self): \(error.requestDescription)")
         }
     }
 
@@ -183,7 +183,7 @@ public struct ControlServer: Sendable {
         do {
             _ = try JSONDecoder().decode([String: JSONValue].self, from: Data(message.payload.readableBytesView))
         } catch let error as DecodingError {
-            throw NexControlError.badRequest("\(message.subject) takes no body (or a JSON object): \(describe(error))")
+            throw NexControlError.badRequest("\(message.subject) takes no body (or a JSON object): \(error.requestDescription)")
         }
     }
 
@@ -192,27 +192,6 @@ public struct ControlServer: Sendable {
     }
 
     /// A one-line account of a JSON decoding failure, naming the field.
-    static func describe(_ error: DecodingError) -> String {
-        func path(_ context: DecodingError.Context) -> String {
-            let keys = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }
-            return keys.isEmpty ? "body" : keys.joined(separator: ".")
-        }
-        switch error {
-        case .keyNotFound(let key, let context):
-            let parent = path(context)
-            return "missing field '\(parent == "body" ? key.stringValue : parent + "." + key.stringValue)'"
-        case .typeMismatch(_, let context) where context.codingPath.isEmpty:
-            return "the body must be a JSON object: \(context.debugDescription)"
-        case .valueNotFound(_, let context) where context.codingPath.isEmpty:
-            return "the body must be a JSON object, not null"
-        case .typeMismatch(let type, let context): return "field '\(path(context))' must be \(type)"
-        case .valueNotFound(let type, let context): return "field '\(path(context))' must be a \(type), not null"
-        case .dataCorrupted(let context):
-            return context.codingPath.isEmpty ? "malformed JSON" : "field '\(path(context))': \(context.debugDescription)"
-        @unknown default: return "\(error)"
-        }
-    }
-
     private static var encoder: JSONEncoder {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
