@@ -67,7 +67,7 @@ let package = Package(
         ),
         .target(
             name: "NexControl",
-            dependencies: ["NATSWire", "COpenSSL"],
+            dependencies: ["NATSWire"],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -104,6 +104,8 @@ let package = Package(
             name: "NexAgentKit",
             dependencies: [
                 "NATSWire", "NexControl", "NexAgentBus", "NexWorkloads", "CProcessSpawn",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -138,7 +140,8 @@ let package = Package(
         .executableTarget(
             name: "nex-agent",
             dependencies: [
-                "NexAgentKit", "NexAgentBus", "NexFunctions",
+                "NexAgentKit", "NexFunctions",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

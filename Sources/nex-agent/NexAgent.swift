@@ -1,12 +1,8 @@
 import ArgumentParser
-import Dispatch
 import Logging
-import NexFunctions
-import NexAgentBus
 import NexAgentKit
-#if canImport(Glibc)
-import Glibc
-#endif
+import NexFunctions
+import ServiceLifecycle
 
 @main
 struct NexAgent: AsyncParsableCommand {
@@ -36,31 +32,14 @@ struct NexAgent: AsyncParsableCommand {
             logger.critical("cannot start: \(error)")
             throw ExitCode(2)
         }
-        let signals = [SIGTERM, SIGINT].map { number in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler {
-                logger.info("signal \(number): stopping")
-                Task { await service.shutdown() }
-            }
-            source.resume()
-            return source
-        }
-        // The node died (the agent's parent-death signal): kill the workload's whole tree now,
-        // whatever the agent is doing, then exit.
-        signal(AgentEnvironment.parentDeathSignal, SIG_IGN)
-        let nodeDeath = DispatchSource.makeSignalSource(signal: AgentEnvironment.parentDeathSignal, queue: .global())
-        nodeDeath.setEventHandler {
-            service.nodeDied()
-            Glibc.exit(3)
-        }
-        nodeDeath.resume()
-        defer {
-            signals.forEach { $0.cancel() }
-            nodeDeath.cancel()
-        }
+        // The agent ends when its workload has (successful return); SIGTERM and SIGINT are a
+        // graceful shutdown, which stops the workload within its grace period.
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
         do {
-            try await service.run()
+            try await group.run()
         } catch {
             logger.critical("\(error)")
             throw ExitCode(1)

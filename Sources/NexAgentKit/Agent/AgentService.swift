@@ -9,7 +9,9 @@ import Logging
 import NATSWire
 import NexAgentBus
 import NIOCore
+import ServiceLifecycle
 import Synchronization
+import UnixSignals
 
 /// The agent's logic: runs one workload for its node, over the agent bus.
 ///
@@ -18,7 +20,12 @@ import Synchronization
 /// `workload_deployed`, forwards every output line to `hostint.<id>.logs`, and publishes
 /// `workload_undeployed` with the exit code when the workload ends. After that ``run()``
 /// returns: an agent runs one workload and then exits.
-public final class AgentService: AgentRequestHandler {
+///
+/// A swift-service-lifecycle `Service`: `nex-agent` runs it in a `ServiceGroup`, whose graceful
+/// shutdown (SIGTERM, SIGINT) stops the workload within its grace period. Everything the
+/// agent does in the background (serving the bus, supervising the workload, watching its
+/// parent, the parent-death signal) is a child task of ``run()``.
+public final class AgentService: AgentRequestHandler, Service {
     /// What the node tells the agent, through its environment (``AgentEnvironment``).
     public struct Settings: Sendable, Equatable {
         public var busURL: String
@@ -88,6 +95,9 @@ public final class AgentService: AgentRequestHandler {
     private let state = Mutex(State())
     private let finished: AsyncStream<Void>
     private let finish: AsyncStream<Void>.Continuation
+    /// Work that outlives the request that started it, carried out by ``run()``'s task group.
+    private let background: AsyncStream<Background>
+    private let startBackground: AsyncStream<Background>.Continuation
     /// How often the parent is checked.
     private let parentCheckInterval: Duration
     /// Loads wasm and JavaScript functions (`nex-agent` passes NexFunctions' runtime).
@@ -108,6 +118,15 @@ public final class AgentService: AgentRequestHandler {
         connection = try AgentBusConnection(configuration: .init(
             busURL: settings.busURL, agentID: settings.agentID, nkeySeed: settings.nkeySeed, clientOptions: options))
         (finished, finish) = AsyncStream.makeStream(of: Void.self)
+        (background, startBackground) = AsyncStream.makeStream(of: Background.self)
+    }
+
+    /// What a request hands over to ``run()`` to carry out after its reply.
+    private enum Background: Sendable {
+        /// Forward a native workload's output until it ends.
+        case supervise(NativeRunner, AgentDeployRequest)
+        /// A shutdown arrived while the workload was starting: stop it now.
+        case shutdown
     }
 
     /// Connects, handshakes and serves the node until the workload has ended (and its
@@ -127,8 +146,10 @@ public final class AgentService: AgentRequestHandler {
             logger.warning("\(error); descendants that leave the workload's process group could outlive it")
         }
         // The node's death must reach the agent as a signal it can handle (it kills the
-        // workload's whole tree first: ``nodeDied()``), not SIGKILL. Set before the parent check,
-        // so a node that dies in between is noticed either way.
+        // workload's whole tree first: ``nodeDied()``), not SIGKILL. Trapped before it is set,
+        // and set before the parent check, so a node that dies in between is noticed either way.
+        assert(AgentEnvironment.parentDeathSignal == SIGHUP)
+        let nodeDeath = await UnixSignalsSequence(trapping: .sighup)
         if nex_set_parent_death_signal(AgentEnvironment.parentDeathSignal) != 0 {
             logger.warning("cannot set the agent's parent-death signal: \(String(cString: strerror(errno)))")
         }
@@ -141,14 +162,44 @@ public final class AgentService: AgentRequestHandler {
         try await connection.handshake(AgentHandshake(id: settings.agentID, pid: getpid(), version: version, startTime: startTime))
         logger.info("agent ready", metadata: ["agent": "\(settings.agentID)", "bus": "\(settings.busURL)"])
 
-        let watcher = Task { await self.watchParent() }
-        defer { watcher.cancel() }
-        async let serving: Void = connection.serve(self)
-        for await _ in finished {}
-        await connection.stopServing()
-        await serving
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.connection.serve(self) }
+            group.addTask { await self.watchParent() }
+            group.addTask { await self.killEverythingWhenTheNodeDies(nodeDeath) }
+            group.addTask {
+                // SIGTERM/SIGINT through the ServiceGroup; cancellation ends the wait.
+                guard (try? await gracefulShutdown()) != nil else { return }
+                self.logger.info("shutdown requested: stopping the workload")
+                await self.shutdown()
+            }
+            group.addTask {
+                await withDiscardingTaskGroup { work in
+                    for await job in self.background {
+                        work.addTask {
+                            switch job {
+                            case .supervise(let runner, let request): await self.supervise(runner, request)
+                            case .shutdown: await self.shutdown()
+                            }
+                        }
+                    }
+                }
+            }
+            for await _ in finished {}
+            await connection.stopServing()
+            startBackground.finish()
+            group.cancelAll()
+        }
         await connection.close()
         logger.info("agent done", metadata: ["agent": "\(settings.agentID)"])
+    }
+
+    /// The node died (the agent's parent-death signal): kill the workload's whole tree at once,
+    /// whatever the agent is doing, and exit.
+    private func killEverythingWhenTheNodeDies(_ signals: UnixSignalsSequence) async {
+        for await _ in signals {
+            nodeDied()
+            exit(3)
+        }
     }
 
     /// The node is gone (its parent-death signal): SIGKILL the workload and every descendant
@@ -245,8 +296,8 @@ public final class AgentService: AgentRequestHandler {
         logger.info("workload running", metadata: ["workload": "\(request.workloadID)", "detail": "\(message)"])
         try? await connection.publishEvent(AgentVerb.workloadDeployed, AgentWorkloadEvent(
             workloadID: request.workloadID, workloadName: request.workloadName, code: 0, message: message))
-        if case .native(let runner) = job { Task { await self.supervise(runner, request) } }
-        if stopNow { Task { await self.shutdown() } }
+        if case .native(let runner) = job { startBackground.yield(.supervise(runner, request)) }
+        if stopNow { startBackground.yield(.shutdown) }
     }
 
     /// Back to idle after a refused deploy (the agent may take another one).
@@ -284,15 +335,25 @@ public final class AgentService: AgentRequestHandler {
 
     /// A function has no process to wait for: undeploying ends it at once.
     private func endFunction(_ request: AgentDeployRequest) async {
-        try? await connection.publishEvent(AgentVerb.workloadUndeployed, AgentWorkloadEvent(
-            workloadID: request.workloadID, workloadName: request.workloadName, code: 0, message: "function undeployed"))
-        try? await connection.flush()
+        await ended(request, code: 0, message: "function undeployed")
+    }
+
+    /// The workload is over: report `workload_undeployed` with its code (flushed, so the node
+    /// has it before the agent exits), wake whoever waits for the end, and finish ``run()``.
+    private func ended(_ request: AgentDeployRequest, code: Int32, message: String) async {
+        do {
+            try await connection.publishEvent(AgentVerb.workloadUndeployed, AgentWorkloadEvent(
+                workloadID: request.workloadID, workloadName: request.workloadName, code: code, message: message))
+            try await connection.flush()
+        } catch {
+            logger.error("cannot report the workload's end", metadata: ["workload": "\(request.workloadID)", "error": "\(error)"])
+        }
         let waiters = state.withLock { s in
-            s.phase = .ended(request, 0)
+            s.phase = .ended(request, code)
             defer { s.endWaiters = [] }
             return s.endWaiters
         }
-        waiters.forEach { $0.resume(returning: 0) }
+        waiters.forEach { $0.resume(returning: code) }
         finish.finish()
     }
 
@@ -437,20 +498,7 @@ public final class AgentService: AgentRequestHandler {
         if let notice = limiter.withLock({ $0.finalNotice() }) { try? await Self.publish(notice, rate: rate, on: connection) }
         let message = Self.describe(code)
         logger.info("workload ended", metadata: ["workload": "\(request.workloadID)", "result": "\(message)"])
-        do {
-            try await connection.publishEvent(AgentVerb.workloadUndeployed, AgentWorkloadEvent(
-                workloadID: request.workloadID, workloadName: request.workloadName, code: code, message: message))
-            try await connection.flush()
-        } catch {
-            logger.error("cannot report the workload's end", metadata: ["workload": "\(request.workloadID)", "error": "\(error)"])
-        }
-        let waiters = state.withLock { s in
-            s.phase = .ended(request, code)
-            defer { s.endWaiters = [] }
-            return s.endWaiters
-        }
-        waiters.forEach { $0.resume(returning: code) }
-        finish.finish()
+        await ended(request, code: code, message: message)
     }
 
     private static func publish(_ notice: LogRateLimiter.Notice, rate: LogRate,
