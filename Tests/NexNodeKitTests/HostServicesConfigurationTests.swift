@@ -22,6 +22,12 @@ import NexWorkloads
         return nil
     }
 
+    @Test func anHTTPCAFileThatDoesNotLoadIsRefusedByName() {
+        let error = Self.refusal(#"{"http": {"config": {"ca_file": "/nonexistent/ca.pem"}}}"#)
+        #expect(error?.key == "host_services.services.http.config.ca_file", "\(String(describing: error))")
+        #expect("\(String(describing: error))".contains("/nonexistent/ca.pem"))
+    }
+
     @Test func defaultsAreNexs() throws {
         let configuration = HostServicesConfiguration()
         #expect(configuration.enabledServices == ["http", "kv", "messaging", "objectstore"])

@@ -8,8 +8,7 @@ import NexWorkloads
 /// Defect 6 of issue 10: a function read the NATS monitor's `/connz` through the `http` host
 /// service. Each test points a function's request at a real HTTP server on loopback, in every
 /// spelling, and checks that it was refused and that the server saw nothing.
-@Suite("Host services: http refuses loopback, private and metadata addresses",
-       .enabled(if: HTTPTransport.isAvailable, "the package does not link AsyncHTTPClient"))
+@Suite("Host services: http refuses loopback, private and metadata addresses")
 struct HostServicesHTTPAddressTests {
     func withServer(
         _ configuration: HostServicesConfiguration = HostServicesConfiguration(),

@@ -109,7 +109,7 @@ final class LocalHTTPServer {
             let certificate = directory.appending("cert.pem")
             try run("/usr/bin/env", [
                 "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", certificate,
-                "-days", "1", "-subj", "/CN=localhost",
+                "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
             ])
             arguments += [certificate, key]
         }
@@ -161,7 +161,7 @@ final class LocalHTTPServer {
     }
 }
 
-@Suite("Host services: http", .enabled(if: HTTPTransport.isAvailable, "the package does not link AsyncHTTPClient"))
+@Suite("Host services: http")
 struct HostServicesHTTPTests {
     /// Runs `body` with a local HTTP server and the host services; stops both.
     /// The test server is on loopback: these tests name it in `allowed_hosts`.
@@ -299,6 +299,21 @@ struct HostServicesHTTPTests {
             // A self-signed certificate is not trusted: TLS is real and verified.
             let reply = try await hs.call("http", "get", headers: ["x-http-url": http.url("/text", host: "localhost", scheme: "https")])
             #expect(reply.code == 502 && reply.message.lowercased().contains("certificate"), "\(reply)")
+        }
+    }
+
+    @Test func httpsWorksWithATrustedCertificateAndChecksTheName() async throws {
+        let http = try await LocalHTTPServer.start(tls: true)
+        defer { http.stop() }
+        var configuration = Self.loopbackAllowed
+        configuration.http.caFile = http.directory.appending("cert.pem")
+        try await withHostServices(configuration) { hs in
+            let reply = try await hs.call("http", "get", headers: ["x-http-url": http.url("/text", host: "localhost", scheme: "https")])
+            #expect(reply.code == 200, "\(reply)")
+            #expect(try reply.json()["body"] == "h\u{e9}llo")
+            // The same server by its address: the certificate names only localhost.
+            let byAddress = try await hs.call("http", "get", headers: ["x-http-url": http.url("/text", scheme: "https")])
+            #expect(byAddress.code == 502 && byAddress.message.lowercased().contains("certificate"), "\(byAddress)")
         }
     }
 }

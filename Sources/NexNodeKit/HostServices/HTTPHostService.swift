@@ -7,8 +7,8 @@ import NIOCore
 /// The `http` host service: checks a request (method, URL, headers, allow-list), runs it on its
 /// ``HTTPTransport`` under one whole-request deadline, and encodes the response as JSON.
 ///
-/// The transport is AsyncHTTPClient (HTTP/1.1 and HTTP/2, TLS verified against the system's
-/// trust store). Each hop's destination is checked by ``destination(of:)`` before it connects.
+/// The transport is HTTP/1.1 on SwiftNIO with the node's own TLS (``HTTPTransport``). Each
+/// hop's destination is checked by ``destination(of:)`` before it connects.
 final class HTTPHostService: Sendable {
     let settings: HostServicesConfiguration.HTTPSettings
     let transport: HTTPTransport

@@ -11,7 +11,7 @@ import NATSWire
 ///   "kv":          {"enabled": true, "config": {"bucket_name": "hs_${namespace}_${workload_name}_kv", "max_bytes": 524288}},
 ///   "objectstore": {"enabled": true, "config": {"bucket_name": "hs_${namespace}_${workload_name}_obj", "max_bytes": 524288}},
 ///   "messaging":   {"enabled": true, "config": {"request_timeout_ms": 5000, "denied_subjects": []}},
-///   "http":        {"enabled": true, "config": {"timeout_ms": 2500, "max_response_bytes": 1048576, "allowed_hosts": []}}
+///   "http":        {"enabled": true, "config": {"timeout_ms": 2500, "max_response_bytes": 1048576, "allowed_hosts": [], "ca_file": null}}
 /// }}
 /// ```
 public struct HostServicesConfiguration: Sendable, Equatable {
@@ -76,6 +76,9 @@ public struct HostServicesConfiguration: Sendable, Equatable {
         public var allowedHosts: [String] = []
         /// Redirects followed, each checked against ``allowedHosts`` (`max_redirects`).
         public var maxRedirects = 10
+        /// PEM file of the certificate authorities https servers are verified against
+        /// (`ca_file`, e.g. a company's internal CA); nil means the system trust store.
+        public var caFile: String?
         public init() {}
     }
 
@@ -149,6 +152,14 @@ extension HostServicesConfiguration {
                 http.maxResponseBytes = bytes
             }
             http.maxRedirects = try settings.count("max_redirects") ?? http.maxRedirects
+            if let caFile = try settings.string("ca_file") {
+                do {
+                    _ = try TLSClientFactory(NATSTLSOptions(caFile: caFile))
+                } catch {
+                    throw NodeConfigurationError(key: "\(path).ca_file", problem: "\(error)")
+                }
+                http.caFile = caFile
+            }
             if let hosts = try settings.strings("allowed_hosts") {
                 http.allowedHosts = try hosts.map { host throws(NodeConfigurationError) in
                     // An IPv6 address may come with or without brackets.
