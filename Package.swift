@@ -23,6 +23,7 @@ let package = Package(
         .executable(name: "natswire-demo", targets: ["natswire-demo"]),
         .executable(name: "workload-bench", targets: ["workload-bench"]),
         .executable(name: "function-bench", targets: ["function-bench"]),
+        .executable(name: "soak-bench", targets: ["soak-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -167,9 +168,15 @@ let package = Package(
             path: "Benchmarks/jetstream-bench",
             swiftSettings: swiftSettings
         ),
+        // What the node benchmarks read about processes (/proc).
+        .target(
+            name: "BenchSupport",
+            path: "Benchmarks/BenchSupport",
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "workload-bench",
-            dependencies: ["NATSWire", "NexControl"],
+            dependencies: ["NATSWire", "NexControl", "BenchSupport"],
             path: "Benchmarks/workload-bench",
             swiftSettings: swiftSettings
         ),
@@ -177,6 +184,12 @@ let package = Package(
             name: "function-bench",
             dependencies: ["NATSWire", "NexControl"],
             path: "Benchmarks/function-bench",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "soak-bench",
+            dependencies: ["NATSWire", "NexControl", "BenchSupport"],
+            path: "Benchmarks/soak-bench",
             swiftSettings: swiftSettings
         ),
         .executableTarget(

@@ -20,5 +20,6 @@ command -v wat2wasm >/dev/null || die "wat2wasm is needed (apt-get install wabt)
 find_nats_server
 start_nats_server "$WORK/server.log" -js -sd "$WORK/js"
 start_nex_node '{"workload_types": ["native", "wasm", "javascript"], "machine_pool_size": 2}'
-wat2wasm examples/functions/echo.wat -o "$WORK/echo.wasm"
-"$BIN/function-bench" "$NATS_URL" "$NODE_ID" "$ROOT/examples/functions/echo.js" "$WORK/echo.wasm"
+wat2wasm examples/functions/echo.wat -o "$WORK/artifacts/echo.wasm"
+cp examples/functions/echo.js "$WORK/artifacts/echo.js"
+"$BIN/function-bench" "$NATS_URL" "$NODE_ID" "$WORK/artifacts/echo.js" "$WORK/artifacts/echo.wasm"

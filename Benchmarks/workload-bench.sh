@@ -20,5 +20,4 @@ node_bench_setup workload-bench
 find_nats_server
 start_nats_server "$WORK/server.log" -js -sd "$WORK/js"
 start_nex_node "$(printf '{"machine_pool_size": %s, "node_limits": {"max_workloads": 500}}' "${BENCH_POOL:-4}")"
-mkdir -p "$WORK/artifacts"
 "$BIN/workload-bench" "$NATS_URL" "$NODE_ID" "$NODE_PID" "$WORK/artifacts"

@@ -12,6 +12,7 @@ import NATSWire
 import NexControl
 import NIOCore
 import Synchronization
+import BenchSupport
 
 final class Progress: Sendable {
     let count = Atomic<Int>(0)
@@ -88,15 +89,16 @@ struct WorkloadBench {
         }
         let took = concurrentStart.duration(to: .now)
         try await Task.sleep(for: .seconds(2))
-        let nodeRSS = rssKB(nodePID)
-        let agentPIDs = children(of: nodePID)
-        let agents = agentPIDs.map(rssKB)
+        let nodeRSS = ProcessProbe.rssKB(nodePID)
+        let agentPIDs = ProcessProbe.children(of: nodePID, command: "nex-agent")
+        let agents = agentPIDs.map(ProcessProbe.rssKB)
         let agentMax = agents.max() ?? 0
         let agentAvg = agents.isEmpty ? 0 : agents.reduce(0, +) / agents.count
         // RSS counts the shared library pages every agent maps (libswiftCore, Foundation,
         // libcrypto...) in full; PSS divides them among the processes sharing them, and
         // private memory is what each agent alone costs.
-        let pss = agentPIDs.map { rollupKB($0, "Pss:") }, privateDirty = agentPIDs.map { rollupKB($0, "Private_Dirty:") }
+        let pss = agentPIDs.map { ProcessProbe.rollupKB($0, "Pss:") }
+        let privateDirty = agentPIDs.map { ProcessProbe.rollupKB($0, "Private_Dirty:") }
         let pssAvg = pss.isEmpty ? 0 : pss.reduce(0, +) / pss.count
         let privateAvg = privateDirty.isEmpty ? 0 : privateDirty.reduce(0, +) / privateDirty.count
         report(String(format: "workloads concurrent=%d deploy_all_s=%.1f node_rss_mb=%.1f agents=%d agent_rss_avg_mb=%.1f agent_rss_max_mb=%.1f agent_pss_avg_mb=%.1f agent_private_avg_mb=%.1f",
@@ -155,32 +157,5 @@ struct WorkloadBench {
     static func next(_ subscription: NATSSubscription) async -> String? {
         for await message in subscription { return message.string }
         return nil
-    }
-
-    static func rssKB(_ pid: Int32) -> Int {
-        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return 0 }
-        for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
-            return Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]) ?? 0
-        }
-        return 0
-    }
-
-    static func rollupKB(_ pid: Int32, _ field: String) -> Int {
-        guard let text = try? String(contentsOfFile: "/proc/\(pid)/smaps_rollup", encoding: .utf8) else { return 0 }
-        for line in text.split(separator: "\n") where line.hasPrefix(field) {
-            return Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]) ?? 0
-        }
-        return 0
-    }
-
-    static func children(of pid: Int32) -> [Int32] {
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        return entries.compactMap { entry -> Int32? in
-            guard let child = Int32(entry),
-                  let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { return nil }
-            let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
-            return fields.count > 1 && Int32(fields[1]) == pid && stat.contains("(nex-agent)") ? child : nil
-        }
     }
 }
