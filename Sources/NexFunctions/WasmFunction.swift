@@ -8,8 +8,10 @@ import WasmKit
 /// A WebAssembly function (WASI preview 1) on WasmKit: loaded once, invoked per trigger
 /// message.
 ///
-/// **Contract.** Each call runs the module's `_start` in a fresh instance (nothing carries
-/// over from one call to the next): the payload is stdin, the whole of stdout is the reply,
+/// **Contract.** Each call runs the module's `_start` in an instance as it was just after
+/// instantiation (nothing carries over from one call to the next: a worker's instance is put
+/// back after each call, ``WasmWarmInstance``, or a fresh one is made): the payload is stdin,
+/// the whole of stdout is the reply,
 /// argv is `[workload_name, trigger_subject]`, the environment is the deploy's, and there is
 /// no file system (no preopens). Exit code 0 (or returning from `_start`) is success; a
 /// nonzero `proc_exit` fails the call with `exited with code N`, a trap with
@@ -71,7 +73,7 @@ public final class WasmFunction: FunctionRunner {
         let loaded = Mutex<WasmProgram?>(nil)
         // Reading, parsing and compiling are blocking work: they run on a worker too.
         let job = WasmWorkerJob(deadline: .max, timeoutError: FunctionError("loading the wasm module timed out")) {
-            _, _ in
+            _, _, _ in
             let bytes: [UInt8]
             do {
                 bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: function.artifactPath)))
@@ -89,7 +91,13 @@ public final class WasmFunction: FunctionRunner {
             } catch {
                 return .failure(FunctionError("invalid wasm module: \(WasmProgram.describeLoadError(error))"))
             }
-            let program = WasmProgram(module: module, engine: engine, definition: function)
+            // The same module with its globals and tables exported, so that one instance can
+            // serve many calls; as it is when it cannot be reset.
+            let resettable = WasmResetExports.prepare(bytes).flatMap { prepared in
+                (try? parseWasm(bytes: prepared.bytes)).map { ($0, prepared.plan) }
+            }
+            let program = WasmProgram(module: resettable?.0 ?? module, engine: engine, definition: function,
+                                      resetPlan: resettable?.1)
             if let failure = program.validate(hostServices: hostServices) { return .failure(failure) }
             loaded.withLock { $0 = program }
             return .success([])
@@ -109,8 +117,8 @@ public final class WasmFunction: FunctionRunner {
         let (deadline, overflow) = now.addingReportingOverflow(timeoutNanoseconds)
         let program = self.program
         let hostServices = self.hostServices
-        let job = WasmWorkerJob(deadline: overflow ? .max - 1 : deadline, timeoutError: timeoutError) { stack, job in
-            program.run(subject: subject, payload: payload, hostServices: hostServices, job: job, stack: &stack)
+        let job = WasmWorkerJob(deadline: overflow ? .max - 1 : deadline, timeoutError: timeoutError) { stack, warm, job in
+            program.run(subject: subject, payload: payload, hostServices: hostServices, job: job, stack: &stack, warm: &warm)
         }
         return try await pool.run(job).get()
     }

@@ -1,10 +1,12 @@
 import Foundation
 import NexAgentKit
+@_spi(WASIPlatform) import WASI
 import WasmKit
 
-/// The state of one guest call, shared by its WASI streams and its `nex` host functions:
-/// created on the worker thread for the call and dropped with it, so nothing leaks from one
-/// call into the next.
+/// The state of one guest call, shared by its WASI streams and its `nex` host functions. The
+/// instance's imports read it through this object, so an instance that serves many calls
+/// (``WasmWarmInstance``) gets a fresh one per call with ``begin(payload:deadline:wasi:)``:
+/// nothing leaks from one call into the next.
 final class WasmInvocation {
     /// The last `nex.call` result, as the guest reads it back.
     struct HostResult {
@@ -13,12 +15,15 @@ final class WasmInvocation {
         var message: [UInt8] = []
     }
 
-    let stdin: WasmInputStream
-    let stdout: WasmOutputStream
-    let stderr: WasmOutputStream
+    private(set) var stdin: WasmInputStream
+    private(set) var stdout: WasmOutputStream
+    private(set) var stderr: WasmOutputStream
     let hostServices: any HostServiceCaller
+    private let stdoutLimit: Int
     /// Monotonic deadline of the call, nanoseconds (`UInt64.max`: none).
-    let deadline: UInt64
+    private(set) var deadline: UInt64
+    /// The WASI functions of this call's bridge (its arguments and streams), by name.
+    var wasi: [String: WASIHostFunction<Memory>] = [:]
     /// The guest's exported `memory`, once instantiated.
     var memory: Memory?
     var lastResult = HostResult()
@@ -32,8 +37,20 @@ final class WasmInvocation {
         stdin = WasmInputStream(payload)
         stdout = WasmOutputStream(limit: stdoutLimit, failsWhenFull: true)
         stderr = WasmOutputStream(limit: Self.stderrLimit, failsWhenFull: false)
+        self.stdoutLimit = stdoutLimit
         self.hostServices = hostServices
         self.deadline = deadline
+    }
+
+    /// Starts the next call on the same instance: new streams, deadline and host-call result.
+    func begin(payload: [UInt8], deadline: UInt64) {
+        stdin = WasmInputStream(payload)
+        stdout = WasmOutputStream(limit: stdoutLimit, failsWhenFull: true)
+        stderr = WasmOutputStream(limit: Self.stderrLimit, failsWhenFull: false)
+        self.deadline = deadline
+        lastResult = HostResult()
+        deadlineExceeded = false
+        wasi = [:]
     }
 
     /// The guest's memory: the one found at instantiation, else the caller's `memory` export

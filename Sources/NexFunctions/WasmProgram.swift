@@ -6,9 +6,10 @@ import NexControl
 @_spi(WASIPlatform) import WASI
 import WasmKitWASI
 
-/// A validated wasm module with everything a call needs that does not change between calls;
-/// ``run(subject:payload:hostServices:job:stack:)`` makes a fresh store and instance for
-/// each call on the worker thread.
+/// A validated wasm module with everything a call needs that does not change between calls.
+/// ``run(subject:payload:hostServices:job:stack:warm:)`` runs a call on a worker thread, in
+/// the worker's warm instance when the module can be reset (``WasmWarmInstance``), else in a
+/// fresh store and instance.
 struct WasmProgram: Sendable {
     static let wasiModuleName = "wasi_snapshot_preview1"
 
@@ -26,6 +27,8 @@ struct WasmProgram: Sendable {
     let neededCapabilities: [WasmKitWASI.WASICapability]
     /// Whether some imported WASI function is in no offered capability (answered `ENOSYS`).
     let needsStubs: Bool
+    /// What an instance exports for resetting, when it can be reset and serve many calls.
+    let resetPlan: WasmResetExports.Plan?
 
     /// What WASI offers guests: arguments and environment, clocks, random, `proc_exit`,
     /// stdio, and the file-system calls over an empty in-memory file system with no
@@ -48,8 +51,9 @@ struct WasmProgram: Sendable {
         try! MemoryFileSystem()
     }()
 
-    init(module: Module, engine: Engine, definition: FunctionDefinition) {
+    init(module: Module, engine: Engine, definition: FunctionDefinition, resetPlan: WasmResetExports.Plan? = nil) {
         self.module = module
+        self.resetPlan = resetPlan
         self.engine = engine
         self.workloadName = definition.workloadName
         self.environment = definition.environment
@@ -113,10 +117,9 @@ struct WasmProgram: Sendable {
                 fileSystem: .memory(Self.emptyFileSystem).withStdio(
                     stdin: invocation.stdin, stdout: invocation.stdout, stderr: invocation.stderr))
             defer { try? bridge.close() }
-            var imports = Imports()
-            link(bridge, into: &imports, store: store, invocation: invocation)
-            WasmHostModule.define(nexImports, into: &imports, store: store, invocation: invocation)
-            _ = try checked.instantiate(store: store, imports: imports)
+            invocation.wasi = wasiFunctions(of: bridge)
+            defer { invocation.wasi = [:] }
+            _ = try checked.instantiate(store: store, imports: imports(store: store, invocation: invocation))
         } catch {
             if let refused = limiter.refusedMemoryBytes {
                 return FunctionError(Self.describeMemoryRefusal(refused, limit: limiter.maxMemoryBytes))
@@ -154,20 +157,29 @@ struct WasmProgram: Sendable {
 
     // MARK: - One call
 
-    /// Runs the module's `_start` once for a trigger message. Runs on a worker thread.
+    /// Runs the module's `_start` once for a trigger message, on a worker thread: in `warm`
+    /// (the worker's instance, kept when the module can be reset) or in a fresh instance.
     func run(
         subject: String, payload: [UInt8], hostServices: any HostServiceCaller, job: WasmWorkerJob,
-        stack: inout ExecutionStack
+        stack: inout ExecutionStack, warm: inout WasmWarmInstance?
     ) -> Result<[UInt8], FunctionError> {
-        let store = Store(engine: engine)
-        let limiter = WasmMemoryLimiter(maxMemoryBytes: limits.wasmMemoryBytes)
-        store.resourceLimiter = limiter
-        guard job.begin(in: store) else { return .failure(job.timeoutError) }
-        let invocation = WasmInvocation(
-            payload: payload, stdoutLimit: limits.wasmMemoryBytes, hostServices: hostServices, deadline: job.deadline)
-        // The memory handle retains the store's allocator, which retains the host functions,
-        // which retain the invocation: drop it, or every call's store leaks.
-        defer { invocation.memory = nil }
+        let instance: WasmWarmInstance
+        if let kept = warm.take() {
+            instance = kept
+            instance.invocation.begin(payload: payload, deadline: job.deadline)
+        } else {
+            let store = Store(engine: engine)
+            let limiter = WasmMemoryLimiter(maxMemoryBytes: limits.wasmMemoryBytes)
+            store.resourceLimiter = limiter
+            let invocation = WasmInvocation(
+                payload: payload, stdoutLimit: limits.wasmMemoryBytes, hostServices: hostServices, deadline: job.deadline)
+            instance = WasmWarmInstance(store: store, limiter: limiter, invocation: invocation)
+        }
+        let invocation = instance.invocation
+        guard job.begin(in: instance.store) else {
+            instance.discard()
+            return .failure(job.timeoutError)
+        }
         let bridge: WASIBridgeToHost
         do {
             bridge = try WASIBridgeToHost(
@@ -175,24 +187,36 @@ struct WasmProgram: Sendable {
                 fileSystem: .memory(Self.emptyFileSystem).withStdio(
                     stdin: invocation.stdin, stdout: invocation.stdout, stderr: invocation.stderr))
         } catch {
+            instance.discard()
             return .failure(FunctionError("cannot set up WASI for the call: \(error)"))
         }
         defer { try? bridge.close() }
+        invocation.wasi = wasiFunctions(of: bridge)
 
-        var imports = Imports()
-        link(bridge, into: &imports, store: store, invocation: invocation)
-        WasmHostModule.define(nexImports, into: &imports, store: store, invocation: invocation)
+        let outcome = call(instance, job: job, stack: &stack)
+        invocation.wasi = [:]
+        if case .success = outcome, instance.reset() {
+            warm = instance
+        } else {
+            instance.discard()
+        }
+        return outcome
+    }
 
-        let instance: Instance
-        do {
-            instance = try module.instantiate(store: store, imports: imports)
-        } catch {
-            return .failure(failure(error, during: "instantiation", invocation: invocation, limiter: limiter, job: job))
+    /// Instantiates when the instance is new, then runs `_start` and takes stdout.
+    private func call(_ instance: WasmWarmInstance, job: WasmWorkerJob, stack: inout ExecutionStack)
+        -> Result<[UInt8], FunctionError>
+    {
+        let invocation = instance.invocation
+        if instance.instance == nil {
+            do {
+                try instance.instantiate(module, imports: imports(store: instance.store, invocation: invocation),
+                                         plan: resetPlan)
+            } catch {
+                return .failure(failure(error, during: "instantiation", invocation: invocation, limiter: instance.limiter, job: job))
+            }
         }
-        invocation.memory = instance.exports[memory: "memory"]
-        guard let start = instance.exports[function: "_start"] else {
-            return .failure(FunctionError("wasm module exports no _start function"))
-        }
+        guard let start = instance.start else { return .failure(FunctionError("wasm module exports no _start function")) }
         do {
             try start.invoke([], on: &stack)
         } catch let exit as WASIExitCode {
@@ -200,7 +224,7 @@ struct WasmProgram: Sendable {
                 return .failure(FunctionError(Self.describeExit(exit.code, invocation: invocation)))
             }
         } catch {
-            return .failure(failure(error, during: "call", invocation: invocation, limiter: limiter, job: job))
+            return .failure(failure(error, during: "call", invocation: invocation, limiter: instance.limiter, job: job))
         }
         if invocation.stdout.overflowed {
             return .failure(FunctionError("stdout exceeded the limit of \(invocation.stdout.limit) bytes"))
@@ -208,22 +232,32 @@ struct WasmProgram: Sendable {
         return .success(invocation.stdout.take())
     }
 
-    /// Defines the WASI functions the module imports, bound to this call's bridge.
-    private func link(_ bridge: WASIBridgeToHost, into imports: inout Imports, store: Store, invocation: WasmInvocation) {
-        guard !wasiImports.isEmpty else { return }
-        let functions = bridge.hostFunctions(capabilities: neededCapabilities, stubUnlinked: needsStubs)
+    /// The WASI functions the module imports, from this call's bridge.
+    private func wasiFunctions(of bridge: WASIBridgeToHost) -> [String: WASIHostFunction<Memory>] {
+        guard !wasiImports.isEmpty else { return [:] }
+        return bridge.hostFunctions(capabilities: neededCapabilities, stubUnlinked: needsStubs)
+    }
+
+    /// The module's imports in `store`: its WASI functions, which call the current call's
+    /// bridge (``WasmInvocation/wasi``, set before instantiating), and its `nex` functions.
+    private func imports(store: Store, invocation: WasmInvocation) -> Imports {
+        var imports = Imports()
         for name in wasiImports {
-            guard let function = functions[name] else { continue }
-            let implementation = function.implementation
+            guard let type = invocation.wasi[name]?.type else { continue }
             imports.define(
                 module: Self.wasiModuleName, name: name,
-                Function(store: store, type: function.type) { caller, arguments in
+                Function(store: store, type: type) { caller, arguments in
                     guard let memory = invocation.guestMemory(caller) else {
                         throw WasmProgramError("WASI \(name) needs an exported memory named \"memory\"")
                     }
-                    return try implementation(memory, arguments)
+                    guard let function = invocation.wasi[name] else {
+                        throw WasmProgramError("WASI \(name) called outside a call")
+                    }
+                    return try function.implementation(memory, arguments)
                 })
         }
+        WasmHostModule.define(nexImports, into: &imports, store: store, invocation: invocation)
+        return imports
     }
 
     // MARK: - Errors

@@ -19,7 +19,8 @@ final class WasmWorkerJob: @unchecked Sendable {
     }
 
     typealias Outcome = Result<[UInt8], FunctionError>
-    typealias Work = (inout ExecutionStack, WasmWorkerJob) -> Outcome
+    /// Runs on a worker with its interpreter stack and its warm instance (see ``WasmWarmInstance``).
+    typealias Work = (inout ExecutionStack, inout WasmWarmInstance?, WasmWorkerJob) -> Outcome
 
     /// Monotonic deadline in nanoseconds (`UInt64.max`: none).
     let deadline: UInt64

@@ -158,6 +158,9 @@ final class WasmWorkerPool: @unchecked Sendable {
 
     private func workerLoop() {
         var stack = ExecutionStack(engine: engine)
+        // The worker's instance of the function, kept between calls when it can be reset.
+        var warm: WasmWarmInstance?
+        defer { warm?.discard() }
         lock.lock()
         while true {
             while queueHead == queue.count && !shuttingDown {
@@ -181,7 +184,7 @@ final class WasmWorkerPool: @unchecked Sendable {
             running.append(job)
             lock.unlock()
 
-            let outcome = job.work(&stack, job)
+            let outcome = job.work(&stack, &warm, job)
 
             lock.lock()
             job.state = .finished
