@@ -19,5 +19,6 @@ node_bench_setup workload-bench
 
 find_nats_server
 start_nats_server "$WORK/server.log" -js -sd "$WORK/js"
-start_nex_node "$(printf '{"machine_pool_size": %s, "node_limits": {"max_workloads": 500}}' "${BENCH_POOL:-4}")"
+# The log rate limit far above what one workload prints: the benchmark measures the log path.
+start_nex_node "$(printf '{"machine_pool_size": %s, "node_limits": {"max_workloads": 500}, "log_rate_limit": {"lines_per_second": 100000000, "bytes_per_second": 10000000000}}' "${BENCH_POOL:-4}")"
 "$BIN/workload-bench" "$NATS_URL" "$NODE_ID" "$NODE_PID" "$WORK/artifacts"
