@@ -61,6 +61,7 @@ bench: deps
 	$(SWIFT) build -c release --product nex-agent
 	$(SWIFT) build -c release --product workload-bench
 	$(SWIFT) build -c release --product function-bench
+	$(SWIFT) build -c release --product function-runtime-bench
 	bin=$$($(SWIFT) build -c release --show-bin-path); \
 	NATSWIRE_BENCH=$$bin/natswire-bench Benchmarks/run-bench.sh && \
 	JETSTREAM_BENCH=$$bin/jetstream-bench Benchmarks/jetstream-bench.sh && \

@@ -24,6 +24,7 @@ let package = Package(
         .executable(name: "workload-bench", targets: ["workload-bench"]),
         .executable(name: "function-bench", targets: ["function-bench"]),
         .executable(name: "soak-bench", targets: ["soak-bench"]),
+        .executable(name: "function-runtime-bench", targets: ["function-runtime-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -184,6 +185,13 @@ let package = Package(
             name: "function-bench",
             dependencies: ["NATSWire", "NexControl"],
             path: "Benchmarks/function-bench",
+            swiftSettings: swiftSettings
+        ),
+        // The function runtimes in process (no node, no NATS): echo latency and throughput.
+        .executableTarget(
+            name: "function-runtime-bench",
+            dependencies: ["NexFunctions", "NexAgentKit", "NexAgentBus", "NexControl"],
+            path: "Benchmarks/function-runtime-bench",
             swiftSettings: swiftSettings
         ),
         .executableTarget(

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Functions on a real node: invocation round trip (wasm, JavaScript) beside a plain NATSWire
-# echo responder, calls/s, cold start. Prints `functions ...` lines.
+# echo responder, calls/s, cold start. Prints `functions ...` lines; then the runtimes alone,
+# in process (function-runtime-bench: echo latency and calls/s for JavaScript and wasm).
 #
-#   swift build -c release   (nex-node, nex-agent, function-bench)
+#   swift build -c release   (nex-node, nex-agent, function-bench, function-runtime-bench)
 #   Benchmarks/function-bench.sh
 #
 # Environment: BIN (release bin dir), NATS_SERVER_BIN, BENCH_CALLS (2000).
@@ -23,3 +24,5 @@ start_nex_node '{"workload_types": ["native", "wasm", "javascript"], "machine_po
 wat2wasm examples/functions/echo.wat -o "$WORK/artifacts/echo.wasm"
 cp examples/functions/echo.js "$WORK/artifacts/echo.js"
 "$BIN/function-bench" "$NATS_URL" "$NODE_ID" "$WORK/artifacts/echo.js" "$WORK/artifacts/echo.wasm"
+# The runtimes alone, in process: what the node and the agent add is the difference.
+"$BIN/function-runtime-bench" "$WORK/artifacts/echo.js" "$WORK/artifacts/echo.wasm"

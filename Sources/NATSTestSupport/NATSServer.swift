@@ -28,20 +28,27 @@ public struct NATSServerError: Error, CustomStringConvertible {
 
 /// A real `nats-server` process started for a test.
 ///
-/// Every instance listens on its own free loopback port, has JetStream
-/// enabled by default with a private store directory, and writes its output
-/// to `logPath` inside a temporary directory that is removed when the
-/// instance is deallocated. `deinit` stops the process.
+/// The server chooses its own loopback port (`-p -1`) and reports it in a ports file
+/// (`--ports_file_dir`), which `start` reads: no port is probed free and then handed over,
+/// so no other process can take it in between. Every instance has JetStream enabled by
+/// default with a private store directory, and writes its output to `logPath` inside a
+/// temporary directory that is removed when the instance is deallocated. `deinit` stops
+/// the process; ``withNATSServer(config:jetStream:monitoring:arguments:_:)`` scopes one to a
+/// closure and stops it when the closure ends.
 ///
-///     let server = try await NATSServer.start()
-///     // connect a client to server.url ...
-///     try await server.restart()   // same port, same JetStream store
-///     server.stop()
+///     try await withNATSServer { server in
+///         // connect a client to server.url ...
+///         try await server.restart()   // same port, same JetStream store
+///     }
 public final class NATSServer: Sendable {
     /// Loopback address the server is bound to.
     public let host: String = "127.0.0.1"
-    /// TCP port for clients.
-    public let port: Int
+    /// TCP port for clients, chosen by the server at its first launch and kept across restarts.
+    public var port: Int { state.withLock { $0.ports.client } }
+    /// HTTP monitoring port, when the server was started with `monitoring: true`.
+    public var monitoringPort: Int? { state.withLock { $0.ports.monitoring } }
+    /// Route (cluster) port, when the config has a `cluster { listen: "127.0.0.1:-1" }` block.
+    public var clusterPort: Int? { state.withLock { $0.ports.cluster } }
     /// True when the server was started with `-js`.
     public let jetStream: Bool
     /// Executable that was launched.
@@ -54,12 +61,21 @@ public final class NATSServer: Sendable {
     public let storeDirectory: String
     /// Path of the config file passed with `-c`, when a config was given.
     public let configPath: String?
-    /// The full argument vector (without argv[0]) used for every launch.
-    public let arguments: [String]
+    /// The argument vector (without argv[0]) of the most recent launch: `-p -1` (and `-m -1`)
+    /// at the first, the ports the server chose at every later one.
+    public var arguments: [String] { launchArguments(ports: state.withLock { $0.ports }) }
+    /// Directory nats-server writes its `<executable>_<pid>.ports` file to.
+    public let portsFileDirectory: String
+    /// Whether the server serves HTTP monitoring (`-m`).
+    public let monitoring: Bool
+    /// Command line arguments given to `start`, appended after ours.
+    private let extraArguments: [String]
     /// How long `start` / `restart` wait for the server to accept clients.
     public let startupTimeout: Duration
 
     private struct State {
+        /// Zero (unknown) until the first launch has read the ports file.
+        var ports = NATSServerPorts()
         var pid: pid_t?
         var infoLine: String?
         var version: String?
@@ -101,55 +117,44 @@ public final class NATSServer: Sendable {
         return standard
     }
 
-    /// Starts a nats-server on a free loopback port and waits until it
-    /// accepts clients (TCP connect succeeds and it sends `INFO`).
+    /// Starts a nats-server on a loopback port of its own choosing and waits until it
+    /// accepts clients (it has written its ports file, and a TCP client gets `INFO`).
     ///
     /// - Parameters:
     ///   - config: optional config file text, passed with `-c`. The listen
     ///     address and port are always given on the command line and win.
     ///   - jetStream: pass `-js` (with a private `-sd` store directory).
+    ///   - monitoring: serve HTTP monitoring on a port the server chooses (`-m -1`),
+    ///     see ``monitoringPort``.
     ///   - arguments: extra command line arguments appended at the end.
     ///   - startupTimeout: how long to wait for readiness.
     public static func start(
         config: String? = nil,
         jetStream: Bool = true,
+        monitoring: Bool = false,
         arguments extraArguments: [String] = [],
         startupTimeout: Duration = .seconds(10)
     ) async throws -> NATSServer {
         let directory = try TemporaryDirectory(prefix: "nats-server-")
-        let storeDirectory = try directory.makeSubdirectory("jetstream")
-        let configPath: String? = try config.map { try directory.write($0, to: "server.conf") }
-        let executable = binaryPath
-
-        // Another process may grab the port between our probe and the
-        // server's bind; retry with a fresh port in that case.
-        var lastError: (any Error)?
-        for _ in 0..<5 {
-            let port = try findFreePort()
-            let server = NATSServer(
-                port: port,
-                jetStream: jetStream,
-                executablePath: executable,
-                directory: directory,
-                storeDirectory: storeDirectory,
-                configPath: configPath,
-                extraArguments: extraArguments,
-                startupTimeout: startupTimeout
-            )
-            do {
-                try await server.launchAndWait()
-                return server
-            } catch let error as LaunchError {
-                switch error {
-                case .addressInUse(let underlying):
-                    lastError = underlying
-                    continue
-                case .failed(let underlying):
-                    throw underlying
-                }
-            }
+        let server = NATSServer(
+            jetStream: jetStream,
+            monitoring: monitoring,
+            executablePath: binaryPath,
+            directory: directory,
+            storeDirectory: try directory.makeSubdirectory("jetstream"),
+            portsFileDirectory: try directory.makeSubdirectory("ports"),
+            configPath: try config.map { try directory.write($0, to: "server.conf") },
+            extraArguments: extraArguments,
+            startupTimeout: startupTimeout
+        )
+        do {
+            try await server.launchAndWait()
+        } catch LaunchError.addressInUse(let underlying) {
+            throw underlying
+        } catch LaunchError.failed(let underlying) {
+            throw underlying
         }
-        throw lastError ?? NATSServerError("nats-server could not be started")
+        return server
     }
 
     /// Stops the server: SIGTERM, wait for exit, SIGKILL after 5 seconds.
@@ -164,9 +169,9 @@ public final class NATSServer: Sendable {
         Self.terminate(pid: pid, grace: .seconds(5))
     }
 
-    /// Stops the server (if running) and starts it again on the same port
-    /// with the same store directory and config; waits until it accepts
-    /// clients again.
+    /// Stops the server (if running) and starts it again on the port it chose at its first
+    /// launch (and the same monitoring port), with the same store directory and config; waits
+    /// until it accepts clients again.
     public func restart() async throws {
         stop()
         let clock = ContinuousClock()
@@ -211,28 +216,6 @@ public final class NATSServer: Sendable {
         return true
     }
 
-    /// Binds a TCP socket to 127.0.0.1:0 and returns the port the kernel chose.
-    public static func findFreePort() throws -> Int {
-        let fd = try makeTCPSocket()
-        defer { close(fd) }
-        var addr = loopbackAddress(port: 0)
-        let bound = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard bound == 0 else { throw NATSServerError("bind(127.0.0.1:0) failed: \(errnoText())") }
-        var out = sockaddr_in()
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let named = withUnsafeMutablePointer(to: &out) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                getsockname(fd, $0, &length)
-            }
-        }
-        guard named == 0 else { throw NATSServerError("getsockname failed: \(errnoText())") }
-        return Int(UInt16(bigEndian: out.sin_port))
-    }
-
     deinit {
         stop()
     }
@@ -240,30 +223,40 @@ public final class NATSServer: Sendable {
     // MARK: - Internals
 
     private init(
-        port: Int,
         jetStream: Bool,
+        monitoring: Bool,
         executablePath: String,
         directory: TemporaryDirectory,
         storeDirectory: String,
+        portsFileDirectory: String,
         configPath: String?,
         extraArguments: [String],
         startupTimeout: Duration
     ) {
-        self.port = port
         self.jetStream = jetStream
+        self.monitoring = monitoring
         self.executablePath = executablePath
         self.directory = directory
         self.logPath = directory.appending("nats-server.log")
         self.storeDirectory = storeDirectory
+        self.portsFileDirectory = portsFileDirectory
         self.configPath = configPath
+        self.extraArguments = extraArguments
         self.startupTimeout = startupTimeout
+    }
+
+    /// The arguments of a launch: `-1` for every port not known yet (the server picks one
+    /// and writes it to its ports file), the known port otherwise.
+    private func launchArguments(ports: NATSServerPorts) -> [String] {
+        func port(_ known: Int?) -> String { known.map { $0 > 0 ? String($0) : "-1" } ?? "-1" }
         var args: [String] = []
         if let configPath { args += ["-c", configPath] }
-        args += ["-a", "127.0.0.1", "-p", String(port)]
+        args += ["-a", "127.0.0.1", "-p", port(ports.client), "--ports_file_dir", portsFileDirectory]
+        if monitoring { args += ["-m", port(ports.monitoring)] }
         // `-sd` only with `-js`: a store dir alone may enable JetStream on some versions.
         if jetStream { args += ["-js", "-sd", storeDirectory] }
         args += extraArguments
-        self.arguments = args
+        return args
     }
 
     private enum LaunchError: Error {
@@ -273,10 +266,11 @@ public final class NATSServer: Sendable {
 
     /// Spawns the process and waits for it to greet clients.
     private func launchAndWait() async throws {
-        let logStart = appendLogBanner()
+        let arguments = self.arguments
+        let logStart = appendLogBanner(arguments: arguments)
         let pid: pid_t
         do {
-            pid = try spawn()
+            pid = try spawn(arguments: arguments)
         } catch {
             throw LaunchError.failed(error)
         }
@@ -293,7 +287,7 @@ public final class NATSServer: Sendable {
                 state.withLock { if $0.pid == pid { $0.pid = nil } }
                 let tail = logTail(from: logStart)
                 let error = NATSServerError(
-                    "nats-server (\(executablePath)) exited during startup on port \(port) "
+                    "nats-server (\(executablePath)) exited during startup on port \(describePort) "
                         + "with \(Self.describe(status: status)); args: \(arguments.joined(separator: " "))",
                     logTail: tail
                 )
@@ -303,6 +297,7 @@ public final class NATSServer: Sendable {
                 throw LaunchError.failed(error)
             }
             do {
+                let port = try currentPort(pid: pid)
                 let line = try Self.readGreeting(host: host, port: port, timeout: .milliseconds(500))
                 if line.hasPrefix("INFO") {
                     let version = Self.parseVersion(infoLine: line)
@@ -326,14 +321,30 @@ public final class NATSServer: Sendable {
         }
         stop()
         throw LaunchError.failed(NATSServerError(
-            "nats-server on port \(port) did not accept clients within \(startupTimeout) "
+            "nats-server on port \(describePort) did not accept clients within \(startupTimeout) "
                 + "(last probe: \(lastProbeError)); args: \(arguments.joined(separator: " "))",
             logTail: logTail(from: logStart)
         ))
     }
 
+    /// The client port, read from the ports file of process `pid` at the first launch.
+    /// Throws (so the caller polls again) while the server has not written the file yet.
+    private func currentPort(pid: pid_t) throws -> Int {
+        let known = port
+        if known > 0 { return known }
+        let ports = try NATSServerPorts.read(directory: portsFileDirectory, pid: pid)
+        state.withLock { $0.ports = ports }
+        return ports.client
+    }
+
+    /// The port for messages: the number once known, else "-1 (chosen by the server)".
+    private var describePort: String {
+        let known = port
+        return known > 0 ? String(known) : "-1 (chosen by the server)"
+    }
+
     /// Appends a marker line to the log and returns the offset after it.
-    private func appendLogBanner() -> UInt64 {
+    private func appendLogBanner(arguments: [String]) -> UInt64 {
         let launch = state.withLock { $0.launches } + 1
         let banner = "=== NATSTestSupport launch #\(launch): \(executablePath) \(arguments.joined(separator: " ")) ===\n"
         if !FileManager.default.fileExists(atPath: logPath) {
@@ -367,7 +378,7 @@ public final class NATSServer: Sendable {
     }
 
     /// posix_spawn the server with stdout+stderr appended to the log file.
-    private func spawn() throws -> pid_t {
+    private func spawn(arguments: [String]) throws -> pid_t {
         #if canImport(Darwin)
         var actions: posix_spawn_file_actions_t?
         var attributes: posix_spawnattr_t?

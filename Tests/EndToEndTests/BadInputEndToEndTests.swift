@@ -69,92 +69,96 @@ import Testing
     }
 
     @Test func everyBadRequestGetsAnErrorEnvelopeNamingTheProblem() async throws {
-        let server = try await NATSServer.start()
-        let node = try await NodeProcess.start(server: server)
-        let nex = try await controlClient(server)
-        defer { Task { await nex.connection.close() } }
-        let client = nex.connection
+        try await withNATSServer { server in
+            try await withNode(server: server) { node in
+                try await withControlClient(server) { nex in
+                    let client = nex.connection
 
-        for bad in Self.cases(node: node.nodeID) {
-            let reply = try await client.request(ByteBuffer(bytes: bad.body), to: bad.subject, timeout: .seconds(3))
-            let envelope = try Envelope(reply)
-            #expect(envelope.type == bad.type, "\(bad)")
-            let error = try #require(envelope.error, "no error for \(bad): \(reply.string.prefix(300))")
-            for word in bad.mentions {
-                #expect(error.contains(word), "\(bad): error '\(error)' does not mention \(word)")
+                    for bad in Self.cases(node: node.nodeID) {
+                        let reply = try await client.request(ByteBuffer(bytes: bad.body), to: bad.subject, timeout: .seconds(3))
+                        let envelope = try Envelope(reply)
+                        #expect(envelope.type == bad.type, "\(bad)")
+                        let error = try #require(envelope.error, "no error for \(bad): \(reply.string.prefix(300))")
+                        for word in bad.mentions {
+                            #expect(error.contains(word), "\(bad): error '\(error)' does not mention \(word)")
+                        }
+                        #expect(envelope.data as? String == "", "\(bad): data should be \"\" as in Nex 0.2")
+                    }
+
+                    // A valid stop for an unknown workload is refused with the id named.
+                    let stop = try await client.request(
+                        ByteBuffer(string: #"{"workload_id": "nope", "workload_jwt": "a.b.c", "target_node": "N"}"#),
+                        to: "$NEX.STOP.default.\(node.nodeID)", timeout: .seconds(3))
+                    #expect(try Envelope(stop).error?.contains("nope") == true)
+
+                    // Subjects that take no body accept an empty body or a JSON object (ignored), and refuse
+                    // anything else with the subject named, without acting on it (no lame duck here).
+                    let noBody = [
+                        ("$NEX.PING", ControlResponseType.ping),
+                        ("$NEX.PING.\(node.nodeID)", ControlResponseType.ping),
+                        ("$NEX.INFO.default.\(node.nodeID)", ControlResponseType.info),
+                        ("$NEX.LAMEDUCK.\(node.nodeID)", ControlResponseType.lameDuck),
+                        ("$NEX.WPING.default", ControlResponseType.ping),
+                    ]
+                    for (subject, type) in noBody {
+                        for (garbage, problem) in [("{{{", "malformed JSON"), ("null", "null"), ("[1]", "JSON object"), ("\u{0}\u{1}", "JSON")] {
+                            let reply = try Envelope(try await client.request(ByteBuffer(string: garbage), to: subject, timeout: .seconds(3)))
+                            #expect(reply.type == type, "\(subject) <- \(garbage)")
+                            let error = try #require(reply.error, "\(subject) <- \(garbage): no error")
+                            #expect(error.contains(subject) && error.contains(problem), "\(subject) <- \(garbage): \(error)")
+                        }
+                    }
+                    for subject in noBody.map(\.0).filter({ !$0.hasPrefix("$NEX.LAMEDUCK") && !$0.hasPrefix("$NEX.WPING") }) {
+                        for body in ["", "{}", #"{"nexus": "x"}"#] {
+                            let reply = try Envelope(try await client.request(ByteBuffer(string: body), to: subject, timeout: .seconds(3)))
+                            #expect(reply.error == nil, "\(subject) <- '\(body)': \(reply.error ?? "")")
+                        }
+                    }
+                    // Workload pings concern no workload here: silence, as in Nex 0.2, and no crash.
+                    #expect(try await nex.workloadPing(namespace: "default", workload: "nothing", window: .milliseconds(300)).isEmpty)
+
+                    // Still alive, still right.
+                    #expect(node.isRunning)
+                    let pong = try await nex.ping(node: node.nodeID)
+                    #expect(pong.nodeID == node.nodeID)
+                    #expect(pong.tags?["nex.lameduck"] == "false")
+                }
             }
-            #expect(envelope.data as? String == "", "\(bad): data should be \"\" as in Nex 0.2")
         }
-
-        // A valid stop for an unknown workload is refused with the id named.
-        let stop = try await client.request(
-            ByteBuffer(string: #"{"workload_id": "nope", "workload_jwt": "a.b.c", "target_node": "N"}"#),
-            to: "$NEX.STOP.default.\(node.nodeID)", timeout: .seconds(3))
-        #expect(try Envelope(stop).error?.contains("nope") == true)
-
-        // Subjects that take no body accept an empty body or a JSON object (ignored), and refuse
-        // anything else with the subject named, without acting on it (no lame duck here).
-        let noBody = [
-            ("$NEX.PING", ControlResponseType.ping),
-            ("$NEX.PING.\(node.nodeID)", ControlResponseType.ping),
-            ("$NEX.INFO.default.\(node.nodeID)", ControlResponseType.info),
-            ("$NEX.LAMEDUCK.\(node.nodeID)", ControlResponseType.lameDuck),
-            ("$NEX.WPING.default", ControlResponseType.ping),
-        ]
-        for (subject, type) in noBody {
-            for (garbage, problem) in [("{{{", "malformed JSON"), ("null", "null"), ("[1]", "JSON object"), ("\u{0}\u{1}", "JSON")] {
-                let reply = try Envelope(try await client.request(ByteBuffer(string: garbage), to: subject, timeout: .seconds(3)))
-                #expect(reply.type == type, "\(subject) <- \(garbage)")
-                let error = try #require(reply.error, "\(subject) <- \(garbage): no error")
-                #expect(error.contains(subject) && error.contains(problem), "\(subject) <- \(garbage): \(error)")
-            }
-        }
-        for subject in noBody.map(\.0).filter({ !$0.hasPrefix("$NEX.LAMEDUCK") && !$0.hasPrefix("$NEX.WPING") }) {
-            for body in ["", "{}", #"{"nexus": "x"}"#] {
-                let reply = try Envelope(try await client.request(ByteBuffer(string: body), to: subject, timeout: .seconds(3)))
-                #expect(reply.error == nil, "\(subject) <- '\(body)': \(reply.error ?? "")")
-            }
-        }
-        // Workload pings concern no workload here: silence, as in Nex 0.2, and no crash.
-        #expect(try await nex.workloadPing(namespace: "default", workload: "nothing", window: .milliseconds(300)).isEmpty)
-
-        // Still alive, still right.
-        #expect(node.isRunning)
-        let pong = try await nex.ping(node: node.nodeID)
-        #expect(pong.nodeID == node.nodeID)
-        #expect(pong.tags?["nex.lameduck"] == "false")
     }
 
     @Test func oversizedBodiesAreRefusedWithTheSize() async throws {
-        let server = try await NATSServer.start(config: "max_payload: 4MB")
-        let node = try await NodeProcess.start(server: server)
-        let nex = try await controlClient(server)
-        defer { Task { await nex.connection.close() } }
-        let client = nex.connection
-        #expect(client.serverInfo?.maxPayload == 4 * 1024 * 1024)
+        try await withNATSServer(config: "max_payload: 4MB") { server in
+            try await withNode(server: server) { node in
+                try await withControlClient(server) { nex in
+                    let client = nex.connection
+                    #expect(client.serverInfo?.maxPayload == 4 * 1024 * 1024)
 
-        // 2 MB of valid-looking JSON: refused on size before any decoding.
-        var big = Array(#"{"tags": {"zone": ""#.utf8)
-        big += [UInt8](repeating: UInt8(ascii: "a"), count: 2 * 1024 * 1024)
-        big += Array(#""}}"#.utf8)
-        let subjects = [
-            ("$NEX.DEPLOY.default.\(node.nodeID)", ControlResponseType.run),
-            ("$NEX.STOP.default.\(node.nodeID)", ControlResponseType.stop),
-            ("$NEX.AUCTION", ControlResponseType.auction),
-        ]
-        for (subject, type) in subjects {
-            let reply = try Envelope(try await client.request(ByteBuffer(bytes: big), to: subject, timeout: .seconds(5)))
-            #expect(reply.type == type)
-            let error = try #require(reply.error, "\(subject): no error")
-            #expect(error.contains("\(big.count) bytes"), "\(subject): \(error)")
-            #expect(error.contains("limit"), "\(subject): \(error)")
+                    // 2 MB of valid-looking JSON: refused on size before any decoding.
+                    var big = Array(#"{"tags": {"zone": ""#.utf8)
+                    big += [UInt8](repeating: UInt8(ascii: "a"), count: 2 * 1024 * 1024)
+                    big += Array(#""}}"#.utf8)
+                    let subjects = [
+                        ("$NEX.DEPLOY.default.\(node.nodeID)", ControlResponseType.run),
+                        ("$NEX.STOP.default.\(node.nodeID)", ControlResponseType.stop),
+                        ("$NEX.AUCTION", ControlResponseType.auction),
+                    ]
+                    for (subject, type) in subjects {
+                        let reply = try Envelope(try await client.request(ByteBuffer(bytes: big), to: subject, timeout: .seconds(5)))
+                        #expect(reply.type == type)
+                        let error = try #require(reply.error, "\(subject): no error")
+                        #expect(error.contains("\(big.count) bytes"), "\(subject): \(error)")
+                        #expect(error.contains("limit"), "\(subject): \(error)")
+                    }
+                    // Just under the limit is decoded (and refused for its content, not its size).
+                    let fits = Array(#"{"tags": {"zone": ""#.utf8) + [UInt8](repeating: UInt8(ascii: "a"), count: 1000) + Array(#""}}"#.utf8)
+                    let fitting = try await nex.auction(
+                        try JSONDecoder().decode(AuctionRequest.self, from: Data(fits)), window: .milliseconds(300))
+                    #expect(fitting.isEmpty)
+
+                    #expect(try await nex.ping(node: node.nodeID).nodeID == node.nodeID)
+                }
+            }
         }
-        // Just under the limit is decoded (and refused for its content, not its size).
-        let fits = Array(#"{"tags": {"zone": ""#.utf8) + [UInt8](repeating: UInt8(ascii: "a"), count: 1000) + Array(#""}}"#.utf8)
-        let fitting = try await nex.auction(
-            try JSONDecoder().decode(AuctionRequest.self, from: Data(fits)), window: .milliseconds(300))
-        #expect(fitting.isEmpty)
-
-        #expect(try await nex.ping(node: node.nodeID).nodeID == node.nodeID)
     }
 }

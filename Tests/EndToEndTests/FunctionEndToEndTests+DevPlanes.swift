@@ -31,24 +31,25 @@ extension FunctionEndToEndTests {
         try await control.connect()
         let workload = try NATSClient(options: TestConnection.options(url: workloadURL))
         try await workload.connect()
-        defer { Task { await control.close(); await workload.close() } }
-        let nex = NexClient(connection: control, timeout: .seconds(10))
+        try await withTeardown({ await control.close(); await workload.close() }) {
+            let nex = NexClient(connection: control, timeout: .seconds(10))
 
-        // The workload account cannot reach the control API.
-        await #expect(throws: NATSError.self) {
-            _ = try await workload.request("", to: "$NEX.PING", timeout: .seconds(1))
+            // The workload account cannot reach the control API.
+            await #expect(throws: NATSError.self) {
+                _ = try await workload.request("", to: "$NEX.PING", timeout: .seconds(1))
+            }
+            // A function is triggered from the workload account, not from the control one.
+            let directory = try NodeUser.artifactDirectory(prefix: "nex-e2e-dev-")
+            let issuer = try NKeyPair.generate(.account), sender = try XKeyPair.generate()
+            _ = try await deploy(nex, node: node.nodeID, path: try Self.example("echo.js", in: directory), type: "javascript",
+                                 name: "echo", triggers: ["dev.echo"], issuer: issuer, sender: sender)
+            let reply = try await workload.request("hi", to: "dev.echo", timeout: .seconds(10))
+            #expect(reply.string.contains("\"payload\":\"hi\""), "\(reply.string)")
+            await #expect(throws: NATSError.self) {
+                _ = try await control.request("hi", to: "dev.echo", timeout: .seconds(1))
+            }
+            node.terminate()
+            #expect(try await node.waitForExit() == 0)
         }
-        // A function is triggered from the workload account, not from the control one.
-        let directory = try NodeUser.artifactDirectory(prefix: "nex-e2e-dev-")
-        let issuer = try NKeyPair.generate(.account), sender = try XKeyPair.generate()
-        _ = try await deploy(nex, node: node.nodeID, path: try Self.example("echo.js", in: directory), type: "javascript",
-                             name: "echo", triggers: ["dev.echo"], issuer: issuer, sender: sender)
-        let reply = try await workload.request("hi", to: "dev.echo", timeout: .seconds(10))
-        #expect(reply.string.contains("\"payload\":\"hi\""), "\(reply.string)")
-        await #expect(throws: NATSError.self) {
-            _ = try await control.request("hi", to: "dev.echo", timeout: .seconds(1))
-        }
-        node.terminate()
-        #expect(try await node.waitForExit() == 0)
     }
 }

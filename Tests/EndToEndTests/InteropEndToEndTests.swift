@@ -55,58 +55,60 @@ import Testing
 
     @Test(.enabled("needs nats-py: python3 -c 'import nats' failed (pip install nats-py)") { await pythonHasNATS() })
     func natsPyClientDrivesTheNode() async throws {
-        let server = try await NATSServer.start()
-        let node = try await NodeProcess.start(server: server, tags: ["zone": "a"])
-        let directory = try TemporaryDirectory(prefix: "nex-e2e-py-")
-        let script = try directory.write(Self.script, to: "nex02_client.py")
-        let run = try await runCommand("/usr/bin/env", ["python3", script, server.url, node.nodeID], timeout: .seconds(15))
-        #expect(run.status == 0, "python failed: \(run.stderr)")
-        let out = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any],
-                               "not JSON: \(run.stdout) \(run.stderr)")
+        try await withNATSServer { server in
+            try await withNode(server: server, .init(tags: ["zone": "a"])) { node in
+                let directory = try TemporaryDirectory(prefix: "nex-e2e-py-")
+                let script = try directory.write(Self.script, to: "nex02_client.py")
+                let run = try await runCommand("/usr/bin/env", ["python3", script, server.url, node.nodeID], timeout: .seconds(15))
+                #expect(run.status == 0, "python failed: \(run.stderr)")
+                let out = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any],
+                                       "not JSON: \(run.stdout) \(run.stderr)")
 
-        func envelope(_ value: Any?, type: String, _ name: String) throws -> [String: Any] {
-            let object = try #require(value as? [String: Any], "\(name): \(String(describing: value))")
-            #expect(object["type"] as? String == type, "\(name): \(object)")
-            #expect(object["error"] == nil || object["error"] is NSNull, "\(name): \(object)")
-            return try #require(object["data"] as? [String: Any], "\(name): no data object in \(object)")
+                func envelope(_ value: Any?, type: String, _ name: String) throws -> [String: Any] {
+                    let object = try #require(value as? [String: Any], "\(name): \(String(describing: value))")
+                    #expect(object["type"] as? String == type, "\(name): \(object)")
+                    #expect(object["error"] == nil || object["error"] is NSNull, "\(name): \(object)")
+                    return try #require(object["data"] as? [String: Any], "\(name): no data object in \(object)")
+                }
+                func checkPing(_ data: [String: Any], _ name: String) {
+                    #expect(data["node_id"] as? String == node.nodeID, "\(name)")
+                    #expect((data["target_xkey"] as? String)?.hasPrefix("X") == true, "\(name)")
+                    #expect(data["uptime"] is String, "\(name)")
+                    #expect(data["version"] is String, "\(name)")
+                    #expect(data["running_machines"] as? Int == 0, "\(name)")
+                    #expect((data["tags"] as? [String: String])?["zone"] == "a", "\(name)")
+                }
+
+                let pingAll = try #require(out["ping_all"] as? [Any])
+                #expect(pingAll.count == 1)
+                checkPing(try envelope(pingAll.first, type: "io.nats.nex.v1.ping_response", "ping_all"), "ping_all")
+                checkPing(try envelope(out["ping"], type: "io.nats.nex.v1.ping_response", "ping"), "ping")
+
+                let info = try envelope(out["info"], type: "io.nats.nex.v1.info_response", "info")
+                #expect((info["public_xkey"] as? String)?.hasPrefix("X") == true)
+                #expect(info["uptime"] is String && info["version"] is String)
+                #expect(info["machines"] as? [Any] != nil)
+                #expect(info["supported_workload_types"] as? [String] == ["native"])
+                let memory = try #require(info["memory"] as? [String: Any])
+                #expect(memory["total"] is Int && memory["free"] is Int && memory["available"] is Int)
+
+                for name in ["auction_a", "auction_go_nulls"] {
+                    let bids = try #require(out[name] as? [Any], "\(name)")
+                    #expect(bids.count == 1, "\(name): \(bids)")
+                    checkPing(try envelope(bids.first, type: "io.nats.nex.v1.auction_response", name), name)
+                }
+                #expect((out["auction_b"] as? [Any])?.isEmpty == true, "a zone=b auction got \(String(describing: out["auction_b"]))")
+
+                // A failure is an envelope with data "" and the reason in error, as Nex 0.2 sends it.
+                let partial = try #require(out["deploy_partial"] as? [String: Any])
+                #expect(partial["type"] as? String == "io.nats.nex.v1.run_response")
+                #expect(partial["data"] as? String == "")
+                #expect((partial["error"] as? String)?.contains("missing field") == true, "\(partial)")
+
+                let lameDuck = try envelope(out["lameduck"], type: "io.nats.nex.v1.lameduck_response", "lameduck")
+                #expect(lameDuck["node_id"] as? String == node.nodeID)
+                #expect(lameDuck["success"] as? Bool == true)
+            }
         }
-        func checkPing(_ data: [String: Any], _ name: String) {
-            #expect(data["node_id"] as? String == node.nodeID, "\(name)")
-            #expect((data["target_xkey"] as? String)?.hasPrefix("X") == true, "\(name)")
-            #expect(data["uptime"] is String, "\(name)")
-            #expect(data["version"] is String, "\(name)")
-            #expect(data["running_machines"] as? Int == 0, "\(name)")
-            #expect((data["tags"] as? [String: String])?["zone"] == "a", "\(name)")
-        }
-
-        let pingAll = try #require(out["ping_all"] as? [Any])
-        #expect(pingAll.count == 1)
-        checkPing(try envelope(pingAll.first, type: "io.nats.nex.v1.ping_response", "ping_all"), "ping_all")
-        checkPing(try envelope(out["ping"], type: "io.nats.nex.v1.ping_response", "ping"), "ping")
-
-        let info = try envelope(out["info"], type: "io.nats.nex.v1.info_response", "info")
-        #expect((info["public_xkey"] as? String)?.hasPrefix("X") == true)
-        #expect(info["uptime"] is String && info["version"] is String)
-        #expect(info["machines"] as? [Any] != nil)
-        #expect(info["supported_workload_types"] as? [String] == ["native"])
-        let memory = try #require(info["memory"] as? [String: Any])
-        #expect(memory["total"] is Int && memory["free"] is Int && memory["available"] is Int)
-
-        for name in ["auction_a", "auction_go_nulls"] {
-            let bids = try #require(out[name] as? [Any], "\(name)")
-            #expect(bids.count == 1, "\(name): \(bids)")
-            checkPing(try envelope(bids.first, type: "io.nats.nex.v1.auction_response", name), name)
-        }
-        #expect((out["auction_b"] as? [Any])?.isEmpty == true, "a zone=b auction got \(String(describing: out["auction_b"]))")
-
-        // A failure is an envelope with data "" and the reason in error, as Nex 0.2 sends it.
-        let partial = try #require(out["deploy_partial"] as? [String: Any])
-        #expect(partial["type"] as? String == "io.nats.nex.v1.run_response")
-        #expect(partial["data"] as? String == "")
-        #expect((partial["error"] as? String)?.contains("missing field") == true, "\(partial)")
-
-        let lameDuck = try envelope(out["lameduck"], type: "io.nats.nex.v1.lameduck_response", "lameduck")
-        #expect(lameDuck["node_id"] as? String == node.nodeID)
-        #expect(lameDuck["success"] as? Bool == true)
     }
 }

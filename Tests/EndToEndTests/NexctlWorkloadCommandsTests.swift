@@ -242,48 +242,48 @@ import Testing
     // MARK: logs
 
     @Test func logsPrintsMatchingLinesAndFollows() async throws {
-        let server = try await NATSServer.start(jetStream: false)
-        defer { server.stop() }
-        let publisher = try await connect(server)
-        let nexctl = try Executables.nexctl
-        let record = LogRecord(text: "hello from echo\n", level: 2, id: "w1")
-        let other = LogRecord(text: "from elsewhere", level: 2, id: "w9")
-        let publishing = Task {
-            while !Task.isCancelled {
-                try? await publisher.publish(Array(try JSONEncoder().encode(record)),
-                                             to: NexSubject.logs(namespace: "default", node: "NA", workloadName: "echo", workloadID: "w1"))
-                try? await publisher.publish(Array(try JSONEncoder().encode(other)),
-                                             to: NexSubject.logs(namespace: "default", node: "NB", workloadName: "web", workloadID: "w9"))
-                try? await Task.sleep(for: .milliseconds(50))
+        try await withNATSServer(jetStream: false) { server in
+            let publisher = try await connect(server)
+            let nexctl = try Executables.nexctl
+            let record = LogRecord(text: "hello from echo\n", level: 2, id: "w1")
+            let other = LogRecord(text: "from elsewhere", level: 2, id: "w9")
+            let publishing = Task {
+                while !Task.isCancelled {
+                    try? await publisher.publish(Array(try JSONEncoder().encode(record)),
+                                                 to: NexSubject.logs(namespace: "default", node: "NA", workloadName: "echo", workloadID: "w1"))
+                    try? await publisher.publish(Array(try JSONEncoder().encode(other)),
+                                                 to: NexSubject.logs(namespace: "default", node: "NB", workloadName: "web", workloadID: "w9"))
+                    try? await Task.sleep(for: .milliseconds(50))
+                }
             }
-        }
-        defer { publishing.cancel() }
+            defer { publishing.cancel() }
 
-        let once = try await runCommand(nexctl, ["logs", "--node", "NA", "-s", server.url, "--timeout", "3"])
-        #expect(once.status == 0, "\(once.stderr)")
-        let lines = once.stdout.split(separator: "\n")
-        #expect(!lines.isEmpty)
-        #expect(lines.allSatisfy { $0.hasSuffix(" NA echo: hello from echo") }, "\(once.stdout)")
+            let once = try await runCommand(nexctl, ["logs", "--node", "NA", "-s", server.url, "--timeout", "3"])
+            #expect(once.status == 0, "\(once.stderr)")
+            let lines = once.stdout.split(separator: "\n")
+            #expect(!lines.isEmpty)
+            #expect(lines.allSatisfy { $0.hasSuffix(" NA echo: hello from echo") }, "\(once.stdout)")
 
-        // --follow runs until interrupted.
-        let directory = try TemporaryDirectory(prefix: "nexctl-logs-")
-        let outPath = directory.appending("stdout")
-        let process = try ChildProcess(
-            executable: nexctl, arguments: ["logs", "--workload", "web", "--follow", "--json", "-s", server.url],
-            environment: ChildEnvironment.base(), outputPath: outPath, errorPath: directory.appending("stderr"))
-        try await waitFor(timeout: .seconds(10), "nexctl logs --follow prints lines") {
-            ((try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "").split(separator: "\n").count >= 3
+            // --follow runs until interrupted.
+            let directory = try TemporaryDirectory(prefix: "nexctl-logs-")
+            let outPath = directory.appending("stdout")
+            let process = try ChildProcess(
+                executable: nexctl, arguments: ["logs", "--workload", "web", "--follow", "--json", "-s", server.url],
+                environment: ChildEnvironment.base(), outputPath: outPath, errorPath: directory.appending("stderr"))
+            try await waitFor(timeout: .seconds(10), "nexctl logs --follow prints lines") {
+                ((try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "").split(separator: "\n").count >= 3
+            }
+            #expect(process.isRunning, "--follow keeps running past --timeout")
+            _ = await process.terminate(grace: .seconds(5))
+            let followed = try String(contentsOfFile: outPath, encoding: .utf8).split(separator: "\n")
+            for line in followed {
+                let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+                #expect(object["node_id"] as? String == "NB")
+                #expect(object["workload_id"] as? String == "w9")
+                #expect(object["text"] as? String == "from elsewhere")
+            }
+            await publisher.close()
         }
-        #expect(process.isRunning, "--follow keeps running past --timeout")
-        _ = await process.terminate(grace: .seconds(5))
-        let followed = try String(contentsOfFile: outPath, encoding: .utf8).split(separator: "\n")
-        for line in followed {
-            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-            #expect(object["node_id"] as? String == "NB")
-            #expect(object["workload_id"] as? String == "w9")
-            #expect(object["text"] as? String == "from elsewhere")
-        }
-        await publisher.close()
     }
 }
 
@@ -395,29 +395,29 @@ private func withResponder(
     workloadTypes: [String] = ["native", "wasm", "javascript"],
     _ body: (NATSServer, ResponderNode, String) async throws -> Void
 ) async throws {
-    let server = try await NATSServer.start()
-    defer { server.stop() }
-    let node = try ResponderNode(workloadTypes: workloadTypes)
-    let nodeClient = try await connect(server)
-    let probe = NexClient(connection: try await connect(server), timeout: .seconds(1))
-    let serving = Task {
-        try await ControlServer(nodeID: node.nodeID, client: nodeClient, handler: node,
-                                logger: nodeClient.options.logger).run()
-    }
-    do {
-        _ = try await waitForValue(timeout: .seconds(10), "responder \(node.nodeID) answers") {
-            try? await probe.ping(node: node.nodeID)
+    try await withNATSServer { server in
+        let node = try ResponderNode(workloadTypes: workloadTypes)
+        let nodeClient = try await connect(server)
+        let probe = NexClient(connection: try await connect(server), timeout: .seconds(1))
+        let serving = Task {
+            try await ControlServer(nodeID: node.nodeID, client: nodeClient, handler: node,
+                                    logger: nodeClient.options.logger).run()
         }
-        try await body(server, node, server.url)
-    } catch {
+        do {
+            _ = try await waitForValue(timeout: .seconds(10), "responder \(node.nodeID) answers") {
+                try? await probe.ping(node: node.nodeID)
+            }
+            try await body(server, node, server.url)
+        } catch {
+            serving.cancel()
+            await nodeClient.close()
+            await probe.connection.close()
+            throw error
+        }
         serving.cancel()
         await nodeClient.close()
         await probe.connection.close()
-        throw error
     }
-    serving.cancel()
-    await nodeClient.close()
-    await probe.connection.close()
 }
 
 private func connect(_ server: NATSServer) async throws -> NATSClient {

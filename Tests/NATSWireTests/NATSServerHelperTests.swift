@@ -42,6 +42,26 @@ struct NATSServerHelperTests {
         #expect(server.logContents().components(separatedBy: "NATSTestSupport launch #").count == 3)
     }
 
+    @Test("the server picks its own ports (-p -1, -m -1) and reports them in its ports file")
+    func serverPicksItsPorts() async throws {
+        let server = try await NATSServer.start(jetStream: false, monitoring: true)
+        defer { server.stop() }
+        let monitoringPort = try #require(server.monitoringPort)
+        #expect(monitoringPort != server.port)
+        #expect(NATSServer.isPortOpen(port: monitoringPort))
+        #expect(server.logContents().contains("-p -1 --ports_file_dir \(server.portsFileDirectory) -m -1"))
+        // The ports file is the one the running process wrote.
+        let pid = try #require(server.pid)
+        let files = try FileManager.default.contentsOfDirectory(atPath: server.portsFileDirectory)
+        #expect(files.contains { $0.hasSuffix("_\(pid).ports") }, "\(files)")
+
+        // A restart asks for the ports chosen at the first launch.
+        try await server.restart()
+        #expect(server.arguments.contains(String(server.port)))
+        #expect(server.monitoringPort == monitoringPort)
+        #expect(NATSServer.isPortOpen(port: monitoringPort))
+    }
+
     @Test("stop terminates the process and closes the port")
     func stopClosesPort() async throws {
         let server = try await NATSServer.start()

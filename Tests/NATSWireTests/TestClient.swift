@@ -3,42 +3,6 @@ import NATSWire
 import NIOCore
 import Synchronization
 
-/// Connects a client to a test server with short timeouts suited to tests.
-func connectedClient(
-    _ server: NATSServer, configure: (inout NATSClientOptions) -> Void = { _ in }
-) async throws -> NATSClient {
-    var options = NATSClientOptions(servers: [server.url])
-    options.reconnectWait = .milliseconds(50)
-    options.maxReconnectWait = .milliseconds(200)
-    options.reconnectJitter = .milliseconds(20)
-    configure(&options)
-    let client = try NATSClient(options: options)
-    try await client.connect()
-    return client
-}
-
-/// Collects `count` messages from a subscription, failing if they do not arrive within `seconds`.
-func collect(_ subscription: NATSSubscription, count: Int, within seconds: Double = 10) async throws -> [NATSMessage] {
-    try await withThrowingTaskGroup(of: [NATSMessage]?.self) { group in
-        group.addTask {
-            var messages: [NATSMessage] = []
-            for await message in subscription {
-                messages.append(message)
-                if messages.count == count { break }
-            }
-            return messages
-        }
-        group.addTask {
-            try await Task.sleep(for: .seconds(seconds))
-            return nil
-        }
-        let first = try await group.next()!
-        group.cancelAll()
-        guard let messages = first else { throw TestTimeout(what: "\(count) messages on \(subscription.subject)") }
-        return messages
-    }
-}
-
 struct TestTimeout: Error, CustomStringConvertible {
     var what: String
     var description: String { "timed out waiting for \(what)" }
@@ -85,23 +49,6 @@ final class EventRecorder: Sendable {
 
     /// Index of the first event `match` accepts.
     func firstIndex(_ match: (NATSEvent) -> Bool) -> Int? { all.firstIndex(where: match) }
-}
-
-/// Runs `operation`, failing with `TestTimeout` if it takes longer than `seconds`.
-func withDeadline<T: Sendable>(
-    _ seconds: Double, _ what: String, _ operation: @escaping @Sendable () async throws -> T
-) async throws -> T {
-    try await withThrowingTaskGroup(of: T?.self) { group in
-        group.addTask { try await operation() }
-        group.addTask {
-            try await Task.sleep(for: .seconds(seconds))
-            return nil
-        }
-        let first = try await group.next()!
-        group.cancelAll()
-        guard let value = first else { throw TestTimeout(what: what) }
-        return value
-    }
 }
 
 /// How long `operation` took, with its result (or error).

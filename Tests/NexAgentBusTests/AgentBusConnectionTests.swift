@@ -73,18 +73,6 @@ private struct TestTimeout: Error, CustomStringConvertible {
     var description: String { "\(what) did not finish in time" }
 }
 
-private func within<T: Sendable>(_ limit: Duration, _ what: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-    try await withThrowingTaskGroup(of: T.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(for: limit)
-            throw TestTimeout(what: what)
-        }
-        defer { group.cancelAll() }
-        return try await group.next()!
-    }
-}
-
 @Suite struct AgentBusConnectionTests {
     @Test func handshakeRetriesUntilTheNodeAnswers() async throws {
         let bus = try await AgentBusServer.start()
@@ -96,7 +84,7 @@ private func within<T: Sendable>(_ limit: Duration, _ what: String, _ body: @esc
         try await Task.sleep(for: .milliseconds(150))  // no responder yet: the agent retries
         let requests = try await node.subscribe(to: "hostint.\(bus.agentID).handshake")
         try await node.flush()
-        let request = try await within(.seconds(5), "handshake request") {
+        let request = try await withTimeLimit(.seconds(5), "handshake request") {
             for await message in requests { return message }
             throw TestTimeout(what: "subscription ended")
         }
@@ -109,7 +97,7 @@ private func within<T: Sendable>(_ limit: Duration, _ what: String, _ body: @esc
             }
         }
         defer { responder.cancel() }
-        try await within(.seconds(10), "handshake") { try await done.value }
+        try await withTimeLimit(.seconds(10), "handshake") { try await done.value }
         await agent.close()
         await node.close()
     }
@@ -120,7 +108,7 @@ private func within<T: Sendable>(_ limit: Duration, _ what: String, _ body: @esc
         try await agent.connect()
         let subject = "hostint.\(bus.agentID).handshake"
         await #expect {
-            try await within(.seconds(5), "handshake") {
+            try await withTimeLimit(.seconds(5), "handshake") {
                 try await agent.handshake(AgentHandshake(id: bus.agentID, pid: 1, version: "x", startTime: "t"))
             }
         } throws: { error in
@@ -174,7 +162,7 @@ private func within<T: Sendable>(_ limit: Duration, _ what: String, _ body: @esc
         #expect(headerless.headers?[AgentTriggerHeader.error]?.contains("x-nex-trigger-subject") == true)
 
         await agent.stopServing()
-        try await within(.seconds(5), "serve to return") { await serving.value }
+        try await withTimeLimit(.seconds(5), "serve to return") { await serving.value }
         await agent.close()
         await node.close()
     }
@@ -194,7 +182,7 @@ private func within<T: Sendable>(_ limit: Duration, _ what: String, _ body: @esc
         try await agent.publishEvent(AgentVerb.workloadUndeployed, event)
         try await agent.flush()
 
-        let received = try await within(.seconds(5), "logs") { () -> [NATSMessage] in
+        let received = try await withTimeLimit(.seconds(5), "logs") { () -> [NATSMessage] in
             var received: [NATSMessage] = []
             for await message in logs {
                 received.append(message)
@@ -204,7 +192,7 @@ private func within<T: Sendable>(_ limit: Duration, _ what: String, _ body: @esc
         }
         #expect(received.map(\.string) == ["hello out", "hello err"])
         #expect(received.map { $0.headers?[AgentLogHeader.stream] } == ["stdout", "stderr"])
-        let eventMessage = try await within(.seconds(5), "event") {
+        let eventMessage = try await withTimeLimit(.seconds(5), "event") {
             for await message in events { return message }
             throw TestTimeout(what: "subscription ended")
         }

@@ -33,34 +33,35 @@ struct AgentBusInteropTests {
         """
 
     @Test func aStockClientIsHeldToTheAgentsPermissions() async throws {
-        let test = try await TestBus.start()
-        defer { Task { await test.bus.shutdown() } }
-        let node = try await test.connectNode()
-        defer { Task { await node.close() } }
-        let heard = try await node.subscribe(to: "hostint.>")
-        try await node.flush()
+        try await withTestBus { test in
+            let node = try await test.connectNode()
+            try await withTeardown({ await node.close() }) {
+                let heard = try await node.subscribe(to: "hostint.>")
+                try await node.flush()
 
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", Self.script, test.bus.url, test.agents["a1"]!.seed]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        // The node's message reaches the python agent once it has subscribed.
-        try await waitFor("python to subscribe") { await test.bus.connectionCount() == 2 }
-        try await Task.sleep(for: .milliseconds(300))
-        try await node.publish("to python", to: "agentint.a1.ping")
-        let got = try await collect(heard, count: 1)
-        #expect(got.map(\.subject) == ["hostint.a1.logs"])
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+                process.arguments = ["python3", "-c", Self.script, test.bus.url, test.agents["a1"]!.seed]
+                let output = Pipe()
+                process.standardOutput = output
+                process.standardError = output
+                try process.run()
+                // The node's message reaches the python agent once it has subscribed.
+                try await waitFor("python to subscribe") { await test.bus.connectionCount() == 2 }
+                try await Task.sleep(for: .milliseconds(300))
+                try await node.publish("to python", to: "agentint.a1.ping")
+                let got = try await collect(heard, count: 1)
+                #expect(got.map(\.subject) == ["hostint.a1.logs"])
 
-        try await waitFor(timeout: .seconds(15), "python to finish") { !process.isRunning }
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(process.terminationStatus == 0, "\(text)")
-        #expect(text.contains("got agentint.a1.ping to python"), "\(text)")
-        #expect(text.lowercased().contains("permissions violation for subscription to \"agentint.a2.>\""), "\(text)")
-        #expect(text.lowercased().contains("permissions violation for publish to \"hostint.a2.logs\""), "\(text)")
-        #expect(text.contains("connected True"), "\(text)")
+                try await waitFor(timeout: .seconds(15), "python to finish") { !process.isRunning }
+                let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                #expect(process.terminationStatus == 0, "\(text)")
+                #expect(text.contains("got agentint.a1.ping to python"), "\(text)")
+                #expect(text.lowercased().contains("permissions violation for subscription to \"agentint.a2.>\""), "\(text)")
+                #expect(text.lowercased().contains("permissions violation for publish to \"hostint.a2.logs\""), "\(text)")
+                #expect(text.contains("connected True"), "\(text)")
+            }
+        }
     }
 }
 

@@ -46,32 +46,20 @@ struct TestBus {
     }
 }
 
-/// Collects `count` messages, failing after `seconds`.
-func collect(_ subscription: NATSSubscription, count: Int, within seconds: Double = 5) async throws -> [NATSMessage] {
-    try await withThrowingTaskGroup(of: [NATSMessage]?.self) { group in
-        group.addTask {
-            var messages: [NATSMessage] = []
-            for await message in subscription {
-                messages.append(message)
-                if messages.count == count { break }
-            }
-            return messages
-        }
-        group.addTask {
-            try await Task.sleep(for: .seconds(seconds))
-            return nil
-        }
-        let first = try await group.next()!
-        group.cancelAll()
-        guard let messages = first else { throw BusTestError("timed out waiting for \(count) messages on \(subscription.subject)") }
-        return messages
+/// Starts a ``TestBus`` (see ``TestBus/start(agents:limits:)``), runs `body` with it, and shuts
+/// the bus down (awaited) when `body` returns or throws.
+func withTestBus<Result>(
+    isolation: isolated (any Actor)? = #isolation,
+    agents ids: [String] = ["a1", "a2"],
+    limits: BusLimits = BusLimits(),
+    _ body: (TestBus) async throws -> Result
+) async throws -> Result {
+    let test = try await TestBus.start(agents: ids, limits: limits)
+    return try await withTeardown(isolation: isolation, { await test.bus.shutdown() }) {
+        try await body(test)
     }
 }
 
-struct BusTestError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}
 
 /// Every event of a client, recorded from creation.
 final class ClientEvents: Sendable {

@@ -15,7 +15,7 @@ import NexControl
         let child = try ChildProcess(
             executable: "/bin/sh", arguments: ["-c", "echo to-out; echo to-err >&2; exit 3"], environment: [:],
             options: SpawnOptions(stdout: .file(out), stderr: .file(err)))
-        let code = try await ProcessTestKit.within(.seconds(5), "child") { try await child.waitForExit() }
+        let code = try await withTimeLimit(.seconds(5), "child") { try await child.waitForExit() }
         #expect(code == 3)
         #expect(child.exitStatus == 3)
         #expect(try String(contentsOfFile: out, encoding: .utf8) == "to-out\n")
@@ -58,7 +58,7 @@ import NexControl
         let background = try await waitForValue(timeout: .seconds(5), "background pid") {
             (try? String(contentsOfFile: out, encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
         }
-        let code = try await ProcessTestKit.within(.seconds(5), "terminate") { await child.terminate(grace: .milliseconds(200)) }
+        let code = try await withTimeLimit(.seconds(5), "terminate") { await child.terminate(grace: .milliseconds(200)) }
         #expect(code == -SIGKILL)
         try await ProcessTestKit.waitUntilGone(background)
     }

@@ -11,28 +11,8 @@ import NexAgentBus
 
 /// Helpers shared by the process tests of this target.
 enum ProcessTestKit {
-    struct Timeout: Error, CustomStringConvertible {
-        var what: String
-        var description: String { "\(what) did not finish in time" }
-    }
-
     struct Failure: Error, CustomStringConvertible {
         var description: String
-    }
-
-    /// Runs `body`, cancelling it and throwing past `limit`.
-    static func within<T: Sendable>(
-        _ limit: Duration, _ what: String, _ body: @escaping @Sendable () async throws -> T
-    ) async throws -> T {
-        try await withThrowingTaskGroup(of: T.self) { group in
-            group.addTask { try await body() }
-            group.addTask {
-                try await Task.sleep(for: limit)
-                throw Timeout(what: what)
-            }
-            defer { group.cancelAll() }
-            return try await group.next()!
-        }
     }
 
     /// Writes an executable `/bin/sh` script into `directory`.
@@ -53,17 +33,9 @@ enum ProcessTestKit {
         return path
     }
 
-    /// Whether `pid` is a live process (not a zombie).
-    static func isAlive(_ pid: Int32) -> Bool {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
-        guard let close = stat.lastIndex(of: ")") else { return false }
-        let state = stat[stat.index(close, offsetBy: 2)]
-        return state != "Z" && state != "X"
-    }
-
     /// Waits (up to `limit`) until `pid` is gone.
     static func waitUntilGone(_ pid: Int32, within limit: Duration = .seconds(2)) async throws {
-        try await waitFor(timeout: limit, "process \(pid) to end") { !isAlive(pid) }
+        try await waitFor(timeout: limit, "process \(pid) to end") { !processIsAlive(pid) }
     }
 }
 
@@ -91,7 +63,7 @@ final class CollectedLines: Sendable {
     /// Starts and runs `workload` to its end; returns the exit code and the lines.
     static func runToEnd(_ workload: NativeRunner.Workload, limit: Duration = .seconds(10)) async throws -> (Int32, CollectedLines) {
         let lines = CollectedLines()
-        let code = try await ProcessTestKit.within(limit, "workload \(workload.executable)") {
+        let code = try await withTimeLimit(limit, "workload \(workload.executable)") {
             let runner = try await NativeRunner.start(workload)
             return await runner.run(onLine: lines.add)
         }
@@ -167,11 +139,11 @@ final class CollectedLines: Sendable {
         let run = Task { await runner.run(onLine: lines.add) }
         try await waitFor(timeout: .seconds(5), "ready line") { lines.of(.stdout) == ["ready"] }
         let started = ContinuousClock.now
-        let code = try await ProcessTestKit.within(.seconds(5), "stop") { await runner.stop(grace: .milliseconds(300)) }
+        let code = try await withTimeLimit(.seconds(5), "stop") { await runner.stop(grace: .milliseconds(300)) }
         let elapsed = ContinuousClock.now - started
         #expect(code == -SIGKILL)
         #expect(elapsed >= .milliseconds(300))  // the upper bound is the 5 s of `within`
-        #expect(try await ProcessTestKit.within(.seconds(5), "run") { await run.value } == -SIGKILL)
+        #expect(try await withTimeLimit(.seconds(5), "run") { await run.value } == -SIGKILL)
     }
 
     @Test func stoppingKillsTheWholeProcessGroup() async throws {
@@ -181,11 +153,11 @@ final class CollectedLines: Sendable {
         let lines = CollectedLines()
         let run = Task { await runner.run(onLine: lines.add) }
         let child = try await waitForValue(timeout: .seconds(5), "background pid") { lines.of(.stdout).first.flatMap { Int32($0) } }
-        #expect(ProcessTestKit.isAlive(child))
-        let code = try await ProcessTestKit.within(.seconds(5), "stop") { await runner.stop(grace: .seconds(2)) }
+        #expect(processIsAlive(child))
+        let code = try await withTimeLimit(.seconds(5), "stop") { await runner.stop(grace: .seconds(2)) }
         #expect(code == -SIGTERM)
         try await ProcessTestKit.waitUntilGone(child)
-        _ = try await ProcessTestKit.within(.seconds(5), "run") { await run.value }
+        _ = try await withTimeLimit(.seconds(5), "run") { await run.value }
     }
 
     @Test func leftoversAreKilledWhenTheWorkloadExits() async throws {
@@ -203,7 +175,7 @@ final class CollectedLines: Sendable {
         let runner = try await NativeRunner.start(Self.workload(path, limits: ResourceLimits(openFiles: 77)))
         #expect(runner.limitsApplied == ["rlimit_nofile"])
         let lines = CollectedLines()
-        let code = try await ProcessTestKit.within(.seconds(10), "run") { await runner.run(onLine: lines.add) }
+        let code = try await withTimeLimit(.seconds(10), "run") { await runner.run(onLine: lines.add) }
         #expect(code == 0)
         #expect(lines.of(.stdout) == ["77"])
     }
@@ -230,15 +202,13 @@ final class CollectedLines: Sendable {
         #expect(NativeRunnerError.notExecutableFormat(path: garbage).description.contains("ENOEXEC"))
     }
 
-    @Test func throughputOfOutputLines() async throws {
+    /// Volume, not speed: every line of a flood arrives, the last one last. (Lines per second is
+    /// a figure of Benchmarks/workload-bench, `log_lines_per_s`.)
+    @Test func everyLineOfAFloodOfOutputArrives() async throws {
         let count = 200_000
-        let started = ContinuousClock.now
         let (code, lines) = try await Self.runToEnd(Self.workload("/usr/bin/seq", ["1", String(count)]), limit: .seconds(60))
-        let elapsed = ContinuousClock.now - started
         #expect(code == 0)
         #expect(lines.count == count)
         #expect(lines.all.last?.1 == String(count))
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        print("NativeRunner: \(count) lines in \(elapsed) = \(Int(Double(count) / seconds)) lines/s")
     }
 }

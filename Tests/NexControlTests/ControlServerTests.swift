@@ -381,45 +381,36 @@ struct CannedNode: NodeControlHandler {
 func withControlServers(
     _ nodes: [CannedNode], _ body: @Sendable (NexClient, NATSClient) async throws -> Void
 ) async throws {
-    let server = try await NATSServer.start(config: "max_payload: 4MB", jetStream: false)
-    defer { server.stop() }
-    var clients: [NATSClient] = []
-    for _ in nodes { clients.append(try await connectClient(server)) }
-    clients.append(try await connectClient(server))
-    clients.append(try await connectClient(server))
-    let nex = NexClient(connection: clients[nodes.count], timeout: .seconds(3))
-    let raw = clients[nodes.count + 1]
-    let served = Array(zip(nodes, clients))
-    do {
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for (node, client) in served {
-                group.addTask {
-                    try await ControlServer(nodeID: node.nodeID, client: client, handler: node,
-                                            logger: client.options.logger).run()
+    try await withNATSServer(config: "max_payload: 4MB", jetStream: false) { server in
+        var clients: [NATSClient] = []
+        for _ in nodes { clients.append(try await server.connectedClient()) }
+        clients.append(try await server.connectedClient())
+        clients.append(try await server.connectedClient())
+        let nex = NexClient(connection: clients[nodes.count], timeout: .seconds(3))
+        let raw = clients[nodes.count + 1]
+        let served = Array(zip(nodes, clients))
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for (node, client) in served {
+                    group.addTask {
+                        try await ControlServer(nodeID: node.nodeID, client: client, handler: node,
+                                                logger: client.options.logger).run()
+                    }
                 }
-            }
-            for node in nodes {
-                _ = try await waitForValue(timeout: .seconds(5), "node \(node.nodeID) answers") {
-                    try? await nex.ping(node: node.nodeID)
+                for node in nodes {
+                    _ = try await waitForValue(timeout: .seconds(5), "node \(node.nodeID) answers") {
+                        try? await nex.ping(node: node.nodeID)
+                    }
                 }
+                try await body(nex, raw)
+                group.cancelAll()
             }
-            try await body(nex, raw)
-            group.cancelAll()
+        } catch {
+            for client in clients { await client.close() }
+            throw error
         }
-    } catch {
         for client in clients { await client.close() }
-        throw error
     }
-    for client in clients { await client.close() }
-}
-
-private func connectClient(_ server: NATSServer) async throws -> NATSClient {
-    var options = NATSClientOptions(servers: [server.url])
-    options.reconnectWait = .milliseconds(50)
-    options.maxReconnectWait = .milliseconds(200)
-    let client = try NATSClient(options: options)
-    try await client.connect()
-    return client
 }
 
 /// Runs `operation`, which must fail with ``NexControlError/nodeRefused(subject:message:)``, and

@@ -58,22 +58,22 @@ import Testing
     }
 
     @Test func artifactHashOfObjectsAndFiles() async throws {
-        let server = try await NATSServer.start()
-        defer { server.stop() }
-        let client = try NATSClient(options: NATSClientOptions(servers: [server.url]))
-        try await client.connect()
-        let content = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
-        let store = try await client.jetStream().createObjectStore(ObjectStoreConfig(bucket: "ARTIFACTS"))
-        try await store.put("echo", data: content)
-        let nex = NexClient(connection: client)
-        #expect(try await nex.artifactHash(of: .objectStore(bucket: "ARTIFACTS", key: "echo")) == ArtifactDigest.sha256Hex(content))
-        await #expect(throws: ObjectStoreError.self) {
-            try await nex.artifactHash(of: .objectStore(bucket: "ARTIFACTS", key: "missing"))
+        try await withNATSServer { server in
+            let client = try NATSClient(options: NATSClientOptions(servers: [server.url]))
+            try await client.connect()
+            let content = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+            let store = try await client.jetStream().createObjectStore(ObjectStoreConfig(bucket: "ARTIFACTS"))
+            try await store.put("echo", data: content)
+            let nex = NexClient(connection: client)
+            #expect(try await nex.artifactHash(of: .objectStore(bucket: "ARTIFACTS", key: "echo")) == ArtifactDigest.sha256Hex(content))
+            await #expect(throws: ObjectStoreError.self) {
+                try await nex.artifactHash(of: .objectStore(bucket: "ARTIFACTS", key: "missing"))
+            }
+            let directory = try TemporaryDirectory()
+            let path = directory.appending("echo")
+            try Data(content).write(to: URL(fileURLWithPath: path))
+            #expect(try await nex.artifactHash(of: .file(path: path)) == ArtifactDigest.sha256Hex(content))
+            await client.close()
         }
-        let directory = try TemporaryDirectory()
-        let path = directory.appending("echo")
-        try Data(content).write(to: URL(fileURLWithPath: path))
-        #expect(try await nex.artifactHash(of: .file(path: path)) == ArtifactDigest.sha256Hex(content))
-        await client.close()
     }
 }

@@ -370,42 +370,33 @@ private func withObjectStore(
     config: String? = nil, domain: String? = nil,
     _ body: @escaping @Sendable (NATSServer, NATSClient, JetStreamContext) async throws -> Void
 ) async throws {
-    let server = try await NATSServer.start(config: config, jetStream: true)
-    var options = NATSClientOptions(servers: [server.url])
-    options.reconnectWait = .milliseconds(50)
-    options.maxReconnectWait = .milliseconds(200)
-    let client = try NATSClient(options: options)
-    try await client.connect()
-    let js = try client.jetStream(domain: domain)
-    do {
-        try await withThrowingTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                try await body(server, client, js)
-                return true
+    try await withNATSServer(config: config, jetStream: true) { server in
+        var options = NATSClientOptions(servers: [server.url])
+        options.reconnectWait = .milliseconds(50)
+        options.maxReconnectWait = .milliseconds(200)
+        let client = try NATSClient(options: options)
+        try await client.connect()
+        let js = try client.jetStream(domain: domain)
+        do {
+            try await withThrowingTaskGroup(of: Bool.self) { group in
+                group.addTask {
+                    try await body(server, client, js)
+                    return true
+                }
+                group.addTask {
+                    try await Task.sleep(for: .seconds(60))
+                    return false
+                }
+                let finished = try await group.next()!
+                group.cancelAll()
+                if !finished { Issue.record("the test did not finish within 60 seconds") }
             }
-            group.addTask {
-                try await Task.sleep(for: .seconds(60))
-                return false
-            }
-            let finished = try await group.next()!
-            group.cancelAll()
-            if !finished { Issue.record("the test did not finish within 60 seconds") }
+        } catch {
+            await client.close()
+            throw error
         }
-    } catch {
         await client.close()
-        throw error
     }
-    await client.close()
-}
-
-private func pseudoRandomBytes(_ count: Int, seed: UInt64 = 42) -> [UInt8] {
-    var state = seed &* 6_364_136_223_846_793_005 &+ 1
-    var bytes = [UInt8](repeating: 0, count: count)
-    for index in bytes.indices {
-        state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-        bytes[index] = UInt8(truncatingIfNeeded: state >> 33)
-    }
-    return bytes
 }
 
 private func writeFile(_ bytes: [UInt8], in directory: TemporaryDirectory, named name: String) throws -> String {

@@ -84,11 +84,15 @@ final class LocalHTTPServer {
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = serve
 
-    server = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler)
+    # Port 0: the kernel picks the port; report it (atomically) in the file named by argv[1].
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     if len(sys.argv) > 3:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(sys.argv[2], sys.argv[3])
         server.socket = context.wrap_socket(server.socket, server_side=True)
+    with open(sys.argv[1] + ".tmp", "w") as port_file:
+        port_file.write(str(server.server_address[1]))
+    os.rename(sys.argv[1] + ".tmp", sys.argv[1])
     server.serve_forever()
     """#
 
@@ -101,9 +105,9 @@ final class LocalHTTPServer {
     static func start(tls: Bool = false) async throws -> LocalHTTPServer {
         let directory = try TemporaryDirectory(prefix: "hs-http-")
         let scriptPath = try directory.write(script, to: "server.py")
-        var arguments = ["python3", scriptPath]
-        let port = try NATSServer.findFreePort()
-        arguments.append(String(port))
+        // The server binds a port of its own choosing and writes it to `portPath`.
+        let portPath = directory.appending("port")
+        var arguments = ["python3", scriptPath, portPath]
         if tls {
             let key = directory.appending("key.pem")
             let certificate = directory.appending("cert.pem")
@@ -118,16 +122,16 @@ final class LocalHTTPServer {
         process.arguments = arguments
         process.standardOutput = FileHandle.nullDevice
         try process.run()
-        let server = LocalHTTPServer(port: port, process: process, directory: directory)
         do {
-            try await waitFor(timeout: .seconds(10), "python3 http server on port \(port)") {
-                NATSServer.isPortOpen(port: port)
+            let port = try await waitForValue(timeout: .seconds(10), "python3 http server reports its port") {
+                (try? String(contentsOfFile: portPath, encoding: .utf8)).flatMap { Int($0) }
             }
+            return LocalHTTPServer(port: port, process: process, directory: directory)
         } catch {
-            server.stop()
+            process.terminate()
+            process.waitUntilExit()
             throw error
         }
-        return server
     }
 
     private static func run(_ executable: String, _ arguments: [String]) throws {
@@ -275,7 +279,8 @@ struct HostServicesHTTPTests {
             let chunked = try await hs.call("http", "get", headers: ["x-http-url": http.url("/chunked-big")])
             #expect(chunked.code == 413 && chunked.message.contains("max_response_bytes"), "\(chunked)")
 
-            let closedPort = try NATSServer.findFreePort()
+            let reserved = try ReservedPort()  // bound, never listening: the connection is refused
+            let closedPort = reserved.port
             let refused = try await hs.call("http", "get", headers: ["x-http-url": "http://127.0.0.1:\(closedPort)/"])
             #expect(refused.code == 502 && refused.message.hasPrefix("http get http://127.0.0.1:\(closedPort)/ failed"), "\(refused)")
         }

@@ -138,30 +138,35 @@ final class NodeProcess: Sendable {
 
     /// Polls `$NEX.PING.<id>` on a private connection until the node answers.
     func waitUntilAnswering(url: String, timeout: Duration = .seconds(10)) async throws {
-        let client = try NATSClient(options: TestConnection.options(url: url))
-        try await client.connect()
-        defer { Task { await client.close() } }
-        let nex = NexClient(connection: client, timeout: .milliseconds(250))
-        let deadline = ContinuousClock.now + timeout
-        var lastError: (any Error)?
-        while ContinuousClock.now < deadline {
-            guard isRunning else {
-                throw NodeProcessError("nex-node exited with status \(process.exitStatus ?? -1) before answering", log: log)
+        try await withConnectedClient(options: TestConnection.options(url: url)) { client in
+            let nex = NexClient(connection: client, timeout: .milliseconds(250))
+            let deadline = ContinuousClock.now + timeout
+            var lastError: (any Error)?
+            while ContinuousClock.now < deadline {
+                guard isRunning else {
+                    throw NodeProcessError("nex-node exited with status \(process.exitStatus ?? -1) before answering", log: log)
+                }
+                do {
+                    let pong = try await nex.ping(node: nodeID)
+                    if pong.nodeID == nodeID { return }
+                } catch {
+                    lastError = error
+                }
+                try await Task.sleep(for: .milliseconds(20))
             }
-            do {
-                let pong = try await nex.ping(node: nodeID)
-                if pong.nodeID == nodeID { return }
-            } catch {
-                lastError = error
-            }
-            try await Task.sleep(for: .milliseconds(20))
+            throw NodeProcessError("nex-node \(nodeID) did not answer a ping within \(timeout) (last: \(lastError.map { "\($0)" } ?? "none"))", log: log)
         }
-        throw NodeProcessError("nex-node \(nodeID) did not answer a ping within \(timeout) (last: \(lastError.map { "\($0)" } ?? "none"))", log: log)
     }
 
     /// SIGTERM: asks the node to stop gracefully.
     func terminate() {
         if process.isRunning { Foundation.kill(pid, SIGTERM) }
+    }
+
+    /// Kills the node (SIGKILL) and waits until the process is gone.
+    func stop() async {
+        kill()
+        _ = try? await waitForExit()
     }
 
     /// SIGKILL.
@@ -214,7 +219,36 @@ enum TestConnection {
     }
 }
 
-/// A connected NexClient on `server`; close it with `await nex.connection.close()`.
+/// Starts a node on `server` (see ``NodeProcess/start(server:_:readyTimeout:)``), runs `body`
+/// with it, and kills it and waits for it to be gone when `body` returns or throws.
+func withNode<Result>(
+    isolation: isolated (any Actor)? = #isolation,
+    server: NATSServer,
+    _ launch: NodeProcess.Launch = NodeProcess.Launch(),
+    _ body: (NodeProcess) async throws -> Result
+) async throws -> Result {
+    let node = try await NodeProcess.start(server: server, launch)
+    return try await withTeardown(isolation: isolation, { await node.stop() }) {
+        try await body(node)
+    }
+}
+
+/// A connected NexClient on `server`, running `body` and closing its connection (awaited) when
+/// `body` returns or throws.
+func withControlClient<Result>(
+    isolation: isolated (any Actor)? = #isolation,
+    _ server: NATSServer,
+    timeout: TimeAmountSeconds = 3,
+    _ body: (NexClient) async throws -> Result
+) async throws -> Result {
+    let nex = try await controlClient(server, timeout: timeout)
+    return try await withTeardown(isolation: isolation, { await nex.connection.close() }) {
+        try await body(nex)
+    }
+}
+
+/// A connected NexClient on `server`; close it with `await nex.connection.close()`, or use
+/// ``withControlClient(isolation:_:timeout:_:)``, which does.
 func controlClient(_ server: NATSServer, timeout: TimeAmountSeconds = 3) async throws -> NexClient {
     let client = try NATSClient(options: TestConnection.options(url: server.url))
     try await client.connect()

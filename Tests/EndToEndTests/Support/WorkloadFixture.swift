@@ -123,15 +123,6 @@ func refusal(_ body: () async throws -> some Any, sourceLocation: SourceLocation
     }
 }
 
-/// Whether a process is alive (a zombie counts as gone).
-func processIsAlive(_ pid: Int32) -> Bool {
-    guard kill(pid, 0) == 0 else { return false }
-    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-          let close = stat.lastIndex(of: ")") else { return false }
-    let state = stat[stat.index(close, offsetBy: 2)]
-    return state != "Z" && state != "X"
-}
-
 /// `pid=N ppid=M` from the fixture's second line.
 func pids(from line: String) -> (pid: Int32, ppid: Int32)? {
     var pid: Int32?, ppid: Int32?

@@ -52,23 +52,25 @@ import Testing
     // MARK: Token
 
     @Test func token() async throws {
-        let server = try await NATSServer.start(config: #"authorization { token: "s3cr3t-t0ken" }"#, jetStream: false)
-        let client = try await connect(server.url, auth: .token("s3cr3t-t0ken"))
-        try await expectPubSubWorks(client)
-        await client.close()
+        try await withNATSServer(config: #"authorization { token: "s3cr3t-t0ken" }"#, jetStream: false) { server in
+            let client = try await connect(server.url, auth: .token("s3cr3t-t0ken"))
+            try await expectPubSubWorks(client)
+            await client.close()
 
-        await expectRefused(server.url, auth: .token("wrong-token"), by: server)
-        await expectRefused(server.url, by: server)
+            await expectRefused(server.url, auth: .token("wrong-token"), by: server)
+            await expectRefused(server.url, by: server)
+        }
     }
 
     @Test func tokenInURL() async throws {
-        let server = try await NATSServer.start(config: #"authorization { token: "urltoken42" }"#, jetStream: false)
-        let client = try await connect("nats://urltoken42@127.0.0.1:\(server.port)")
-        try await expectPubSubWorks(client)
-        #expect(client.connectedServer == server.url)
-        await client.close()
+        try await withNATSServer(config: #"authorization { token: "urltoken42" }"#, jetStream: false) { server in
+            let client = try await connect("nats://urltoken42@127.0.0.1:\(server.port)")
+            try await expectPubSubWorks(client)
+            #expect(client.connectedServer == server.url)
+            await client.close()
 
-        await expectRefused("nats://nottoken@127.0.0.1:\(server.port)", by: server)
+            await expectRefused("nats://nottoken@127.0.0.1:\(server.port)", by: server)
+        }
     }
 
     // MARK: User and password
@@ -76,24 +78,26 @@ import Testing
     static let usersConfig = #"authorization { users: [{user: alice, password: "pa55word"}, {user: bob, password: "other"}] }"#
 
     @Test func userPassword() async throws {
-        let server = try await NATSServer.start(config: Self.usersConfig, jetStream: false)
-        let client = try await connect(server.url, auth: .userPassword(user: "alice", password: "pa55word"))
-        try await expectPubSubWorks(client)
-        await client.close()
+        try await withNATSServer(config: Self.usersConfig, jetStream: false) { server in
+            let client = try await connect(server.url, auth: .userPassword(user: "alice", password: "pa55word"))
+            try await expectPubSubWorks(client)
+            await client.close()
 
-        await expectRefused(server.url, auth: .userPassword(user: "alice", password: "wrong"), by: server)
-        await expectRefused(server.url, auth: .userPassword(user: "mallory", password: "pa55word"), by: server)
-        await expectRefused(server.url, by: server)
+            await expectRefused(server.url, auth: .userPassword(user: "alice", password: "wrong"), by: server)
+            await expectRefused(server.url, auth: .userPassword(user: "mallory", password: "pa55word"), by: server)
+            await expectRefused(server.url, by: server)
+        }
     }
 
     @Test func userPasswordInURL() async throws {
-        let server = try await NATSServer.start(config: Self.usersConfig, jetStream: false)
-        let client = try await connect("nats://alice:pa55word@127.0.0.1:\(server.port)")
-        try await expectPubSubWorks(client)
-        #expect(client.connectedServer == server.url)
-        await client.close()
+        try await withNATSServer(config: Self.usersConfig, jetStream: false) { server in
+            let client = try await connect("nats://alice:pa55word@127.0.0.1:\(server.port)")
+            try await expectPubSubWorks(client)
+            #expect(client.connectedServer == server.url)
+            await client.close()
 
-        await expectRefused("nats://alice:nope@127.0.0.1:\(server.port)", by: server)
+            await expectRefused("nats://alice:nope@127.0.0.1:\(server.port)", by: server)
+        }
     }
 
     // MARK: NKey
@@ -199,66 +203,69 @@ import Testing
 
     @Test func credentialsFileInOperatorMode() async throws {
         let setup = try Operator()
-        let server = try await NATSServer.start(config: setup.serverConfig, jetStream: false)
-        let directory = try TemporaryDirectory(prefix: "natswire-creds-")
-        let path = try directory.write(Operator.creds(jwt: setup.userJWT, seed: setup.userKey.seed), to: "user.creds")
+        try await withNATSServer(config: setup.serverConfig, jetStream: false) { server in
+            let directory = try TemporaryDirectory(prefix: "natswire-creds-")
+            let path = try directory.write(Operator.creds(jwt: setup.userJWT, seed: setup.userKey.seed), to: "user.creds")
 
-        let client: NATSClient
-        do {
-            client = try await connect(server.url, auth: .credentialsFile(path: path))
-        } catch {
-            Issue.record("creds connect failed: \(error)\n--- server log ---\n\(server.logContents())")
-            return
-        }
-        try await expectPubSubWorks(client)
-        let responder = try await connect(server.url, auth: .credentialsFile(path: path))
-        let sub = try await responder.subscribe(to: "jwt.echo")
-        try await responder.flush()
-        let answering = Task {
-            for await message in sub {
-                if let reply = message.replyTo { try? await responder.publish("re:" + message.string, to: reply) }
+            let client: NATSClient
+            do {
+                client = try await connect(server.url, auth: .credentialsFile(path: path))
+            } catch {
+                Issue.record("creds connect failed: \(error)\n--- server log ---\n\(server.logContents())")
+                return
             }
-        }
-        #expect(try await client.request("x", to: "jwt.echo", timeout: .seconds(2)).string == "re:x")
-        answering.cancel()
-        await responder.close()
-        await client.close()
+            try await expectPubSubWorks(client)
+            let responder = try await connect(server.url, auth: .credentialsFile(path: path))
+            let sub = try await responder.subscribe(to: "jwt.echo")
+            try await responder.flush()
+            let answering = Task {
+                for await message in sub {
+                    if let reply = message.replyTo { try? await responder.publish("re:" + message.string, to: reply) }
+                }
+            }
+            #expect(try await client.request("x", to: "jwt.echo", timeout: .seconds(2)).string == "re:x")
+            answering.cancel()
+            await responder.close()
+            await client.close()
 
-        // The same JWT with `.jwt(_:seed:)`.
-        let direct = try await connect(server.url, auth: .jwt(setup.userJWT, seed: setup.userKey.seed))
-        try await expectPubSubWorks(direct)
-        await direct.close()
+            // The same JWT with `.jwt(_:seed:)`.
+            let direct = try await connect(server.url, auth: .jwt(setup.userJWT, seed: setup.userKey.seed))
+            try await expectPubSubWorks(direct)
+            await direct.close()
+        }
     }
 
     @Test func credentialsWithWrongSeedAreRefused() async throws {
         let setup = try Operator()
-        let server = try await NATSServer.start(config: setup.serverConfig, jetStream: false)
-        let directory = try TemporaryDirectory(prefix: "natswire-creds-")
+        try await withNATSServer(config: setup.serverConfig, jetStream: false) { server in
+            let directory = try TemporaryDirectory(prefix: "natswire-creds-")
 
-        // The user JWT with another user's seed: the nonce signature does not match the JWT subject.
-        let otherSeed = try NKeyPair.generate(.user).seed
-        let wrongSeed = try directory.write(Operator.creds(jwt: setup.userJWT, seed: otherSeed), to: "wrong-seed.creds")
-        await expectRefused(server.url, auth: .credentialsFile(path: wrongSeed), by: server)
+            // The user JWT with another user's seed: the nonce signature does not match the JWT subject.
+            let otherSeed = try NKeyPair.generate(.user).seed
+            let wrongSeed = try directory.write(Operator.creds(jwt: setup.userJWT, seed: otherSeed), to: "wrong-seed.creds")
+            await expectRefused(server.url, auth: .credentialsFile(path: wrongSeed), by: server)
 
-        // A user JWT signed by an account the server does not know.
-        let rogueAccount = try NKeyPair.generate(.account)
-        let rogueUser = try NKeyPair.generate(.user)
-        let rogueJWT = try Operator.userJWT(for: rogueUser, signer: rogueAccount)
-        let rogue = try directory.write(Operator.creds(jwt: rogueJWT, seed: rogueUser.seed), to: "rogue.creds")
-        await expectRefused(server.url, auth: .credentialsFile(path: rogue), by: server)
+            // A user JWT signed by an account the server does not know.
+            let rogueAccount = try NKeyPair.generate(.account)
+            let rogueUser = try NKeyPair.generate(.user)
+            let rogueJWT = try Operator.userJWT(for: rogueUser, signer: rogueAccount)
+            let rogue = try directory.write(Operator.creds(jwt: rogueJWT, seed: rogueUser.seed), to: "rogue.creds")
+            await expectRefused(server.url, auth: .credentialsFile(path: rogue), by: server)
 
-        // No credentials at all.
-        await expectRefused(server.url, by: server)
+            // No credentials at all.
+            await expectRefused(server.url, by: server)
+        }
     }
 
     @Test func missingCredentialsFileIsAClearLocalError() async throws {
         let setup = try Operator()
-        let server = try await NATSServer.start(config: setup.serverConfig, jetStream: false)
-        let path = "/nonexistent/dir/natswire-missing.creds"
-        let error = await #expect(throws: NATSError.self) {
-            _ = try await connect(server.url, auth: .credentialsFile(path: path))
+        try await withNATSServer(config: setup.serverConfig, jetStream: false) { server in
+            let path = "/nonexistent/dir/natswire-missing.creds"
+            let error = await #expect(throws: NATSError.self) {
+                _ = try await connect(server.url, auth: .credentialsFile(path: path))
+            }
+            let text = error.map { "\($0)" } ?? ""
+            #expect(text.contains(path), "error: \(text)")
         }
-        let text = error.map { "\($0)" } ?? ""
-        #expect(text.contains(path), "error: \(text)")
     }
 }

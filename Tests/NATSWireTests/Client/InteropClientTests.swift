@@ -88,95 +88,98 @@ struct InteropClientTests {
         """#
 
     @Test func natsPySubscriberReceivesPublishesWithHeaders() async throws {
-        let server = try await NATSServer.start(jetStream: false)
-        let client = try await connectedClient(server)
-        defer { Task { await client.close() } }
-        let count = 25
-        let python = try PythonNATS(script: Self.subscriberScript, arguments: [server.url, "interop.pub.>", "\(count)"])
-        defer { python.stop() }
-        try await python.waitForLine("READY")
+        try await withNATSServer(jetStream: false) { server in
+            try await withConnectedClient(to: server) { client in
+                let count = 25
+                let python = try PythonNATS(script: Self.subscriberScript, arguments: [server.url, "interop.pub.>", "\(count)"])
+                defer { python.stop() }
+                try await python.waitForLine("READY")
 
-        for index in 0..<count {
-            var headers = NATSHeaders()
-            headers.append("X-Index", "\(index)")
-            headers.append("X-Lang", "swift")
-            try await client.publish("message \(index) ✓", to: "interop.pub.\(index % 3)", headers: headers)
-        }
-        try await client.flush()
-        try await python.waitForLine("DONE", timeout: .seconds(8))
+                for index in 0..<count {
+                    var headers = NATSHeaders()
+                    headers.append("X-Index", "\(index)")
+                    headers.append("X-Lang", "swift")
+                    try await client.publish("message \(index) ✓", to: "interop.pub.\(index % 3)", headers: headers)
+                }
+                try await client.flush()
+                try await python.waitForLine("DONE", timeout: .seconds(8))
 
-        let received = python.jsonLines()
-        #expect(received.count == count, "python printed: \(python.lines)")
-        for (index, object) in received.enumerated() {
-            #expect(object["subject"] as? String == "interop.pub.\(index % 3)")
-            #expect(object["data"] as? String == "message \(index) ✓")
-            let headers = object["headers"] as? [String: String] ?? [:]
-            #expect(headers == ["X-Index": "\(index)", "X-Lang": "swift"], "headers of \(index): \(headers)")
+                let received = python.jsonLines()
+                #expect(received.count == count, "python printed: \(python.lines)")
+                for (index, object) in received.enumerated() {
+                    #expect(object["subject"] as? String == "interop.pub.\(index % 3)")
+                    #expect(object["data"] as? String == "message \(index) ✓")
+                    let headers = object["headers"] as? [String: String] ?? [:]
+                    #expect(headers == ["X-Index": "\(index)", "X-Lang": "swift"], "headers of \(index): \(headers)")
+                }
+            }
         }
     }
 
     @Test func natsPyResponderAnswersRequests() async throws {
-        let server = try await NATSServer.start(jetStream: false)
-        let client = try await connectedClient(server)
-        defer { Task { await client.close() } }
-        let python = try PythonNATS(script: Self.responderScript, arguments: [server.url, "interop.upper"])
-        defer { python.stop() }
-        try await python.waitForLine("READY")
+        try await withNATSServer(jetStream: false) { server in
+            try await withConnectedClient(to: server) { client in
+                let python = try PythonNATS(script: Self.responderScript, arguments: [server.url, "interop.upper"])
+                defer { python.stop() }
+                try await python.waitForLine("READY")
 
-        for word in ["hello", "NATS wire", "mixed Case 123", ""] {
-            let reply = try await client.request(word, to: "interop.upper", timeout: .seconds(3))
-            #expect(reply.string == word.uppercased())
-            #expect(reply.headers?["X-Answered-By"] == "nats-py")
-        }
-        // Concurrent requests through the muxed inbox, each with its own id.
-        let replies = try await withThrowingTaskGroup(of: (Int, NATSMessage).self) { group in
-            for index in 0..<50 {
-                group.addTask {
-                    let reply = try await client.request(
-                        "req \(index)", to: "interop.upper", headers: NATSHeaders(["X-Id": "\(index)"]), timeout: .seconds(5))
-                    return (index, reply)
+                for word in ["hello", "NATS wire", "mixed Case 123", ""] {
+                    let reply = try await client.request(word, to: "interop.upper", timeout: .seconds(3))
+                    #expect(reply.string == word.uppercased())
+                    #expect(reply.headers?["X-Answered-By"] == "nats-py")
                 }
+                // Concurrent requests through the muxed inbox, each with its own id.
+                let replies = try await withThrowingTaskGroup(of: (Int, NATSMessage).self) { group in
+                    for index in 0..<50 {
+                        group.addTask {
+                            let reply = try await client.request(
+                                "req \(index)", to: "interop.upper", headers: NATSHeaders(["X-Id": "\(index)"]), timeout: .seconds(5))
+                            return (index, reply)
+                        }
+                    }
+                    var replies: [Int: NATSMessage] = [:]
+                    for try await (index, reply) in group { replies[index] = reply }
+                    return replies
+                }
+                for index in 0..<50 {
+                    #expect(replies[index]?.string == "REQ \(index)")
+                    #expect(replies[index]?.headers?["X-Id"] == "\(index)")
+                }
+                try await client.publish("", to: "interop.upper.stop")
+                try await python.waitForLine("DONE", timeout: .seconds(5))
             }
-            var replies: [Int: NATSMessage] = [:]
-            for try await (index, reply) in group { replies[index] = reply }
-            return replies
         }
-        for index in 0..<50 {
-            #expect(replies[index]?.string == "REQ \(index)")
-            #expect(replies[index]?.headers?["X-Id"] == "\(index)")
-        }
-        try await client.publish("", to: "interop.upper.stop")
-        try await python.waitForLine("DONE", timeout: .seconds(5))
     }
 
     @Test func natsWireRespondsToNatsPyRequests() async throws {
-        let server = try await NATSServer.start(jetStream: false)
-        let client = try await connectedClient(server)
-        defer { Task { await client.close() } }
-        let sub = try await client.subscribe(to: "interop.swift.svc")
-        try await client.flush()
-        let responder = Task {
-            for await message in sub {
-                guard let reply = message.replyTo else { continue }
-                var headers = NATSHeaders()
-                headers.append("X-Seq", message.headers?["X-Seq"] ?? "missing")
-                headers.append("X-Answered-By", "natswire")
-                try? await client.publish("swift:" + message.string, to: reply, headers: headers)
-            }
-        }
-        defer { responder.cancel() }
+        try await withNATSServer(jetStream: false) { server in
+            try await withConnectedClient(to: server) { client in
+                let sub = try await client.subscribe(to: "interop.swift.svc")
+                try await client.flush()
+                let responder = Task {
+                    for await message in sub {
+                        guard let reply = message.replyTo else { continue }
+                        var headers = NATSHeaders()
+                        headers.append("X-Seq", message.headers?["X-Seq"] ?? "missing")
+                        headers.append("X-Answered-By", "natswire")
+                        try? await client.publish("swift:" + message.string, to: reply, headers: headers)
+                    }
+                }
+                defer { responder.cancel() }
 
-        let count = 10
-        let python = try PythonNATS(script: Self.requesterScript, arguments: [server.url, "interop.swift.svc", "\(count)"])
-        defer { python.stop() }
-        try await python.waitForLine("DONE", timeout: .seconds(8))
-        let replies = python.jsonLines()
-        #expect(replies.count == count, "python printed: \(python.lines)\nstderr: \(python.standardError)")
-        for (index, object) in replies.enumerated() {
-            #expect(object["data"] as? String == "swift:py-\(index)")
-            let headers = object["headers"] as? [String: String] ?? [:]
-            #expect(headers["X-Seq"] == "\(index)")
-            #expect(headers["X-Answered-By"] == "natswire")
+                let count = 10
+                let python = try PythonNATS(script: Self.requesterScript, arguments: [server.url, "interop.swift.svc", "\(count)"])
+                defer { python.stop() }
+                try await python.waitForLine("DONE", timeout: .seconds(8))
+                let replies = python.jsonLines()
+                #expect(replies.count == count, "python printed: \(python.lines)\nstderr: \(python.standardError)")
+                for (index, object) in replies.enumerated() {
+                    #expect(object["data"] as? String == "swift:py-\(index)")
+                    let headers = object["headers"] as? [String: String] ?? [:]
+                    #expect(headers["X-Seq"] == "\(index)")
+                    #expect(headers["X-Answered-By"] == "natswire")
+                }
+            }
         }
     }
 }

@@ -14,165 +14,172 @@ import Testing
     }
 
     @Test func drainLetsTheConsumerFinishThenCloses() async throws {
-        let server = try await NATSServer.start(jetStream: false)
-        let client = try await connectedClient(server)
-        let publisher = try await connectedClient(server)
-        defer { Task { await publisher.close() } }
-        let events = EventRecorder(client)
-        let sub = try await client.subscribe(to: "drain.work")
-        try await client.flush()
+        try await withNATSServer(jetStream: false) { server in
+            let client = try await server.connectedClient()
+            try await withConnectedClient(to: server) { publisher in
+                let events = EventRecorder(client)
+                let sub = try await client.subscribe(to: "drain.work")
+                try await client.flush()
 
-        let count = 50
-        for index in 0..<count { try await publisher.publish("job \(index)", to: "drain.work") }
-        try await publisher.flush()
-        try await waitFor(timeout: .seconds(3), "all jobs delivered to the client") { sub.pendingMessages == count }
+                let count = 50
+                for index in 0..<count { try await publisher.publish("job \(index)", to: "drain.work") }
+                try await publisher.flush()
+                try await waitFor(timeout: .seconds(3), "all jobs delivered to the client") { sub.pendingMessages == count }
 
-        // A slow consumer: it has started, but most jobs are still waiting when drain begins.
-        let processed = Recorded<String>()
-        let consumer = Task {
-            for await message in sub {
-                processed.append(message.string)
-                try? await Task.sleep(for: .milliseconds(10))
+                // A slow consumer: it has started, but most jobs are still waiting when drain begins.
+                let processed = Recorded<String>()
+                let consumer = Task {
+                    for await message in sub {
+                        processed.append(message.string)
+                        try? await Task.sleep(for: .milliseconds(10))
+                    }
+                    return processed.count
+                }
+                try await waitFor(timeout: .seconds(2), "the consumer started") { processed.count > 0 }
+                #expect(processed.count < count)
+
+                try await client.drain(timeout: .seconds(5))
+                #expect(!client.isConnected)
+
+                // The consumer still gets every job, then the sequence ends by itself.
+                let total = try await withTimeLimit(.seconds(5), "the consumer to finish") { await consumer.value }
+                #expect(total == count)
+                #expect(processed.all == (0..<count).map { "job \($0)" })
+
+                // Closed after draining.
+                try await events.waitFor("closed", Self.isClosed)
+                #expect(events.all.last == .closed(error: nil))
+                await #expect(throws: NATSError.connectionClosed) { try await client.publish("late", to: "drain.work") }
+                await #expect(throws: NATSError.connectionClosed) { try await client.drain() }
             }
-            return processed.count
         }
-        try await waitFor(timeout: .seconds(2), "the consumer started") { processed.count > 0 }
-        #expect(processed.count < count)
-
-        try await client.drain(timeout: .seconds(5))
-        #expect(!client.isConnected)
-
-        // The consumer still gets every job, then the sequence ends by itself.
-        let total = try await withDeadline(5, "the consumer to finish") { await consumer.value }
-        #expect(total == count)
-        #expect(processed.all == (0..<count).map { "job \($0)" })
-
-        // Closed after draining.
-        try await events.waitFor("closed", Self.isClosed)
-        #expect(events.all.last == .closed(error: nil))
-        await #expect(throws: NATSError.connectionClosed) { try await client.publish("late", to: "drain.work") }
-        await #expect(throws: NATSError.connectionClosed) { try await client.drain() }
     }
 
     @Test func drainEndsTheSubscriptionAndStopsDeliveries() async throws {
-        let server = try await NATSServer.start(jetStream: false)
-        let client = try await connectedClient(server)
-        let publisher = try await connectedClient(server)
-        defer { Task { await publisher.close() } }
-        let sub = try await client.subscribe(to: "drain.stop")
-        try await client.flush()
-        let consumer = Task {
-            var received: [String] = []
-            for await message in sub { received.append(message.string) }
-            return received
-        }
-        try await publisher.publish("before", to: "drain.stop")
-        try await publisher.flush()
+        try await withNATSServer(jetStream: false) { server in
+            let client = try await server.connectedClient()
+            try await withConnectedClient(to: server) { publisher in
+                let sub = try await client.subscribe(to: "drain.stop")
+                try await client.flush()
+                let consumer = Task {
+                    var received: [String] = []
+                    for await message in sub { received.append(message.string) }
+                    return received
+                }
+                try await publisher.publish("before", to: "drain.stop")
+                try await publisher.flush()
 
-        try await client.drain(timeout: .seconds(3))
-        try await publisher.publish("after", to: "drain.stop")
-        try await publisher.flush()
-        let received = try await withDeadline(3, "the subscription to end") { await consumer.value }
-        #expect(received == ["before"])
+                try await client.drain(timeout: .seconds(3))
+                try await publisher.publish("after", to: "drain.stop")
+                try await publisher.flush()
+                let received = try await withTimeLimit(.seconds(3), "the subscription to end") { await consumer.value }
+                #expect(received == ["before"])
+            }
+        }
     }
 
     @Test func drainTimesOutWhenNobodyConsumesButStillCloses() async throws {
-        let server = try await NATSServer.start(jetStream: false)
-        let client = try await connectedClient(server)
-        let events = EventRecorder(client)
-        let sub = try await client.subscribe(to: "drain.unconsumed")
-        try await client.publish("never read", to: "drain.unconsumed")
-        try await client.flush()
-        try await waitFor(timeout: .seconds(2), "delivered") { sub.pendingMessages == 1 }
+        try await withNATSServer(jetStream: false) { server in
+            let client = try await server.connectedClient()
+            let events = EventRecorder(client)
+            let sub = try await client.subscribe(to: "drain.unconsumed")
+            try await client.publish("never read", to: "drain.unconsumed")
+            try await client.flush()
+            try await waitFor(timeout: .seconds(2), "delivered") { sub.pendingMessages == 1 }
 
-        let (result, elapsed) = await timed { try await client.drain(timeout: .milliseconds(300)) }
-        #expect(throws: NATSError.timeout(operation: "drain", seconds: 0.3)) { try result.get() }
-        #expect(elapsed < .seconds(10))
-        #expect(!client.isConnected)
-        try await events.waitFor("closed", Self.isClosed)
-        // The message is still there for a late consumer, then the sequence ends.
-        let late = try await withDeadline(2, "the subscription to end") {
-            var received: [String] = []
-            for await message in sub { received.append(message.string) }
-            return received
+            let (result, elapsed) = await timed { try await client.drain(timeout: .milliseconds(300)) }
+            #expect(throws: NATSError.timeout(operation: "drain", seconds: 0.3)) { try result.get() }
+            #expect(elapsed < .seconds(10))
+            #expect(!client.isConnected)
+            try await events.waitFor("closed", Self.isClosed)
+            // The message is still there for a late consumer, then the sequence ends.
+            let late = try await withTimeLimit(.seconds(2), "the subscription to end") {
+                var received: [String] = []
+                for await message in sub { received.append(message.string) }
+                return received
+            }
+            #expect(late == ["never read"])
         }
-        #expect(late == ["never read"])
     }
 
     @Test func drainSendsBufferedPublishesAndWaitsForPendingRequests() async throws {
-        let server = try await NATSServer.start(jetStream: false)
-        let client = try await connectedClient(server)
-        let other = try await connectedClient(server)
-        defer { Task { await other.close() } }
-        let sink = try await other.subscribe(to: "drain.out")
-        let service = try await other.subscribe(to: "drain.svc")
-        try await other.flush()
-        // A responder that answers after 300 ms.
-        let seen = Recorded<String>()
-        let responder = Task {
-            for await message in service {
-                seen.append(message.string)
-                try? await Task.sleep(for: .milliseconds(300))
-                if let reply = message.replyTo { try? await other.publish("late answer", to: reply) }
+        try await withNATSServer(jetStream: false) { server in
+            let client = try await server.connectedClient()
+            try await withConnectedClient(to: server) { other in
+                let sink = try await other.subscribe(to: "drain.out")
+                let service = try await other.subscribe(to: "drain.svc")
+                try await other.flush()
+                // A responder that answers after 300 ms.
+                let seen = Recorded<String>()
+                let responder = Task {
+                    for await message in service {
+                        seen.append(message.string)
+                        try? await Task.sleep(for: .milliseconds(300))
+                        if let reply = message.replyTo { try? await other.publish("late answer", to: reply) }
+                    }
+                }
+                defer { responder.cancel() }
+
+                let request = Task { try await client.request("q", to: "drain.svc", timeout: .seconds(3)) }
+                try await waitFor(timeout: .seconds(2), "the request reaches the service") { seen.count == 1 }
+                for index in 0..<100 { try await client.publish("\(index)", to: "drain.out") }
+                try await client.drain(timeout: .seconds(3))
+
+                #expect(try await request.value.string == "late answer")
+                let out = try await collect(sink, count: 100, within: 3)
+                #expect(out.map(\.string) == (0..<100).map { "\($0)" })
             }
         }
-        defer { responder.cancel() }
-
-        let request = Task { try await client.request("q", to: "drain.svc", timeout: .seconds(3)) }
-        try await waitFor(timeout: .seconds(2), "the request reaches the service") { seen.count == 1 }
-        for index in 0..<100 { try await client.publish("\(index)", to: "drain.out") }
-        try await client.drain(timeout: .seconds(3))
-
-        #expect(try await request.value.string == "late answer")
-        let out = try await collect(sink, count: 100, within: 3)
-        #expect(out.map(\.string) == (0..<100).map { "\($0)" })
     }
 
     @Test func closeFailsAPendingRequest() async throws {
-        let server = try await NATSServer.start(jetStream: false)
-        let client = try await connectedClient(server)
-        let silent = try await connectedClient(server)
-        defer { Task { await silent.close() } }
-        let service = try await silent.subscribe(to: "close.svc")
-        try await silent.flush()
+        try await withNATSServer(jetStream: false) { server in
+            let client = try await server.connectedClient()
+            try await withConnectedClient(to: server) { silent in
+                let service = try await silent.subscribe(to: "close.svc")
+                try await silent.flush()
 
-        let request = Task { try await client.request("pending", to: "close.svc", timeout: .seconds(30)) }
-        _ = try await collect(service, count: 1)  // the request is in flight
-        let (result, elapsed) = await timed {
-            await client.close()
-            return try await request.value
+                let request = Task { try await client.request("pending", to: "close.svc", timeout: .seconds(30)) }
+                _ = try await collect(service, count: 1)  // the request is in flight
+                let (result, elapsed) = await timed {
+                    await client.close()
+                    return try await request.value
+                }
+                #expect(throws: NATSError.connectionClosed) { try result.get() }
+                #expect(elapsed < .seconds(10), "the pending request ended after \(elapsed)")
+            }
         }
-        #expect(throws: NATSError.connectionClosed) { try result.get() }
-        #expect(elapsed < .seconds(10), "the pending request ended after \(elapsed)")
     }
 
     @Test func closeEndsSubscriptionsAndEmitsClosed() async throws {
-        let server = try await NATSServer.start(jetStream: false)
-        let client = try await connectedClient(server)
-        let events = EventRecorder(client)
-        let sub = try await client.subscribe(to: "close.sub")
-        try await client.flush()
-        await client.close()
-        let received = try await withDeadline(2, "the subscription to end") {
-            var count = 0
-            for await _ in sub { count += 1 }
-            return count
+        try await withNATSServer(jetStream: false) { server in
+            let client = try await server.connectedClient()
+            let events = EventRecorder(client)
+            let sub = try await client.subscribe(to: "close.sub")
+            try await client.flush()
+            await client.close()
+            let received = try await withTimeLimit(.seconds(2), "the subscription to end") {
+                var count = 0
+                for await _ in sub { count += 1 }
+                return count
+            }
+            #expect(received == 0)
+            try await events.waitFor("closed", Self.isClosed)
+            #expect(events.all.filter(Self.isClosed) == [.closed(error: nil)])
+            // Closing twice is harmless and emits nothing more.
+            await client.close()
+            try await Task.sleep(for: .milliseconds(50))
+            #expect(events.all.filter(Self.isClosed).count == 1)
+            // A new events() stream on a closed client ends at once.
+            var after: [NATSEvent] = []
+            for await event in client.events() { after.append(event) }
+            #expect(after.isEmpty)
         }
-        #expect(received == 0)
-        try await events.waitFor("closed", Self.isClosed)
-        #expect(events.all.filter(Self.isClosed) == [.closed(error: nil)])
-        // Closing twice is harmless and emits nothing more.
-        await client.close()
-        try await Task.sleep(for: .milliseconds(50))
-        #expect(events.all.filter(Self.isClosed).count == 1)
-        // A new events() stream on a closed client ends at once.
-        var after: [NATSEvent] = []
-        for await event in client.events() { after.append(event) }
-        #expect(after.isEmpty)
     }
 
     @Test func connectingToAPortWithoutServerFails() async throws {
-        let port = try NATSServer.findFreePort()
+        let reserved = try ReservedPort()  // bound, never listening: connections are refused
+        let port = reserved.port
         var options = NATSClientOptions(servers: ["nats://127.0.0.1:\(port)"])
         options.connectTimeout = .seconds(30)
         let client = try NATSClient(options: options)
@@ -192,59 +199,63 @@ import Testing
     }
 
     @Test func connectTimesOutWhenTheServerNeverGreets() async throws {
-        let server = try await NATSServer.start(jetStream: false)
-        // Freeze our own server process: TCP connects (the kernel accepts), but no INFO comes.
-        let pid = try #require(server.pid)
-        kill(pid, SIGSTOP)
-        defer { kill(pid, SIGCONT) }
-        var options = NATSClientOptions(servers: [server.url])
-        options.connectTimeout = .milliseconds(300)
-        let client = try NATSClient(options: options)
-        let (result, elapsed) = await timed { try await client.connect() }
-        let error = try #require(#expect(throws: NATSError.self) { try result.get() })
-        guard case .connectionFailed(let servers, let reason) = error else {
-            Issue.record("expected connectionFailed naming the server, got \(error)")
-            return
+        try await withNATSServer(jetStream: false) { server in
+            // Freeze our own server process: TCP connects (the kernel accepts), but no INFO comes.
+            let pid = try #require(server.pid)
+            kill(pid, SIGSTOP)
+            defer { kill(pid, SIGCONT) }
+            var options = NATSClientOptions(servers: [server.url])
+            options.connectTimeout = .milliseconds(300)
+            let client = try NATSClient(options: options)
+            let (result, elapsed) = await timed { try await client.connect() }
+            let error = try #require(#expect(throws: NATSError.self) { try result.get() })
+            guard case .connectionFailed(let servers, let reason) = error else {
+                Issue.record("expected connectionFailed naming the server, got \(error)")
+                return
+            }
+            #expect(servers == [server.url])
+            #expect(reason.contains("timed out"), "reason: \(reason)")
+            #expect(error.description.contains("127.0.0.1:\(server.port)"), "error: \(error)")
+            #expect(elapsed >= .milliseconds(250) && elapsed < .seconds(10), "took \(elapsed)")
         }
-        #expect(servers == [server.url])
-        #expect(reason.contains("timed out"), "reason: \(reason)")
-        #expect(error.description.contains("127.0.0.1:\(server.port)"), "error: \(error)")
-        #expect(elapsed >= .milliseconds(250) && elapsed < .seconds(10), "took \(elapsed)")
     }
 
     @Test func connectTriesEveryServerOfTheList() async throws {
-        let server = try await NATSServer.start(jetStream: false)
-        let deadPort = try NATSServer.findFreePort()
-        let client = try await {
-            var options = NATSClientOptions(servers: ["nats://127.0.0.1:\(deadPort)", server.url])
-            options.connectTimeout = .seconds(2)
-            let client = try NATSClient(options: options)
-            try await client.connect()
-            return client
-        }()
-        #expect(client.connectedServer == server.url)
-        await client.close()
+        try await withNATSServer(jetStream: false) { server in
+            let dead = try ReservedPort(), dead2 = try ReservedPort()  // bound, never listening
+            let deadPort = dead.port
+            let client = try await {
+                var options = NATSClientOptions(servers: ["nats://127.0.0.1:\(deadPort)", server.url])
+                options.connectTimeout = .seconds(2)
+                let client = try NATSClient(options: options)
+                try await client.connect()
+                return client
+            }()
+            #expect(client.connectedServer == server.url)
+            await client.close()
 
-        let deadPort2 = try NATSServer.findFreePort()
-        let failing = try NATSClient(url: "nats://127.0.0.1:\(deadPort),nats://127.0.0.1:\(deadPort2)")
-        let error = await #expect(throws: NATSError.self) { try await failing.connect() }
-        guard case .connectionFailed(let servers, _)? = error else {
-            Issue.record("expected connectionFailed, got \(String(describing: error))")
-            return
+            let deadPort2 = dead2.port
+            let failing = try NATSClient(url: "nats://127.0.0.1:\(deadPort),nats://127.0.0.1:\(deadPort2)")
+            let error = await #expect(throws: NATSError.self) { try await failing.connect() }
+            guard case .connectionFailed(let servers, _)? = error else {
+                Issue.record("expected connectionFailed, got \(String(describing: error))")
+                return
+            }
+            #expect(servers == ["nats://127.0.0.1:\(deadPort)", "nats://127.0.0.1:\(deadPort2)"])
         }
-        #expect(servers == ["nats://127.0.0.1:\(deadPort)", "nats://127.0.0.1:\(deadPort2)"])
     }
 
     @Test func operationsOnAClosedClientThrow() async throws {
-        let server = try await NATSServer.start(jetStream: false)
-        let client = try await connectedClient(server)
-        await client.close()
-        #expect(!client.isConnected)
-        #expect(client.connectedServer == nil)
-        await #expect(throws: NATSError.connectionClosed) { try await client.flush() }
-        await #expect(throws: NATSError.connectionClosed) { try await client.publish("x", to: "closed") }
-        await #expect(throws: NATSError.connectionClosed) { try await client.subscribe(to: "closed") }
-        await #expect(throws: NATSError.connectionClosed) { try await client.request("x", to: "closed", timeout: .seconds(1)) }
-        await #expect(throws: NATSError.connectionClosed) { try await client.drain() }
+        try await withNATSServer(jetStream: false) { server in
+            let client = try await server.connectedClient()
+            await client.close()
+            #expect(!client.isConnected)
+            #expect(client.connectedServer == nil)
+            await #expect(throws: NATSError.connectionClosed) { try await client.flush() }
+            await #expect(throws: NATSError.connectionClosed) { try await client.publish("x", to: "closed") }
+            await #expect(throws: NATSError.connectionClosed) { try await client.subscribe(to: "closed") }
+            await #expect(throws: NATSError.connectionClosed) { try await client.request("x", to: "closed", timeout: .seconds(1)) }
+            await #expect(throws: NATSError.connectionClosed) { try await client.drain() }
+        }
     }
 }

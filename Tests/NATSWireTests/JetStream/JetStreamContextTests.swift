@@ -133,12 +133,13 @@ import Testing
     }
 
     @Test func jetStreamDisabledIsNotAvailable() async throws {
-        let server = try await NATSServer.start(jetStream: false)
-        let client = try await connectedClient(server)
-        defer { Task { await client.close() } }
-        let error = await #expect(throws: JetStreamError.self) { try await client.jetStream().accountInfo() }
-        #expect(error?.kind == .notAvailable)
-        #expect(error?.code == 503)
+        try await withNATSServer(jetStream: false) { server in
+            try await withConnectedClient(to: server) { client in
+                let error = await #expect(throws: JetStreamError.self) { try await client.jetStream().accountInfo() }
+                #expect(error?.kind == .notAvailable)
+                #expect(error?.code == 503)
+            }
+        }
     }
 
     @Test func domainPrefixSteersTheAPI() async throws {
@@ -150,8 +151,8 @@ import Testing
             try await kv.put("k", "v")
             #expect(try await kv.get("k").string == "v")
             let store = try await f.js.createObjectStore(ObjectStoreConfig(bucket: "domobj"))
-            try await store.put("o", data: testBytes(300_000))
-            #expect(try await store.get("o").data == testBytes(300_000))
+            try await store.put("o", data: pseudoRandomBytes(300_000))
+            #expect(try await store.get("o").data == pseudoRandomBytes(300_000))
             let watcher = try await kv.watch()
             let events = try await collect(watcher, count: 2)
             #expect(events.first?.entry?.key == "k")
@@ -174,7 +175,7 @@ import Testing
             }
             let consumer = try await f.js.orderedConsumer(stream: "OC", filterSubject: "oc.1")
             #expect(consumer.initialPending == 200)
-            let sequences = try await withDeadline(20, "ordered consumer") {
+            let sequences = try await withTimeLimit(.seconds(20), "ordered consumer") {
                 var sequences: [UInt64] = []
                 for try await message in consumer {
                     #expect(message.subject == "oc.1")
@@ -195,7 +196,7 @@ import Testing
             try await f.js.createStream(StreamConfig(name: "R", subjects: ["r"]))
             try await f.js.publish("1", to: "r")
             let consumer = try await f.js.orderedConsumer(stream: "R", idleHeartbeat: .milliseconds(200))
-            let next = try await withDeadline(30, "message after restart") {
+            let next = try await withTimeLimit(.seconds(30), "message after restart") {
                 var iterator = consumer.makeAsyncIterator()
                 #expect(try await iterator.next()?.string == "1")
                 try await f.server.restart()

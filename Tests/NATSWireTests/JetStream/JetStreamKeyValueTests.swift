@@ -137,7 +137,7 @@ import Testing
             try await kv.put("two", "2")
             try await kv.put("one", "1b")
             let watcher = try await kv.watch()
-            try await withDeadline(15, "watch events") {
+            try await withTimeLimit(.seconds(15), "watch events") {
                 var iterator = watcher.makeAsyncIterator()
                 let first = try await iterator.next()
                 let second = try await iterator.next()
@@ -204,7 +204,7 @@ import Testing
             let kv = try await f.js.createKeyValue(KeyValueConfig(bucket: "rs"))
             try await kv.put("k", "before")
             let watcher = try await kv.watch(idleHeartbeat: .milliseconds(200))
-            let value = try await withDeadline(30, "update after restart") {
+            let value = try await withTimeLimit(.seconds(30), "update after restart") {
                 var iterator = watcher.makeAsyncIterator()
                 #expect(try await iterator.next()?.entry?.string == "before")
                 #expect(try await iterator.next() == .initialValuesDone)

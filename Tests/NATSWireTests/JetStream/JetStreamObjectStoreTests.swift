@@ -14,7 +14,7 @@ import Testing
             let store = try await f.js.createObjectStore(ObjectStoreConfig(bucket: "sizes"))
             let chunk = ObjectStore.defaultChunkSize
             for (index, size) in [0, 1, chunk - 1, chunk, chunk + 1, 3 * chunk + 17].enumerated() {
-                let data = testBytes(size, seed: UInt64(index))
+                let data = pseudoRandomBytes(size, seed: UInt64(index))
                 let put = try await store.put("obj-\(size)", data: data)
                 #expect(put.size == UInt64(size))
                 #expect(put.chunks == (size + chunk - 1) / chunk)
@@ -34,7 +34,7 @@ import Testing
             let meta = ObjectMeta(
                 name: "dir/file name ü.txt", description: "a file", headers: ["X-Kind": ["text", "utf8"]],
                 metadata: ["owner": "ops"], chunkSize: 1000)
-            let data = testBytes(4500)
+            let data = pseudoRandomBytes(4500)
             let put = try await store.put(meta, data: ByteBuffer(bytes: data))
             #expect(put.chunks == 5)
             let info = try await store.info(meta.name)
@@ -64,7 +64,7 @@ import Testing
         try await withJetStream { f in
             let directory = try TemporaryDirectory(prefix: "objfile-")
             let source = directory.appending("source.bin")
-            let data = testBytes(5 * 1024 * 1024 + 123)
+            let data = pseudoRandomBytes(5 * 1024 * 1024 + 123)
             try Data(data).write(to: URL(fileURLWithPath: source))
             let store = try await f.js.createObjectStore(ObjectStoreConfig(bucket: "files"))
             let put = try await store.put("big", contentsOfFile: source)
@@ -90,10 +90,10 @@ import Testing
     @Test func replacingAnObjectPurgesItsOldChunks() async throws {
         try await withJetStream { f in
             let store = try await f.js.createObjectStore(ObjectStoreConfig(bucket: "rep"))
-            let first = try await store.put("a", data: testBytes(300_000, seed: 1))
-            let second = try await store.put("a", data: testBytes(200_000, seed: 2))
+            let first = try await store.put("a", data: pseudoRandomBytes(300_000, seed: 1))
+            let second = try await store.put("a", data: pseudoRandomBytes(200_000, seed: 2))
             #expect(first.nuid != second.nuid)
-            #expect(try await store.get("a").data == testBytes(200_000, seed: 2))
+            #expect(try await store.get("a").data == pseudoRandomBytes(200_000, seed: 2))
             let state = try await store.status().state
             #expect(state.messages == UInt64(second.chunks + 1))
         }
@@ -152,7 +152,7 @@ import Testing
     @Test func corruptChunkIsADigestMismatchAndLeavesNoPartialFile() async throws {
         try await withJetStream { f in
             let store = try await f.js.createObjectStore(ObjectStoreConfig(bucket: "bad"))
-            let data = testBytes(3000)
+            let data = pseudoRandomBytes(3000)
             let put = try await store.put(ObjectMeta(name: "victim", chunkSize: 1000), data: data)
             // Replace the middle chunk with different bytes of the same size.
             let chunks = "$O.bad.C.\(put.nuid)"
@@ -185,7 +185,7 @@ import Testing
     @Test func metadataThatLiesAboutTheSizeIsCaught() async throws {
         try await withJetStream { f in
             let store = try await f.js.createObjectStore(ObjectStoreConfig(bucket: "lie"))
-            var info = try await store.put("x", data: testBytes(5000))
+            var info = try await store.put("x", data: pseudoRandomBytes(5000))
             info.size = 4000
             try await f.js.publish(
                 try JetStreamJSON.encode(info), to: store.metaSubject("x"), headers: ["Nats-Rollup": "sub"])

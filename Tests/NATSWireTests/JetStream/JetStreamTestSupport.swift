@@ -11,7 +11,7 @@ struct JetStreamFixture {
 
     static func start(config: String? = nil, domain: String? = nil) async throws -> JetStreamFixture {
         let server = try await NATSServer.start(config: config)
-        let client = try await connectedClient(server)
+        let client = try await server.connectedClient()
         let js = try client.jetStream(domain: domain)
         return JetStreamFixture(server: server, client: client, js: js)
     }
@@ -43,20 +43,9 @@ func serverVersion(_ server: NATSServer, atLeast major: Int, _ minor: Int) -> Bo
     return (parts[0], parts[1]) >= (major, minor)
 }
 
-/// Deterministic pseudo-random bytes.
-func testBytes(_ count: Int, seed: UInt64 = 42) -> [UInt8] {
-    var state = seed &* 6_364_136_223_846_793_005 &+ 1
-    var bytes = [UInt8](repeating: 0, count: count)
-    for index in bytes.indices {
-        state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-        bytes[index] = UInt8(truncatingIfNeeded: state >> 33)
-    }
-    return bytes
-}
-
 /// Collects watch events until `count` arrived or `seconds` passed.
 func collect(_ watcher: KeyValueWatcher, count: Int, within seconds: Double = 10) async throws -> [KeyValueWatchEvent] {
-    try await withDeadline(seconds, "\(count) watch events") {
+    try await withTimeLimit(.seconds(seconds), "\(count) watch events") {
         var events: [KeyValueWatchEvent] = []
         for try await event in watcher {
             events.append(event)
