@@ -34,6 +34,7 @@ public struct NexControlError: Error, Sendable, Equatable, CustomStringConvertib
         public var description: String { base.rawValue }
     }
 
+    /// What kind of failure this is: match on it.
     public var code: Code
     /// What was wrong, in words that name it (the node's own message for ``Code/nodeRefused``).
     public var message: String
@@ -42,6 +43,7 @@ public struct NexControlError: Error, Sendable, Equatable, CustomStringConvertib
     /// The error underneath (for example the `DecodingError` of a malformed reply).
     public var underlying: (any Error & Sendable)?
 
+    /// An error of `code` with `message`, optionally about `subject` and wrapping `underlying`.
     public init(code: Code, message: String, subject: String? = nil, underlying: (any Error & Sendable)? = nil) {
         self.code = code
         self.message = message

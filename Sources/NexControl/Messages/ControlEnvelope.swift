@@ -7,9 +7,12 @@ import FoundationEssentials
 public struct ControlEnvelope<Payload: Codable & Sendable>: Codable, Sendable {
     /// `io.nats.nex.v1.<kind>_response`.
     public var type: String
+    /// `data`: the response; nil when the node answered with an error.
     public var data: Payload?
+    /// `error`: the node's reason for refusing the request; nil on success.
     public var error: String?
 
+    /// A success envelope of `type` carrying `data`.
     public init(type: String, data: Payload) {
         self.type = type
         self.data = data
@@ -40,11 +43,17 @@ public struct ControlEnvelope<Payload: Codable & Sendable>: Codable, Sendable {
 
 /// The `type` strings of the control responses.
 public enum ControlResponseType {
+    /// `io.nats.nex.v1.ping_response`: the reply to `$NEX.PING` and `$NEX.WPING`.
     public static let ping = "io.nats.nex.v1.ping_response"
+    /// `io.nats.nex.v1.auction_response`: the reply to `$NEX.AUCTION`.
     public static let auction = "io.nats.nex.v1.auction_response"
+    /// `io.nats.nex.v1.info_response`: the reply to `$NEX.INFO`.
     public static let info = "io.nats.nex.v1.info_response"
+    /// `io.nats.nex.v1.run_response`: the reply to `$NEX.DEPLOY`.
     public static let run = "io.nats.nex.v1.run_response"
+    /// `io.nats.nex.v1.stop_response`: the reply to `$NEX.STOP`.
     public static let stop = "io.nats.nex.v1.stop_response"
+    /// `io.nats.nex.v1.lameduck_response`: the reply to `$NEX.LAMEDUCK`.
     public static let lameDuck = "io.nats.nex.v1.lameduck_response"
 }
 
