@@ -119,12 +119,19 @@ extension JSONValue: ExpressibleByNilLiteral, ExpressibleByBooleanLiteral, Expre
     ExpressibleByFloatLiteral, ExpressibleByStringLiteral, ExpressibleByArrayLiteral,
     ExpressibleByDictionaryLiteral
 {
+    /// `nil` as ``null``.
     public init(nilLiteral: ()) { self = .null }
+    /// A Boolean literal as ``bool(_:)``.
     public init(booleanLiteral value: Bool) { self = .bool(value) }
+    /// An integer literal as ``int(_:)``.
     public init(integerLiteral value: Int64) { self = .int(value) }
+    /// A floating-point literal as ``double(_:)``.
     public init(floatLiteral value: Double) { self = .double(value) }
+    /// A string literal as ``string(_:)``.
     public init(stringLiteral value: String) { self = .string(value) }
+    /// An array literal as ``array(_:)``.
     public init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
+    /// A dictionary literal as ``object(_:)``; a repeated key keeps its last value.
     public init(dictionaryLiteral elements: (String, JSONValue)...) {
         self = .object(Dictionary(elements, uniquingKeysWith: { _, last in last }))
     }

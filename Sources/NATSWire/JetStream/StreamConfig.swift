@@ -6,17 +6,22 @@
 public struct StreamConfig: Codable, Sendable, Equatable {
     /// Where messages are kept.
     public enum Storage: String, Codable, Sendable {
+        /// `file` keeps messages on disk; `memory` keeps them in memory only.
         case file, memory
     }
 
     /// When messages are removed.
     public enum Retention: String, Codable, Sendable {
+        /// `limits` keeps messages until a limit (count, bytes, age) removes them; `interest` keeps them
+        /// while a consumer has yet to acknowledge them.
         case limits, interest
+        /// `workqueue`: a message is removed once one consumer acknowledges it.
         case workQueue = "workqueue"
     }
 
     /// What happens to a full stream: drop old messages or refuse new ones.
     public enum Discard: String, Codable, Sendable {
+        /// `old` drops the oldest messages to make room; `new` refuses new messages.
         case old, new
     }
 

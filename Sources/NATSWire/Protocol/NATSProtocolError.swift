@@ -32,6 +32,7 @@ public struct NATSProtocolError: Error, Sendable, Hashable, CustomStringConverti
     /// A printable summary of the offending bytes (at most ~64 characters, escaped).
     public var offendingBytes: String
 
+    /// An error of `kind`, with `offending` as the printable summary of the bytes.
     public init(_ kind: Kind, offending: String) {
         self.kind = kind
         self.offendingBytes = offending
