@@ -31,6 +31,7 @@ public struct NexControlError: Error, Sendable, Equatable, CustomStringConvertib
         /// The node does not implement this.
         public static let notSupported = Code(.notSupported)
 
+        /// The code's name: `nodeRefused`, `malformedReply`, `badRequest` or `notSupported`.
         public var description: String { base.rawValue }
     }
 
@@ -73,6 +74,7 @@ public struct NexControlError: Error, Sendable, Equatable, CustomStringConvertib
         NexControlError(code: .notSupported, message: "\(what) is not supported yet")
     }
 
+    /// The message, prefixed with the subject when there is one.
     public var description: String {
         switch code {
         case .malformedReply: return "\(subject.map { "\($0): " } ?? "")malformed reply: \(message)"

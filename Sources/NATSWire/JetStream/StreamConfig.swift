@@ -78,6 +78,8 @@ public struct StreamConfig: Codable, Sendable, Equatable {
         case denyDelete = "deny_delete", denyPurge = "deny_purge", allowDirect = "allow_direct", sealed
     }
 
+    /// Decodes a configuration as the server returns it; absent limits are -1 (unlimited), absent
+    /// policies the server's defaults.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         name = try c.decode(String.self, forKey: .name)
@@ -101,6 +103,7 @@ public struct StreamConfig: Codable, Sendable, Equatable {
         sealed = try c.decodeIfPresent(Bool.self, forKey: .sealed) ?? false
     }
 
+    /// Encodes the configuration as the server expects it (durations in nanoseconds).
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(name, forKey: .name)

@@ -41,6 +41,8 @@ public struct ConnectInfo: Codable, Sendable, Hashable {
     /// The defaults this library sends: not verbose, echo on, headers and no-responders on, no credentials.
     public init() {}
 
+    /// Decodes a client's `CONNECT` (the agent bus does); absent fields take the protocol's defaults
+    /// (`echo` true, the others false, 0 or empty).
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         verbose = try c.decodeIfPresent(Bool.self, forKey: .verbose) ?? false

@@ -46,6 +46,7 @@ public struct NATSProtocolError: Error, Sendable, Hashable, CustomStringConverti
         self.init(kind, offending: buffer.withUnsafeReadableBytes { NATSProtocolError.summarize($0) })
     }
 
+    /// What went wrong, with the summary of the offending bytes.
     public var description: String {
         let what: String
         switch kind {

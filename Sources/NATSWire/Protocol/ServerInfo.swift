@@ -65,6 +65,7 @@ public struct ServerInfo: Codable, Sendable, Hashable {
         self.domain = domain; self.clientIP = clientIP
     }
 
+    /// Decodes a server's `INFO`; absent fields are false, 0, empty or nil (`max_payload`: 1 MiB).
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         serverID = try c.decodeIfPresent(String.self, forKey: .serverID) ?? ""

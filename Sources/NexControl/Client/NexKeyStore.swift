@@ -168,6 +168,7 @@ public enum NexKeyStoreError: Error, Sendable, Equatable, CustomStringConvertibl
     /// No key pair could be generated.
     case generationFailed(reason: String)
 
+    /// One line naming the file and what went wrong.
     public var description: String {
         switch self {
         case let .fileExists(path): "\(path) already exists; not overwriting it"

@@ -21,6 +21,8 @@ public struct ControlEnvelope<Payload: Codable & Sendable>: Codable, Sendable {
 
     enum CodingKeys: String, CodingKey { case type, data, error }
 
+    /// Decodes an envelope; `data` is decoded only when there is no `error` (a failure carries
+    /// `"data": ""`).
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         type = try c.decode(String.self, forKey: .type)
@@ -29,6 +31,7 @@ public struct ControlEnvelope<Payload: Codable & Sendable>: Codable, Sendable {
         data = error == nil ? try c.decode(Payload.self, forKey: .data) : nil
     }
 
+    /// Encodes `type` and `data`, or, for a failure, `"data": ""` and `error`.
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(type, forKey: .type)
