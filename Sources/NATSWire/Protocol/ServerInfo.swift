@@ -22,7 +22,7 @@ public struct ServerInfo: Codable, Sendable, Hashable {
     public var authRequired: Bool
     /// `tls_required`: the client must upgrade to TLS before `CONNECT`.
     public var tlsRequired: Bool
-    /// `tls_verify`: the server asks for a client certificate.
+    /// `tls_verify`: the server requires and verifies a client certificate.
     public var tlsVerify: Bool
     /// `tls_available`: the server accepts TLS but does not require it.
     public var tlsAvailable: Bool

@@ -136,7 +136,7 @@ public struct LameDuckEnteredEvent: Codable, Sendable, Equatable {
 
 /// A log line of a workload, on `$NEX.logs.<ns>.<node>.<workload_name>.<workload_id>`.
 public struct LogRecord: Codable, Sendable, Equatable {
-    /// `text`: one line of the workload's output, without its newline.
+    /// `text`: a line of the workload's output (a line over 64 KiB comes in several records).
     public var text: String
     /// `level`: Nex's 0...6 scale (0 panic … 6 trace): stdout lines are 4 (info), stderr lines 2 (error).
     public var level: Int

@@ -31,9 +31,9 @@ public struct PingResponse: Codable, Sendable, Equatable {
 
 /// `$NEX.AUCTION` request: every criterion given must match the node.
 public struct AuctionRequest: Codable, Sendable, Equatable {
-    /// `arch`: the node's CPU architecture, e.g. `amd64`, `arm64`; nil matches any.
+    /// `arch`: the CPU architecture the node must have (Go's names: `amd64`, `arm64`); nil matches any.
     public var arch: String?
-    /// `os`: the node's operating system, e.g. `linux`; nil matches any.
+    /// `os`: the operating system the node must run, e.g. `linux`; nil matches any.
     public var os: String?
     /// `sandboxed`: `true` asks for a sandboxed node, which our nodes never are (agents are plain
     /// processes); nil matches any.

@@ -20,7 +20,7 @@ public struct NATSConnectionSettings: Codable, Sendable, Equatable {
 public struct DeployRequest: Codable, Sendable, Equatable {
     /// `argv`: the arguments of a native service.
     public var argv: [String]?
-    /// `description`: free text, shown by `info`.
+    /// `description`: free text, shown in the workload's ``MachineSummary`` (`info`).
     public var description: String?
     /// `type`: `native`, `wasm`, `javascript` (or Nex's `v8`).
     public var type: String
