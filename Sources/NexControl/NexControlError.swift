@@ -31,9 +31,11 @@ public struct NexControlError: Error, Sendable, Equatable, CustomStringConvertib
         /// The node does not implement this.
         public static let notSupported = Code(.notSupported)
 
+        /// The code's name: `nodeRefused`, `malformedReply`, `badRequest` or `notSupported`.
         public var description: String { base.rawValue }
     }
 
+    /// What kind of failure this is: match on it.
     public var code: Code
     /// What was wrong, in words that name it (the node's own message for ``Code/nodeRefused``).
     public var message: String
@@ -42,6 +44,7 @@ public struct NexControlError: Error, Sendable, Equatable, CustomStringConvertib
     /// The error underneath (for example the `DecodingError` of a malformed reply).
     public var underlying: (any Error & Sendable)?
 
+    /// An error of `code` with `message`, optionally about `subject` and wrapping `underlying`.
     public init(code: Code, message: String, subject: String? = nil, underlying: (any Error & Sendable)? = nil) {
         self.code = code
         self.message = message
@@ -71,6 +74,7 @@ public struct NexControlError: Error, Sendable, Equatable, CustomStringConvertib
         NexControlError(code: .notSupported, message: "\(what) is not supported yet")
     }
 
+    /// The message, prefixed with the subject when there is one.
     public var description: String {
         switch code {
         case .malformedReply: return "\(subject.map { "\($0): " } ?? "")malformed reply: \(message)"

@@ -11,6 +11,7 @@ public enum NATSCredentialsError: Error, Sendable, Equatable, CustomStringConver
     /// A seed was found but is not a valid Ed25519 NKey seed.
     case invalidSeed(source: String, reason: String)
 
+    /// One line naming the file and what is wrong with it.
     public var description: String {
         switch self {
         case let .unreadable(source, reason):

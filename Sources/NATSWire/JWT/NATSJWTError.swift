@@ -29,6 +29,7 @@ public enum NATSJWTError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Claims cannot be encoded without a `sub`.
     case missingSubject
 
+    /// One line saying what is wrong with the token.
     public var description: String {
         switch self {
         case let .malformed(part, reason):

@@ -16,6 +16,7 @@ public struct AccountInfo: Decodable, Sendable, Equatable {
             case maxConsumers = "max_consumers"
         }
 
+        /// Decodes the account's limits; an absent limit is -1 (unlimited).
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             maxMemory = try c.decodeIfPresent(Int64.self, forKey: .maxMemory) ?? -1
@@ -45,6 +46,7 @@ public struct AccountInfo: Decodable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey { case memory, storage, streams, consumers, domain, limits, api }
     enum APIKeys: String, CodingKey { case total, errors }
 
+    /// Decodes `$JS.API.INFO`'s reply; absent counters are 0.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         memory = try c.decodeIfPresent(UInt64.self, forKey: .memory) ?? 0

@@ -2,6 +2,7 @@ extension JetStreamContext {
     /// Creates an ``OrderedConsumer`` on `stream`: its messages in order, exactly once.
     ///
     /// - Parameters:
+    ///   - stream: the name of the stream to consume.
     ///   - filterSubject: only messages on this subject (wildcards allowed).
     ///   - deliverPolicy: where to start; `.all` by default.
     ///   - headersOnly: deliver headers without payloads.

@@ -39,6 +39,8 @@ public struct JetStreamError: Error, Sendable, Equatable, CustomStringConvertibl
         self.subject = subject
     }
 
+    /// One line naming the API subject and what went wrong (with the server's `code` and `err_code`
+    /// for an API error).
     public var description: String {
         switch kind {
         case .api:

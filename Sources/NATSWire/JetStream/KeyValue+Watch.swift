@@ -2,6 +2,7 @@ extension KeyValue {
     /// Watches keys matching `pattern` (a key, or with `*` and `>` tokens; all keys by default).
     ///
     /// - Parameters:
+    ///   - pattern: the keys to watch: a key, or a pattern with `*` and `>` tokens (`>`: every key).
     ///   - includeHistory: start with every stored revision instead of the last of each key.
     ///   - ignoreDeletes: leave out delete and purge markers.
     ///   - headersOnly: deliver entries without values (cheaper when only keys matter).

@@ -19,6 +19,7 @@ public enum KeyValueError: Error, Sendable, Equatable, CustomStringConvertible {
     /// `cause` is the server's wrong-last-sequence error (err_code 10071).
     case wrongLastRevision(bucket: String, key: String, expected: UInt64, cause: JetStreamError)
 
+    /// One line naming the bucket or key involved.
     public var description: String {
         switch self {
         case .invalidBucketName(let name):

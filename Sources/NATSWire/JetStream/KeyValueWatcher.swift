@@ -16,7 +16,9 @@ import Synchronization
 /// Built on an ``OrderedConsumer``: it survives missed deliveries and server restarts by
 /// recreating its consumer. Call ``stop()`` when done; one task should iterate it.
 public final class KeyValueWatcher: AsyncSequence, Sendable {
+    /// The watcher yields changes of keys, and one marker when the initial values are done.
     public typealias Element = KeyValueWatchEvent
+    /// Iteration throws when the consumer cannot be recreated or the client is closed.
     public typealias Failure = any Error
 
     /// The bucket watched.
@@ -45,22 +47,27 @@ public final class KeyValueWatcher: AsyncSequence, Sendable {
         await consumer.stop()
     }
 
+    /// An iterator over the watched changes.
     public func makeAsyncIterator() -> Iterator {
         Iterator(watcher: self, inner: consumer.makeAsyncIterator())
     }
 
     /// Iterates the watcher; iterators share the watcher's progress.
     public struct Iterator: AsyncIteratorProtocol {
+        /// A change of a key, or the marker that the initial values are done.
         public typealias Element = KeyValueWatchEvent
+        /// Any error of the underlying consumer.
         public typealias Failure = any Error
 
         let watcher: KeyValueWatcher
         var inner: OrderedConsumer.Iterator
 
+        /// The next event; nil once the watcher is stopped.
         public mutating func next() async throws -> KeyValueWatchEvent? {
             try await next(isolation: nil)
         }
 
+        /// The next event, on `actor`; nil once the watcher is stopped.
         public mutating func next(isolation actor: isolated (any Actor)?) async throws -> KeyValueWatchEvent? {
             let immediate = watcher.progress.withLock { p -> Bool in
                 if p.markerOwed {

@@ -64,6 +64,7 @@ public struct ObjectInfo: Codable, Sendable, Equatable {
         self.deleted = false
     }
 
+    /// Decodes an object's metadata as any NATS client writes it (headers as lists or as strings).
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         name = try c.decode(String.self, forKey: .name)
@@ -87,6 +88,7 @@ public struct ObjectInfo: Codable, Sendable, Equatable {
         deleted = try c.decodeIfPresent(Bool.self, forKey: .deleted) ?? false
     }
 
+    /// Encodes the metadata as the Go client writes it (`mtime` RFC 3339, `options` only when set).
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(name, forKey: .name)

@@ -21,6 +21,7 @@ public enum ObjectStoreError: Error, Sendable, Equatable, CustomStringConvertibl
     /// A local file could not be read or written.
     case fileError(path: String, operation: String, reason: String)
 
+    /// One line naming the bucket or object involved.
     public var description: String {
         switch self {
         case .invalidBucketName(let name):

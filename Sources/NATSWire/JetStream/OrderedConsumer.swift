@@ -23,7 +23,9 @@ import Synchronization
 /// One task should iterate it. The sequence ends after ``stop()``; it throws when the consumer
 /// cannot be created again (the stream was deleted, say) or the client is closed.
 public final class OrderedConsumer: AsyncSequence, Sendable {
+    /// The consumer yields the stream's messages, in stream order.
     public typealias Element = JetStreamMessage
+    /// Iteration throws when the consumer cannot be created again or the client is closed.
     public typealias Failure = any Error
 
     /// The stream consumed.
@@ -303,23 +305,28 @@ public final class OrderedConsumer: AsyncSequence, Sendable {
 
     // MARK: AsyncSequence
 
+    /// An iterator over the stream's messages.
     public func makeAsyncIterator() -> Iterator {
         Iterator(consumer: self)
     }
 
     /// Iterates the consumer; answers flow control and restarts the consumer as needed.
     public struct Iterator: AsyncIteratorProtocol {
+        /// A message of the stream.
         public typealias Element = JetStreamMessage
+        /// Any error that ends the consumer.
         public typealias Failure = any Error
 
         let consumer: OrderedConsumer
         var inner: NATSSubscription.Iterator?
         var generation = 0
 
+        /// The next message in stream order; nil once the consumer is stopped.
         public mutating func next() async throws -> JetStreamMessage? {
             try await next(isolation: nil)
         }
 
+        /// The next message in stream order, on `actor`; nil once the consumer is stopped.
         public mutating func next(isolation actor: isolated (any Actor)?) async throws -> JetStreamMessage? {
             while true {
                 if inner == nil {

@@ -11,6 +11,7 @@ public struct PubAck: Decodable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey { case stream, sequence = "seq", duplicate, domain }
 
+    /// Decodes a publish acknowledgement (`stream`, `seq`, `duplicate`, `domain`).
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         stream = try c.decode(String.self, forKey: .stream)

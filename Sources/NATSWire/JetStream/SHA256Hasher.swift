@@ -13,6 +13,7 @@ import COpenSSL
 public final class SHA256Hasher {
     private let context: OpaquePointer
 
+    /// A hasher with nothing hashed yet.
     public init() {
         guard let context = EVP_MD_CTX_new() else { fatalError("OpenSSL EVP_MD_CTX_new failed") }
         precondition(EVP_DigestInit_ex(context, EVP_sha256(), nil) == 1, "OpenSSL EVP_DigestInit_ex failed")
@@ -23,6 +24,7 @@ public final class SHA256Hasher {
         EVP_MD_CTX_free(context)
     }
 
+    /// Adds `bytes` to the digest.
     public func update(_ bytes: UnsafeRawBufferPointer) {
         guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
         precondition(EVP_DigestUpdate(context, base, bytes.count) == 1, "OpenSSL EVP_DigestUpdate failed")

@@ -6,17 +6,22 @@
 public struct StreamConfig: Codable, Sendable, Equatable {
     /// Where messages are kept.
     public enum Storage: String, Codable, Sendable {
+        /// `file` keeps messages on disk; `memory` keeps them in memory only.
         case file, memory
     }
 
     /// When messages are removed.
     public enum Retention: String, Codable, Sendable {
+        /// `limits` keeps messages until a limit (count, bytes, age) removes them; `interest` keeps them
+        /// while a consumer has yet to acknowledge them.
         case limits, interest
+        /// `workqueue`: a message is removed once one consumer acknowledges it.
         case workQueue = "workqueue"
     }
 
     /// What happens to a full stream: drop old messages or refuse new ones.
     public enum Discard: String, Codable, Sendable {
+        /// `old` drops the oldest messages to make room; `new` refuses new messages.
         case old, new
     }
 
@@ -73,6 +78,8 @@ public struct StreamConfig: Codable, Sendable, Equatable {
         case denyDelete = "deny_delete", denyPurge = "deny_purge", allowDirect = "allow_direct", sealed
     }
 
+    /// Decodes a configuration as the server returns it; absent limits are -1 (unlimited), absent
+    /// policies the server's defaults.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         name = try c.decode(String.self, forKey: .name)
@@ -96,6 +103,7 @@ public struct StreamConfig: Codable, Sendable, Equatable {
         sealed = try c.decodeIfPresent(Bool.self, forKey: .sealed) ?? false
     }
 
+    /// Encodes the configuration as the server expects it (durations in nanoseconds).
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(name, forKey: .name)

@@ -22,6 +22,7 @@ public struct StreamInfo: Decodable, Sendable, Equatable {
             case consumerCount = "consumer_count", subjectCount = "num_subjects"
         }
 
+        /// Decodes the stream's counters; absent ones are 0.
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             messages = try c.decodeIfPresent(UInt64.self, forKey: .messages) ?? 0
@@ -42,6 +43,7 @@ public struct StreamInfo: Decodable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey { case config, state, created }
 
+    /// Decodes a stream's info as the server returns it (`created` RFC 3339).
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         config = try c.decode(StreamConfig.self, forKey: .config)

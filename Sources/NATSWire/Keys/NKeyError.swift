@@ -22,6 +22,7 @@ public enum NKeyError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The box did not authenticate: wrong sender or recipient key, or tampered data.
     case decryptionFailed(sender: String)
 
+    /// One line saying what is wrong with the key.
     public var description: String {
         switch self {
         case let .invalidEncoding(input, reason):

@@ -121,7 +121,10 @@ public struct NKeyPair: Sendable {
 
     /// Checks an Ed25519 `signature` over `message` using only an encoded public key.
     ///
-    /// - Parameter publicKey: an encoded operator, account, user, server or cluster key.
+    /// - Parameters:
+    ///   - publicKey: an encoded operator, account, user, server or cluster key.
+    ///   - signature: the 64-byte Ed25519 signature.
+    ///   - message: the bytes that were signed.
     /// - Returns: whether the signature is valid.
     /// - Throws: ``NKeyError`` when `publicKey` is malformed (encoding, checksum,
     ///   length) or is not an Ed25519 role.

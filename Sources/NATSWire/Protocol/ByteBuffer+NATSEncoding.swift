@@ -164,8 +164,11 @@ extension ByteBuffer {
         writeStaticString("\r\n")
     }
 
+    /// `PING`.
     public mutating func writePing() { writeStaticString("PING\r\n") }
+    /// `PONG`.
     public mutating func writePong() { writeStaticString("PONG\r\n") }
+    /// `+OK`.
     public mutating func writeOK() { writeStaticString("+OK\r\n") }
 
     /// `-ERR '<message>'`.

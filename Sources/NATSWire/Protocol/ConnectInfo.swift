@@ -1,20 +1,36 @@
 /// The `CONNECT` options a client sends after the server's `INFO`.
 public struct ConnectInfo: Codable, Sendable, Hashable {
+    /// `verbose`: ask the server to acknowledge every operation with `+OK`.
     public var verbose: Bool = false
+    /// `pedantic`: ask the server for strict checks of subjects and operations.
     public var pedantic: Bool = false
+    /// `tls_required`: the client needs TLS.
     public var tlsRequired: Bool = false
+    /// `name`: the client's name, shown in the server's monitoring.
     public var name: String?
+    /// `lang`: the client library's language.
     public var lang: String = "swift"
+    /// `version`: the client library's version.
     public var version: String = NATSWireVersion.string
+    /// `protocol`: 1 to receive the cluster's servers in `INFO` updates.
     public var `protocol`: Int = 1
+    /// `echo`: whether the server delivers the client's own messages to its subscriptions.
     public var echo: Bool = true
+    /// `headers`: the client accepts `HMSG` (messages with headers).
     public var headers: Bool = true
+    /// `no_responders`: ask for a 503 status message when a request has no subscriber.
     public var noResponders: Bool = true
+    /// `auth_token`: a token for token authentication.
     public var authToken: String?
+    /// `user`: the user name for user/password authentication.
     public var user: String?
+    /// `pass`: the password for user/password authentication.
     public var pass: String?
+    /// `nkey`: the client's public user nkey, for nkey authentication.
     public var nkey: String?
+    /// `jwt`: the user JWT, for decentralised (JWT) authentication.
     public var jwt: String?
+    /// `sig`: the server's `nonce` signed with the user's nkey, base64url.
     public var sig: String?
 
     enum CodingKeys: String, CodingKey {
@@ -22,8 +38,11 @@ public struct ConnectInfo: Codable, Sendable, Hashable {
         case noResponders = "no_responders", authToken = "auth_token", user, pass, nkey, jwt, sig
     }
 
+    /// The defaults this library sends: not verbose, echo on, headers and no-responders on, no credentials.
     public init() {}
 
+    /// Decodes a client's `CONNECT` (the agent bus does); absent fields take the protocol's defaults
+    /// (`echo` true, the others false, 0 or empty).
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         verbose = try c.decodeIfPresent(Bool.self, forKey: .verbose) ?? false
@@ -47,5 +66,6 @@ public struct ConnectInfo: Codable, Sendable, Hashable {
 
 /// The version this library reports in `CONNECT`.
 public enum NATSWireVersion {
+    /// `0.1.0`.
     public static let string = "0.1.0"
 }

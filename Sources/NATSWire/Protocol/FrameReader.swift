@@ -9,6 +9,7 @@ public struct FrameReader<Decoder: NIOSingleStepByteToMessageDecoder> {
     public var decoder: Decoder
     private var tail: ByteBuffer?
 
+    /// A reader feeding `decoder`.
     public init(_ decoder: Decoder) {
         self.decoder = decoder
     }

@@ -7,9 +7,12 @@ import NIOCore
 public struct NATSHeaders: Sendable, Hashable, Sequence {
     /// One `Name: value` header field.
     public struct Field: Sendable, Hashable {
+        /// The field name, as sent.
         public var name: String
+        /// The field value.
         public var value: String
 
+        /// A `name: value` field.
         public init(name: String, value: String) {
             self.name = name
             self.value = value
@@ -33,6 +36,7 @@ public struct NATSHeaders: Sendable, Hashable, Sequence {
     }
 
 
+    /// Headers with these fields, in order; repeated names are kept.
     public init(_ pairs: KeyValuePairs<String, String>) {
         for (name, value) in pairs { append(name, value) }
     }
@@ -56,8 +60,10 @@ public struct NATSHeaders: Sendable, Hashable, Sequence {
         fields.filter { $0.name.caseInsensitiveEquals(name) }.map(\.value)
     }
 
+    /// True when there is neither a status nor a field.
     public var isEmpty: Bool { fields.isEmpty && status == nil }
 
+    /// Iterates over the fields, in order.
     public func makeIterator() -> IndexingIterator<[Field]> { fields.makeIterator() }
 
     /// Checks that names and values can travel on the wire: names are non-empty printable

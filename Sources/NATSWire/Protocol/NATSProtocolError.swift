@@ -32,6 +32,7 @@ public struct NATSProtocolError: Error, Sendable, Hashable, CustomStringConverti
     /// A printable summary of the offending bytes (at most ~64 characters, escaped).
     public var offendingBytes: String
 
+    /// An error of `kind`, with `offending` as the printable summary of the bytes.
     public init(_ kind: Kind, offending: String) {
         self.kind = kind
         self.offendingBytes = offending
@@ -45,6 +46,7 @@ public struct NATSProtocolError: Error, Sendable, Hashable, CustomStringConverti
         self.init(kind, offending: buffer.withUnsafeReadableBytes { NATSProtocolError.summarize($0) })
     }
 
+    /// What went wrong, with the summary of the offending bytes.
     public var description: String {
         let what: String
         switch kind {

@@ -1,26 +1,44 @@
 /// The `INFO` a NATS server sends on connect and whenever its cluster view changes.
 public struct ServerInfo: Codable, Sendable, Hashable {
+    /// `server_id`: the server's public server nkey.
     public var serverID: String
+    /// `server_name`: the server's configured name.
     public var serverName: String?
+    /// `version`: the nats-server version.
     public var version: String
+    /// `host`: the address the server listens on.
     public var host: String?
+    /// `port`: the port the server listens on.
     public var port: Int?
+    /// `headers`: the server supports headers (`HPUB`, `HMSG`).
     public var headers: Bool
+    /// `max_payload`: the largest message the server accepts, in bytes (headers included).
     public var maxPayload: Int
+    /// `proto`: the protocol version the server speaks.
     public var proto: Int
+    /// `client_id`: the id the server gave this connection.
     public var clientID: UInt64?
+    /// `auth_required`: the client must authenticate in `CONNECT`.
     public var authRequired: Bool
+    /// `tls_required`: the client must upgrade to TLS before `CONNECT`.
     public var tlsRequired: Bool
+    /// `tls_verify`: the server requires and verifies a client certificate.
     public var tlsVerify: Bool
+    /// `tls_available`: the server accepts TLS but does not require it.
     public var tlsAvailable: Bool
     /// Other servers of the cluster clients may connect to (`host:port`).
     public var connectURLs: [String]
     /// Set when the server entered lame-duck mode and will shut down soon.
     public var lameDuckMode: Bool
+    /// `jetstream`: JetStream is enabled on this server.
     public var jetStream: Bool
+    /// `nonce`: the challenge a client signs with its nkey (``ConnectInfo/sig``).
     public var nonce: String?
+    /// `cluster`: the name of the server's cluster.
     public var cluster: String?
+    /// `domain`: the server's JetStream domain.
     public var domain: String?
+    /// `client_ip`: this client's address as the server sees it.
     public var clientIP: String?
 
     enum CodingKeys: String, CodingKey {
@@ -31,6 +49,7 @@ public struct ServerInfo: Codable, Sendable, Hashable {
         case clientIP = "client_ip"
     }
 
+    /// Server info; the defaults are those a plain server without TLS, auth or JetStream sends.
     public init(
         serverID: String, serverName: String? = nil, version: String, host: String? = nil, port: Int? = nil,
         headers: Bool = true, maxPayload: Int = 1_048_576, proto: Int = 1, clientID: UInt64? = nil,
@@ -46,6 +65,7 @@ public struct ServerInfo: Codable, Sendable, Hashable {
         self.domain = domain; self.clientIP = clientIP
     }
 
+    /// Decodes a server's `INFO`; absent fields are false, 0, empty or nil (`max_payload`: 1 MiB).
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         serverID = try c.decodeIfPresent(String.self, forKey: .serverID) ?? ""

@@ -2,14 +2,18 @@ import NIOCore
 
 /// An operation sent by a NATS server to a client.
 public enum ServerOp: Sendable, Equatable {
+    /// `INFO {json}`: the server's identity, limits and options.
     case info(ServerInfo)
     /// A message (`MSG`, or `HMSG` with headers).
     case msg(NATSMessage)
     /// An `HMSG` whose frame was intact but whose header block did not parse. The frame is
     /// consumed, so the stream stays usable; the error says what was wrong.
     case malformedMessage(sid: Int, subject: String, error: NATSProtocolError)
+    /// `PING`: the client must answer `PONG`.
     case ping
+    /// `PONG`: the answer to a client's `PING`.
     case pong
+    /// `+OK`: the acknowledgement of a verbose connection.
     case ok
     /// `-ERR '<message>'`, with the quotes removed.
     case err(String)
@@ -34,6 +38,7 @@ public struct NATSMessage: Sendable, Equatable {
     /// The payload as UTF-8 text (invalid sequences replaced).
     public var string: String { String(buffer: payload) }
 
+    /// A message as delivered on subscription `sid`.
     public init(subject: String, sid: Int, replyTo: String?, headers: NATSHeaders?, payload: ByteBuffer) {
         self.subject = subject
         self.sid = sid

@@ -19,6 +19,7 @@ public enum EnvironmentSealingError: Error, Sendable, Equatable, CustomStringCon
     /// The opened plaintext is JSON but not an object of strings.
     case notStringMap(reason: String)
 
+    /// One line naming the step that failed; keys are shortened, never shown in full.
     public var description: String {
         switch self {
         case let .encodingFailed(reason):

@@ -28,6 +28,7 @@ public enum WorkloadClaimsError: Error, Sendable, Equatable, CustomStringConvert
     /// The claims could not be signed.
     case signingFailed(name: String, reason: String)
 
+    /// One line naming the workload, the issuer or the claim involved.
     public var description: String {
         switch self {
         case let .invalidToken(error):

@@ -73,5 +73,6 @@ public enum ArtifactLocation: Sendable, Equatable, CustomStringConvertible {
         return String(validating: out, as: UTF8.self)
     }
 
+    /// The ``url``.
     public var description: String { url }
 }

@@ -5,16 +5,24 @@ import NATSWire
 /// takes them (`-s`, `--creds`, `--nkey`, `--user`/`--password`, `--token`, `--context`).
 /// Shared by `nex-node` and `nexctl`.
 public struct ControlConnectionSettings: Sendable, Equatable {
+    /// NATS server URLs (`-s`); each may hold several, comma-separated. Empty: the context's,
+    /// else `$NATS_URL`, else `nats://127.0.0.1:4222`.
     public var servers: [String] = []
+    /// A `.creds` file (user JWT and seed), `--creds`.
     public var credsFile: String?
     /// A file holding an nkey seed.
     public var nkeySeedFile: String?
+    /// A user name (`--user`), with ``password``.
     public var user: String?
+    /// The password of ``user`` (`--password`); nil sends an empty one.
     public var password: String?
+    /// An authentication token (`--token`).
     public var token: String?
     /// A `nats` CLI context name (or path); explicit settings override it.
     public var context: String?
 
+    /// No servers and no credentials: ``clientOptions(environment:)`` then falls back to
+    /// `$NATS_URL` and connects without credentials.
     public init() {}
 
     /// Fills unset fields from `other` (e.g. flags over a config file).

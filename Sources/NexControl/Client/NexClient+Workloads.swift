@@ -4,14 +4,20 @@ import NIOCore
 
 /// A workload found by a workload ping: the node it runs on, and what the node says about it.
 public struct RunningWorkload: Sendable, Equatable, Codable {
+    /// `node_id`: the node the workload runs on.
     public var nodeID: String
+    /// `id`: the workload id.
     public var id: String
+    /// `namespace`: the workload's namespace.
     public var namespace: String
+    /// `name`: the workload's name.
     public var name: String
+    /// `type`: the workload type (`native`, `wasm`, `javascript`).
     public var type: String
 
     enum CodingKeys: String, CodingKey { case nodeID = "node_id", id, namespace, name, type }
 
+    /// A workload on `nodeID`.
     public init(nodeID: String, id: String, namespace: String, name: String, type: String) {
         self.nodeID = nodeID; self.id = id; self.namespace = namespace; self.name = name; self.type = type
     }

@@ -13,10 +13,12 @@ import NIOCore
 /// Error envelopes become ``NexControlError/nodeRefused(subject:message:)`` carrying the
 /// node's message; NATSWire errors (timeout, no responders) pass through.
 public struct NexClient: Sendable {
+    /// The connection the requests go out on.
     public let connection: NATSClient
     /// Timeout of single-node requests.
     public var timeout: TimeAmount
 
+    /// A client on `connection`; `timeout` bounds each single-node request.
     public init(connection: NATSClient, timeout: TimeAmount = .seconds(5)) {
         self.connection = connection
         self.timeout = timeout
@@ -45,18 +47,25 @@ public struct NexClient: Sendable {
         try await gather(PingResponse.self, subject: NexSubject.auction, body: try Self.json(request), window: window)
     }
 
+    /// Asks `node` about itself and its workloads of `namespace` (`$NEX.INFO.<namespace>.<node>`).
     public func info(namespace: String, node: String) async throws -> InfoResponse {
         try await call(InfoResponse.self, subject: NexSubject.info(namespace: namespace, node: node), body: ByteBuffer())
     }
 
+    /// Sends a prepared deploy request to `node` (`$NEX.DEPLOY.<namespace>.<node>`) and returns the
+    /// node's answer; ``deploy(_:namespace:node:issuer:sender:)`` builds the request for you.
     public func deploy(namespace: String, node: String, request: DeployRequest) async throws -> RunResponse {
         try await call(RunResponse.self, subject: NexSubject.deploy(namespace: namespace, node: node), body: try Self.json(request))
     }
 
+    /// Sends a prepared stop request to `node` (`$NEX.STOP.<namespace>.<node>`); the reply comes once
+    /// the workload is gone. ``stopWorkload(namespace:node:id:name:issuer:)`` signs the stop JWT for you.
     public func stop(namespace: String, node: String, request: StopRequest) async throws -> StopResponse {
         try await call(StopResponse.self, subject: NexSubject.stop(namespace: namespace, node: node), body: try Self.json(request))
     }
 
+    /// Puts `node` in lame duck mode (`$NEX.LAMEDUCK.<node>`): it refuses new deploys and stops restarting
+    /// essential workloads; running workloads keep running.
     public func lameDuck(node: String) async throws -> LameDuckResponse {
         try await call(LameDuckResponse.self, subject: NexSubject.lameDuck(node: node), body: ByteBuffer())
     }

@@ -23,6 +23,7 @@ public struct NexKeyStore: Sendable {
     /// The directory holding the keys.
     public let directory: String
 
+    /// A store in `directory`; nothing is read or created until a key is asked for.
     public init(directory: String) {
         self.directory = directory
     }
@@ -158,12 +159,16 @@ public struct NexKeyStore: Sendable {
 public enum NexKeyStoreError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The file exists; keys are never overwritten.
     case fileExists(path: String)
+    /// The file or its directory could not be written; `reason` says why.
     case cannotWrite(path: String, reason: String)
+    /// The file exists but could not be read.
     case unreadable(path: String, reason: String)
     /// The file does not hold a seed of the expected kind.
     case notASeed(path: String, reason: String)
+    /// No key pair could be generated.
     case generationFailed(reason: String)
 
+    /// One line naming the file and what went wrong.
     public var description: String {
         switch self {
         case let .fileExists(path): "\(path) already exists; not overwriting it"

@@ -9,13 +9,19 @@ import FoundationEssentials
 /// }
 /// ```
 public struct WorkloadLogLine: Sendable, Equatable, Codable {
+    /// `namespace`: the workload's namespace, from the subject (empty when the subject has another shape).
     public var namespace: String
+    /// `node_id`: the node the workload runs on, from the subject.
     public var nodeID: String
+    /// `workload_name`: the workload's name, from the subject.
     public var workloadName: String
+    /// `workload_id`: the workload's id, from the subject, else from the record.
     public var workloadID: String
     /// The client's clock when the record arrived (records carry no time of their own).
     public var timestamp: Date
+    /// `text`: the output line.
     public var text: String
+    /// `level`: Nex's 0...6 scale (0 panic … 6 trace).
     public var level: Int
 
     enum CodingKeys: String, CodingKey {

@@ -25,12 +25,15 @@ public struct WorkloadSubmission: Sendable, Equatable {
     public var name: String
     /// `native`, `wasm`, `javascript` (or Nex's `v8`), lowercase.
     public var type: String
+    /// Where the node fetches the artifact from.
     public var location: ArtifactLocation
     /// SHA-256 of the artifact, hex: the JWT's `nats.hash`.
     public var artifactHash: String
     /// Sealed to the node; never sent in clear.
     public var environment: [String: String]
+    /// The arguments of a native service.
     public var argv: [String]?
+    /// Free text, shown by `info`.
     public var description: String?
     /// Services only: restart when it exits.
     public var essential: Bool?

@@ -21,6 +21,7 @@ public enum WorkloadSubmissionError: Error, Sendable, Equatable, CustomStringCon
     /// No workload with this id (or name) answered a workload ping.
     case workloadNotFound(String, node: String?)
 
+    /// One line naming the argument, file, node or workload involved.
     public var description: String {
         switch self {
         case let .invalidEnvironmentPair(pair):

@@ -7,9 +7,12 @@ import FoundationEssentials
 public struct ControlEnvelope<Payload: Codable & Sendable>: Codable, Sendable {
     /// `io.nats.nex.v1.<kind>_response`.
     public var type: String
+    /// `data`: the response; nil when the node answered with an error.
     public var data: Payload?
+    /// `error`: the node's reason for refusing the request; nil on success.
     public var error: String?
 
+    /// A success envelope of `type` carrying `data`.
     public init(type: String, data: Payload) {
         self.type = type
         self.data = data
@@ -18,6 +21,8 @@ public struct ControlEnvelope<Payload: Codable & Sendable>: Codable, Sendable {
 
     enum CodingKeys: String, CodingKey { case type, data, error }
 
+    /// Decodes an envelope; `data` is decoded only when there is no `error` (a failure carries
+    /// `"data": ""`).
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         type = try c.decode(String.self, forKey: .type)
@@ -26,6 +31,7 @@ public struct ControlEnvelope<Payload: Codable & Sendable>: Codable, Sendable {
         data = error == nil ? try c.decode(Payload.self, forKey: .data) : nil
     }
 
+    /// Encodes `type` and `data`, or, for a failure, `"data": ""` and `error`.
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(type, forKey: .type)
@@ -40,11 +46,17 @@ public struct ControlEnvelope<Payload: Codable & Sendable>: Codable, Sendable {
 
 /// The `type` strings of the control responses.
 public enum ControlResponseType {
+    /// `io.nats.nex.v1.ping_response`: the reply to `$NEX.PING` and `$NEX.WPING`.
     public static let ping = "io.nats.nex.v1.ping_response"
+    /// `io.nats.nex.v1.auction_response`: the reply to `$NEX.AUCTION`.
     public static let auction = "io.nats.nex.v1.auction_response"
+    /// `io.nats.nex.v1.info_response`: the reply to `$NEX.INFO`.
     public static let info = "io.nats.nex.v1.info_response"
+    /// `io.nats.nex.v1.run_response`: the reply to `$NEX.DEPLOY`.
     public static let run = "io.nats.nex.v1.run_response"
+    /// `io.nats.nex.v1.stop_response`: the reply to `$NEX.STOP`.
     public static let stop = "io.nats.nex.v1.stop_response"
+    /// `io.nats.nex.v1.lameduck_response`: the reply to `$NEX.LAMEDUCK`.
     public static let lameDuck = "io.nats.nex.v1.lameduck_response"
 }
 

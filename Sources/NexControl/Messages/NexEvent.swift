@@ -2,21 +2,29 @@ import FoundationEssentials
 
 /// A CloudEvents 1.0 event in structured JSON, as published on `$NEX.events.<ns>.<type>`.
 public struct NexEvent<Payload: Codable & Sendable>: Codable, Sendable {
+    /// `specversion`: the CloudEvents version, always `1.0`.
     public var specVersion: String
+    /// `id`: a fresh lowercase UUID per event.
     public var id: String
+    /// `source`: the node id for node events, `<node id>-<workload id>` for workload events.
     public var source: String
+    /// `type`: the event type, one of ``NexEventType``.
     public var type: String
-    /// RFC 3339.
+    /// `time`: when the event happened, RFC 3339 with fractional seconds.
     public var time: String
+    /// `datacontenttype`: always `application/json`.
     public var dataContentType: String
+    /// `data`: the event's payload (``NodeStartedEvent``, ``HeartbeatEvent``, ``WorkloadStatusEvent``, …).
     public var data: Payload
-    /// Extension attribute set on workload events republished by the node.
+    /// `namespace`: the CloudEvents extension attribute the node sets on workload events (the
+    /// workload's namespace); nil on node events.
     public var namespace: String?
 
     enum CodingKeys: String, CodingKey {
         case specVersion = "specversion", id, source, type, time, dataContentType = "datacontenttype", data, namespace
     }
 
+    /// A CloudEvents 1.0 event with a fresh id, `application/json` data and `time` formatted as RFC 3339.
     public init(source: String, type: String, data: Payload, namespace: String? = nil, time: Date = Date()) {
         self.specVersion = "1.0"
         self.id = UUID().uuidString.lowercased()
@@ -38,24 +46,36 @@ enum NexEventTime {
 
 /// The event types a node publishes, with their data.
 public enum NexEventType {
+    /// `node_started`: a node came up; data ``NodeStartedEvent``.
     public static let nodeStarted = "node_started"
+    /// `node_stopped`: a node shut down; data ``NodeStoppedEvent``.
     public static let nodeStopped = "node_stopped"
+    /// `heartbeat`: published by every node every 30 seconds; data ``HeartbeatEvent``.
     public static let heartbeat = "heartbeat"
+    /// `node_entered_lameduck`: a node entered lame duck mode; data ``LameDuckEnteredEvent``.
     public static let nodeEnteredLameDuck = "node_entered_lameduck"
+    /// `workload_deployed`: a workload started; data ``WorkloadStatusEvent`` with `code` 0.
     public static let workloadDeployed = "workload_deployed"
+    /// `workload_undeployed`: a workload stopped or exited; data ``WorkloadStatusEvent``.
     public static let workloadUndeployed = "workload_undeployed"
     /// Ours: an essential service is being restarted.
     public static let workloadRestarted = "workload_restarted"
+    /// `function_exec_succeeded`: a function run completed; data ``FunctionExecSucceededEvent``.
     public static let functionExecSucceeded = "function_exec_succeeded"
+    /// `function_exec_failed`: a function run failed; data ``FunctionExecFailedEvent``.
     public static let functionExecFailed = "function_exec_failed"
 }
 
 /// `node_started` data.
 public struct NodeStartedEvent: Codable, Sendable, Equatable {
+    /// `version`: the node's version.
     public var version: String
+    /// `id`: the node id (its public server nkey, `N...`).
     public var id: String
+    /// `tags`: the node's tags; nil when it has none.
     public var tags: [String: String]?
 
+    /// `node_started` data for node `id`.
     public init(version: String, id: String, tags: [String: String]?) {
         self.version = version; self.id = id; self.tags = tags
     }
@@ -63,9 +83,12 @@ public struct NodeStartedEvent: Codable, Sendable, Equatable {
 
 /// `node_stopped` data.
 public struct NodeStoppedEvent: Codable, Sendable, Equatable {
+    /// `id`: the node id.
     public var id: String
+    /// `graceful`: true when the node stopped its workloads and shut down in order.
     public var graceful: Bool
 
+    /// `node_stopped` data for node `id`.
     public init(id: String, graceful: Bool) {
         self.id = id; self.graceful = graceful
     }
@@ -73,17 +96,24 @@ public struct NodeStoppedEvent: Codable, Sendable, Equatable {
 
 /// `heartbeat` data.
 public struct HeartbeatEvent: Codable, Sendable, Equatable {
+    /// `version`: the node's version.
     public var version: String
+    /// `node_id`: the node's public server nkey (`N...`).
     public var nodeID: String
+    /// `nexus`: the name of the node's nexus (cluster of nodes); nil when it has none.
     public var nexus: String?
+    /// `uptime`: how long the node has run, as `1d2h3m4s` (see ``Uptime``).
     public var uptime: String
+    /// `tags`: the node's tags; nil when it has none.
     public var tags: [String: String]?
+    /// `running_machines`: the number of workloads running on the node.
     public var runningMachines: Int
 
     enum CodingKeys: String, CodingKey {
         case version, nodeID = "node_id", nexus, uptime, tags, runningMachines = "running_machines"
     }
 
+    /// `heartbeat` data.
     public init(version: String, nodeID: String, nexus: String? = nil, uptime: String, tags: [String: String]?,
                 runningMachines: Int) {
         self.version = version; self.nodeID = nodeID; self.nexus = nexus; self.uptime = uptime; self.tags = tags
@@ -93,9 +123,12 @@ public struct HeartbeatEvent: Codable, Sendable, Equatable {
 
 /// `node_entered_lameduck` data.
 public struct LameDuckEnteredEvent: Codable, Sendable, Equatable {
+    /// `version`: the node's version.
     public var version: String
+    /// `id`: the node id.
     public var id: String
 
+    /// `node_entered_lameduck` data for node `id`.
     public init(version: String, id: String) {
         self.version = version; self.id = id
     }
@@ -103,12 +136,14 @@ public struct LameDuckEnteredEvent: Codable, Sendable, Equatable {
 
 /// A log line of a workload, on `$NEX.logs.<ns>.<node>.<workload_name>.<workload_id>`.
 public struct LogRecord: Codable, Sendable, Equatable {
+    /// `text`: a line of the workload's output (a line over 64 KiB comes in several records).
     public var text: String
-    /// Nex's 0...6 scale.
+    /// `level`: Nex's 0...6 scale (0 panic … 6 trace): stdout lines are 4 (info), stderr lines 2 (error).
     public var level: Int
     /// The workload id.
     public var id: String
 
+    /// A log record of workload `id`.
     public init(text: String, level: Int, id: String) {
         self.text = text; self.level = level; self.id = id
     }
@@ -117,16 +152,22 @@ public struct LogRecord: Codable, Sendable, Equatable {
 /// `workload_deployed` / `workload_undeployed` data: Nex's `workload_name` and `code`
 /// (the exit code when undeployed; negative: killed by that signal), with the id and namespace.
 public struct WorkloadStatusEvent: Codable, Sendable, Equatable {
+    /// `workload_name`: the workload's name (the `sub` of its JWT).
     public var workloadName: String
+    /// `workload_id`: the workload's id.
     public var workloadID: String
+    /// `namespace`: the workload's namespace.
     public var namespace: String
+    /// `code`: 0 when deployed; when undeployed, the exit code, or minus the signal that killed it.
     public var code: Int
+    /// `message`: what happened, in words; nil when there is nothing to add.
     public var message: String?
 
     enum CodingKeys: String, CodingKey {
         case workloadName = "workload_name", workloadID = "workload_id", namespace, code, message
     }
 
+    /// `workload_deployed` or `workload_undeployed` data.
     public init(workloadName: String, workloadID: String, namespace: String, code: Int, message: String?) {
         self.workloadName = workloadName; self.workloadID = workloadID; self.namespace = namespace
         self.code = code; self.message = message
@@ -135,16 +176,22 @@ public struct WorkloadStatusEvent: Codable, Sendable, Equatable {
 
 /// `workload_restarted` data.
 public struct WorkloadRestartedEvent: Codable, Sendable, Equatable {
+    /// `workload_name`: the workload's name.
     public var workloadName: String
+    /// `workload_id`: the workload's id.
     public var workloadID: String
+    /// `restarts`: how many times the service has been restarted so far.
     public var restarts: Int
+    /// `delay_ms`: the wait before this restart, in milliseconds (1 s doubling up to 60 s).
     public var delayMilliseconds: Int
+    /// `reason`: why the service ended (its exit, a lost agent, a failed restart).
     public var reason: String
 
     enum CodingKeys: String, CodingKey {
         case workloadName = "workload_name", workloadID = "workload_id", restarts, delayMilliseconds = "delay_ms", reason
     }
 
+    /// `workload_restarted` data.
     public init(workloadName: String, workloadID: String, restarts: Int, delayMilliseconds: Int, reason: String) {
         self.workloadName = workloadName; self.workloadID = workloadID; self.restarts = restarts
         self.delayMilliseconds = delayMilliseconds; self.reason = reason
@@ -153,15 +200,20 @@ public struct WorkloadRestartedEvent: Codable, Sendable, Equatable {
 
 /// `function_exec_succeeded` data (Nex 0.2's names).
 public struct FunctionExecSucceededEvent: Codable, Sendable, Equatable {
+    /// `workload_name`: the function's workload name.
     public var workloadName: String
+    /// `trigger_subject`: the subject of the message that triggered the run.
     public var triggerSubject: String
+    /// `elapsed_nanos`: how long the run took, in nanoseconds.
     public var elapsedNanos: UInt64
+    /// `namespace`: the workload's namespace.
     public var namespace: String
 
     enum CodingKeys: String, CodingKey {
         case workloadName = "workload_name", triggerSubject = "trigger_subject", elapsedNanos = "elapsed_nanos", namespace
     }
 
+    /// `function_exec_succeeded` data.
     public init(workloadName: String, triggerSubject: String, elapsedNanos: UInt64, namespace: String) {
         self.workloadName = workloadName; self.triggerSubject = triggerSubject; self.elapsedNanos = elapsedNanos
         self.namespace = namespace
@@ -170,15 +222,20 @@ public struct FunctionExecSucceededEvent: Codable, Sendable, Equatable {
 
 /// `function_exec_failed` data (Nex 0.2's names).
 public struct FunctionExecFailedEvent: Codable, Sendable, Equatable {
+    /// `workload_name`: the function's workload name.
     public var workloadName: String
+    /// `trigger_subject`: the subject of the message that triggered the run.
     public var triggerSubject: String
+    /// `namespace`: the workload's namespace.
     public var namespace: String
+    /// `error`: why the run failed.
     public var error: String
 
     enum CodingKeys: String, CodingKey {
         case workloadName = "workload_name", triggerSubject = "trigger_subject", namespace, error
     }
 
+    /// `function_exec_failed` data.
     public init(workloadName: String, triggerSubject: String, namespace: String, error: String) {
         self.workloadName = workloadName; self.triggerSubject = triggerSubject; self.namespace = namespace
         self.error = error

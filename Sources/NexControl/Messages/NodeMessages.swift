@@ -1,13 +1,19 @@
 /// `$NEX.PING` / `$NEX.PING.<node>` and `$NEX.AUCTION` reply data.
 public struct PingResponse: Codable, Sendable, Equatable {
+    /// `node_id`: the node's public server nkey (`N...`).
     public var nodeID: String
+    /// `nexus`: the name of the node's nexus (cluster of nodes); nil when it has none.
     public var nexus: String?
+    /// `version`: the node's version.
     public var version: String
-    /// Go/NATS-server style duration: `1d2h3m4s`.
+    /// `uptime`: how long the node has run, NATS-server style: `1d2h3m4s`.
     public var uptime: String
-    /// The node's public curve key (`X...`): seal deploy environments to it.
+    /// `target_xkey`: the node's public curve key (`X...`): seal deploy environments to it.
     public var targetXKey: String
+    /// `tags`: the node's tags, including the automatic `nex.os`, `nex.arch`, `nex.cpucount` and
+    /// `nex.lameduck`.
     public var tags: [String: String]?
+    /// `running_machines`: the number of workloads running on the node.
     public var runningMachines: Int
 
     enum CodingKeys: String, CodingKey {
@@ -15,6 +21,7 @@ public struct PingResponse: Codable, Sendable, Equatable {
         case runningMachines = "running_machines"
     }
 
+    /// Ping or auction reply data.
     public init(nodeID: String, nexus: String? = nil, version: String, uptime: String, targetXKey: String,
                 tags: [String: String]?, runningMachines: Int) {
         self.nodeID = nodeID; self.nexus = nexus; self.version = version; self.uptime = uptime
@@ -24,16 +31,21 @@ public struct PingResponse: Codable, Sendable, Equatable {
 
 /// `$NEX.AUCTION` request: every criterion given must match the node.
 public struct AuctionRequest: Codable, Sendable, Equatable {
+    /// `arch`: the CPU architecture the node must have (Go's names: `amd64`, `arm64`); nil matches any.
     public var arch: String?
+    /// `os`: the operating system the node must run, e.g. `linux`; nil matches any.
     public var os: String?
+    /// `sandboxed`: `true` asks for a sandboxed node, which our nodes never are (agents are plain
+    /// processes); nil matches any.
     public var sandboxed: Bool?
-    /// All must be present on the node; values compare case-insensitively.
+    /// `tags`: all must be present on the node; values compare case-insensitively.
     public var tags: [String: String]?
-    /// All must be allowed on the node.
+    /// `workload_types`: all must be allowed on the node.
     public var workloadTypes: [String]?
 
     enum CodingKeys: String, CodingKey { case arch, os, sandboxed, tags, workloadTypes = "workload_types" }
 
+    /// An auction request; with no criteria (the default) every node answers.
     public init(arch: String? = nil, os: String? = nil, sandboxed: Bool? = nil, tags: [String: String]? = nil,
                 workloadTypes: [String]? = nil) {
         self.arch = arch; self.os = os; self.sandboxed = sandboxed; self.tags = tags; self.workloadTypes = workloadTypes
@@ -42,22 +54,34 @@ public struct AuctionRequest: Codable, Sendable, Equatable {
 
 /// `$NEX.WPING.<ns>[.<id|name>]` reply data: sent only by nodes running a matching workload.
 public struct WorkloadPingResponse: Codable, Sendable, Equatable {
+    /// One matching workload in a ``WorkloadPingResponse``.
     public struct Machine: Codable, Sendable, Equatable {
+        /// `id`: the workload id.
         public var id: String
+        /// `namespace`: the workload's namespace.
         public var namespace: String
+        /// `name`: the workload's name.
         public var name: String
+        /// `type`: the workload type (`native`, `wasm`, `javascript`).
         public var type: String
 
+        /// A workload entry.
         public init(id: String, namespace: String, name: String, type: String) {
             self.id = id; self.namespace = namespace; self.name = name; self.type = type
         }
     }
 
+    /// `node_id`: the node's public server nkey (`N...`).
     public var nodeID: String
+    /// `target_xkey`: the node's public curve key (`X...`).
     public var targetXKey: String
+    /// `version`: the node's version.
     public var version: String
+    /// `tags`: the node's tags.
     public var tags: [String: String]?
+    /// `uptime`: how long the node has run, as `1d2h3m4s`.
     public var uptime: String
+    /// `running_machines`: the matching workloads only.
     public var runningMachines: [Machine]
 
     enum CodingKeys: String, CodingKey {
@@ -65,6 +89,7 @@ public struct WorkloadPingResponse: Codable, Sendable, Equatable {
         case runningMachines = "running_machines"
     }
 
+    /// Workload ping reply data.
     public init(nodeID: String, targetXKey: String, version: String, tags: [String: String]?, uptime: String,
                 runningMachines: [Machine]) {
         self.nodeID = nodeID; self.targetXKey = targetXKey; self.version = version; self.tags = tags
@@ -74,23 +99,34 @@ public struct WorkloadPingResponse: Codable, Sendable, Equatable {
 
 /// `$NEX.INFO.<ns>.<node>` reply data.
 public struct InfoResponse: Codable, Sendable, Equatable {
+    /// `memory`: the host's memory, in kB, from `/proc/meminfo`.
     public struct Memory: Codable, Sendable, Equatable {
-        /// kB, from /proc/meminfo.
+        /// `total`: the host's memory, in kB (`MemTotal`).
         public var total: Int
+        /// `free`: free memory, in kB (`MemFree`).
         public var free: Int
+        /// `available`: memory available to new processes, in kB (`MemAvailable`).
         public var available: Int
 
+        /// Memory figures in kB.
         public init(total: Int, free: Int, available: Int) {
             self.total = total; self.free = free; self.available = available
         }
     }
 
+    /// `version`: the node's version.
     public var version: String
+    /// `uptime`: how long the node has run, as `1d2h3m4s`.
     public var uptime: String
+    /// `public_xkey`: the node's public curve key (`X...`): seal deploy environments to it.
     public var publicXKey: String
+    /// `tags`: the node's tags.
     public var tags: [String: String]?
+    /// `memory`: the host's memory; nil where it could not be read.
     public var memory: Memory?
+    /// `machines`: the workloads of the requested namespace.
     public var machines: [MachineSummary]
+    /// `supported_workload_types`: the workload types the node runs (its `workload_types`).
     public var supportedWorkloadTypes: [String]?
 
     enum CodingKeys: String, CodingKey {
@@ -98,6 +134,7 @@ public struct InfoResponse: Codable, Sendable, Equatable {
         case supportedWorkloadTypes = "supported_workload_types"
     }
 
+    /// Info reply data.
     public init(version: String, uptime: String, publicXKey: String, tags: [String: String]?, memory: Memory?,
                 machines: [MachineSummary], supportedWorkloadTypes: [String]?) {
         self.version = version; self.uptime = uptime; self.publicXKey = publicXKey; self.tags = tags
@@ -107,32 +144,42 @@ public struct InfoResponse: Codable, Sendable, Equatable {
 
 /// One workload in an ``InfoResponse``.
 public struct MachineSummary: Codable, Sendable, Equatable {
+    /// `workload`: what runs.
     public struct Workload: Codable, Sendable, Equatable {
+        /// `name`: the workload's name.
         public var name: String
+        /// `description`: the deploy's `description`, if any.
         public var description: String?
-        /// Functions: cumulative execution time; services: uptime.
+        /// `runtime`: functions: cumulative execution time; services: uptime.
         public var runtime: String
+        /// `type`: the workload type (`native`, `wasm`, `javascript`).
         public var type: String
-        /// SHA-256 of the artifact, hex.
+        /// `hash`: the SHA-256 of the artifact, hex.
         public var hash: String
 
+        /// A workload description.
         public init(name: String, description: String?, runtime: String, type: String, hash: String) {
             self.name = name; self.description = description; self.runtime = runtime; self.type = type; self.hash = hash
         }
     }
 
+    /// `id`: the workload id.
     public var id: String
+    /// `healthy`: whether the workload is running now.
     public var healthy: Bool
+    /// `uptime`: how long the workload has run, as `1d2h3m4s`.
     public var uptime: String
+    /// `namespace`: the workload's namespace.
     public var namespace: String?
+    /// `workload`: its name, type, artifact hash and runtime.
     public var workload: Workload
-    /// Ours (Nex 0.2 clients ignore them): `starting`, `running`, `restarting` or `stopping`.
+    /// `state`, ours (Nex 0.2 clients ignore it): `starting`, `running`, `restarting` or `stopping`.
     public var state: String?
-    /// Times an essential service was restarted.
+    /// `restarts`: times an essential service was restarted.
     public var restarts: Int?
-    /// Resource limits in force, e.g. `rlimit_as`, `rlimit_nofile`, `rlimit_nproc`, `cgroup`.
+    /// `limits_applied`: the resource limits in force, e.g. `rlimit_as`, `rlimit_nofile`, `rlimit_nproc`, `cgroup`.
     public var limitsApplied: [String]?
-    /// Output lines dropped by the node's log rate limit (`log_rate_limit`), nil when none.
+    /// `log_lines_dropped`: output lines dropped by the node's log rate limit (`log_rate_limit`), nil when none.
     public var logLinesDropped: Int?
 
     enum CodingKeys: String, CodingKey {
@@ -140,6 +187,7 @@ public struct MachineSummary: Codable, Sendable, Equatable {
         case logLinesDropped = "log_lines_dropped"
     }
 
+    /// A workload summary; the fields Nex 0.2 does not know default to nil.
     public init(id: String, healthy: Bool, uptime: String, namespace: String?, workload: Workload,
                 state: String? = nil, restarts: Int? = nil, limitsApplied: [String]? = nil, logLinesDropped: Int? = nil) {
         self.id = id; self.healthy = healthy; self.uptime = uptime; self.namespace = namespace; self.workload = workload
@@ -150,11 +198,14 @@ public struct MachineSummary: Codable, Sendable, Equatable {
 
 /// `$NEX.LAMEDUCK.<node>` reply data.
 public struct LameDuckResponse: Codable, Sendable, Equatable {
+    /// `node_id`: the node's public server nkey (`N...`).
     public var nodeID: String
+    /// `success`: whether the node entered lame duck mode.
     public var success: Bool
 
     enum CodingKeys: String, CodingKey { case nodeID = "node_id", success }
 
+    /// Lame duck reply data.
     public init(nodeID: String, success: Bool) {
         self.nodeID = nodeID; self.success = success
     }

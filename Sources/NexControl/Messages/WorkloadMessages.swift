@@ -1,12 +1,16 @@
 /// Connection settings a deploy may carry for triggers or host services.
 public struct NATSConnectionSettings: Codable, Sendable, Equatable {
+    /// `nats_url`: the NATS server URL to connect to; nil or empty: the node's own workload connection.
     public var natsURL: String?
+    /// `nats_user_jwt`: the user JWT to connect with.
     public var natsUserJWT: String?
-    /// Only ever inside the sealed environment, never in clear (a Nex 0.2 fix).
+    /// `nats_user_seed`: the user's nkey seed. Put it only inside the sealed environment, never in
+    /// clear (Nex 0.2 sent it in clear).
     public var natsUserSeed: String?
 
     enum CodingKeys: String, CodingKey { case natsURL = "nats_url", natsUserJWT = "nats_user_jwt", natsUserSeed = "nats_user_seed" }
 
+    /// Connection settings; every field is optional.
     public init(natsURL: String? = nil, natsUserJWT: String? = nil, natsUserSeed: String? = nil) {
         self.natsURL = natsURL; self.natsUserJWT = natsUserJWT; self.natsUserSeed = natsUserSeed
     }
@@ -14,27 +18,37 @@ public struct NATSConnectionSettings: Codable, Sendable, Equatable {
 
 /// `$NEX.DEPLOY.<ns>.<node>` request.
 public struct DeployRequest: Codable, Sendable, Equatable {
+    /// `argv`: the arguments of a native service.
     public var argv: [String]?
+    /// `description`: free text, shown in the workload's ``MachineSummary`` (`info`).
     public var description: String?
-    /// `native`, `wasm`, `javascript` (or Nex's `v8`).
+    /// `type`: `native`, `wasm`, `javascript` (or Nex's `v8`).
     public var type: String
-    /// `nats://BUCKET/KEY` or `file:///path`.
+    /// `location`: `nats://BUCKET/KEY` or `file:///path` (see ``ArtifactLocation``).
     public var location: String
+    /// `essential`: services only: restart with backoff when it exits.
     public var essential: Bool?
-    /// The workload JWT: `sub` is the workload name, `nats.hash` the artifact's SHA-256.
+    /// `workload_jwt`: the deploy JWT: `sub` is the workload name, `nats.hash` the artifact's SHA-256.
     public var workloadJWT: String
-    /// The JSON environment map, sealed with XKeys to the node's public xkey, std base64.
+    /// `environment`: the JSON environment map, sealed with XKeys to the node's public xkey, std base64.
     public var environment: String
+    /// `jsdomain`: the JetStream domain of the artifact's object store bucket.
     public var jsDomain: String?
-    /// The sender's public xkey (`X...`), to open `environment`.
+    /// `sender_public_key`: the sender's public xkey (`X...`), to open `environment`.
     public var senderPublicKey: String
+    /// `target_node`: the node id the deploy is for.
     public var targetNode: String
+    /// `trigger_subjects`: functions only: the subjects whose messages trigger a run.
     public var triggerSubjects: [String]?
+    /// `trigger_connection`: the connection the triggers subscribe on.
     public var triggerConnection: NATSConnectionSettings?
+    /// `retry_count`: set by the node when it redeploys an essential workload.
     public var retryCount: Int?
+    /// `retried_at`: RFC 3339 time of the redeploy.
     public var retriedAt: String?
+    /// `host_services`: the connection for host services.
     public var hostServices: NATSConnectionSettings?
-    /// Ours: resource limits for this workload; the node's `workload_limits` fill what is unset.
+    /// `limits`, ours: resource limits for this workload; the node's `workload_limits` fill what is unset.
     public var limits: ResourceLimits?
 
     enum CodingKeys: String, CodingKey {
@@ -45,6 +59,8 @@ public struct DeployRequest: Codable, Sendable, Equatable {
         case limits
     }
 
+    /// A deploy request; ``NexClient/deploy(_:namespace:node:issuer:sender:)`` builds one from a
+    /// ``WorkloadSubmission``.
     public init(type: String, location: String, workloadJWT: String, environment: String, senderPublicKey: String,
                 targetNode: String, argv: [String]? = nil, description: String? = nil, essential: Bool? = nil,
                 jsDomain: String? = nil, triggerSubjects: [String]? = nil) {
@@ -57,11 +73,16 @@ public struct DeployRequest: Codable, Sendable, Equatable {
 
 /// `$NEX.DEPLOY` reply data.
 public struct RunResponse: Codable, Sendable, Equatable {
+    /// `started`: true once the agent accepted the workload and its process runs.
     public var started: Bool
+    /// `id`: the new workload's id.
     public var id: String
+    /// `issuer`: the deploy JWT's `iss`.
     public var issuer: String
+    /// `name`: the workload's name (the JWT's `sub`).
     public var name: String
 
+    /// Deploy reply data.
     public init(started: Bool, id: String, issuer: String, name: String) {
         self.started = started; self.id = id; self.issuer = issuer; self.name = name
     }
@@ -69,12 +90,16 @@ public struct RunResponse: Codable, Sendable, Equatable {
 
 /// `$NEX.STOP.<ns>.<node>` request.
 public struct StopRequest: Codable, Sendable, Equatable {
+    /// `workload_id`: the workload to stop.
     public var workloadID: String
+    /// `workload_jwt`: a stop JWT for the same workload name, signed by the issuer that deployed it.
     public var workloadJWT: String
+    /// `target_node`: the node id the request is for.
     public var targetNode: String
 
     enum CodingKeys: String, CodingKey { case workloadID = "workload_id", workloadJWT = "workload_jwt", targetNode = "target_node" }
 
+    /// A stop request.
     public init(workloadID: String, workloadJWT: String, targetNode: String) {
         self.workloadID = workloadID; self.workloadJWT = workloadJWT; self.targetNode = targetNode
     }
@@ -82,11 +107,16 @@ public struct StopRequest: Codable, Sendable, Equatable {
 
 /// `$NEX.STOP` reply data.
 public struct StopResponse: Codable, Sendable, Equatable {
+    /// `stopped`: true once the workload is gone.
     public var stopped: Bool
+    /// `id`: the workload's id.
     public var id: String
+    /// `issuer`: the stop JWT's `iss`.
     public var issuer: String
+    /// `name`: the workload's name.
     public var name: String
 
+    /// Stop reply data.
     public init(stopped: Bool, id: String, issuer: String, name: String) {
         self.stopped = stopped; self.id = id; self.issuer = issuer; self.name = name
     }
@@ -95,13 +125,18 @@ public struct StopResponse: Codable, Sendable, Equatable {
 /// Resource limits a deploy asks for (`limits` in ``DeployRequest``); absent values take the
 /// node's defaults.
 public struct ResourceLimits: Codable, Sendable, Equatable {
-    /// Address space in bytes.
+    /// `memory_bytes`: the address space limit (`RLIMIT_AS`), and the cgroup memory limit where
+    /// the host allows cgroups, in bytes.
     public var memoryBytes: Int?
+    /// `open_files`: the open-files limit (`RLIMIT_NOFILE`).
     public var openFiles: Int?
+    /// `processes`: the processes limit (`RLIMIT_NPROC`, which counts all of the user's processes,
+    /// and the cgroup `pids.max` where the host allows cgroups).
     public var processes: Int?
 
     enum CodingKeys: String, CodingKey { case memoryBytes = "memory_bytes", openFiles = "open_files", processes }
 
+    /// Resource limits; nil values take the node's `workload_limits`.
     public init(memoryBytes: Int? = nil, openFiles: Int? = nil, processes: Int? = nil) {
         self.memoryBytes = memoryBytes; self.openFiles = openFiles; self.processes = processes
     }

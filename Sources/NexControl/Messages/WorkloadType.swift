@@ -25,6 +25,7 @@ public enum WorkloadType: String, Sendable, CaseIterable {
 }
 
 extension WorkloadType: Codable {
+    /// Decodes a type name with ``init(name:)``; an unknown name is a `DecodingError` naming it.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         let name = try container.decode(String.self)
@@ -35,6 +36,7 @@ extension WorkloadType: Codable {
         self = type
     }
 
+    /// Encodes the type as its name (`native`, `wasm`, `javascript`).
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         try container.encode(rawValue)

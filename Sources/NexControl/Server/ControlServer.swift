@@ -13,11 +13,13 @@ public struct ControlServer: Sendable {
     /// Bodies larger than this are refused before decoding.
     public static let maxRequestBytes = 1024 * 1024
 
+    /// The node id (its public server nkey) whose subjects are served.
     public let nodeID: String
     private let client: NATSClient
     private let handler: any NodeControlHandler
     private let logger: Logger
 
+    /// A server for node `nodeID` on `client`; `handler` answers the requests.
     public init(nodeID: String, client: NATSClient, handler: any NodeControlHandler, logger: Logger) {
         self.nodeID = nodeID
         self.client = client
