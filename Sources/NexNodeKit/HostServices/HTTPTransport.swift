@@ -3,6 +3,7 @@ import NATSWire
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
 /// The `http` host service's wire: HTTP/1.1 on SwiftNIO, TLS on the system OpenSSL (the same
 /// TLS stack as the node's NATS connections, so the node links no second one).
@@ -14,12 +15,22 @@ import NIOPosix
 /// up to `max_response_bytes` and never decompressed.
 final class HTTPTransport: Sendable {
     let settings: HostServicesConfiguration.HTTPSettings
-    /// Verifies servers against the system store or `ca_file`; made once (loading is not free).
-    private let tls: Result<TLSClientFactory, NATSError>
+    /// Verifies servers against the system store or `ca_file`: loaded at the first https call
+    /// (a node whose functions never use https never loads a trust store), then kept.
+    private let tls = Mutex<Result<TLSClientFactory, NATSError>?>(nil)
 
     init(settings: HostServicesConfiguration.HTTPSettings) {
         self.settings = settings
-        tls = Result { () throws(NATSError) in try TLSClientFactory(NATSTLSOptions(caFile: settings.caFile)) }
+    }
+
+    private func tlsFactory() throws(NATSError) -> TLSClientFactory {
+        let caFile = settings.caFile
+        return try tls.withLock { loaded in
+            if let loaded { return loaded }
+            let made = Result { () throws(NATSError) in try TLSClientFactory(NATSTLSOptions(caFile: caFile)) }
+            loaded = made
+            return made
+        }.get()
     }
 
     /// A hop that did not finish within the call's deadline.
@@ -80,7 +91,7 @@ final class HTTPTransport: Sendable {
         let secure = url.scheme?.lowercased() == "https"
         let port = url.port ?? (secure ? 443 : 80)
         let address = try await connectAddress(host: host, pin: pin)
-        let tlsFactory = secure ? try tls.get() : nil
+        let tlsFactory = secure ? try self.tlsFactory() : nil
 
         let collector = HTTPResponseCollector(maxBodyBytes: settings.maxResponseBytes)
         let remaining = deadline - .now()
