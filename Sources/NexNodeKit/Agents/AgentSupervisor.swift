@@ -7,6 +7,7 @@ import Logging
 import NATSWire
 import NexAgentBus
 import NIOCore
+import ServiceLifecycle
 
 /// Starts and watches the node's `nex-agent` processes.
 ///
@@ -16,7 +17,11 @@ import NIOCore
 /// signal (SIGHUP: the agent kills its workload's whole tree and exits) and in their own
 /// process group, so they never outlive the node. While the node shuts down, a ping cut
 /// short by cancellation is not taken for a dead agent.
-public actor AgentSupervisor {
+///
+/// A `Service`: ``start()`` subscribes and asks for the pool's agents; ``run()`` does the work
+/// (handshakes, watching, pings, spawns, each a child task) until a graceful shutdown, then stops
+/// every agent. The lifecycle decisions are ``AgentStateMachine``'s; the actor carries them out.
+public actor AgentSupervisor: Service {
     public struct Settings: Sendable {
         public var agentExecutable: String
         public var stateDirectory: String
@@ -51,9 +56,10 @@ public actor AgentSupervisor {
     private var agents: [String: AgentProcess] = [:]
     /// Deploys waiting for the handshake of an agent started for them (the pool was empty).
     private var handshakeWaiters: [String: CheckedContinuation<Void, any Error>] = [:]
-    private var tasks: [Task<Void, Never>] = []
-    /// Pool spawns under way; awaited by ``shutdown(grace:)`` so none outlives it.
-    private var spawns: [String: Task<Void, Never>] = [:]
+    private var handshakeSubscription: NATSSubscription?
+    /// Pool agents to start: ``run()`` starts each in a child task.
+    private let spawnRequests: AsyncStream<String>
+    private let spawnRequestsSink: AsyncStream<String>.Continuation
 
     public init(settings: Settings, bus: AgentBus, connection: NATSClient, logger: Logger) {
         self.settings = settings
@@ -62,20 +68,38 @@ public actor AgentSupervisor {
         self.logger = logger
         self.machine = AgentStateMachine(poolSize: settings.poolSize, handshakeTimeout: settings.handshakeTimeout)
         (noticeStream, notices) = AsyncStream.makeStream(of: AgentNotice.self)
+        (spawnRequests, spawnRequestsSink) = AsyncStream.makeStream(of: String.self)
     }
 
-    /// Starts answering handshakes, watching agents, and fills the pool.
+    /// Subscribes to handshakes (confirmed by the bus before this returns) and asks for the
+    /// pool's agents; ``run()`` starts them.
     public func start() async throws {
         try FileManager.default.createDirectory(atPath: agentsDirectory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
-        let handshakes = try await connection.subscribe(to: AgentBusSubject.toHost("*", AgentVerb.handshake))
+        handshakeSubscription = try await connection.subscribe(to: AgentBusSubject.toHost("*", AgentVerb.handshake))
         try await connection.flush()
-        tasks.append(Task { [weak self] in
-            for await message in handshakes { await self?.handleHandshake(message) }
-        })
-        tasks.append(Task { [weak self] in await self?.watch() })
-        tasks.append(Task { [weak self] in await self?.pingLoop() })
         perform(machine.fillPool())
+    }
+
+    /// Answers handshakes, watches and pings the agents and starts the pool's, each in a child
+    /// task, until a graceful shutdown (or cancellation); then stops every agent
+    /// (``shutdown(grace:)``). Nothing it started outlives it.
+    public func run() async throws {
+        guard let handshakes = handshakeSubscription else { return await shutdown(grace: .seconds(2)) }
+        let requests = spawnRequests
+        await withDiscardingTaskGroup { group in
+            group.addTask { for await message in handshakes { await self.handleHandshake(message) } }
+            group.addTask { await self.watch() }
+            group.addTask { await self.pingLoop() }
+            group.addTask {
+                await withDiscardingTaskGroup { spawns in
+                    for await id in requests { spawns.addTask { await self.spawnIntoPool(id) } }
+                }
+            }
+            try? await gracefulShutdown()
+            group.cancelAll()
+        }
+        await shutdown(grace: .seconds(2))
     }
 
     private var agentsDirectory: String { settings.stateDirectory + "/agents" }
@@ -98,8 +122,7 @@ public actor AgentSupervisor {
             for _ in 0..<count {
                 let id = RandomID.make(length: 16)
                 guard machine.spawnStarted(id, for: .pool) else { return }
-                // Tracked, and awaited by shutdown(grace:): a spawn never outlives the supervisor.
-                spawns[id] = Task { await self.spawnIntoPool(id) }
+                spawnRequestsSink.yield(id)
             }
         case .kill(let id, let unresponsive, let failWaiter):
             if unresponsive {
@@ -121,7 +144,6 @@ public actor AgentSupervisor {
     // MARK: Pool
 
     private func spawnIntoPool(_ id: String) async {
-        defer { spawns[id] = nil }
         do {
             let agent = try await spawn(id)
             agents[agent.id] = agent
@@ -296,10 +318,9 @@ public actor AgentSupervisor {
     /// Stops every agent: SIGTERM (they stop their workloads gracefully), then SIGKILL after `grace`.
     public func shutdown(grace: Duration) async {
         guard case .terminateAll = machine.nodeStopping() else { return }
-        for task in tasks { task.cancel() }
+        spawnRequestsSink.finish()
         for (_, waiter) in handshakeWaiters { waiter.resume(throwing: AgentSupervisorError.stopping) }
         handshakeWaiters.removeAll()
-        for spawn in Array(spawns.values) { await spawn.value }
         await withTaskGroup(of: Void.self) { group in
             for agent in agents.values {
                 group.addTask { await agent.process.terminate(grace: grace) }

@@ -8,6 +8,7 @@ import NATSWire
 import NexAgentBus
 import NexControl
 import NIOCore
+import ServiceLifecycle
 import Synchronization
 
 /// Deploys, watches, restarts and stops the node's workloads, each in an agent from the
@@ -17,7 +18,11 @@ import Synchronization
 /// with the artifact; every refusal names what was wrong). Agent output becomes log records
 /// on `$NEX.logs.<ns>.<node>.<workload_name>.<workload_id>`, agent events are republished on
 /// `$NEX.events.<ns>.<type>`, and essential services are restarted with ``RestartBackoff``.
-public actor WorkloadManager {
+///
+/// A `Service`: ``start()`` subscribes; ``run()`` forwards logs and events, watches agents and
+/// runs restart timers (each a child task) until a graceful shutdown, then stops every
+/// workload. Lifecycle decisions are ``WorkloadStateMachine``'s; the actor carries them out.
+public actor WorkloadManager: Service {
     public struct Context: Sendable {
         public var nodeID: String
         public var configuration: NodeConfiguration
@@ -52,9 +57,11 @@ public actor WorkloadManager {
     private let routes = LogRoutes()
     /// Routes of retired agents, removed 30 s later (lines may still be queued behind the end).
     private var retiredRoutes: [(agentID: String, until: ContinuousClock.Instant)] = []
-    private var tasks: [Task<Void, Never>] = []
-    /// Essential restarts waiting out their backoff; cancelled when the node stops.
-    private var restartTimers: [String: Task<Void, Never>] = [:]
+    private var subscriptions: (logs: NATSSubscription, events: NATSSubscription)?
+    /// Essential restarts to time: ``run()`` waits out each backoff in a child task (a timer
+    /// that fires after a stop finds the machine uninterested).
+    private let restartRequests: AsyncStream<(id: String, delay: Duration)>
+    private let restartRequestsSink: AsyncStream<(id: String, delay: Duration)>.Continuation
     /// Told when a workload's own host-services connection closes (it caches bucket handles).
     private var hostServicesServer: HostServicesServer?
     /// Deploy tokens accepted (persisted): each `jti` starts one workload.
@@ -70,27 +77,50 @@ public actor WorkloadManager {
         self.machine = WorkloadStateMachine(limits: .init(
             maxWorkloads: limits.maxWorkloads, maxConcurrentDeploys: limits.maxConcurrentDeploys,
             maxTotalBytes: limits.maxTotalBytes))
+        (restartRequests, restartRequestsSink) = AsyncStream.makeStream(of: (id: String, delay: Duration).self)
     }
 
     private var configuration: NodeConfiguration { context.configuration }
     private var nodeID: String { context.nodeID }
 
-    /// Starts forwarding agent logs and events and watching agents.
+    /// Subscribes to agent logs and events (confirmed by the bus before this returns).
     public func start() async throws {
         let logs = try await context.bus.subscribe(to: AgentBusSubject.toHost("*", AgentVerb.logs))
         let events = try await context.bus.subscribe(to: AgentBusSubject.toHost("*", AgentVerb.events) + ".*")
         try await context.bus.flush()
+        subscriptions = (logs, events)
+    }
+
+    /// Forwards agent logs and events, watches agents and runs restart timers, each in a child
+    /// task, until a graceful shutdown (or cancellation); then stops every workload
+    /// (``stopAll()``). Nothing it started outlives it.
+    public func run() async throws {
+        guard let (logs, events) = subscriptions else { return await stopAll() }
         let forwarder = LogForwarder(nodeID: nodeID, routes: routes, control: context.control)
-        tasks.append(Task { await forwarder.run(logs) })
-        tasks.append(Task { [weak self] in
-            for await message in events { await self?.handleAgentEvent(message) }
-        })
         let notices = supervisor.noticeStream
-        tasks.append(Task { [weak self] in
-            for await notice in notices {
-                if case .exited(let agentID, let status) = notice { await self?.agentExited(agentID, status: status) }
+        let restarts = restartRequests
+        await withDiscardingTaskGroup { group in
+            group.addTask { await forwarder.run(logs) }
+            group.addTask { for await message in events { await self.handleAgentEvent(message) } }
+            group.addTask {
+                for await notice in notices {
+                    if case .exited(let agentID, let status) = notice { await self.agentExited(agentID, status: status) }
+                }
             }
-        })
+            group.addTask {
+                await withDiscardingTaskGroup { timers in
+                    for await restart in restarts {
+                        timers.addTask {
+                            guard (try? await Task.sleep(for: restart.delay)) != nil else { return }
+                            await self.restartTimerFired(restart.id)
+                        }
+                    }
+                }
+            }
+            try? await gracefulShutdown()
+            group.cancelAll()
+        }
+        await stopAll()
     }
 
     /// Workloads deployed and not yet stopped.
@@ -422,7 +452,6 @@ public actor WorkloadManager {
     /// A `.stop` action: the trigger first (no new invocations), then the agent, then what the
     /// workload held.
     private func carryOutStop(_ id: String, undeploy agentID: String?) async {
-        restartTimers.removeValue(forKey: id)?.cancel()
         await records[id]?.trigger?.stop()
         if let agentID { await undeploy(agentID, grace: records[id]?.agentRequest.stopGraceMilliseconds ?? 0) }
         if let record = records.removeValue(forKey: id) {
@@ -445,9 +474,7 @@ public actor WorkloadManager {
 
     /// Stops every workload gracefully (SIGTERM to each, in parallel), for the node's shutdown.
     public func stopAll() async {
-        for task in tasks { task.cancel() }
-        for timer in restartTimers.values { timer.cancel() }
-        restartTimers.removeAll()
+        restartRequestsSink.finish()
         let actions = machine.nodeStopping()
         await withTaskGroup(of: Void.self) { group in
             for case .stop(let id, let agentID) in actions {
@@ -512,17 +539,7 @@ public actor WorkloadManager {
             await publishEvent(NexEventType.workloadRestarted, namespace: record.namespace, source: "\(nodeID)-\(id)",
                                WorkloadRestartedEvent(workloadName: record.name, workloadID: id, restarts: restarts,
                                                       delayMilliseconds: Int(delay.components.seconds * 1000), reason: reason))
-            guard !machine.isNodeStopping else { return }
-            // Cancelled by a stop of the workload or of the node (stopAll), so it never outlives them.
-            restartTimers[id]?.cancel()
-            restartTimers[id] = Task {
-                do {
-                    try await Task.sleep(for: delay)
-                } catch {
-                    return
-                }
-                await self.restartTimerFired(id)
-            }
+            restartRequestsSink.yield((id, delay))
         case .stop(let id, let agentID):
             await carryOutStop(id, undeploy: agentID)
         case .abandon(let id, _, let agentID, let cleanUp):
@@ -535,7 +552,6 @@ public actor WorkloadManager {
     }
 
     private func restartTimerFired(_ id: String) async {
-        restartTimers[id] = nil
         let action = machine.restartTimerFired(id, lameDuck: context.isLameDuck())
         guard case .assignAgent = action else { return await perform(action) }
         do {
