@@ -7,6 +7,7 @@ import Logging
 import NATSWire
 import NexAgentBus
 import NIOCore
+import ServiceLifecycle
 
 /// Starts and watches the node's `nex-agent` processes.
 ///
@@ -16,7 +17,11 @@ import NIOCore
 /// signal (SIGHUP: the agent kills its workload's whole tree and exits) and in their own
 /// process group, so they never outlive the node. While the node shuts down, a ping cut
 /// short by cancellation is not taken for a dead agent.
-public actor AgentSupervisor {
+///
+/// A `Service`: ``start()`` subscribes and asks for the pool's agents; ``run()`` does the work
+/// (handshakes, watching, pings, spawns, each a child task) until a graceful shutdown, then stops
+/// every agent. The lifecycle decisions are ``AgentStateMachine``'s; the actor carries them out.
+public actor AgentSupervisor: Service {
     public struct Settings: Sendable {
         public var agentExecutable: String
         public var stateDirectory: String
@@ -44,93 +49,144 @@ public actor AgentSupervisor {
     /// Reports of agents that ended or were killed; the workload manager reads them.
     nonisolated let noticeStream: AsyncStream<AgentNotice>
 
+    /// The agents' lifecycles and the warm pool: the supervisor feeds it events and carries
+    /// out what it returns.
+    private var machine: AgentStateMachine
+    /// The processes started (an agent is here from its spawn to its clean-up).
     private var agents: [String: AgentProcess] = [:]
-    /// Handshaken, unassigned agents, oldest first.
-    private var warm: [String] = []
-    private var assigned: Set<String> = []
-    private var handshakes: [String: AgentHandshake] = [:]
+    /// Deploys waiting for the handshake of an agent started for them (the pool was empty).
     private var handshakeWaiters: [String: CheckedContinuation<Void, any Error>] = [:]
-    private var spawning = 0
-    private var stopping = false
-    private var tasks: [Task<Void, Never>] = []
+    private var handshakeSubscription: NATSSubscription?
+    /// Pool agents to start: ``run()`` starts each in a child task.
+    private let spawnRequests: AsyncStream<String>
+    private let spawnRequestsSink: AsyncStream<String>.Continuation
 
     public init(settings: Settings, bus: AgentBus, connection: NATSClient, logger: Logger) {
         self.settings = settings
         self.bus = bus
         self.connection = connection
         self.logger = logger
+        self.machine = AgentStateMachine(poolSize: settings.poolSize, handshakeTimeout: settings.handshakeTimeout)
         (noticeStream, notices) = AsyncStream.makeStream(of: AgentNotice.self)
+        (spawnRequests, spawnRequestsSink) = AsyncStream.makeStream(of: String.self)
     }
 
-    /// Starts answering handshakes, watching agents, and fills the pool.
+    /// Subscribes to handshakes (confirmed by the bus before this returns) and asks for the
+    /// pool's agents; ``run()`` starts them.
     public func start() async throws {
         try FileManager.default.createDirectory(atPath: agentsDirectory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
-        let handshakes = try await connection.subscribe(to: AgentBusSubject.toHost("*", AgentVerb.handshake))
+        handshakeSubscription = try await connection.subscribe(to: AgentBusSubject.toHost("*", AgentVerb.handshake))
         try await connection.flush()
-        tasks.append(Task { [weak self] in
-            for await message in handshakes { await self?.handleHandshake(message) }
-        })
-        tasks.append(Task { [weak self] in await self?.watch() })
-        tasks.append(Task { [weak self] in await self?.pingLoop() })
-        fillPool()
+        perform(machine.fillPool())
+    }
+
+    /// Answers handshakes, watches and pings the agents and starts the pool's, each in a child
+    /// task, until a graceful shutdown (or cancellation); then stops every agent
+    /// (``shutdown(grace:)``). Nothing it started outlives it.
+    public func run() async throws {
+        guard let handshakes = handshakeSubscription else { return await shutdown(grace: .seconds(2)) }
+        let requests = spawnRequests
+        await withDiscardingTaskGroup { group in
+            group.addTask { for await message in handshakes { await self.handleHandshake(message) } }
+            group.addTask { await self.watch() }
+            group.addTask { await self.pingLoop() }
+            group.addTask {
+                await withDiscardingTaskGroup { spawns in
+                    for await id in requests { spawns.addTask { await self.spawnIntoPool(id) } }
+                }
+            }
+            try? await gracefulShutdown()
+            group.cancelAll()
+        }
+        await shutdown(grace: .seconds(2))
     }
 
     private var agentsDirectory: String { settings.stateDirectory + "/agents" }
 
     /// Handshaken agents waiting for work.
-    public var warmCount: Int { warm.count }
+    public var warmCount: Int { machine.warm.count }
     /// Every agent process alive.
     public var agentCount: Int { agents.count }
 
     /// The process ids of every agent (for tests and diagnostics).
     public var agentPIDs: [Int32] { agents.values.map(\.process.pid) }
 
-    // MARK: Pool
+    // MARK: Carrying out the machine's actions
 
-    private func fillPool() {
-        guard !stopping else { return }
-        while warm.count + spawning < settings.poolSize {
-            spawning += 1
-            Task { await self.spawnIntoPool() }
+    private func perform(_ action: AgentStateMachine.Action) {
+        switch action {
+        case .none, .handOut, .spawnDedicated, .acceptHandshake, .cleanUp:
+            break  // handled where they are returned (they need an await or a caller)
+        case .spawnForPool(let count):
+            for _ in 0..<count {
+                let id = RandomID.make(length: 16)
+                guard machine.spawnStarted(id, for: .pool) else { return }
+                spawnRequestsSink.yield(id)
+            }
+        case .kill(let id, let unresponsive, let failWaiter):
+            if unresponsive {
+                notices.yield(.unresponsive(agentID: id))
+            } else if failWaiter != nil {
+                logger.warning("agent handshake timed out; killing it", metadata: ["agent": "\(id)"])
+            }
+            agents[id]?.process.signalGroup(SIGKILL)
+            if let failWaiter { handshakeWaiters.removeValue(forKey: id)?.resume(throwing: failWaiter) }
+        case .terminate(let id):
+            // Started while the node began to stop: it has no workload, so SIGTERM is enough
+            // (its exit needs no watching: the node is going).
+            agents[id]?.process.signalGroup(SIGTERM)
+        case .terminateAll:
+            break  // shutdown(grace:) waits for them
         }
     }
 
-    private func spawnIntoPool() async {
-        defer { spawning -= 1 }
+    // MARK: Pool
+
+    private func spawnIntoPool(_ id: String) async {
         do {
-            let agent = try await spawn()
-            try await awaitHandshake(agent.id)
-            if stopping || agents[agent.id] == nil { return }
-            warm.append(agent.id)
+            let agent = try await spawn(id)
+            agents[agent.id] = agent
+            perform(machine.spawned(id, now: .now))
         } catch {
             logger.error("agent did not start", metadata: ["error": "\(error)"])
             try? await Task.sleep(for: .seconds(1))  // a broken agent binary must not spin
-            spawning -= 1
-            fillPool()
-            spawning += 1
+            perform(machine.spawnFailed(id))
         }
     }
 
     /// An agent that completed its handshake, taken out of the pool; the pool is refilled.
     func acquire() async throws -> AgentProcess {
-        if let id = warm.first {
-            warm.removeFirst()
-            assigned.insert(id)
-            fillPool()
-            if let agent = agents[id] { return agent }
+        switch machine.acquire() {
+        case .handOut(let id, let refill):
+            perform(.spawnForPool(count: refill))
+            guard let agent = agents[id] else { throw AgentSupervisorError.agentExited(id: id) }
+            return agent
+        case .spawnDedicated:
+            // The pool is empty (a burst of deploys): start one for this deploy.
+            let id = RandomID.make(length: 16)
+            guard machine.spawnStarted(id, for: .dedicated) else { throw AgentSupervisorError.stopping }
+            let agent: AgentProcess
+            do {
+                agent = try await spawn(id)
+            } catch {
+                _ = machine.spawnFailed(id)
+                throw error
+            }
+            agents[id] = agent
+            let spawned = machine.spawned(id, now: .now)
+            perform(spawned)
+            if case .terminate = spawned { throw AgentSupervisorError.stopping }
+            try await awaitHandshake(id)
+            guard agents[id] != nil else { throw AgentSupervisorError.agentExited(id: id) }
+            return agent
+        default:
+            throw AgentSupervisorError.stopping
         }
-        // The pool is empty (a burst of deploys): start one for this deploy.
-        let agent = try await spawn()
-        try await awaitHandshake(agent.id)
-        guard agents[agent.id] != nil else { throw AgentSupervisorError.agentExited(id: agent.id) }
-        assigned.insert(agent.id)
-        return agent
     }
 
-    private func spawn() async throws -> AgentProcess {
-        guard !stopping else { throw AgentSupervisorError.stopping }
-        let id = RandomID.make(length: 16)
+    private func spawn(_ id: String) async throws -> AgentProcess {
+        guard !machine.isStopping else { throw AgentSupervisorError.stopping }
         let key = try NKeyPair.generate(.user)
         let directory = agentsDirectory + "/" + id
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false,
@@ -157,10 +213,8 @@ public actor AgentSupervisor {
             try? FileManager.default.removeItem(atPath: directory)
             throw error
         }
-        let agent = AgentProcess(id: id, key: key, process: process, directory: directory)
-        agents[id] = agent
         logger.debug("agent started", metadata: ["agent": "\(id)", "pid": "\(process.pid)"])
-        return agent
+        return AgentProcess(id: id, key: key, process: process, directory: directory)
     }
 
     // MARK: Handshakes
@@ -170,36 +224,29 @@ public actor AgentSupervisor {
         let tokens = message.subject.split(separator: ".")
         guard tokens.count == 3, let reply = message.replyTo else { return }
         let id = String(tokens[1])
-        guard agents[id] != nil else { return }
+        guard machine.state(of: id) != nil else { return }
         guard let handshake = try? JSONDecoder().decode(AgentHandshake.self, from: Data(message.payload.readableBytesView)),
               handshake.id == id
         else {
             logger.warning("agent sent a malformed handshake", metadata: ["agent": "\(id)"])
             return
         }
-        handshakes[id] = handshake
+        guard case .acceptHandshake(_, let handOut) = machine.handshakeReceived(id) else { return }
         try? await connection.publish("{}", to: reply)
-        handshakeWaiters.removeValue(forKey: id)?.resume()
+        if handOut { handshakeWaiters.removeValue(forKey: id)?.resume() }
     }
 
+    /// Waits for the handshake of an agent started for a deploy (the machine's deadline ends
+    /// the wait: ``watch()`` feeds it the time).
     private func awaitHandshake(_ id: String) async throws {
-        if handshakes[id] != nil { return }
-        let timeout = settings.handshakeTimeout
-        let timer = Task {
-            try await Task.sleep(for: timeout)
-            self.handshakeTimedOut(id)
+        switch machine.state(of: id) {
+        case .assigned?: return
+        case .spawning?, .awaitingHandshake?: break
+        default: throw AgentSupervisorError.agentExited(id: id)
         }
-        defer { timer.cancel() }
         try await withCheckedThrowingContinuation { continuation in
             handshakeWaiters[id] = continuation
         }
-    }
-
-    private func handshakeTimedOut(_ id: String) {
-        guard let waiter = handshakeWaiters.removeValue(forKey: id) else { return }
-        logger.warning("agent handshake timed out; killing it", metadata: ["agent": "\(id)"])
-        agents[id]?.process.signalGroup(SIGKILL)
-        waiter.resume(throwing: AgentSupervisorError.handshakeTimeout(id: id, after: settings.handshakeTimeout))
     }
 
     // MARK: Watching
@@ -211,6 +258,7 @@ public actor AgentSupervisor {
             for (id, agent) in agents {
                 if let status = agent.process.exitStatus { await ended(id, status: status) }
             }
+            for action in machine.tick(now: .now) { perform(action) }
             // A workload that kills its own agent leaves its escaped descendants to the
             // nearest subreaper, the node: end them (checked once a second; see NexNode.run).
             round += 1
@@ -222,28 +270,24 @@ public actor AgentSupervisor {
     }
 
     private func ended(_ id: String, status: Int32) async {
+        let action = machine.exited(id, status: status)
         guard let agent = agents.removeValue(forKey: id) else { return }
-        warm.removeAll { $0 == id }
-        let wasAssigned = assigned.remove(id) != nil
-        handshakes[id] = nil
+        var report = false, warn = false, refill = 0
+        if case .cleanUp(_, let reports, let warns, _, let count) = action { (report, warn, refill) = (reports, warns, count) }
         handshakeWaiters.removeValue(forKey: id)?.resume(throwing: AgentSupervisorError.agentExited(id: id))
         agent.process.signalGroup(SIGKILL)  // anything it left behind in its group
         await bus.removeUser(publicKey: agent.key.publicKey)
         try? FileManager.default.removeItem(atPath: agent.directory)
-        if !stopping {
-            if status != 0 || !wasAssigned {
-                logger.warning("agent exited", metadata: ["agent": "\(id)", "status": "\(status)"])
-            }
-            notices.yield(.exited(agentID: id, status: status))
-            fillPool()
-        }
+        if warn { logger.warning("agent exited", metadata: ["agent": "\(id)", "status": "\(status)"]) }
+        if report { notices.yield(.exited(agentID: id, status: status)) }
+        perform(.spawnForPool(count: refill))
     }
 
     private func pingLoop() async {
-        while !Task.isCancelled && !stopping {
+        while !Task.isCancelled && !machine.isStopping {
             try? await Task.sleep(for: settings.pingInterval)
-            for id in Array(handshakes.keys) {
-                if Task.isCancelled || stopping { return }
+            for id in machine.handshaken {
+                if Task.isCancelled || machine.isStopping { return }
                 let subject = AgentBusSubject.toAgent(id, AgentVerb.ping)
                 do {
                     _ = try await connection.request(ByteBuffer(), to: subject,
@@ -251,11 +295,13 @@ public actor AgentSupervisor {
                 } catch {
                     // Cancelled (the node shuts down): not a dead agent. shutdown() stops the
                     // agents gracefully; killing one here would cut its workload's grace period.
-                    if error is CancellationError || Task.isCancelled || stopping { return }
+                    if error is CancellationError || Task.isCancelled || machine.isStopping { return }
                     guard let agent = agents[id], agent.process.isRunning else { continue }
-                    logger.warning("agent does not answer pings; killing it", metadata: ["agent": "\(id)", "error": "\(error)"])
-                    notices.yield(.unresponsive(agentID: id))
-                    agent.process.signalGroup(SIGKILL)
+                    let action = machine.pingFailed(id)
+                    if case .kill = action {
+                        logger.warning("agent does not answer pings; killing it", metadata: ["agent": "\(id)", "error": "\(error)"])
+                    }
+                    perform(action)
                 }
             }
         }
@@ -264,14 +310,15 @@ public actor AgentSupervisor {
     /// Stops an agent (its workload is already stopped or gone) and forgets it.
     func retire(_ id: String) async {
         guard let agent = agents[id] else { return }
+        _ = machine.retireRequested(id)
         await agent.process.terminate(grace: .seconds(2))
         await ended(id, status: agent.process.exitStatus ?? 0)
     }
 
     /// Stops every agent: SIGTERM (they stop their workloads gracefully), then SIGKILL after `grace`.
     public func shutdown(grace: Duration) async {
-        stopping = true
-        for task in tasks { task.cancel() }
+        guard case .terminateAll = machine.nodeStopping() else { return }
+        spawnRequestsSink.finish()
         for (_, waiter) in handshakeWaiters { waiter.resume(throwing: AgentSupervisorError.stopping) }
         handshakeWaiters.removeAll()
         await withTaskGroup(of: Void.self) { group in
@@ -284,14 +331,13 @@ public actor AgentSupervisor {
             try? FileManager.default.removeItem(atPath: agent.directory)
         }
         agents.removeAll()
-        warm.removeAll()
         notices.finish()
     }
 }
 
 
 /// Why the supervisor could not provide an agent.
-public enum AgentSupervisorError: Error, Sendable, CustomStringConvertible {
+public enum AgentSupervisorError: Error, Sendable, Equatable, CustomStringConvertible {
     case handshakeTimeout(id: String, after: Duration)
     case agentExited(id: String)
     case stopping

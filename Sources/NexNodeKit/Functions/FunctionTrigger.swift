@@ -62,6 +62,10 @@ final class FunctionTrigger: Sendable {
             let subscription = try await connection.subscribe(to: subject, queue: queue)
             subscriptions.withLock { $0.append(subscription) }
             // On the bus connection's event loop: the hop to the agent then needs no thread switch.
+            // The subscription's task is the trigger's: stop() (the workload manager calls it
+            // before the function's agent is undeployed, and when the node stops) ends it. Each
+            // invocation is a task of its own on purpose: one under way still answers its
+            // requester after a stop, and ends within `timeout` (the agent request's bound).
             let executor = bus.taskExecutor
             let task = Task(executorPreference: executor) { [self] in
                 for await message in subscription {

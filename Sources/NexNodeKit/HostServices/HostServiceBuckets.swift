@@ -14,6 +14,8 @@ actor HostServiceBuckets {
         let bucket: String
     }
 
+    // Each lookup is a task so that concurrent first uses share it: every caller awaits it, so
+    // it ends before the calls that wait for it (and the host-services server waits for those).
     private var keyValues: [Key: Task<KeyValue, any Error>] = [:]
     private var objectStores: [Key: Task<ObjectStore, any Error>] = [:]
 

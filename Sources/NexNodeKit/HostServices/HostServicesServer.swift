@@ -4,6 +4,7 @@ import FoundationEssentials
 import Logging
 import NATSWire
 import NIOCore
+import ServiceLifecycle
 import Synchronization
 
 /// The node's host services: key-value, object store, messaging and HTTP for functions,
@@ -34,7 +35,9 @@ import Synchronization
 /// ...
 /// await server.stop()   // waits for the calls under way
 /// ```
-public final class HostServicesServer: Sendable {
+///
+/// In a node it is a `Service`: ``run()`` serves until a graceful shutdown, then ``stop()``s.
+public final class HostServicesServer: Service, Sendable {
     public let configuration: HostServicesConfiguration
     let bus: NATSClient
     let resolve: @Sendable (_ agentID: String) async -> HostServiceScope?
@@ -87,6 +90,10 @@ public final class HostServicesServer: Sendable {
             try? await subscription.unsubscribe()
             throw error
         }
+        // The serving loop is this server's: stop() (which run() calls at a graceful shutdown)
+        // ends it and waits for it and for the calls under way, so it never outlives the
+        // server. It is a task of its own so that start()/stop() also serve callers that do
+        // not run the server as a Service (tests, embedders).
         let loop = Task {
             await withDiscardingTaskGroup { group in
                 for await message in subscription {
@@ -107,6 +114,12 @@ public final class HostServicesServer: Sendable {
             $0.loop = loop
         }
         logger.debug("host services listening", metadata: ["subject": "\(HostServiceSubject.subscription)"])
+    }
+
+    /// Serves (``start()`` first) until a graceful shutdown or cancellation, then ``stop()``s.
+    public func run() async throws {
+        try? await gracefulShutdown()
+        await stop()
     }
 
     /// Unsubscribes, waits for the requests in progress to be answered, and forgets bucket handles.

@@ -62,17 +62,40 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
         }
         let workloads = try await startWorkloads(control: client)
         let server = ControlServer(nodeID: nodeID, client: client, handler: self, logger: logger)
+        let bus = workloads.bus
+        // Serving the control API: shut down first (the node stops taking work), and when it
+        // ends or fails the rest of the group is shut down gracefully.
+        let serving = ClosureService { [self] in
+            do {
+                try await self.serve(server, client: client, bus: bus)
+            } catch {
+                self.logger.error("nex-node failed; stopping its workloads", metadata: ["error": "\(error)"])
+                throw error
+            }
+            self.logger.info("nex-node stopping", metadata: ["node_id": "\(self.nodeID)"])
+            self.notifier?.notify("STOPPING=1")
+        }
+        // The node's long-lived parts in one group (hummingbird's Application.run): a graceful
+        // shutdown stops them in the reverse order: serving, the workloads, the agents, host
+        // services, then the bus. The node's own bus link is closed after the bus (below), so it
+        // is not reported as a lost link.
+        let group = ServiceGroup(configuration: .init(
+            services: [
+                .init(service: workloads.bus, serviceName: "agent bus"),
+                .init(service: workloads.hostServices, serviceName: "host services"),
+                .init(service: workloads.supervisor, serviceName: "agent supervisor"),
+                .init(service: workloads.manager, serviceName: "workload manager"),
+                .init(service: serving, successTerminationBehavior: .gracefullyShutdownGroup,
+                      failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: "control API"),
+            ],
+            logger: logger))
         do {
-            try await serve(server, client: client, bus: workloads.bus)
+            try await group.run()
         } catch {
-            // Serving failed: still stop every workload and agent before the error ends the node.
-            logger.error("nex-node failed; stopping its workloads", metadata: ["error": "\(error)"])
-            await workloads.stop()
+            await workloads.closeLinks()
             throw error
         }
-        logger.info("nex-node stopping", metadata: ["node_id": "\(nodeID)"])
-        notifier?.notify("STOPPING=1")
-        await workloads.stop()
+        await workloads.closeLinks()
         await publishEvent(NexEventType.nodeStopped, NodeStoppedEvent(id: nodeID, graceful: true))
         try? await client.drain(timeout: .seconds(5))
     }
@@ -348,7 +371,8 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
     }
 }
 
-/// The workload side of a running node, stopped in order on shutdown.
+/// The workload side of a running node: services run (and stopped in order) by the node's
+/// `ServiceGroup`, and the connections closed after them.
 struct WorkloadRuntime: Sendable {
     let bus: AgentBus
     let busClient: NATSClient
@@ -357,14 +381,10 @@ struct WorkloadRuntime: Sendable {
     let hostServices: HostServicesServer
     let hostServicesConnection: NATSClient
 
-    /// Workloads first (SIGTERM, grace period, SIGKILL), then agents, host services, the bus.
-    func stop() async {
-        await manager.stopAll()
-        await supervisor.shutdown(grace: .seconds(2))
-        await hostServices.stop()
+    /// After the services: the host-services connection, and the node's bus link (after the
+    /// bus: closing it before would be reported as a lost link).
+    func closeLinks() async {
         await hostServicesConnection.close()
-        // The bus first: closing the node's link before it would be reported as a lost link.
-        await bus.shutdown()
         await busClient.close()
     }
 }

@@ -8,6 +8,7 @@ import NATSWire
 import NexAgentBus
 import NexControl
 import NIOCore
+import ServiceLifecycle
 import Synchronization
 
 /// Deploys, watches, restarts and stops the node's workloads, each in an agent from the
@@ -17,7 +18,11 @@ import Synchronization
 /// with the artifact; every refusal names what was wrong). Agent output becomes log records
 /// on `$NEX.logs.<ns>.<node>.<workload_name>.<workload_id>`, agent events are republished on
 /// `$NEX.events.<ns>.<type>`, and essential services are restarted with ``RestartBackoff``.
-public actor WorkloadManager {
+///
+/// A `Service`: ``start()`` subscribes; ``run()`` forwards logs and events, watches agents and
+/// runs restart timers (each a child task) until a graceful shutdown, then stops every
+/// workload. Lifecycle decisions are ``WorkloadStateMachine``'s; the actor carries them out.
+public actor WorkloadManager: Service {
     public struct Context: Sendable {
         public var nodeID: String
         public var configuration: NodeConfiguration
@@ -43,22 +48,24 @@ public actor WorkloadManager {
     private let supervisor: AgentSupervisor
     private let cache: ArtifactCache
     private let logger: Logger
-    private var workloads: [String: WorkloadRecord] = [:]
+    /// Every workload's lifecycle and the deploy reservations: the manager feeds it events and
+    /// carries out what it returns.
+    private var machine: WorkloadStateMachine
+    /// The data and resources of each workload the machine knows (from commit to clean-up).
+    private var records: [String: WorkloadRecord] = [:]
     /// agent id → workload id, shared with the log forwarder (which runs outside the actor).
     private let routes = LogRoutes()
-    private var tasks: [Task<Void, Never>] = []
-    private var stopping = false
+    /// Routes of retired agents, removed 30 s later (lines may still be queued behind the end).
+    private var retiredRoutes: [(agentID: String, until: ContinuousClock.Instant)] = []
+    private var subscriptions: (logs: NATSSubscription, events: NATSSubscription)?
+    /// Essential restarts to time: ``run()`` waits out each backoff in a child task (a timer
+    /// that fires after a stop finds the machine uninterested).
+    private let restartRequests: AsyncStream<(id: String, delay: Duration)>
+    private let restartRequestsSink: AsyncStream<(id: String, delay: Duration)>.Continuation
     /// Told when a workload's own host-services connection closes (it caches bucket handles).
     private var hostServicesServer: HostServicesServer?
-    /// Deploys under way, from their first check to their answer (`max_concurrent_deploys`).
-    private var deploysUnderWay = 0
-    /// Workload slots and artifact bytes held by deploys not yet recorded in ``workloads``:
-    /// taken before the first await, so concurrent deploys cannot all pass the limits.
-    private var reservations: [Int: Int] = [:]
-    private var nextReservation = 0
-    /// Deploy tokens accepted (persisted) and being deployed now: each `jti` starts one workload.
+    /// Deploy tokens accepted (persisted): each `jti` starts one workload.
     private var ledger: DeployTokenLedger
-    private var tokensUnderWay: Set<String> = []
 
     public init(context: Context, supervisor: AgentSupervisor, cache: ArtifactCache, logger: Logger) throws {
         self.context = context
@@ -66,51 +73,142 @@ public actor WorkloadManager {
         self.cache = cache
         self.logger = logger
         self.ledger = try DeployTokenLedger(stateDirectory: context.configuration.stateDirectory ?? StateDirectory.defaultPath)
+        let limits = context.configuration.nodeLimits
+        self.machine = WorkloadStateMachine(limits: .init(
+            maxWorkloads: limits.maxWorkloads, maxConcurrentDeploys: limits.maxConcurrentDeploys,
+            maxTotalBytes: limits.maxTotalBytes))
+        (restartRequests, restartRequestsSink) = AsyncStream.makeStream(of: (id: String, delay: Duration).self)
     }
 
     private var configuration: NodeConfiguration { context.configuration }
     private var nodeID: String { context.nodeID }
 
-    /// Starts forwarding agent logs and events and watching agents.
+    /// Subscribes to agent logs and events (confirmed by the bus before this returns).
     public func start() async throws {
         let logs = try await context.bus.subscribe(to: AgentBusSubject.toHost("*", AgentVerb.logs))
         let events = try await context.bus.subscribe(to: AgentBusSubject.toHost("*", AgentVerb.events) + ".*")
         try await context.bus.flush()
+        subscriptions = (logs, events)
+    }
+
+    /// Forwards agent logs and events, watches agents and runs restart timers, each in a child
+    /// task, until a graceful shutdown (or cancellation); then stops every workload
+    /// (``stopAll()``). Nothing it started outlives it.
+    public func run() async throws {
+        guard let (logs, events) = subscriptions else { return await stopAll() }
         let forwarder = LogForwarder(nodeID: nodeID, routes: routes, control: context.control)
-        tasks.append(Task { await forwarder.run(logs) })
-        tasks.append(Task { [weak self] in
-            for await message in events { await self?.handleAgentEvent(message) }
-        })
         let notices = supervisor.noticeStream
-        tasks.append(Task { [weak self] in
-            for await notice in notices {
-                if case .exited(let agentID, let status) = notice { await self?.agentExited(agentID, status: status) }
+        let restarts = restartRequests
+        await withDiscardingTaskGroup { group in
+            group.addTask { await forwarder.run(logs) }
+            group.addTask { for await message in events { await self.handleAgentEvent(message) } }
+            group.addTask {
+                for await notice in notices {
+                    if case .exited(let agentID, let status) = notice { await self.agentExited(agentID, status: status) }
+                }
             }
-        })
+            group.addTask {
+                await withDiscardingTaskGroup { timers in
+                    for await restart in restarts {
+                        timers.addTask {
+                            guard (try? await Task.sleep(for: restart.delay)) != nil else { return }
+                            await self.restartTimerFired(restart.id)
+                        }
+                    }
+                }
+            }
+            try? await gracefulShutdown()
+            group.cancelAll()
+        }
+        await stopAll()
     }
 
     /// Workloads deployed and not yet stopped.
-    public var count: Int { workloads.count }
+    public var count: Int { machine.liveCount }
 
     // MARK: Deploy
 
+    /// What a deploy brings once its request is checked.
+    private struct CheckedDeploy {
+        let type: WorkloadType
+        let triggers: [String]
+        let environment: [String: String]
+        let claims: WorkloadClaims
+        let claimedHash: String
+        let token: String
+        let location: ArtifactLocation
+    }
+
     public func deploy(namespace: String, request: DeployRequest) async throws -> RunResponse {
         let started = ContinuousClock.now
-        guard !stopping else { throw NexControlError.badRequest("node \(nodeID) is stopping") }
-        if context.isLameDuck() {
-            throw NexControlError.badRequest("node \(nodeID) is in lame duck mode and accepts no new workloads")
+        // Reserve a workload slot and a deploy slot before any await; every failure below
+        // gives them back.
+        let reserved = machine.deployRequested(nodeID: nodeID, lameDuck: context.isLameDuck())
+        guard case .fetchArtifact(let reservation) = reserved else { throw Self.refusal(reserved) }
+        let checked: CheckedDeploy
+        do {
+            checked = try check(request)
+            guard machine.claimToken(checked.token, for: reservation) else { throw Self.tokenUsed(checked.claims) }
+        } catch {
+            machine.reservationAbandoned(reservation)
+            throw error
         }
-        // Everything up to the reservation runs without an await: the limits hold for
-        // concurrent deploys too.
-        let limits = configuration.nodeLimits
-        guard deploysUnderWay < limits.maxConcurrentDeploys else {
-            throw NexControlError.badRequest(
-                "node \(nodeID) is busy with \(deploysUnderWay) deploys (node_limits.max_concurrent_deploys); try again")
+        let claims = checked.claims, type = checked.type
+        let artifact: CachedArtifact
+        do throws(ArtifactError) {
+            artifact = try await cache.fetch(checked.location, expectedSHA256: checked.claimedHash,
+                                             maxBytes: configuration.nodeLimits.maxWorkloadBytes,
+                                             jetStreamDomain: request.jsDomain, client: context.control)
+        } catch {
+            machine.reservationAbandoned(reservation)
+            logger.info("artifact refused", metadata: ["workload": "\(claims.name)", "namespace": "\(namespace)",
+                                                       "error": "\(error.operatorDetail)"])
+            throw NexControlError.badRequest("\(error)")
         }
-        if limits.maxWorkloads > 0, workloads.count + reservations.count >= limits.maxWorkloads {
-            throw NexControlError.badRequest(
-                "node \(nodeID) runs or is starting \(workloads.count + reservations.count) workloads; node_limits.max_workloads is \(limits.maxWorkloads)")
+        let sized = machine.artifactFetched(reservation, bytes: artifact.size, workloadName: claims.name)
+        guard case .createWorkload = sized else { throw Self.refusal(sized) }
+
+        let id = RandomID.make(length: 20)
+        let resource = ResourceLimits(
+            memoryBytes: request.limits?.memoryBytes ?? configuration.workloadLimits.memoryBytes,
+            openFiles: request.limits?.openFiles ?? configuration.workloadLimits.openFiles,
+            processes: request.limits?.processes ?? configuration.workloadLimits.processes)
+        let template = AgentDeployRequestTemplate(
+            argv: request.argv ?? [], environment: WorkloadConnection.workloadEnvironment(checked.environment),
+            limits: resource, stopGraceMilliseconds: Int(configuration.stopGracePeriodSeconds * 1000),
+            artifactPath: artifact.path)
+        var record = WorkloadRecord(
+            id: id, namespace: namespace, name: claims.name, type: type, hash: artifact.sha256, size: artifact.size,
+            description: request.description, essential: request.essential ?? false, claims: claims,
+            agentRequest: template, startedAt: Date())
+        record.triggerSubjects = checked.triggers
+        do {
+            record.hostServicesConnection = try await WorkloadConnection.connect(
+                request.hostServices, field: "host_services", seedVariable: WorkloadConnection.hostServicesSeedVariable,
+                environment: checked.environment, name: "nex-node host services \(namespace)/\(claims.name)")
+        } catch {
+            machine.reservationAbandoned(reservation)
+            throw error
         }
+        records[id] = record
+        let committed = machine.reservationCommitted(reservation, workload: id, essential: record.essential,
+                                                     isFunction: type.isFunction)
+        let agentID = try await drive(committed, trigger: (request: request, environment: checked.environment))
+        do {
+            try ledger.record(checked.token, expires: claims.expires)
+        } catch {
+            // Running, but a replay of this token after a restart would not be recognised.
+            logger.error("deploy token not recorded", metadata: ["jti": "\(claims.id)", "error": "\(error)"])
+        }
+        logger.info("workload deployed", metadata: [
+            "workload": "\(record.name)", "id": "\(id)", "namespace": "\(namespace)", "agent": "\(agentID)",
+            "cached": "\(artifact.fromCache)", "ms": "\(started.duration(to: .now).milliseconds)",
+        ])
+        return RunResponse(started: true, id: id, issuer: claims.issuer, name: claims.name)
+    }
+
+    /// The deploy request's checks, in Nex 0.2's order; none awaits.
+    private func check(_ request: DeployRequest) throws -> CheckedDeploy {
         guard let type = WorkloadType(name: request.type) else {
             throw NexControlError.badRequest("unknown workload type '\(request.type)' (native, wasm, javascript, v8)")
         }
@@ -152,127 +250,93 @@ public actor WorkloadManager {
         }
         // One issuer cannot use up another's tokens: the ledger is keyed by issuer and jti.
         let token = "\(claims.issuer).\(claims.id)"
-        guard !ledger.contains(token), !tokensUnderWay.contains(token) else {
-            throw NexControlError.badRequest(
-                "workload_jwt: deploy token \(claims.id) for \(claims.name) was already used; each deploy needs a fresh token")
-        }
+        guard !ledger.contains(token) else { throw Self.tokenUsed(claims) }
         let location: ArtifactLocation
         do {
             location = try ArtifactLocation(validating: request.location)
         } catch {
             throw NexControlError.badRequest("location: \(error)")
         }
-        deploysUnderWay += 1
-        tokensUnderWay.insert(token)
-        let reservation = reserve()
-        defer {
-            deploysUnderWay -= 1
-            tokensUnderWay.remove(token)
-            reservations[reservation] = nil
-        }
+        return CheckedDeploy(type: type, triggers: triggers, environment: environment, claims: claims,
+                             claimedHash: claimedHash, token: token, location: location)
+    }
 
-        let artifact: CachedArtifact
-        do throws(ArtifactError) {
-            artifact = try await cache.fetch(location, expectedSHA256: claimedHash, maxBytes: limits.maxWorkloadBytes,
-                                             jetStreamDomain: request.jsDomain, client: context.control)
-        } catch {
-            logger.info("artifact refused", metadata: ["workload": "\(claims.name)", "namespace": "\(namespace)",
-                                                       "error": "\(error.operatorDetail)"])
-            throw NexControlError.badRequest("\(error)")
-        }
-        if limits.maxTotalBytes > 0 {
-            let total = workloads.values.reduce(0) { $0 + $1.size } + reservations.values.reduce(0, +) + artifact.size
-            guard total <= limits.maxTotalBytes else {
-                throw NexControlError.badRequest(
-                    "workload \(claims.name) would bring this node over node_limits.max_total_bytes (\(limits.maxTotalBytes))")
-            }
-        }
-        reservations[reservation] = artifact.size
+    private static func tokenUsed(_ claims: WorkloadClaims) -> NexControlError {
+        .badRequest("workload_jwt: deploy token \(claims.id) for \(claims.name) was already used; each deploy needs a fresh token")
+    }
 
-        let id = RandomID.make(length: 20)
-        let resource = ResourceLimits(
-            memoryBytes: request.limits?.memoryBytes ?? configuration.workloadLimits.memoryBytes,
-            openFiles: request.limits?.openFiles ?? configuration.workloadLimits.openFiles,
-            processes: request.limits?.processes ?? configuration.workloadLimits.processes)
-        let template = AgentDeployRequestTemplate(
-            argv: request.argv ?? [], environment: WorkloadConnection.workloadEnvironment(environment), limits: resource,
-            stopGraceMilliseconds: Int(configuration.stopGracePeriodSeconds * 1000), artifactPath: artifact.path)
-        var record = WorkloadRecord(
-            id: id, namespace: namespace, name: claims.name, type: type, hash: artifact.sha256, size: artifact.size,
-            description: request.description, essential: request.essential ?? false, claims: claims,
-            agentRequest: template, agentID: nil, state: .starting, startedAt: Date())
-        record.triggerSubjects = triggers
-        record.hostServicesConnection = try await WorkloadConnection.connect(
-            request.hostServices, field: "host_services", seedVariable: WorkloadConnection.hostServicesSeedVariable,
-            environment: environment, name: "nex-node host services \(namespace)/\(claims.name)")
-        // The record takes over the reservation's slot and bytes.
-        workloads[id] = record
-        reservations[reservation] = nil
-        do {
-            record = try await startInAgent(record)
-            if type.isFunction {
-                let trigger = try await startTrigger(record, request: request, environment: environment)
-                guard workloads[id] != nil, workloads[id]?.state != .stopping else {
-                    await trigger.stop()
-                    throw NexControlError.badRequest("workload \(record.name) was stopped while it started")
+    private static func refusal(_ action: WorkloadStateMachine.Action) -> NexControlError {
+        if case .refuse(let reason) = action { return .badRequest(reason) }
+        return .badRequest("the deploy cannot go on (\(action))")
+    }
+
+    /// Carries out a deploy's (or a restart's) actions, feeding each await's result back to the
+    /// machine, until the workload runs (returns its agent) or the machine abandons it (throws
+    /// its reason). `trigger` is the deploy's request, for a function's first start.
+    @discardableResult
+    private func drive(_ first: WorkloadStateMachine.Action,
+                       trigger: (request: DeployRequest, environment: [String: String])?) async throws -> String {
+        var action = first
+        var agent: AgentProcess?
+        while true {
+            switch action {
+            case .assignAgent(let id):
+                do {
+                    let acquired = try await supervisor.acquire()
+                    agent = acquired
+                    action = machine.agentAssigned(id, agent: acquired.id)
+                } catch {
+                    action = machine.agentUnavailable(id, reason: "no agent to run workload \(records[id]?.name ?? id): \(error)")
                 }
-                record.trigger = trigger
-                workloads[id]?.trigger = trigger
+            case .sendDeploy(let id, let agentID):
+                guard let record = records[id], let process = agent, process.id == agentID else {
+                    action = machine.agentRefused(id, agent: agentID, reason: "workload \(id) has no record")
+                    continue
+                }
+                routes.set(agentID, LogRoute(namespace: record.namespace, name: record.name, workloadID: id))
+                action = await sendDeploy(record, to: process)
+            case .startTrigger(let id, let agentID):
+                guard let record = records[id], let trigger else {
+                    action = machine.triggerFailed(id, agent: agentID, reason: "workload \(id) has no trigger request")
+                    continue
+                }
+                do {
+                    let started = try await startTrigger(record, agentID: agentID, request: trigger.request,
+                                                         environment: trigger.environment)
+                    action = machine.triggerStarted(id, agent: agentID)
+                    if case .replyStarted = action {
+                        records[id]?.trigger = started
+                    } else {
+                        await started.stop()
+                    }
+                } catch {
+                    action = machine.triggerFailed(id, agent: agentID, reason: "\(error)")
+                }
+            case .replyStarted(let id, let agentID), .restarted(let id, let agentID):
+                records[id]?.startedAt = Date()
+                records[id]?.trigger?.route(to: agentID)
+                return agentID
+            case .abandon(let id, let reason, let releaseAgent, let cleanUp):
+                if let releaseAgent { await release(releaseAgent) }
+                if cleanUp { await self.cleanUp(id) }
+                throw NexControlError.badRequest(reason)
+            case .none, .refuse, .fetchArtifact, .createWorkload, .stop, .end, .scheduleRestart:
+                await perform(action)
+                throw NexControlError.badRequest("the workload's start was interrupted")
             }
-        } catch {
-            workloads[id] = nil
-            routes.forget(workloadID: id)
-            if let agentID = record.agentID { await release(agentID) }
-            await record.hostServicesConnection?.close()
-            throw error
         }
-        do {
-            try ledger.record(token, expires: claims.expires)
-        } catch {
-            // Running, but a replay of this token after a restart would not be recognised.
-            logger.error("deploy token not recorded", metadata: ["jti": "\(claims.id)", "error": "\(error)"])
-        }
-        logger.info("workload deployed", metadata: [
-            "workload": "\(record.name)", "id": "\(id)", "namespace": "\(namespace)", "agent": "\(record.agentID ?? "")",
-            "cached": "\(artifact.fromCache)", "ms": "\(started.duration(to: .now).milliseconds)",
-        ])
-        return RunResponse(started: true, id: id, issuer: claims.issuer, name: claims.name)
     }
 
-    /// A new reservation of one workload slot (its bytes are set once the artifact is known).
-    private func reserve() -> Int {
-        nextReservation += 1
-        reservations[nextReservation] = 0
-        return nextReservation
-    }
-
-    /// Takes an agent, places the artifact in its directory and has it start the workload.
-    /// Returns the record as running; throws (with the agent retired) when the agent refuses.
-    private func startInAgent(_ input: WorkloadRecord) async throws -> WorkloadRecord {
-        var record = input
-        let agent: AgentProcess
-        do {
-            agent = try await supervisor.acquire()
-        } catch {
-            throw NexControlError.badRequest("no agent to run workload \(record.name): \(error)")
-        }
-        // Stopped (or the node stopping) while we waited for the agent: do not bring it back.
-        guard !stopping, let current = workloads[record.id], current.state != .stopping else {
-            await supervisor.retire(agent.id)
-            throw NexControlError.badRequest("workload \(record.name) was stopped while it started")
-        }
-        routes.set(agent.id, LogRoute(namespace: record.namespace, name: record.name, workloadID: record.id))
-        record.agentID = agent.id
-        record.state = current.state
-        workloads[record.id] = record
+    /// Places the artifact in the agent's directory and has the agent start the workload;
+    /// returns what the machine makes of its answer.
+    private func sendDeploy(_ record: WorkloadRecord, to agent: AgentProcess) async -> WorkloadStateMachine.Action {
         let artifactPath: String
         do {
             let cached = CachedArtifact(path: record.agentRequest.artifactPath, sha256: record.hash, size: record.size,
                                         fromCache: true)
             artifactPath = try cache.place(cached, in: agent.directory, named: "workload")
         } catch {
-            await release(agent.id)
-            throw NexControlError.badRequest("artifact for \(record.name): \(error)")
+            return machine.agentRefused(record.id, agent: agent.id, reason: "artifact for \(record.name): \(error)")
         }
         let request = AgentDeployRequest(
             workloadID: record.id, workloadName: record.name, namespace: record.namespace,
@@ -288,30 +352,22 @@ public actor WorkloadManager {
                 to: AgentBusSubject.toAgent(agent.id, AgentVerb.deploy), timeout: .seconds(10))
             response = try JSONDecoder().decode(AgentDeployResponse.self, from: Data(reply.payload.readableBytesView))
         } catch {
-            await release(agent.id)
-            throw NexControlError.badRequest("agent \(agent.id) did not take workload \(record.name): \(error)")
+            return machine.agentRefused(record.id, agent: agent.id,
+                                        reason: "agent \(agent.id) did not take workload \(record.name): \(error)")
         }
         guard response.accepted else {
-            await release(agent.id)
-            throw NexControlError.badRequest("workload \(record.name) did not start: \(response.message)")
+            return machine.agentRefused(record.id, agent: agent.id,
+                                        reason: "workload \(record.name) did not start: \(response.message)")
         }
-        // It may have exited, or been stopped, while we waited for the answer.
-        guard var current = workloads[record.id], current.agentID == agent.id, current.state != .stopping, !stopping else {
-            throw NexControlError.badRequest("workload \(record.name) ended while it started")
-        }
-        current.state = .running
-        current.startedAt = Date()
-        current.limitsApplied = response.limitsApplied
-        workloads[record.id] = current
-        return current
+        records[record.id]?.limitsApplied = response.limitsApplied
+        return machine.agentAccepted(record.id, agent: agent.id)
     }
 
     /// Subscribes a function's trigger subjects on its trigger connection: the deploy's
     /// `trigger_connection` when given (its seed only from the sealed environment), else the
     /// node's host-services connection.
-    private func startTrigger(_ record: WorkloadRecord, request: DeployRequest, environment: [String: String]) async throws
-        -> FunctionTrigger
-    {
+    private func startTrigger(_ record: WorkloadRecord, agentID: String, request: DeployRequest,
+                              environment: [String: String]) async throws -> FunctionTrigger {
         let own = try await WorkloadConnection.connect(
             request.triggerConnection, field: "trigger_connection", seedVariable: WorkloadConnection.triggerSeedVariable,
             environment: environment, name: "nex-node triggers \(record.namespace)/\(record.name)")
@@ -319,7 +375,7 @@ public actor WorkloadManager {
             target: .init(namespace: record.namespace, workloadName: record.name, workloadID: record.id, nodeID: nodeID),
             connection: own ?? context.hostServices, ownsConnection: own != nil, control: context.control,
             bus: context.bus, timeout: .seconds(FunctionLimits().timeout.components.seconds + 2), logger: logger)
-        trigger.route(to: record.agentID)
+        trigger.route(to: agentID)
         do {
             try await trigger.start(subjects: record.triggerSubjects)
         } catch {
@@ -333,6 +389,16 @@ public actor WorkloadManager {
         hostServicesServer = server
     }
 
+    /// Stops what a workload that ended holds (trigger, own connection, log routes) and
+    /// forgets it.
+    private func cleanUp(_ id: String) async {
+        machine.cleanedUp(id)
+        guard let record = records.removeValue(forKey: id) else { return }
+        routes.forget(workloadID: id)
+        await record.trigger?.stop()
+        await closeConnection(of: record)
+    }
+
     /// Closes a workload's own host-services connection, if it had one.
     private func closeConnection(of record: WorkloadRecord) async {
         guard let connection = record.hostServicesConnection else { return }
@@ -343,7 +409,8 @@ public actor WorkloadManager {
     /// What a function's host-service call may reach, for the agent that runs it (nil: none).
     public func hostServiceScope(agentID: String) -> HostServiceScope? {
         // Only functions use host services; a native service has its own connections.
-        guard let record = workloads.values.first(where: { $0.agentID == agentID }), record.type.isFunction else { return nil }
+        guard let id = machine.workload(runningOn: agentID), let record = records[id], record.type.isFunction
+        else { return nil }
         return HostServiceScope(namespace: record.namespace, workloadName: record.name,
                                 connection: record.hostServicesConnection ?? context.hostServices)
     }
@@ -351,11 +418,13 @@ public actor WorkloadManager {
     private func release(_ agentID: String) async {
         // Lines the agent wrote before it ended may still be queued behind the end event:
         // keep routing them for a while (agent ids are never reused).
-        let routes = self.routes
-        Task {
-            try? await Task.sleep(for: .seconds(30))
-            routes.remove(agentID)
+        let now = ContinuousClock.now
+        retiredRoutes.removeAll { retired in
+            guard retired.until <= now else { return false }
+            routes.remove(retired.agentID)
+            return true
         }
+        retiredRoutes.append((agentID, now.advanced(by: .seconds(30))))
         await supervisor.retire(agentID)
     }
 
@@ -363,7 +432,9 @@ public actor WorkloadManager {
 
     public func stop(namespace: String, request: StopRequest) async throws -> StopResponse {
         // Unknown, or another namespace's: the same answer, so nothing leaks.
-        guard var record = workloads[request.workloadID], record.namespace == namespace else {
+        guard let record = records[request.workloadID], record.namespace == namespace,
+              machine.workload(request.workloadID)?.isLive == true
+        else {
             throw NexControlError.badRequest("no such workload: \(request.workloadID)")
         }
         do {
@@ -371,27 +442,30 @@ public actor WorkloadManager {
         } catch {
             throw NexControlError.badRequest("workload_jwt: \(error)")
         }
-        guard record.state != .stopping else {
-            throw NexControlError.badRequest("workload \(record.id) is already stopping")
-        }
-        record.state = .stopping
-        workloads[record.id] = record
-        await record.trigger?.stop()
-        await undeploy(record)
-        workloads[record.id] = nil
-        routes.forget(workloadID: record.id)
-        await closeConnection(of: record)
+        let action = machine.stopRequested(record.id)
+        guard case .stop(let id, let agentID) = action else { throw Self.refusal(action) }
+        await carryOutStop(id, undeploy: agentID)
         logger.info("workload stopped", metadata: ["workload": "\(record.name)", "id": "\(record.id)"])
         return StopResponse(stopped: true, id: record.id, issuer: record.claims.issuer, name: record.name)
     }
 
+    /// A `.stop` action: the trigger first (no new invocations), then the agent, then what the
+    /// workload held.
+    private func carryOutStop(_ id: String, undeploy agentID: String?) async {
+        await records[id]?.trigger?.stop()
+        if let agentID { await undeploy(agentID, grace: records[id]?.agentRequest.stopGraceMilliseconds ?? 0) }
+        if let record = records.removeValue(forKey: id) {
+            routes.forget(workloadID: id)
+            await closeConnection(of: record)
+        }
+        machine.stopFinished(id)
+    }
+
     /// Asks the agent to stop the workload (SIGTERM, then SIGKILL after the grace period), then retires the agent.
-    private func undeploy(_ record: WorkloadRecord) async {
-        guard let agentID = record.agentID else { return }
-        let grace = Int64(record.agentRequest.stopGraceMilliseconds)
+    private func undeploy(_ agentID: String, grace: Int) async {
         do {
             _ = try await context.bus.request(ByteBuffer(), to: AgentBusSubject.toAgent(agentID, AgentVerb.undeploy),
-                                              timeout: .milliseconds(grace + 3000))
+                                              timeout: .milliseconds(Int64(grace) + 3000))
         } catch {
             logger.warning("agent did not confirm the stop; killing it", metadata: ["agent": "\(agentID)", "error": "\(error)"])
         }
@@ -400,23 +474,13 @@ public actor WorkloadManager {
 
     /// Stops every workload gracefully (SIGTERM to each, in parallel), for the node's shutdown.
     public func stopAll() async {
-        stopping = true
-        for task in tasks { task.cancel() }
-        let all = Array(workloads.values)
-        for var record in all {
-            record.state = .stopping
-            workloads[record.id] = record
-        }
+        restartRequestsSink.finish()
+        let actions = machine.nodeStopping()
         await withTaskGroup(of: Void.self) { group in
-            for record in all {
-                group.addTask {
-                    await record.trigger?.stop()
-                    await self.undeploy(record)
-                    await self.closeConnection(of: record)
-                }
+            for case .stop(let id, let agentID) in actions {
+                group.addTask { await self.carryOutStop(id, undeploy: agentID) }
             }
         }
-        workloads.removeAll()
     }
 
     // MARK: Exits and restarts
@@ -428,77 +492,73 @@ public actor WorkloadManager {
         // Only the agent protocol's events are republished under the node's name.
         guard type == AgentVerb.workloadDeployed || type == AgentVerb.workloadUndeployed else { return }
         guard let event = try? JSONDecoder().decode(AgentWorkloadEvent.self, from: Data(message.payload.readableBytesView)),
-              let record = workloads[event.workloadID], record.agentID == agentID
+              machine.workload(runningOn: agentID) == event.workloadID, let record = records[event.workloadID]
         else { return }
         await publishWorkloadEvent(type, record: record, code: event.code, message: event.message)
         if type == AgentVerb.workloadUndeployed {
-            await workloadEnded(record, code: event.code, reason: event.message ?? "exited with code \(event.code)")
+            let action = machine.workloadExited(
+                agent: agentID, code: event.code, reason: event.message ?? "exited with code \(event.code)",
+                ranFor: ranFor(record), lameDuck: context.isLameDuck())
+            await perform(action)
         }
     }
 
     private func agentExited(_ agentID: String, status: Int32) async {
-        guard let record = workloads.values.first(where: { $0.agentID == agentID }), record.state != .stopping else { return }
+        guard let id = machine.workload(runningOn: agentID), let record = records[id] else { return }
         let reason = status < 0 ? "its agent was killed by signal \(-status)" : "its agent exited with code \(status)"
-        await publishWorkloadEvent(AgentVerb.workloadUndeployed, record: record, code: status == 0 ? -1 : status,
-                                   message: reason)
-        await workloadEnded(record, code: status == 0 ? -1 : status, reason: reason)
+        let action = machine.agentLost(agentID, code: status == 0 ? -1 : status, reason: reason, ranFor: ranFor(record),
+                                       lameDuck: context.isLameDuck())
+        await perform(action)
     }
 
-    /// The workload's process ended on its own (or with its agent).
-    private func workloadEnded(_ ended: WorkloadRecord, code: Int32, reason: String) async {
-        guard var record = workloads[ended.id], record.agentID != nil, record.agentID == ended.agentID,
-              record.state != .stopping
-        else { return }
-        // Claim this end before any await: the agent's exit and its workload_undeployed event
-        // both report it, and only one of them may act.
-        let agentID = record.agentID
-        record.agentID = nil
-        record.trigger?.route(to: nil)
-        let restart = record.essential && code != 0 && !context.isLameDuck() && !stopping
-        record.state = restart ? .restarting : .stopping
-        workloads[record.id] = record
-        if let agentID { await release(agentID) }
-        guard restart else {
-            await record.trigger?.stop()
-            workloads[record.id] = nil
-            routes.forget(workloadID: record.id)
-            await closeConnection(of: record)
-            logger.info("workload ended", metadata: ["workload": "\(record.name)", "id": "\(record.id)", "reason": "\(reason)"])
-            return
-        }
-        let ranFor = Date().timeIntervalSince(record.startedAt)
-        record.failures = ranFor >= Double(RestartBackoff.healthyRun.components.seconds) ? 1 : record.failures + 1
-        record.restarts += 1
-        record.state = .restarting
-        workloads[record.id] = record
-        let delay = RestartBackoff.delay(afterFailures: record.failures)
-        logger.warning("essential workload ended; restarting", metadata: [
-            "workload": "\(record.name)", "id": "\(record.id)", "reason": "\(reason)", "delay": "\(delay)",
-            "restarts": "\(record.restarts)",
-        ])
-        await publishEvent(NexEventType.workloadRestarted, namespace: record.namespace, source: "\(nodeID)-\(record.id)",
-                           WorkloadRestartedEvent(workloadName: record.name, workloadID: record.id, restarts: record.restarts,
-                                                  delayMilliseconds: Int(delay.components.seconds * 1000), reason: reason))
-        let id = record.id
-        Task {
-            try? await Task.sleep(for: delay)
-            await self.restart(id)
+    private func ranFor(_ record: WorkloadRecord) -> Duration {
+        .milliseconds(Int64(Date().timeIntervalSince(record.startedAt) * 1000))
+    }
+
+    /// Carries out an action that is not part of a deploy: a workload ended, is restarted, or
+    /// is stopped.
+    private func perform(_ action: WorkloadStateMachine.Action) async {
+        switch action {
+        case .end(let id, let agentID, let reason, let code):
+            guard let record = records[id] else { return machine.cleanedUp(id) }
+            record.trigger?.route(to: nil)
+            if let code { await publishWorkloadEvent(AgentVerb.workloadUndeployed, record: record, code: code, message: reason) }
+            if let agentID { await release(agentID) }
+            await cleanUp(id)
+            logger.info("workload ended", metadata: ["workload": "\(record.name)", "id": "\(id)", "reason": "\(reason)"])
+        case .scheduleRestart(let id, let agentID, let delay, let restarts, let reason, let code):
+            guard let record = records[id] else { return }
+            record.trigger?.route(to: nil)
+            records[id]?.restarts = restarts
+            if let code { await publishWorkloadEvent(AgentVerb.workloadUndeployed, record: record, code: code, message: reason) }
+            if let agentID { await release(agentID) }
+            logger.warning("essential workload ended; restarting", metadata: [
+                "workload": "\(record.name)", "id": "\(id)", "reason": "\(reason)", "delay": "\(delay)",
+                "restarts": "\(restarts)",
+            ])
+            await publishEvent(NexEventType.workloadRestarted, namespace: record.namespace, source: "\(nodeID)-\(id)",
+                               WorkloadRestartedEvent(workloadName: record.name, workloadID: id, restarts: restarts,
+                                                      delayMilliseconds: Int(delay.components.seconds * 1000), reason: reason))
+            restartRequestsSink.yield((id, delay))
+        case .stop(let id, let agentID):
+            await carryOutStop(id, undeploy: agentID)
+        case .abandon(let id, _, let agentID, let cleanUp):
+            if let agentID { await release(agentID) }
+            if cleanUp { await self.cleanUp(id) }
+        case .none, .refuse, .fetchArtifact, .createWorkload, .assignAgent, .sendDeploy, .startTrigger, .replyStarted,
+             .restarted:
+            break
         }
     }
 
-    private func restart(_ id: String) async {
-        guard let record = workloads[id], record.state == .restarting else { return }
-        if context.isLameDuck() || stopping {
-            workloads[id] = nil
-            routes.forget(workloadID: id)
-            await closeConnection(of: record)
-            return
-        }
+    private func restartTimerFired(_ id: String) async {
+        let action = machine.restartTimerFired(id, lameDuck: context.isLameDuck())
+        guard case .assignAgent = action else { return await perform(action) }
         do {
-            _ = try await startInAgent(record)
+            try await drive(action, trigger: nil)
         } catch {
-            logger.error("restart failed", metadata: ["workload": "\(record.name)", "id": "\(id)", "error": "\(error)"])
-            await workloadEnded(record, code: -1, reason: "restart failed: \(error)")
+            logger.error("restart failed", metadata: ["workload": "\(records[id]?.name ?? "")", "id": "\(id)",
+                                                      "error": "\(error)"])
         }
     }
 
@@ -523,16 +583,28 @@ public actor WorkloadManager {
     // MARK: What the node reports
 
     public func machines(namespace: String) -> [MachineSummary] {
-        workloads.values.filter { $0.namespace == namespace }.sorted { $0.startedAt < $1.startedAt }.map { record in
+        records.values.filter { $0.namespace == namespace && machine.workload($0.id)?.isLive == true }
+            .sorted { $0.startedAt < $1.startedAt }.map { record in
+            let state = machine.state(of: record.id).map(Self.reportedState) ?? "stopping"
             let uptime = Uptime.format(seconds: Int(Date().timeIntervalSince(record.startedAt)))
             // Functions: the time spent running invocations; services: uptime (as Nex 0.2).
             let runtime = record.trigger.map { Self.formatNanoseconds($0.runtimeNanoseconds) } ?? uptime
             return MachineSummary(
-                id: record.id, healthy: record.state == .running, uptime: uptime, namespace: record.namespace,
+                id: record.id, healthy: state == "running", uptime: uptime, namespace: record.namespace,
                 workload: .init(name: record.name, description: record.description, runtime: runtime,
                                 type: record.type.rawValue, hash: record.hash),
-                state: record.state.rawValue, restarts: record.restarts, limitsApplied: record.limitsApplied,
+                state: state, restarts: record.restarts, limitsApplied: record.limitsApplied,
                 logLinesDropped: routes.droppedLines(of: record.id))
+        }
+    }
+
+    /// The state names the control API reports (Nex 0.2's).
+    static func reportedState(_ state: WorkloadStateMachine.State) -> String {
+        switch state {
+        case .deploying: "starting"
+        case .running: "running"
+        case .restarting: "restarting"
+        case .stopping, .stopped, .failed: "stopping"
         }
     }
 
@@ -545,8 +617,8 @@ public actor WorkloadManager {
 
     /// Workloads of `namespace`, optionally only the one with this id or name.
     public func running(namespace: String, matching workload: String?) -> [WorkloadPingResponse.Machine] {
-        workloads.values
-            .filter { $0.namespace == namespace }
+        records.values
+            .filter { $0.namespace == namespace && machine.workload($0.id)?.isLive == true }
             .filter { workload == nil || $0.id == workload || $0.name == workload }
             .map { WorkloadPingResponse.Machine(id: $0.id, namespace: $0.namespace, name: $0.name, type: $0.type.rawValue) }
     }

@@ -3,12 +3,9 @@ import FoundationEssentials
 import NATSWire
 import NexControl
 
-/// What the node knows about one deployed workload.
+/// What the node knows about one deployed workload: its data and what it holds. Its
+/// lifecycle (state, agent, restarts) is in ``WorkloadStateMachine``.
 struct WorkloadRecord: Sendable {
-    enum State: String, Sendable {
-        case starting, running, restarting, stopping
-    }
-
     let id: String
     let namespace: String
     let name: String
@@ -21,12 +18,8 @@ struct WorkloadRecord: Sendable {
     let claims: WorkloadClaims
     /// What the agent is given (re-sent on a restart).
     var agentRequest: AgentDeployRequestTemplate
-    var agentID: String?
-    var state: State
     var startedAt: Date
     var restarts = 0
-    /// Consecutive failed runs, for the restart backoff; reset after a minute of health.
-    var failures = 0
     var limitsApplied: [String] = []
     /// Functions: the trigger subjects and the node's subscriptions for them.
     var triggerSubjects: [String] = []
