@@ -57,7 +57,7 @@ struct WorkloadBench {
 
         // 1. Deploy latency.
         let sleeper = try artifact("sleeper", "#!/bin/sh\nexec sleep 3600\n")
-        let deployed = try await client.subscribe(to: NexSubject.event(namespace: "bench", type: "workload_deployed"))
+        let deployed = try await client.subscribe(to: NexSubject.event(namespace: "bench", type: .workloadDeployed))
         try await client.flush()
         let warmup = try await deploy("warmup", sleeper)  // fills the cache
         _ = await next(deployed)

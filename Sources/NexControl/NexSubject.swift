@@ -58,9 +58,9 @@ public enum NexSubject {
         "\(prefix).LAMEDUCK.\(node)"
     }
 
-    /// `$NEX.events.<namespace>.<type>`.
-    public static func event(namespace: String, type: String) -> String {
-        "\(prefix).events.\(namespace).\(type)"
+    /// `$NEX.events.<namespace>.<type>`; `type` nil for every type (`*`).
+    public static func event(namespace: String, type: NexEventType?) -> String {
+        "\(prefix).events.\(namespace).\(type?.rawValue ?? "*")"
     }
 
     /// `$NEX.logs.<namespace>.<node>.<workload_name>.<workload_id>`: one token order everywhere.

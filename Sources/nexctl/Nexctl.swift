@@ -140,7 +140,7 @@ struct Monitor: AsyncParsableCommand {
                 let json = self.json
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     for namespace in namespaces {
-                        let events = try await nex.events(namespace: namespace, type: type)
+                        let events = try await nex.events(namespace: namespace, type: type == "*" ? nil : NexEventType(type))
                         group.addTask {
                             for await event in events {
                                 let line: String

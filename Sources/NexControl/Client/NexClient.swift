@@ -70,9 +70,9 @@ public struct NexClient: Sendable {
         try await call(LameDuckResponse.self, subject: NexSubject.lameDuck(node: node), body: ByteBuffer())
     }
 
-    /// Events of `namespace` (`*` for all) and `type` (`*` for all), from now on. Messages that
+    /// Events of `namespace` (`*` for all) and `type` (nil for all), from now on. Messages that
     /// are not CloudEvents are skipped.
-    public func events(namespace: String = "*", type: String = "*") async throws
+    public func events(namespace: String = "*", type: NexEventType? = nil) async throws
         -> some AsyncSequence<NexEvent<JSONValue>, Never>
     {
         let subscription = try await connection.subscribe(to: NexSubject.event(namespace: namespace, type: type))

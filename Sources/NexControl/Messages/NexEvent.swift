@@ -8,8 +8,8 @@ public struct NexEvent<Payload: Codable & Sendable>: Codable, Sendable {
     public var id: String
     /// `source`: the node id for node events, `<node id>-<workload id>` for workload events.
     public var source: String
-    /// `type`: the event type, one of ``NexEventType``.
-    public var type: String
+    /// `type`: the event type (``NexEventType``).
+    public var type: NexEventType
     /// `time`: when the event happened, RFC 3339 with fractional seconds.
     public var time: String
     /// `datacontenttype`: always `application/json`.
@@ -25,7 +25,7 @@ public struct NexEvent<Payload: Codable & Sendable>: Codable, Sendable {
     }
 
     /// A CloudEvents 1.0 event with a fresh id, `application/json` data and `time` formatted as RFC 3339.
-    public init(source: String, type: String, data: Payload, namespace: String? = nil, time: Date = Date()) {
+    public init(source: String, type: NexEventType, data: Payload, namespace: String? = nil, time: Date = Date()) {
         self.specVersion = "1.0"
         self.id = UUID().uuidString.lowercased()
         self.source = source
@@ -44,26 +44,49 @@ enum NexEventTime {
     }
 }
 
-/// The event types a node publishes, with their data.
-public enum NexEventType {
+/// The type of a CloudEvent a node publishes (its `type` and the last token of
+/// `$NEX.events.<namespace>.<type>`), with the data each carries.
+///
+/// A string underneath, so events of types this library does not know (a newer node's) still
+/// decode; compare with the constants (`event.type == .workloadDeployed`).
+public struct NexEventType: RawRepresentable, Hashable, Sendable, Codable, ExpressibleByStringLiteral,
+    CustomStringConvertible
+{
+    public var rawValue: String
+
+    public init(rawValue: String) { self.rawValue = rawValue }
+    public init(_ rawValue: String) { self.rawValue = rawValue }
+    public init(stringLiteral value: String) { self.rawValue = value }
+
+    public init(from decoder: any Decoder) throws {
+        rawValue = try decoder.singleValueContainer().decode(String.self)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(rawValue)
+    }
+
+    public var description: String { rawValue }
+
     /// `node_started`: a node came up; data ``NodeStartedEvent``.
-    public static let nodeStarted = "node_started"
+    public static let nodeStarted: NexEventType = "node_started"
     /// `node_stopped`: a node shut down; data ``NodeStoppedEvent``.
-    public static let nodeStopped = "node_stopped"
+    public static let nodeStopped: NexEventType = "node_stopped"
     /// `heartbeat`: published by every node every 30 seconds; data ``HeartbeatEvent``.
-    public static let heartbeat = "heartbeat"
+    public static let heartbeat: NexEventType = "heartbeat"
     /// `node_entered_lameduck`: a node entered lame duck mode; data ``LameDuckEnteredEvent``.
-    public static let nodeEnteredLameDuck = "node_entered_lameduck"
+    public static let nodeEnteredLameDuck: NexEventType = "node_entered_lameduck"
     /// `workload_deployed`: a workload started; data ``WorkloadStatusEvent`` with `code` 0.
-    public static let workloadDeployed = "workload_deployed"
+    public static let workloadDeployed: NexEventType = "workload_deployed"
     /// `workload_undeployed`: a workload stopped or exited; data ``WorkloadStatusEvent``.
-    public static let workloadUndeployed = "workload_undeployed"
+    public static let workloadUndeployed: NexEventType = "workload_undeployed"
     /// Ours: an essential service is being restarted.
-    public static let workloadRestarted = "workload_restarted"
+    public static let workloadRestarted: NexEventType = "workload_restarted"
     /// `function_exec_succeeded`: a function run completed; data ``FunctionExecSucceededEvent``.
-    public static let functionExecSucceeded = "function_exec_succeeded"
+    public static let functionExecSucceeded: NexEventType = "function_exec_succeeded"
     /// `function_exec_failed`: a function run failed; data ``FunctionExecFailedEvent``.
-    public static let functionExecFailed = "function_exec_failed"
+    public static let functionExecFailed: NexEventType = "function_exec_failed"
 }
 
 /// `node_started` data.

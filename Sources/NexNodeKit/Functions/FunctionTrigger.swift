@@ -125,7 +125,7 @@ final class FunctionTrigger: Sendable {
             error: reason))
     }
 
-    private func publish<T: Codable & Sendable>(_ type: String, _ data: T) async {
+    private func publish<T: Codable & Sendable>(_ type: NexEventType, _ data: T) async {
         let event = NexEvent(source: "\(target.nodeID)-\(target.workloadID)", type: type, data: data,
                              namespace: target.namespace)
         guard let body = try? JSONEncoder().encode(event) else { return }

@@ -260,7 +260,7 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
     }
 
     /// Publishes a CloudEvent on `$NEX.events.system.<type>`; failures are logged, never fatal.
-    func publishEvent<T: Codable & Sendable>(_ type: String, _ data: T) async {
+    func publishEvent<T: Codable & Sendable>(_ type: NexEventType, _ data: T) async {
         guard let client = connection.withLock({ $0 }) else { return }
         let event = NexEvent(source: nodeID, type: type, data: data)
         do {

@@ -494,7 +494,7 @@ public actor WorkloadManager: Service {
         guard let event = try? JSONDecoder().decode(AgentWorkloadEvent.self, from: Data(message.payload.readableBytesView)),
               machine.workload(runningOn: agentID) == event.workloadID, let record = records[event.workloadID]
         else { return }
-        await publishWorkloadEvent(type, record: record, code: event.code, message: event.message)
+        await publishWorkloadEvent(NexEventType(type), record: record, code: event.code, message: event.message)
         if type == AgentVerb.workloadUndeployed {
             let action = machine.workloadExited(
                 agent: agentID, code: event.code, reason: event.message ?? "exited with code \(event.code)",
@@ -522,7 +522,7 @@ public actor WorkloadManager: Service {
         case .end(let id, let agentID, let reason, let code):
             guard let record = records[id] else { return machine.cleanedUp(id) }
             record.trigger?.route(to: nil)
-            if let code { await publishWorkloadEvent(AgentVerb.workloadUndeployed, record: record, code: code, message: reason) }
+            if let code { await publishWorkloadEvent(.workloadUndeployed, record: record, code: code, message: reason) }
             if let agentID { await release(agentID) }
             await cleanUp(id)
             logger.info("workload ended", metadata: ["workload": "\(record.name)", "id": "\(id)", "reason": "\(reason)"])
@@ -530,7 +530,7 @@ public actor WorkloadManager: Service {
             guard let record = records[id] else { return }
             record.trigger?.route(to: nil)
             records[id]?.restarts = restarts
-            if let code { await publishWorkloadEvent(AgentVerb.workloadUndeployed, record: record, code: code, message: reason) }
+            if let code { await publishWorkloadEvent(.workloadUndeployed, record: record, code: code, message: reason) }
             if let agentID { await release(agentID) }
             logger.warning("essential workload ended; restarting", metadata: [
                 "workload": "\(record.name)", "id": "\(id)", "reason": "\(reason)", "delay": "\(delay)",
@@ -564,13 +564,13 @@ public actor WorkloadManager: Service {
 
     // MARK: Events
 
-    private func publishWorkloadEvent(_ type: String, record: WorkloadRecord, code: Int32, message: String?) async {
+    private func publishWorkloadEvent(_ type: NexEventType, record: WorkloadRecord, code: Int32, message: String?) async {
         await publishEvent(type, namespace: record.namespace, source: "\(nodeID)-\(record.id)",
                            WorkloadStatusEvent(workloadName: record.name, workloadID: record.id, namespace: record.namespace,
                                                code: Int(code), message: message))
     }
 
-    private func publishEvent<T: Codable & Sendable>(_ type: String, namespace: String, source: String, _ data: T) async {
+    private func publishEvent<T: Codable & Sendable>(_ type: NexEventType, namespace: String, source: String, _ data: T) async {
         let event = NexEvent(source: source, type: type, data: data, namespace: namespace)
         do {
             try await context.control.publish(ByteBuffer(bytes: try JSONEncoder().encode(event)),

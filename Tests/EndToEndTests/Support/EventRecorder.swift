@@ -12,7 +12,7 @@ final class EventRecorder: Sendable {
 
     private init() {}
 
-    static func start(_ nex: NexClient, namespace: String = "system", type: String = "*") async throws -> EventRecorder {
+    static func start(_ nex: NexClient, namespace: String = "system", type: NexEventType? = nil) async throws -> EventRecorder {
         let recorder = EventRecorder()
         let stream = try await nex.events(namespace: namespace, type: type)
         try await nex.connection.flush()
@@ -28,7 +28,7 @@ final class EventRecorder: Sendable {
     /// Waits for the first event of `type` from `source` (any source when nil).
     @discardableResult
     func waitFor(
-        _ type: String, from source: String? = nil, timeout: Duration = .seconds(5)
+        _ type: NexEventType, from source: String? = nil, timeout: Duration = .seconds(5)
     ) async throws -> NexEvent<JSONValue> {
         try await waitForValue(timeout: timeout, "event \(type) from \(source ?? "any node"); got: \(summary)") {
             all.first { $0.type == type && (source == nil || $0.source == source) }
