@@ -1,7 +1,14 @@
 import NIOCore
 
 /// What the publishing hot path touches: the outbound bytes and the channel they go to.
-/// Guarded by its own lock so publishers do not contend with message delivery.
+/// Guarded by its own lock (`NATSClient.writer`) so publishers do not contend with message
+/// delivery, which reads ``ClientState``.
+///
+/// `status` mirrors the ``ConnectionStateMachine`` for publishers: it is set when a connection
+/// is activated (connected), lost (disconnected) and when the client shuts down (closed).
+///
+/// Lock order: `writer` may be held while taking `state` (to change a subscription and write
+/// its `SUB` atomically with respect to a reconnect); `state` is never held while taking `writer`.
 struct WriterState: ~Copyable {
     enum Status { case disconnected, connected, closed }
 
@@ -20,13 +27,13 @@ struct WriterState: ~Copyable {
     var maxPayload = Int.max
     var pongWaiters = CircularBuffer<PongWaiter>()
     var nextPongID = 0
-    var pingsOutstanding = 0
     var spaceWaiters: [CheckedContinuation<Void, any Error>] = []
 }
 
-/// Everything else: the server list, subscriptions, requests and event listeners.
+/// Everything else: the connection's lifecycle (its state machine), subscriptions, requests,
+/// event listeners and the timers and channel of the current connection. Guarded by
+/// `NATSClient.state`; see ``WriterState`` for the lock order.
 struct ClientState: ~Copyable {
-    enum Lifecycle { case idle, connecting, running, draining, closed }
 
     struct Subscription {
         var subject: String
@@ -42,10 +49,20 @@ struct ClientState: ~Copyable {
         var timer: Scheduled<Void>?
     }
 
-    var lifecycle = Lifecycle.idle
-    var servers: [ServerAddress]
+    var machine: ConnectionStateMachine
+    /// The server last connected to and its latest `INFO`.
     var currentServer: ServerAddress?
     var info: ServerInfo?
+    /// The channel of the current attempt or connection (set once its TCP connection is up).
+    var channel: (id: Int, channel: any Channel)?
+    /// `connect()` waiting for the first handshake.
+    var connectWaiter: CheckedContinuation<Void, any Error>?
+    var reconnectTimer: Scheduled<Void>?
+    /// The close of the last channel, set at shutdown: `close()` returns once it completed.
+    var closingChannel: EventLoopFuture<Void>?
+    /// `run()` calls waiting for the client to close.
+    var closeWaiters: [Int: CheckedContinuation<Void, Never>] = [:]
+    var nextCloseWaiterID = 0
     var nextSID = 1
     var subscriptions: [Int: Subscription] = [:]
     /// The one wildcard inbox subscription shared by every request (`<prefix>.*`).
@@ -54,14 +71,11 @@ struct ClientState: ~Copyable {
     var nextRequestID: UInt64 = 0
     var eventSinks: [Int: AsyncStream<NATSEvent>.Continuation] = [:]
     var nextSinkID = 0
-    var supervisor: Task<Void, Never>?
     var keepAlive: RepeatedTask?
-    /// Why the current connection was lost, for the `disconnected` event.
-    var disconnectReason: NATSError?
-    /// Why the client closed, for the `closed` event.
-    var closeError: NATSError?
 
-    init(servers: [ServerAddress]) {
-        self.servers = servers
+    init(machine: ConnectionStateMachine) {
+        self.machine = machine
     }
+
+    var lifecycle: ConnectionStateMachine.Lifecycle { machine.lifecycle }
 }

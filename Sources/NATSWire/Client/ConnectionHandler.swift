@@ -1,29 +1,24 @@
 import NIOCore
 
-/// The channel handler of one connection to a server. It decodes server operations, runs
-/// the handshake (`INFO` → `CONNECT`+`PING` → `PONG`), answers server `PING`s, and hands
-/// everything else to its ``NATSClient`` on the event loop.
+/// The channel handler of one connection attempt (and, once its handshake completes, of the
+/// connection). It decodes server operations, answers server `PING`s, delivers messages, and
+/// feeds everything else to the client's ``ConnectionStateMachine``; it only carries out the
+/// actions the machine returns (``run(_:context:)``). It lives on its channel's event loop.
 final class ConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    private enum Phase {
-        case awaitingInfo
-        /// TLS was started after the server's `INFO`; `CONNECT` waits for the handshake.
-        case awaitingTLS(ServerInfo)
-        case awaitingPong(ServerInfo)
-        case ready
-        case done
-    }
-
-    private var phase = Phase.awaitingInfo
-    private var reader: FrameReader<ServerOpDecoder>
     private let client: NATSClient
+    /// The attempt this channel belongs to; the machine ignores events of attempts it left.
+    private let id: Int
     private let server: ServerAddress
-    private let handshake: EventLoopPromise<ServerInfo>
     private let connectTimeout: TimeAmount
-    private var tlsActive: Bool
+    private var reader: FrameReader<ServerOpDecoder>
     private var handshakeTimer: Scheduled<Void>?
+    /// Set once the machine activated this connection: messages are delivered from then on.
+    private var established = false
+    /// Set once this handler closes its channel: the rest of the current read is ignored.
+    private var closing = false
     private var failure: NATSError?
     /// A new `max_payload` from `INFO`, applied to the decoder once the current read is decoded.
     private var announcedMaxPayload: Int?
@@ -32,24 +27,16 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// True while `channelRead` decodes; a close it causes must not re-enter the reader.
     private var reading = false
 
-    init(client: NATSClient, server: ServerAddress, handshake: EventLoopPromise<ServerInfo>, tlsActive: Bool,
-         maxControlLine: Int, connectTimeout: TimeAmount) {
-        self.tlsActive = tlsActive
+    init(client: NATSClient, id: Int, server: ServerAddress, maxControlLine: Int, connectTimeout: TimeAmount) {
         self.client = client
+        self.id = id
         self.server = server
-        self.handshake = handshake
         self.connectTimeout = connectTimeout
         self.reader = FrameReader(ServerOpDecoder(maxControlLine: maxControlLine))
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        let channel = context.channel
-        let handshake = self.handshake
-        let seconds = Double(connectTimeout.nanoseconds) / 1e9
-        handshakeTimer = context.eventLoop.scheduleTask(in: connectTimeout) {
-            handshake.fail(NATSError.timeout(operation: "handshake with the server", seconds: seconds))
-            channel.close(promise: nil)
-        }
+        run(client.channelActive(id: id, channel: context.channel), context: context)
         context.fireChannelActive()
     }
 
@@ -57,7 +44,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         reading = true
         defer { reading = false }
         do {
-            try reader.read(unwrapInboundIn(data)) { op in try handle(op, context: context) }
+            try reader.read(unwrapInboundIn(data)) { op in handle(op, context: context) }
             signalConsumers()
             if let limit = announcedMaxPayload {
                 reader.decoder.maxPayload = limit
@@ -75,10 +62,6 @@ final class ConnectionHandler: ChannelInboundHandler {
         toSignal.removeAll(keepingCapacity: true)
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) {
-        context.fireChannelReadComplete()
-    }
-
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         client.writabilityChanged(on: context.channel)
         context.fireChannelWritabilityChanged()
@@ -87,21 +70,16 @@ final class ConnectionHandler: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         // A close from inside a read (after a server -ERR, say) arrives here while the reader
         // is still decoding: the rest of that read no longer matters, and must not be touched.
-        if !reading {
+        if !reading && !closing {
             do {
-                try reader.finish { op in try handle(op, context: context) }
+                try reader.finish { op in handle(op, context: context) }
             } catch {
                 failure = failure ?? Self.natsError(error)
             }
         }
+        closing = true
         handshakeTimer?.cancel()
-        if case .ready = phase {
-            client.connectionLost(context.channel, error: failure)
-        } else {
-            handshake.fail(failure ?? NATSError.connectionFailed(
-                servers: [server.description], reason: "the server closed the connection during the handshake"))
-        }
-        phase = .done
+        run(client.channelInactive(id: id, error: failure), context: context)
         context.fireChannelInactive()
     }
 
@@ -109,8 +87,17 @@ final class ConnectionHandler: ChannelInboundHandler {
         fail(error, context: context)
     }
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is TLSClientHandler.HandshakeCompleted {
+            let id = self.id
+            run(client.handle { $0.tlsEstablished(id: id) }, context: context)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     private func fail(_ error: any Error, context: ChannelHandlerContext) {
         failure = failure ?? Self.natsError(error)
+        closing = true
         context.close(promise: nil)
     }
 
@@ -122,77 +109,77 @@ final class ConnectionHandler: ChannelInboundHandler {
         }
     }
 
-    private func handle(_ op: ServerOp, context: ChannelHandlerContext) throws {
-        if case .ping = op {
+    private func handle(_ op: ServerOp, context: ChannelHandlerContext) {
+        guard !closing else { return }
+        let id = self.id
+        switch op {
+        case .msg(let message):
+            // The hot path: no state machine, no client lock beyond the subscription lookup.
+            guard established else { return }
+            if let buffer = client.deliver(message), toSignal.last !== buffer { toSignal.append(buffer) }
+        case .ping:
             var pong = context.channel.allocator.buffer(capacity: 6)
             pong.writePong()
             context.writeAndFlush(wrapOutboundOut(pong), promise: nil)
-            return
-        }
-        switch phase {
-        case .ready:
-            if case .info(let info) = op { announcedMaxPayload = max(info.maxPayload, 1) }
-            if let buffer = client.received(op, on: context.channel, from: server), toSignal.last !== buffer {
-                toSignal.append(buffer)
-            }
-        case .awaitingInfo:
-            guard case .info(let info) = op else {
-                throw NATSError.connectionFailed(servers: [server.description], reason: "expected INFO first, got \(op)")
-            }
+        case .pong:
+            run(client.handle { $0.pongReceived(id: id) }, context: context)
+        case .info(let info):
             announcedMaxPayload = max(info.maxPayload, 1)
-            if !tlsActive, try client.wantsTLS(after: info, server: server) {
-                tlsActive = true
-                phase = .awaitingTLS(info)
-                try context.pipeline.syncOperations.addHandler(try client.makeTLSHandler(for: server), position: .before(self))
-                return
-            }
-            try sendConnect(info, context: context)
-        case .awaitingTLS:
-            break  // nothing may arrive in clear after INFO; TLS records go to the TLS handler
-        case .awaitingPong(let info):
-            switch op {
-            case .pong:
-                phase = .ready
-                handshakeTimer?.cancel()
-                handshake.succeed(info)
-            case .err(let message):
-                throw Self.handshakeError(message, server: server)
-            case .info(let update):
-                phase = .awaitingPong(update)
-            default:
-                break
-            }
-        case .done:
+            run(client.handle { $0.infoReceived(info, id: id) }, context: context)
+        case .err(let message):
+            run(client.handle { $0.errorReceived(message, id: id) }, context: context)
+        case .malformedMessage(let sid, let subject, let error):
+            if established { client.receivedMalformed(sid: sid, subject: subject, error: error) }
+        case .ok:
             break
         }
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is TLSClientHandler.HandshakeCompleted, case .awaitingTLS(let info) = phase {
+    /// Carries out an action of the state machine: those that need this channel's pipeline
+    /// here, the others through the client.
+    private func run(_ action: ConnectionStateMachine.Action, context: ChannelHandlerContext) {
+        context.eventLoop.preconditionInEventLoop()
+        switch action {
+        case .none:
+            break
+        case .armHandshakeTimer:
+            let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+            let channel = context.channel
+            let seconds = Double(connectTimeout.nanoseconds) / 1e9
+            handshakeTimer = context.eventLoop.scheduleTask(in: connectTimeout) {
+                let handler = handler.value
+                handler.failure = handler.failure
+                    ?? NATSError.timeout(operation: "handshake with the server", seconds: seconds)
+                handler.closing = true
+                channel.close(promise: nil)
+            }
+        case .startTLS(let server):
             do {
-                try sendConnect(info, context: context)
+                try context.pipeline.syncOperations.addHandler(try client.makeTLSHandler(for: server), position: .before(self))
             } catch {
                 fail(error, context: context)
             }
-            return
+        case .sendConnect(let info, let server):
+            // `CONNECT` and `PING` in one write; the `PONG` completes the handshake.
+            do {
+                var out = context.channel.allocator.buffer(capacity: 512)
+                try out.writeConnect(client.connectInfo(for: info, server: server))
+                out.writePing()
+                context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+            } catch {
+                fail(error, context: context)
+            }
+        case .activate:
+            handshakeTimer?.cancel()
+            handshakeTimer = nil
+            established = true
+            client.run(action, channel: context.channel)
+        case .closeChannel(let report):
+            closing = true
+            if report != nil { client.run(action, channel: nil) }
+            context.close(promise: nil)
+        default:
+            client.run(action, channel: context.channel)
         }
-        context.fireUserInboundEventTriggered(event)
-    }
-
-    /// `CONNECT` and `PING` in one write; the `PONG` completes the handshake.
-    private func sendConnect(_ info: ServerInfo, context: ChannelHandlerContext) throws {
-        var out = context.channel.allocator.buffer(capacity: 512)
-        try out.writeConnect(client.connectInfo(for: info, server: server))
-        out.writePing()
-        context.writeAndFlush(wrapOutboundOut(out), promise: nil)
-        phase = .awaitingPong(info)
-    }
-
-    static func handshakeError(_ message: String, server: ServerAddress) -> NATSError {
-        let lower = message.lowercased()
-        if lower.contains("authorization") || lower.contains("authentication") || lower.contains("user") {
-            return .authorizationFailed(server: server.description, message: message)
-        }
-        return .connectionFailed(servers: [server.description], reason: message)
     }
 }

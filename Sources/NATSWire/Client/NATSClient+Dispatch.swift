@@ -1,25 +1,11 @@
 import NIOCore
 
 extension NATSClient {
-    /// On the event loop: an operation from the server after the handshake. Returns the
-    /// subscription buffer whose consumer must be signalled once the current read is done.
-    func received(_ op: ServerOp, on channel: any Channel, from server: ServerAddress) -> SubscriptionBuffer? {
-        switch op {
-        case .msg(let message):
-            return deliver(message)
-        case .pong:
-            pongReceived(on: channel)
-        case .info(let info):
-            infoUpdated(info, from: server)
-        case .err(let message):
-            serverError(message, on: channel)
-        case .malformedMessage(let sid, let subject, let error):
-            logger.warning("natswire malformed message", metadata: ["sid": "\(sid)", "subject": "\(subject)", "error": "\(error)"])
-            emit(.error(.protocolViolation(error)))
-        case .ok, .ping:
-            break
-        }
-        return nil
+    /// On the event loop: a malformed `HMSG` (intact frame, headers that do not parse) is
+    /// dropped and reported; the connection stays up.
+    func receivedMalformed(sid: Int, subject: String, error: NATSProtocolError) {
+        logger.warning("natswire malformed message", metadata: ["sid": "\(sid)", "subject": "\(subject)", "error": "\(error)"])
+        emit(.error(.protocolViolation(error)))
     }
 
     private enum Delivery {
@@ -68,36 +54,11 @@ extension NATSClient {
         return nil
     }
 
-    /// An `INFO` after the handshake; it may arrive before the connection is activated, so the
-    /// server that sent it is passed along rather than read from the client state.
-    private func infoUpdated(_ info: ServerInfo, from origin: ServerAddress) {
+    /// An `INFO` on an established connection (the state machine has learned its servers).
+    func infoUpdated(_ info: ServerInfo, from origin: ServerAddress, discovered: [String]) {
         state.withLock { $0.info = info }
         writer.withLock { $0.maxPayload = info.maxPayload }
         if info.lameDuckMode { emit(.lameDuck(server: origin.description)) }
-        learnServers(from: info, via: origin)
-    }
-
-    /// `-ERR` after the handshake. Permission and subject errors leave the connection up;
-    /// stale-connection and capacity errors lead to a reconnect; anything else closes the
-    /// client with the server's message.
-    private func serverError(_ message: String, on channel: any Channel) {
-        let lower = message.lowercased()
-        if lower.hasPrefix("permissions violation") {
-            emit(.error(.permissionViolation(message)))
-        } else if lower.hasPrefix("invalid subject") || lower.hasPrefix("invalid publish subject") {
-            emit(.error(.serverError(message)))
-        } else if lower.contains("stale connection") || lower.contains("maximum connections exceeded")
-            || lower.contains("slow consumer")
-        {
-            emit(.error(.serverError(message)))
-            state.withLock { s in s.disconnectReason = s.disconnectReason ?? .serverError(message) }
-        } else {
-            let error: NATSError = lower.contains("authorization") || lower.contains("authentication")
-                ? .authorizationFailed(server: connectedServer ?? "", message: message)
-                : .serverError(message)
-            logger.error("natswire fatal server error", metadata: ["error": "\(message)"])
-            emit(.error(error))
-            shutdown(error: error)
-        }
+        if !discovered.isEmpty { emit(.serversDiscovered(discovered)) }
     }
 }

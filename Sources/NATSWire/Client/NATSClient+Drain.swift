@@ -11,8 +11,7 @@ extension NATSClient {
         let timeout = timeout ?? options.drainTimeout
         let deadline = NIODeadline.now() + timeout
         let subscriptions = try register { s throws(NATSError) -> [(sid: Int, buffer: SubscriptionBuffer)] in
-            guard s.lifecycle == .running else { throw NATSError.connectionClosed }
-            s.lifecycle = .draining
+            if case .reject(let error) = s.machine.drainRequested() { throw error }
             return s.subscriptions.map { (sid: $0.key, buffer: $0.value.buffer) }
         } write: { subscriptions, out in
             for subscription in subscriptions { out.writeUnsubscribe(sid: subscription.sid, max: nil) }
@@ -34,7 +33,7 @@ extension NATSClient {
             try? await Task.sleep(nanoseconds: 5_000_000)
         }
         try? await flush(timeout: max(.milliseconds(1), deadline - NIODeadline.now()))
-        await close()
+        await finish { $0.drainCompleted() }
         if !finished {
             throw NATSError.timeout(operation: "drain", seconds: Double(timeout.nanoseconds) / 1e9)
         }

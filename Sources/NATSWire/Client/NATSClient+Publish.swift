@@ -191,11 +191,10 @@ extension NATSClient {
         expired?.resume(throwing: NATSError.timeout(operation: "flush", seconds: Double(timeout.nanoseconds) / 1e9))
     }
 
-    /// A `PONG` arrived: it answers the oldest outstanding `PING`.
-    func pongReceived(on channel: any Channel) {
+    /// A `PONG` arrived on an established connection: it answers the oldest outstanding `PING`.
+    func completePing(on channel: any Channel) {
         let waiter: CheckedContinuation<Void, any Error>? = writer.withLock { w in
             guard w.channel === channel else { return nil }
-            w.pingsOutstanding = 0
             return w.pongWaiters.popFirst()?.continuation
         }
         waiter?.resume()

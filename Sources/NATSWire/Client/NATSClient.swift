@@ -39,7 +39,12 @@ public final class NATSClient: Sendable {
         self.eventLoop = options.eventLoopGroup.next()
         self.taskExecutor = EventLoopTaskExecutor(eventLoop)
         self.writer = Mutex(WriterState())
-        self.state = Mutex(ClientState(servers: servers))
+        let configuration = ConnectionStateMachine.Configuration(
+            allowReconnect: options.allowReconnect, maxReconnectAttempts: options.maxReconnectAttempts,
+            reconnectWait: options.reconnectWait, maxReconnectWait: options.maxReconnectWait,
+            maxPingsOutstanding: options.maxPingsOutstanding, tlsConfigured: options.tls != nil,
+            tlsFirst: options.tls?.handshakeFirst == true)
+        self.state = Mutex(ClientState(machine: ConnectionStateMachine(servers: servers, configuration: configuration)))
         self.requestInbox = "\(options.inboxPrefix).\(NUID.next())"
         self.tlsContext = try TLSContext(options.tls ?? NATSTLSOptions())
     }
@@ -61,7 +66,7 @@ public final class NATSClient: Sendable {
     }
 
     /// Every server the client knows: configured ones, then those learned from `connect_urls`.
-    public var knownServers: [String] { state.withLock { $0.servers.map(\.description) } }
+    public var knownServers: [String] { state.withLock { $0.machine.servers.map(\.description) } }
 
     /// A new, unique inbox subject for replies.
     public func newInbox() -> String { "\(options.inboxPrefix).\(NUID.next())" }
@@ -98,97 +103,149 @@ public final class NATSClient: Sendable {
     /// Throws ``NATSError/authorizationFailed(server:message:)`` when a server refuses the
     /// credentials, else ``NATSError/connectionFailed(servers:reason:)`` when none could be reached.
     public func connect() async throws {
-        let servers: [ServerAddress] = try state.withLock { s throws(NATSError) in
-            guard s.lifecycle == .idle else {
-                throw s.lifecycle == .closed ? NATSError.connectionClosed
-                    : NATSError.unsupported("connect() was already called on this client")
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let action = state.withLock { s in
+                let action = s.machine.connectRequested()
+                if case .dial = action { s.connectWaiter = continuation }
+                return action
             }
-            s.lifecycle = .connecting
-            return s.servers
+            if case .reject(let error) = action {
+                continuation.resume(throwing: error)
+            } else {
+                run(action, channel: nil)
+            }
         }
-        let channel: any Channel
-        do {
-            channel = try await connectToFirstAvailable(servers)
-        } catch {
-            shutdown(error: error as? NATSError)
-            throw error
-        }
-        let started = state.withLock { s -> Bool in
-            guard s.lifecycle == .connecting else { return false }
-            s.lifecycle = .running
-            s.supervisor = Task { await self.supervise(from: channel) }
-            return true
-        }
-        guard started else {
-            channel.close(promise: nil)
-            throw NATSError.connectionClosed
-        }
-        emit(.connected(server: connectedServer ?? ""))
     }
 
-    /// Tries each server once, in order; returns the first connection whose handshake completes.
-    private func connectToFirstAvailable(_ servers: [ServerAddress]) async throws -> any Channel {
-        var lastError: NATSError?
-        for server in servers {
+    /// Feeds an event to the connection's state machine; the caller runs the action it returns.
+    func handle(_ event: (inout ConnectionStateMachine) -> ConnectionStateMachine.Action) -> ConnectionStateMachine.Action {
+        state.withLock { event(&$0.machine) }
+    }
+
+    /// The TCP connection of attempt `id` is up: remember its channel (for `close()`) if the
+    /// attempt is still current.
+    func channelActive(id: Int, channel: any Channel) -> ConnectionStateMachine.Action {
+        state.withLock { s in
+            let action = s.machine.channelActive(id: id)
+            if case .armHandshakeTimer = action { s.channel = (id, channel) }
+            return action
+        }
+    }
+
+    /// The channel of attempt or connection `id` closed.
+    func channelInactive(id: Int, error: NATSError?) -> ConnectionStateMachine.Action {
+        state.withLock { s in
+            if s.channel?.id == id { s.channel = nil }
+            return s.machine.channelInactive(id: id, error: error)
+        }
+    }
+
+    /// Carries out what the state machine decided. `channel` is the channel the event came
+    /// from, when it came from one. Never called with a lock held.
+    func run(_ action: ConnectionStateMachine.Action, channel: (any Channel)?) {
+        switch action {
+        case .none, .startDrain, .reject:
+            break
+        case .dial(let server, let id):
+            dial(server, id: id)
+        case .armHandshakeTimer, .startTLS, .sendConnect:
+            preconditionFailure("\(action) is carried out by the connection's channel handler")
+        case .activate(let info, let server, _, let reconnected, let discovered):
+            guard let channel else { preconditionFailure("activation comes from the connection's channel") }
             do {
-                return try await attempt(server)
+                try activate(channel, info: info, server: server)
             } catch {
-                logger.debug("natswire connect failed", metadata: ["server": "\(server)", "error": "\(error)"])
-                if case .authorizationFailed = error { throw error }
-                lastError = error
+                channel.close(promise: nil)  // the client closed in the meantime
+                return
             }
+            if !discovered.isEmpty { emit(.serversDiscovered(discovered)) }
+            if reconnected {
+                emit(.reconnected(server: server.description))
+            } else {
+                emit(.connected(server: server.description))
+                let waiter = state.withLock { s in
+                    defer { s.connectWaiter = nil }
+                    return s.connectWaiter
+                }
+                waiter?.resume()
+            }
+        case .updateInfo(let info, let origin, let discovered):
+            infoUpdated(info, from: origin, discovered: discovered)
+        case .completePing:
+            if let channel { completePing(on: channel) }
+        case .sendPing:
+            if let channel { sendKeepAlive(on: channel) }
+        case .reportError(let error):
+            emit(.error(error))
+        case .closeChannel(let report):
+            if let report {
+                logger.debug("natswire closing the connection", metadata: ["reason": "\(report)"])
+                emit(.error(report))
+            }
+            channel?.close(promise: nil)
+        case .connectionLost(let reason, let then):
+            if let channel { detach(channel) }
+            switch then {
+            case .reconnect(let wait):
+                emit(.disconnected(error: reason))
+                scheduleReconnect(after: wait)
+            case .close:
+                shutdown(error: reason)
+            case .giveUp(let error):
+                emit(.disconnected(error: reason))
+                shutdown(error: error)
+            }
+        case .scheduleReconnect(let wait):
+            scheduleReconnect(after: wait)
+        case .failConnect(let error):
+            shutdown(error: error)
+        case .shutdown(let error, let report):
+            if report, let error {
+                logger.error("natswire fatal server error", metadata: ["error": "\(error)"])
+                emit(.error(error))
+            }
+            shutdown(error: error)
         }
-        if servers.count == 1, let lastError { throw lastError }
-        throw NATSError.connectionFailed(
-            servers: servers.map(\.description), reason: lastError.map { "\($0)" } ?? "no server to try")
     }
 
-    /// One connection attempt: TCP, handshake, then activation (subscriptions re-sent, buffer flushed).
-    private func attempt(_ server: ServerAddress) async throws(NATSError) -> any Channel {
-        let handshake = eventLoop.makePromise(of: ServerInfo.self)
+    /// Opens the TCP connection of one attempt; its ``ConnectionHandler`` reports the rest.
+    private func dial(_ server: ServerAddress, id: Int) {
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(options.connectTimeout)
             .channelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: 256 * 1024, high: 1024 * 1024))
             .channelInitializer { [options] channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let tlsFirst = options.tls?.handshakeFirst == true
-                    if tlsFirst { try channel.pipeline.syncOperations.addHandler(try self.makeTLSHandler(for: server)) }
+                    if options.tls?.handshakeFirst == true {
+                        try channel.pipeline.syncOperations.addHandler(try self.makeTLSHandler(for: server))
+                    }
                     try channel.pipeline.syncOperations.addHandler(ConnectionHandler(
-                        client: self, server: server, handshake: handshake, tlsActive: tlsFirst,
+                        client: self, id: id, server: server,
                         maxControlLine: options.maxControlLine, connectTimeout: options.connectTimeout))
                 }
             }
-        let channel: any Channel
-        do {
-            channel = try await bootstrap.connect(host: server.host, port: server.port).get()
-        } catch {
-            handshake.fail(error)
+        bootstrap.connect(host: server.host, port: server.port).whenFailure { error in
+            self.logger.debug("natswire connect failed", metadata: ["server": "\(server)", "error": "\(error)"])
             let underlying = (error as? NIOConnectionError)?.connectionErrors.first?.error ?? error
             let cause = (underlying as? IOError).map { String(cString: strerror($0.errnoCode)) } ?? "\(underlying)"
-            throw NATSError.connectionFailed(servers: [server.description], reason: cause)
-        }
-        do {
-            let info = try await handshake.futureResult.get()
-            try await eventLoop.submit { try self.activate(channel, info: info, server: server) }.get()
-            return channel
-        } catch {
-            channel.close(promise: nil)
-            switch ConnectionHandler.natsError(error) {
-            case let named where named.namesServer: throw named
-            case let other: throw NATSError.connectionFailed(servers: [server.description], reason: "\(other)")
-            }
+            let failure = NATSError.connectionFailed(servers: [server.description], reason: cause)
+            self.run(self.handle { $0.dialFailed(id: id, error: failure) }, channel: nil)
         }
     }
 
-    /// Whether to start TLS after this server's `INFO`. Throws when the client wants TLS and the
-    /// server does not offer it (never falls back to clear text).
-    func wantsTLS(after info: ServerInfo, server: ServerAddress) throws(NATSError) -> Bool {
-        let clientWants = server.tls || options.tls != nil
-        if clientWants && !(info.tlsRequired || info.tlsAvailable) {
-            throw NATSError.tlsFailed(server: server.description, reason: "TLS was requested but the server does not offer it")
+    /// The wait before the next reconnect round, plus up to `reconnectJitter` at random.
+    private func scheduleReconnect(after wait: TimeAmount) {
+        let jitter = options.reconnectJitter.nanoseconds > 0 ? Int64.random(in: 0...options.reconnectJitter.nanoseconds) : 0
+        let timer = eventLoop.scheduleTask(in: wait + .nanoseconds(jitter)) { [weak self] in
+            guard let self else { return }
+            self.run(self.handle { $0.reconnectTimerFired() }, channel: nil)
         }
-        return clientWants || info.tlsRequired
+        let scheduled = state.withLock { s -> Bool in
+            guard s.lifecycle != .closed else { return false }
+            s.reconnectTimer = timer
+            return true
+        }
+        if !scheduled { timer.cancel() }
     }
 
     func makeTLSHandler(for server: ServerAddress) throws(NATSError) -> TLSClientHandler {
@@ -257,6 +314,7 @@ public final class NATSClient: Sendable {
     /// On the event loop, right after a handshake: re-sends subscriptions ahead of anything
     /// buffered while disconnected, then lets the buffer flow.
     private func activate(_ channel: any Channel, info: ServerInfo, server: ServerAddress) throws {
+        channel.eventLoop.preconditionInEventLoop()
         try writer.withLock { w throws(NATSError) in
             guard w.status != .closed else { throw NATSError.connectionClosed }
             var head = channel.allocator.buffer(capacity: 4096 + w.out.readableBytes)
@@ -275,19 +333,22 @@ public final class NATSClient: Sendable {
             w.status = .connected
             w.writable = channel.isWritable
             w.maxPayload = info.maxPayload
-            w.pingsOutstanding = 0
             w.flushScheduled = true
         }
-        learnServers(from: info, via: server)
         startKeepAlive(on: channel)
         flushOutbound()
     }
 
+    /// A `PING` timer per connection; the state machine decides between a `PING` and "stale".
     private func startKeepAlive(on channel: any Channel) {
         let interval = options.pingInterval
         let task = channel.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [weak self] task in
             guard let self else { return task.cancel() }
-            self.sendKeepAlive(on: channel)
+            let action = self.state.withLock { s -> ConnectionStateMachine.Action in
+                guard let id = s.channel?.id, s.channel?.channel === channel else { return .none }
+                return s.machine.pingTimerFired(id: id)
+            }
+            self.run(action, channel: channel)
         }
         let previous = state.withLock { s in
             defer { s.keepAlive = task }
@@ -296,120 +357,24 @@ public final class NATSClient: Sendable {
         previous?.cancel()
     }
 
+    /// A keep-alive `PING`, queued behind any flush's so `PONG`s answer them in order.
     private func sendKeepAlive(on channel: any Channel) {
-        let stale = writer.withLock { w -> Bool in
+        let sent = writer.withLock { w -> Bool in
             guard w.channel === channel else { return false }
-            if w.pingsOutstanding >= options.maxPingsOutstanding { return true }
-            w.pingsOutstanding += 1
             w.nextPongID += 1
             w.pongWaiters.append(.init(id: w.nextPongID, continuation: nil))
             w.out.writePing()
-            return false
+            return true
         }
-        if stale {
-            logger.debug("natswire stale connection", metadata: ["server": "\(connectedServer ?? "")"])
-            state.withLock { $0.disconnectReason = .staleConnection }
-            emit(.error(.staleConnection))
-            channel.close(promise: nil)
-        } else {
-            flushOutbound()
-        }
-    }
-
-    /// Adds the servers of `connect_urls` to the list (a cluster tells clients about its members).
-    /// `via` is the server that sent `info`; its credentials and TLS setting carry over.
-    func learnServers(from info: ServerInfo, via origin: ServerAddress) {
-        let added: [String] = state.withLock { s in
-            var added: [String] = []
-            for url in info.connectURLs {
-                guard let address = try? ServerAddress(parsing: url, discovered: true) else { continue }
-                if !s.servers.contains(where: { $0.host == address.host && $0.port == address.port }) {
-                    // connect_urls carry no credentials: use those of the URL connected to, as nats.go does.
-                    var learned = address
-                    learned.tls = origin.tls
-                    learned.user = origin.user
-                    learned.password = origin.password
-                    s.servers.append(learned)
-                    added.append(learned.description)
-                }
-            }
-            return added
-        }
-        if !added.isEmpty { emit(.serversDiscovered(added)) }
-    }
-
-    // MARK: Keeping the connection up
-
-    /// Runs for the life of the client: waits for the connection to drop, then reconnects.
-    private func supervise(from first: any Channel) async {
-        var channel = first
-        while true {
-            try? await channel.closeFuture.get()
-            // One trip through the channel's loop: its handlers have reported why it closed.
-            try? await channel.eventLoop.submit {}.get()
-            connectionLost(channel, error: nil)
-            let (closing, reason) = state.withLock { s in
-                defer { s.disconnectReason = nil }
-                return (s.lifecycle == .closed, s.disconnectReason)
-            }
-            if closing { return }
-            guard options.allowReconnect else {
-                shutdown(error: reason)
-                return
-            }
-            emit(.disconnected(error: reason))
-            guard let next = await reconnect() else { return }
-            channel = next
-            emit(.reconnected(server: connectedServer ?? ""))
-        }
-    }
-
-    /// Rounds over the server list, starting after the server just lost, with a growing wait
-    /// (doubling from `reconnectWait` to `maxReconnectWait`) plus jitter between rounds.
-    private func reconnect() async -> (any Channel)? {
-        var round = 0
-        var lastError: NATSError?
-        while options.maxReconnectAttempts < 0 || round < options.maxReconnectAttempts {
-            let wait = min(options.reconnectWait.nanoseconds << min(round, 20), options.maxReconnectWait.nanoseconds)
-            let jitter = options.reconnectJitter.nanoseconds > 0 ? Int64.random(in: 0...options.reconnectJitter.nanoseconds) : 0
-            do {
-                try await Task.sleep(nanoseconds: UInt64(max(0, wait + jitter)))
-            } catch {
-                return nil  // cancelled by close()
-            }
-            round += 1
-            let servers = state.withLock { s -> [ServerAddress]? in
-                guard s.lifecycle != .closed else { return nil }
-                guard let current = s.currentServer,
-                      let index = s.servers.firstIndex(where: { $0.host == current.host && $0.port == current.port })
-                else { return s.servers }
-                return Array(s.servers[(index + 1)...] + s.servers[...index])
-            }
-            guard let servers else { return nil }
-            for server in servers {
-                if state.withLock({ $0.lifecycle == .closed }) { return nil }
-                do {
-                    return try await attempt(server)
-                } catch {
-                    lastError = error
-                    logger.debug("natswire reconnect failed", metadata: ["server": "\(server)", "error": "\(error)"])
-                }
-            }
-        }
-        shutdown(error: .connectionFailed(
-            servers: knownServers, reason: "gave up after \(round) reconnect rounds: \(lastError.map { "\($0)" } ?? "")"))
-        return nil
+        if sent { flushOutbound() }
     }
 
     /// Detaches a lost channel: later publishes are buffered, pending flushes fail.
-    func connectionLost(_ channel: any Channel, error: NATSError?) {
-        // Keep the reason even when the supervisor detached the channel first.
-        if let error { state.withLock { s in s.disconnectReason = s.disconnectReason ?? error } }
+    private func detach(_ channel: any Channel) {
         let detached: (CircularBuffer<WriterState.PongWaiter>, [CheckedContinuation<Void, any Error>])? = writer.withLock { w in
             guard w.channel === channel else { return nil }
             w.channel = nil
             if w.status == .connected { w.status = .disconnected }
-            w.pingsOutstanding = 0
             w.flushScheduled = false
             defer {
                 w.pongWaiters.removeAll()
@@ -417,12 +382,12 @@ public final class NATSClient: Sendable {
             }
             return (w.pongWaiters, w.spaceWaiters)
         }
-        guard let (pongs, space) = detached else { return }
         let keepAlive = state.withLock { s in
             defer { s.keepAlive = nil }
             return s.keepAlive
         }
         keepAlive?.cancel()
+        guard let (pongs, space) = detached else { return }
         for pong in pongs { pong.continuation?.resume(throwing: NATSError.disconnected) }
         for waiter in space { waiter.resume() }
     }
@@ -431,16 +396,22 @@ public final class NATSClient: Sendable {
 
     /// Closes the connection now. Subscriptions end, pending requests and flushes fail with
     /// ``NATSError/connectionClosed``. Use ``drain()`` to finish in-flight work first.
+    /// Returns once the connection's socket is closed.
     public func close() async {
-        let supervisor = shutdown(error: nil)
-        await supervisor?.value
+        await finish { $0.closeRequested() }
     }
 
-    /// Marks the client closed and releases everything; returns the supervisor to await.
-    @discardableResult
-    func shutdown(error: NATSError?) -> Task<Void, Never>? {
-        let (channel, pongs, space) = writer.withLock { w in
-            let taken = (w.channel, w.pongWaiters, w.spaceWaiters)
+    /// Runs a closing event (`close()`, the end of a drain) and waits for the channel to close.
+    func finish(_ event: (inout ConnectionStateMachine) -> ConnectionStateMachine.Action) async {
+        run(handle(event), channel: nil)
+        let closing = state.withLock { $0.closingChannel }
+        try? await closing?.get()
+    }
+
+    /// The client is closed (the state machine is in `closed`): releases everything once.
+    func shutdown(error: NATSError?) {
+        let (pongs, space) = writer.withLock { w in
+            let taken = (w.pongWaiters, w.spaceWaiters)
             w.status = .closed
             w.channel = nil
             w.pongWaiters.removeAll()
@@ -448,37 +419,37 @@ public final class NATSClient: Sendable {
             w.out.clear()
             return taken
         }
-        let released = state.withLock { s -> (ClientState.Lifecycle, [SubscriptionBuffer], [ClientState.Request], [AsyncStream<NATSEvent>.Continuation], Task<Void, Never>?, RepeatedTask?, NATSError?) in
-            let previous = s.lifecycle
-            s.lifecycle = .closed
-            if previous != .closed { s.closeError = error }
+        let released = state.withLock { s in
             defer {
                 s.subscriptions.removeAll()
                 s.requests.removeAll()
                 s.eventSinks.removeAll()
-                s.supervisor = nil
+                s.closeWaiters.removeAll()
                 s.keepAlive = nil
+                s.reconnectTimer = nil
+                s.connectWaiter = nil
+                s.closingChannel = s.channel?.channel.closeFuture
+                s.channel = nil
             }
-            return (previous, s.subscriptions.values.map(\.buffer), Array(s.requests.values), Array(s.eventSinks.values),
-                    s.supervisor, s.keepAlive, s.closeError)
+            return (subscriptions: s.subscriptions.values.map(\.buffer), requests: Array(s.requests.values),
+                    sinks: Array(s.eventSinks.values), closeWaiters: Array(s.closeWaiters.values),
+                    timers: (s.keepAlive, s.reconnectTimer), channel: s.channel?.channel, connectWaiter: s.connectWaiter)
         }
-        let (previous, buffers, requests, sinks, supervisor, keepAlive, closeError) = released
-        keepAlive?.cancel()
-        channel?.close(promise: nil)
-        supervisor?.cancel()
+        released.timers.0?.cancel()
+        released.timers.1?.cancel()
+        released.channel?.close(promise: nil)
+        released.connectWaiter?.resume(throwing: error ?? NATSError.connectionClosed)
         for pong in pongs { pong.continuation?.resume(throwing: NATSError.connectionClosed) }
         for waiter in space { waiter.resume(throwing: NATSError.connectionClosed) }
-        for buffer in buffers { buffer.finish() }
-        for request in requests {
+        for buffer in released.subscriptions { buffer.finish() }
+        for request in released.requests {
             request.timer?.cancel()
             request.continuation.resume(throwing: NATSError.connectionClosed)
         }
-        if previous != .closed {
-            for sink in sinks {
-                sink.yield(.closed(error: closeError))
-                sink.finish()
-            }
+        for sink in released.sinks {
+            sink.yield(.closed(error: error))
+            sink.finish()
         }
-        return supervisor
+        for waiter in released.closeWaiters { waiter.resume() }
     }
 }

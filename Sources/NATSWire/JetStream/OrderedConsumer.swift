@@ -78,6 +78,10 @@ public final class OrderedConsumer: AsyncSequence, Sendable {
             try? js.client.unsubscribe(subscription, after: nil)
             if let name, js.client.isConnected {
                 let js = self.js, stream = self.stream
+                // Unstructured on purpose: a deinit cannot await. The task is one request,
+                // bounded by the request timeout, and fails at once if the client closes (its
+                // pending requests fail with `connectionClosed`); the server would also drop
+                // the ephemeral consumer after its inactivity threshold.
                 Task { try? await js.deleteConsumer(stream: stream, consumer: name) }
             }
         }
@@ -204,10 +208,8 @@ public final class OrderedConsumer: AsyncSequence, Sendable {
         }
         guard let (subscription, name, policy) = replaced else { return }
         try? await subscription?.unsubscribe()
-        if let name {
-            let js = self.js, stream = self.stream
-            Task { try? await js.deleteConsumer(stream: stream, consumer: name) }
-        }
+        // Awaited here (one round trip on a rare path) rather than left to a task of its own.
+        if let name { try? await js.deleteConsumer(stream: stream, consumer: name) }
         var delay = Duration.milliseconds(100)
         while !state.withLock({ $0.stopped }) {
             do {
@@ -226,6 +228,10 @@ public final class OrderedConsumer: AsyncSequence, Sendable {
 
     /// Ends the current subscription when no message (not even a heartbeat) came for three
     /// heartbeat intervals; the iterator then restarts the consumer.
+    ///
+    /// The task is owned by this sequence: it is kept in the state, cancelled by `stop()` and in
+    /// `deinit`, and holds only a weak reference, so it never outlives its owner
+    /// by more than one tick.
     private func startWatchdog() -> Task<Void, Never> {
         let interval = idleHeartbeat
         return Task { [weak self] in

@@ -20,6 +20,8 @@ final class ProgressWatchdog: Sendable {
     init(watching subscription: NATSSubscription, limit: Duration) {
         self.limit = limit
         let check = Swift.max(limit / 4, .milliseconds(10))
+        // Owned by the watchdog: cancelled by `cancel()` (its user's teardown) and in `deinit`;
+        // it holds only a weak reference, so it never outlives its owner by more than one tick.
         let task = Task { [weak self] in
             while !Task.isCancelled {
                 try? await Task.sleep(for: check)

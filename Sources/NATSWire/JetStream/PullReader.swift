@@ -157,9 +157,8 @@ struct PullReader: ~Copyable {
         guard restarts <= 5 else {
             throw JetStreamError.invalidReply(stream, "the consumer reading '\(filterSubject)' keeps failing")
         }
-        let old = consumer
-        let js = self.js, stream = self.stream
-        Task { try? await js.deleteConsumer(stream: stream, consumer: old) }
+        // Awaited here (one round trip on a rare path) rather than left to a task of its own.
+        try? await js.deleteConsumer(stream: stream, consumer: consumer)
         try await Task.sleep(for: .milliseconds(50 * restarts))
         let info = try await Self.createConsumer(js, stream: stream, filterSubject: filterSubject, from: lastStreamSequence + 1)
         consumer = info.name
