@@ -37,7 +37,7 @@ import Testing
         // the drain waits for it to be taken.
         let messages = try await collect(sub, count: 1)
         #expect(messages.map(\.string) == ["job"])
-        try await withDeadline(10, "the service group to end after graceful shutdown") { try await running.value }
+        try await withTimeLimit(.seconds(10), "the service group to end after graceful shutdown") { try await running.value }
         #expect(!client.isConnected)
         try await events.waitFor("closed", Self.isClosed)
         try await waitFor(timeout: .seconds(5), "the server sees the client close") {
@@ -52,7 +52,7 @@ import Testing
         let run = Task { try await client.run() }
         try await waitFor(timeout: .seconds(5), "run() connects the client") { client.isConnected }
         run.cancel()
-        try await withDeadline(10, "run() to return after cancellation") { try await run.value }
+        try await withTimeLimit(.seconds(10), "run() to return after cancellation") { try await run.value }
         #expect(!client.isConnected)
         await #expect(throws: NATSError.connectionClosed) { try await client.publish("late", to: "svc.work") }
     }
@@ -64,7 +64,7 @@ import Testing
         let run = Task { try await client.run() }
         try await Task.sleep(for: .milliseconds(50))
         await client.close()
-        try await withDeadline(10, "run() to return after close()") { try await run.value }
+        try await withTimeLimit(.seconds(10), "run() to return after close()") { try await run.value }
     }
 
     @Test func runThrowsWhenTheClientGivesUp() async throws {
@@ -76,7 +76,7 @@ import Testing
         let run = Task { try await client.run() }
         try await waitFor(timeout: .seconds(5), "run() connects the client") { client.isConnected }
         server.stop()
-        let outcome = try await withDeadline(10, "run() to end once reconnecting gave up") {
+        let outcome = try await withTimeLimit(.seconds(10), "run() to end once reconnecting gave up") {
             await run.result
         }
         guard case .failure(NATSError.connectionFailed) = outcome else {
