@@ -60,13 +60,14 @@ extension NATSClient {
         }
     }
 
-    /// Sends a request with a byte-array or text payload. See ``request(_:to:headers:timeout:)-(ByteBuffer,_,_,_)``.
+    /// Sends a request with a byte-array payload. See ``request(_:to:headers:timeout:)-(ByteBuffer,_,_,_)``.
     public func request(
         _ payload: [UInt8], to subject: String, headers: NATSHeaders? = nil, timeout: TimeAmount? = nil
     ) async throws -> NATSMessage {
         try await request(ByteBuffer(bytes: payload), to: subject, headers: headers, timeout: timeout)
     }
 
+    /// Sends a request with a text payload (UTF-8). See ``request(_:to:headers:timeout:)-(ByteBuffer,_,_,_)``.
     public func request(
         _ payload: String, to subject: String, headers: NATSHeaders? = nil, timeout: TimeAmount? = nil
     ) async throws -> NATSMessage {

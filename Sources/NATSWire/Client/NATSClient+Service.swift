@@ -2,7 +2,7 @@ import ServiceLifecycle
 
 extension NATSClient: Service {
     /// Keeps the client connected until the task is cancelled or a graceful shutdown is
-    /// triggered, then closes: ``drain()`` on graceful shutdown, ``close()`` on cancellation.
+    /// triggered, then closes: ``drain(timeout:)`` on graceful shutdown, ``close()`` on cancellation.
     ///
     /// Connects first if ``connect()`` was not called. Returns when the client closes (also
     /// when ``close()`` is called elsewhere); throws the error the client closed with when it

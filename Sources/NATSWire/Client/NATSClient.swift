@@ -395,7 +395,7 @@ public final class NATSClient: Sendable {
     // MARK: Closing
 
     /// Closes the connection now. Subscriptions end, pending requests and flushes fail with
-    /// ``NATSError/connectionClosed``. Use ``drain()`` to finish in-flight work first.
+    /// ``NATSError/connectionClosed``. Use ``drain(timeout:)`` to finish in-flight work first.
     /// Returns once the connection's socket is closed.
     public func close() async {
         await finish { $0.closeRequested() }

@@ -36,7 +36,7 @@ public struct NATSClientOptions: Sendable {
     /// Default per-subscription limits; past them messages are dropped and counted (slow consumer).
     public var subscriptionPendingMessages: Int = 512 * 1024
     public var subscriptionPendingBytes: Int = 64 * 1024 * 1024
-    /// The default timeout of ``NATSClient/request(_:to:headers:timeout:)``.
+    /// The default timeout of ``NATSClient/request(_:to:headers:timeout:)-(ByteBuffer,_,_,_)``.
     public var requestTimeout: TimeAmount = .seconds(5)
     /// The default timeout of ``NATSClient/flush(timeout:)`` and of drain's steps.
     public var flushTimeout: TimeAmount = .seconds(10)
