@@ -216,29 +216,56 @@ public final class AgentService: AgentRequestHandler, Service {
     /// Stops the workload gracefully (its grace period), waits for its end event, and makes
     /// ``run()`` return. Used for SIGTERM and when the node is gone.
     public func shutdown() async {
-        enum Action { case finishNow, stop(NativeRunner, Duration), endFunction(AgentDeployRequest), wait, nothing }
+        enum Action { case finishNow, stop(Stopping), wait, nothing }
         let action = state.withLock { s -> Action in
             s.shuttingDown = true
+            if let stopping = Self.beginStopping(&s) { return .stop(stopping) }
             switch s.phase {
             case .idle: return .finishNow
-            case .running(.function, let request):
-                s.phase = .stopping(request)
-                return .endFunction(request)
-            case .running(.native(let runner), let request):
-                s.phase = .stopping(request)
-                return .stop(runner, .milliseconds(request.stopGraceMilliseconds))
             case .stopping: return .wait
-            case .starting, .ended: return .nothing  // deploy() notices; ended already finished
+            case .starting, .ended, .running: return .nothing  // deploy() notices; ended already finished
             }
         }
         switch action {
         case .finishNow: finish.finish()
-        case .endFunction(let request): await endFunction(request)
-        case .stop(let runner, let grace):
-            await runner.stop(grace: grace)
-            _ = await waitForEnd()
+        case .stop(let stopping): _ = await stop(stopping)
         case .wait: _ = await waitForEnd()
         case .nothing: break
+        }
+    }
+
+    /// A running workload being stopped, and how.
+    private enum Stopping {
+        /// A native process: SIGTERM, then SIGKILL after the grace period.
+        case process(NativeRunner, grace: Duration)
+        /// A function: nothing to wait for.
+        case function(AgentDeployRequest)
+    }
+
+    /// Moves a running workload to `stopping` (under the state lock); nil when none runs.
+    private static func beginStopping(_ s: inout State) -> Stopping? {
+        switch s.phase {
+        case .running(.function, let request):
+            s.phase = .stopping(request)
+            return .function(request)
+        case .running(.native(let runner), let request):
+            s.phase = .stopping(request)
+            return .process(runner, grace: .milliseconds(request.stopGraceMilliseconds))
+        default:
+            return nil
+        }
+    }
+
+    /// Stops what ``beginStopping(_:)`` chose and waits for its end; the exit code.
+    private func stop(_ stopping: Stopping) async -> Int32 {
+        switch stopping {
+        case .function(let request):
+            await endFunction(request)
+            return 0
+        case .process(let runner, let grace):
+            logger.info("stopping workload", metadata: ["pid": "\(runner.pid)", "grace": "\(grace)"])
+            await runner.stop(grace: grace)
+            return await waitForEnd()
         }
     }
 
@@ -373,18 +400,13 @@ public final class AgentService: AgentRequestHandler, Service {
     }
 
     public func undeploy() async -> AgentUndeployResponse {
-        enum Action { case nothing, starting, stop(NativeRunner, Duration), endFunction(AgentDeployRequest), wait, ended(Int32) }
+        enum Action { case nothing, starting, stop(Stopping), wait, ended(Int32) }
         while true {
             let action = state.withLock { s -> Action in
+                if let stopping = Self.beginStopping(&s) { return .stop(stopping) }
                 switch s.phase {
-                case .idle: return .nothing
+                case .idle, .running: return .nothing
                 case .starting: return .starting
-                case .running(.function, let request):
-                    s.phase = .stopping(request)
-                    return .endFunction(request)
-                case .running(.native(let runner), let request):
-                    s.phase = .stopping(request)
-                    return .stop(runner, .milliseconds(request.stopGraceMilliseconds))
                 case .stopping: return .wait
                 case .ended(_, let code): return .ended(code)
                 }
@@ -395,13 +417,11 @@ public final class AgentService: AgentRequestHandler, Service {
             case .starting:
                 try? await Task.sleep(for: .milliseconds(10))  // a start takes milliseconds
                 continue
-            case .endFunction(let request):
-                await endFunction(request)
+            case .stop(.function(let request)):
+                _ = await stop(.function(request))
                 return AgentUndeployResponse(stopped: true, exitCode: 0, message: "function undeployed")
-            case .stop(let runner, let grace):
-                logger.info("stopping workload", metadata: ["pid": "\(runner.pid)", "grace": "\(grace)"])
-                await runner.stop(grace: grace)
-                let code = await waitForEnd()
+            case .stop(let stopping):
+                let code = await stop(stopping)
                 return AgentUndeployResponse(stopped: true, exitCode: code, message: Self.describe(code))
             case .wait:
                 let code = await waitForEnd()
