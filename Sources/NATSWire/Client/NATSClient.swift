@@ -28,8 +28,10 @@ public final class NATSClient: Sendable {
     let requestInbox: String
     /// Runs tasks on this client's event loop; see ``EventLoopTaskExecutor``.
     public let taskExecutor: EventLoopTaskExecutor
-    /// The OpenSSL context, built once from ``NATSClientOptions/tls`` (or defaults).
-    let tlsContext: TLSContext
+    /// The OpenSSL context: built at creation from ``NATSClientOptions/tls`` when it is set (so
+    /// a file that does not load is reported at once), else with the defaults at the first
+    /// server that needs TLS (a client that never uses TLS never initialises OpenSSL).
+    private let tlsContext: Mutex<TLSContext?>
     var logger: Logger { options.logger }
 
     public init(options: NATSClientOptions) throws {
@@ -46,7 +48,7 @@ public final class NATSClient: Sendable {
             tlsFirst: options.tls?.handshakeFirst == true)
         self.state = Mutex(ClientState(machine: ConnectionStateMachine(servers: servers, configuration: configuration)))
         self.requestInbox = "\(options.inboxPrefix).\(NUID.next())"
-        self.tlsContext = try TLSContext(options.tls ?? NATSTLSOptions())
+        self.tlsContext = Mutex(try options.tls.map { options throws(NATSError) in try TLSContext(options) })
     }
 
     /// A client for one or more comma-separated server URLs, with default options.
@@ -249,7 +251,13 @@ public final class NATSClient: Sendable {
     }
 
     func makeTLSHandler(for server: ServerAddress) throws(NATSError) -> TLSClientHandler {
-        try TLSClientHandler(context: tlsContext, host: server.host, server: server.description)
+        let context = try tlsContext.withLock { context throws(NATSError) -> TLSContext in
+            if let context { return context }
+            let made = try TLSContext(options.tls ?? NATSTLSOptions())
+            context = made
+            return made
+        }
+        return try TLSClientHandler(context: context, host: server.host, server: server.description)
     }
 
     /// The `CONNECT` for a server's `INFO`: options, then credentials (signing the nonce when needed).
