@@ -14,9 +14,11 @@ import Testing
     }
 
     /// The server logs (with `-D`) each client connection it closes, with the reason (its own
-    /// readiness probe included).
+    /// readiness probe included). The reason is not counted: a close that finds the server's
+    /// last PING unread is logged as a read error rather than "Client Closed", and both are the
+    /// client going away.
     static func clientClosesSeen(by server: NATSServer) -> Int {
-        server.logContents().components(separatedBy: "Client connection closed: Client Closed").count - 1
+        server.logContents().components(separatedBy: "Client connection closed").count - 1
     }
 
     @Test func runsInAServiceGroupAndDrainsOnGracefulShutdown() async throws {
@@ -26,7 +28,7 @@ import Testing
         let group = ServiceGroup(services: [client], logger: Logger(label: "natswire-test"))
 
         let running = Task { try await group.run() }
-        try await waitFor(timeout: .seconds(5), "run() connects the client") { client.isConnected }
+        try await waitFor(timeout: .seconds(15), "run() connects the client") { client.isConnected }
         let sub = try await client.subscribe(to: "svc.work")
         try await client.publish("job", to: "svc.work")
         try await client.flush()
@@ -50,7 +52,7 @@ import Testing
         let server = try await NATSServer.start(jetStream: false)
         let client = try NATSClient(options: NATSClientOptions(servers: [server.url]))
         let run = Task { try await client.run() }
-        try await waitFor(timeout: .seconds(5), "run() connects the client") { client.isConnected }
+        try await waitFor(timeout: .seconds(15), "run() connects the client") { client.isConnected }
         run.cancel()
         try await withTimeLimit(.seconds(10), "run() to return after cancellation") { try await run.value }
         #expect(!client.isConnected)
@@ -74,7 +76,7 @@ import Testing
         options.maxReconnectAttempts = 1
         let client = try NATSClient(options: options)
         let run = Task { try await client.run() }
-        try await waitFor(timeout: .seconds(5), "run() connects the client") { client.isConnected }
+        try await waitFor(timeout: .seconds(15), "run() connects the client") { client.isConnected }
         server.stop()
         let outcome = try await withTimeLimit(.seconds(10), "run() to end once reconnecting gave up") {
             await run.result
