@@ -185,7 +185,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "function-bench",
-            dependencies: ["NATSWire", "NexControl"],
+            dependencies: ["NATSWire", "NexControl", "BenchSupport"],
             path: "Benchmarks/function-bench",
             swiftSettings: swiftSettings
         ),

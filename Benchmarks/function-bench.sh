@@ -23,6 +23,7 @@ start_nats_server "$WORK/server.log" -js -sd "$WORK/js"
 start_nex_node '{"workload_types": ["native", "wasm", "javascript"], "machine_pool_size": 2}'
 wat2wasm examples/functions/echo.wat -o "$WORK/artifacts/echo.wasm"
 cp examples/functions/echo.js "$WORK/artifacts/echo.js"
-"$BIN/function-bench" "$NATS_URL" "$NODE_ID" "$WORK/artifacts/echo.js" "$WORK/artifacts/echo.wasm"
+BENCH_SERVER_PID="$SERVER_PID" BENCH_NODE_PID="$NODE_PID" \
+    "$BIN/function-bench" "$NATS_URL" "$NODE_ID" "$WORK/artifacts/echo.js" "$WORK/artifacts/echo.wasm"
 # The runtimes alone, in process: what the node and the agent add is the difference.
 "$BIN/function-runtime-bench" "$WORK/artifacts/echo.js" "$WORK/artifacts/echo.wasm"

@@ -23,6 +23,18 @@ public enum ProcessProbe {
         return 0
     }
 
+    /// CPU time the process has used (user + system, from /proc/<pid>/stat), microseconds;
+    /// 0 when the process is gone.
+    public static func cpuMicroseconds(_ pid: Int32) -> Int {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return 0 }
+        // After "(comm) ": state is field 3; utime and stime are fields 14 and 15 (clock ticks).
+        let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
+        guard fields.count > 12, let user = Int(fields[11]), let system = Int(fields[12]) else { return 0 }
+        let ticks = sysconf(Int32(_SC_CLK_TCK))
+        return (user + system) * 1_000_000 / max(ticks, 1)
+    }
+
     /// The direct children of `pid`, optionally only those whose command is `command`.
     public static func children(of pid: Int32, command: String? = nil) -> [Int32] {
         parents().compactMap { child, parent, name in

@@ -10,6 +10,7 @@ import NATSWire
 import NexControl
 import NIOCore
 import Synchronization
+import BenchSupport
 
 @main
 struct FunctionBench {
@@ -60,6 +61,10 @@ struct FunctionBench {
             report(String(format: "functions %@ p50_us=%.0f p99_us=%.0f calls_per_s=%.0f (16 concurrent) overhead_p50=%.2fx",
                           name, stats.p50, stats.p99, stats.throughput, stats.p50 / plain.p50))
         }
+        for (name, stats) in results {
+            report("functions \(name) cpu_us_per_call " + stats.cpu.map { String(format: "%@=%.1f", $0.0, $0.1) }
+                .joined(separator: " ") + " (16 concurrent)")
+        }
         await client.close()
         await responder.close()
     }
@@ -68,6 +73,23 @@ struct FunctionBench {
         var p50: Double
         var p99: Double
         var throughput: Double
+        /// CPU microseconds per call in each process during the throughput window.
+        var cpu: [(String, Double)]
+    }
+
+    /// The processes whose CPU time is shared out per call: this one, and the server, the node
+    /// and the node's agents when the script names them (BENCH_SERVER_PID, BENCH_NODE_PID).
+    static func cpuSnapshot() -> [(String, Int)] {
+        let environment = ProcessInfo.processInfo.environment
+        var snapshot = [("bench", ProcessProbe.cpuMicroseconds(getpid()))]
+        if let server = environment["BENCH_SERVER_PID"].flatMap(Int32.init) {
+            snapshot.append(("nats_server", ProcessProbe.cpuMicroseconds(server)))
+        }
+        if let node = environment["BENCH_NODE_PID"].flatMap(Int32.init) {
+            snapshot.append(("node", ProcessProbe.cpuMicroseconds(node)))
+            snapshot.append(("agents", ProcessProbe.descendants(of: node).reduce(0) { $0 + ProcessProbe.cpuMicroseconds($1) }))
+        }
+        return snapshot
     }
 
     /// Sequential round trips (latency), then 16 concurrent requesters for 3 s (throughput).
@@ -85,6 +107,7 @@ struct FunctionBench {
         samples.sort()
         let done = Counter()
         let window = Duration.seconds(3)
+        let before = cpuSnapshot()
         let began = ContinuousClock.now
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<16 {
@@ -98,8 +121,10 @@ struct FunctionBench {
             try await group.waitForAll()
         }
         let elapsed = began.duration(to: .now)
+        let calls = Double(max(done.value.load(ordering: .relaxed), 1))
+        let cpu = zip(before, cpuSnapshot()).map { ($0.0, Double($1.1 - $0.1) / calls) }
         return Stats(p50: samples[samples.count / 2], p99: samples[min(samples.count - 1, samples.count * 99 / 100)],
-                     throughput: Double(done.value.load(ordering: .relaxed)) / (milliseconds(elapsed) / 1000))
+                     throughput: calls / (milliseconds(elapsed) / 1000), cpu: cpu)
     }
 
     static func connect(_ url: String, name: String) async throws -> NATSClient {

@@ -3,6 +3,7 @@ import Logging
 import NATSTestSupport
 import NATSWire
 import NexAgentBus
+import NIOCore
 import Synchronization
 import Testing
 @testable import NexNodeKit
@@ -156,7 +157,7 @@ struct HostServicesFloodTests {
             var peakInFlight = 0
             for round in 0..<30 {
                 let pingSent = ContinuousClock.now
-                let pong = try await hs.nodeBus.request([], to: "agentint.agent2.ping", timeout: .milliseconds(750))
+                let pong = try await hs.nodeBus.request(ByteBuffer(), to: "agentint.agent2.ping", timeout: .milliseconds(750))
                 #expect(pong.string == "pong")
                 slowestPing = max(slowestPing, ContinuousClock.now - pingSent)
                 let callSent = ContinuousClock.now

@@ -8,12 +8,12 @@ import Testing
 import NexWorkloads
 
 /// A real nats-server with JetStream (the workloads' NATS), a real agent bus with the node's
-/// user and one user per agent, the host services server on the node's bus connection, and
+/// in-process link and one user per agent, the host services server on the node's link, and
 /// each agent's own bus connection: requests travel exactly as a function's would.
 final class HostServicesHarness: Sendable {
     let nats: NATSServer
     let bus: AgentBus
-    let nodeBus: NATSClient
+    let nodeBus: BusLink
     /// The workloads' connection to nats-server (host services act through it).
     let workload: NATSClient
     let server: HostServicesServer
@@ -22,7 +22,7 @@ final class HostServicesHarness: Sendable {
     /// Agent id → (namespace, workload) it runs. Agents registered on the bus but absent here are unknown to the node.
     static let defaultAgents = ["agent1": ("team", "echo"), "agent2": ("team", "other")]
 
-    private init(nats: NATSServer, bus: AgentBus, nodeBus: NATSClient, workload: NATSClient,
+    private init(nats: NATSServer, bus: AgentBus, nodeBus: BusLink, workload: NATSClient,
                  server: HostServicesServer, agents: [String: NATSClient]) {
         self.nats = nats; self.bus = bus; self.nodeBus = nodeBus; self.workload = workload
         self.server = server; self.agents = agents
@@ -37,9 +37,7 @@ final class HostServicesHarness: Sendable {
         try await workload.connect()
         let bus = try AgentBus()
         try await bus.start()
-        let node = try NKeyPair.generate(.user)
-        await bus.addUser(publicKey: node.publicKey, permissions: .everything)
-        let nodeBus = try await connect(bus: bus, seed: node.seed, name: "node", inbox: "_INBOX")
+        let nodeBus = try await bus.link()
         var agents: [String: NATSClient] = [:]
         for id in Array(running.keys) + unknownAgents {
             let key = try NKeyPair.generate(.user)

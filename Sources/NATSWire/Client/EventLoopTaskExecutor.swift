@@ -1,6 +1,6 @@
 import NIOCore
 
-/// A task executor that runs jobs on a NATSWire connection's event loop.
+/// A task executor that runs jobs on an event loop (a NATSWire connection's, the agent bus's).
 ///
 /// A task run with `withTaskExecutorPreference(client.taskExecutor) { ... }` shares the
 /// thread that reads and writes the connection: its publishes are flushed right after it
@@ -10,7 +10,8 @@ import NIOCore
 public final class EventLoopTaskExecutor: TaskExecutor {
     public let eventLoop: any EventLoop
 
-    init(_ eventLoop: any EventLoop) {
+    /// Runs jobs on `eventLoop`.
+    public init(_ eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
     }
 

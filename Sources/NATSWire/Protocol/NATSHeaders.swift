@@ -92,7 +92,7 @@ extension NATSHeaders {
     static let versionLine: StaticString = "NATS/1.0"
 
     /// The encoded size: version line, fields, and the blank line that ends the block.
-    var encodedSize: Int {
+    package var encodedSize: Int {
         var size = 8 + 2 + 2
         if let status {
             size += 1 + String(status).utf8.count

@@ -107,12 +107,15 @@ public final class AgentBusConnection: Sendable {
     public func serve(_ handler: some AgentRequestHandler) async {
         guard let subscription = subscription.withLock({ $0 }) else { return }
         let prefix = "agentint.\(agentID)."
-        await withTaskGroup(of: Void.self) { group in
-            for await message in subscription {
-                guard message.subject.hasPrefix(prefix) else { continue }
-                let verb = String(message.subject.dropFirst(prefix.count))
-                group.addTask(executorPreference: client.taskExecutor) {
-                    await self.answer(verb: verb, message: message, handler: handler)
+        // On the connection's event loop: taking a request and answering it cross no thread.
+        await withTaskExecutorPreference(client.taskExecutor) {
+            await withTaskGroup(of: Void.self) { group in
+                for await message in subscription {
+                    guard message.subject.hasPrefix(prefix) else { continue }
+                    let verb = String(message.subject.dropFirst(prefix.count))
+                    group.addTask {
+                        await self.answer(verb: verb, message: message, handler: handler)
+                    }
                 }
             }
         }

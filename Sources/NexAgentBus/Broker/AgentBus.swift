@@ -25,7 +25,8 @@ import Synchronization
 public final class AgentBus: Sendable {
     public let host: String
     private let requestedPort: Int
-    private let eventLoop: any EventLoop
+    /// The event loop every connection of the bus runs on.
+    public let eventLoop: any EventLoop
     private let router: BusRouter
     private let channel = Mutex<(any Channel)?>(nil)
     private let logger: Logger
@@ -108,6 +109,16 @@ public final class AgentBus: Sendable {
         let router = self.router
         let user = BusUser(permissions: permissions, isTrusted: isTrusted)
         try? await eventLoop.submit { router.setUser(publicKey, user) }.get()
+    }
+
+    /// The node's own connection to the bus, in process (see ``BusLink``): trusted, with no
+    /// socket between the node and its agents. Call after ``start()``; closed by ``shutdown()``.
+    public func link() async throws -> BusLink {
+        let router = self.router
+        return try await eventLoop.submit {
+            guard !router.isShuttingDown else { throw AgentBusError.shutDown }
+            return BusLink(router: router)
+        }.get()
     }
 
     /// Every closure of a trusted user's connection from now on, except those made by

@@ -4,6 +4,8 @@ public enum AgentBusError: Error, Sendable, Equatable, CustomStringConvertible {
     case notLoopback(host: String)
     case bindFailed(host: String, port: Int, reason: String)
     case notStarted
+    /// The bus is shutting down (or has shut down).
+    case shutDown
 
     public var description: String {
         switch self {
@@ -13,6 +15,8 @@ public enum AgentBusError: Error, Sendable, Equatable, CustomStringConvertible {
             "the agent bus cannot listen on \(host):\(port): \(reason)"
         case .notStarted:
             "the agent bus is not running"
+        case .shutDown:
+            "the agent bus is shutting down"
         }
     }
 

@@ -15,7 +15,7 @@ import NIOCore
 /// output queue (NIO's pending bytes, against the channel's write-buffer water mark) is past
 /// its limit. Reads are gated (``ReadGate``): the handler holds NIO's read requests while its
 /// user is over its publish budget or a trusted connection is behind.
-final class BusClientHandler: ChannelDuplexHandler {
+final class BusClientHandler: ChannelDuplexHandler, BusPeer {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer

@@ -12,7 +12,9 @@ final class BusRouter: @unchecked Sendable {
     private var clients: [ObjectIdentifier: BusClientHandler] = [:]
     /// Publish budgets of untrusted users that have published.
     private var budgets: [String: PublishBudget] = [:]
-    /// Trusted connections whose output queue is past its high-water mark.
+    /// The node's in-process links (``AgentBus/link()``).
+    private var links: [ObjectIdentifier: BusLinkPeer] = [:]
+    /// Trusted peers whose output queue is past its high-water mark.
     private var backedUpTrusted: Set<ObjectIdentifier> = []
     /// Told when a trusted connection closes (not during ``shutDown()``).
     var onTrustedLinkLoss: (TrustedLinkLoss) -> Void = { _ in }
@@ -28,7 +30,7 @@ final class BusRouter: @unchecked Sendable {
     private var matchCache: [String: [BusSubscription]] = [:]
     private static let matchCacheLimit = 8192
     /// Clients written to during the current read; flushed when it completes.
-    private var dirty: [BusClientHandler] = []
+    private var dirty: [any BusPeer] = []
     private var nextClientID: UInt64 = 1
 
     init(eventLoop: any EventLoop, limits: BusLimits, serverID: String) {
@@ -109,10 +111,27 @@ final class BusRouter: @unchecked Sendable {
         }
     }
 
-    /// Closes every connection without reporting trusted ones as lost.
+    /// Closes every connection and link without reporting trusted ones as lost.
     func shutDown() {
         isShuttingDown = true
         for client in Array(clients.values) { client.close(error: nil) }
+        for link in Array(links.values) { link.close() }
+    }
+
+    // MARK: Links
+
+    func register(_ link: BusLinkPeer) {
+        links[ObjectIdentifier(link)] = link
+    }
+
+    /// A link closed: its subscriptions go, and untrusted publishers no longer wait for it.
+    func unregister(_ link: BusLinkPeer) {
+        guard links.removeValue(forKey: ObjectIdentifier(link)) != nil else { return }
+        let before = subscriptions.count
+        subscriptions.removeAll { $0.client === link }
+        if subscriptions.count != before { matchCache.removeAll(keepingCapacity: true) }
+        dirty.removeAll { $0 === link }
+        trustedWritabilityChanged(link, isWritable: true)
     }
 
     // MARK: Flow control
@@ -120,7 +139,7 @@ final class BusRouter: @unchecked Sendable {
     /// A trusted connection's output queue passed its high-water mark (or drained below the
     /// low one): pause (or resume) reading from every untrusted publisher. Nothing is dropped,
     /// and what waits for the trusted link is bounded by one read per publisher.
-    func trustedWritabilityChanged(_ client: BusClientHandler, isWritable: Bool) {
+    func trustedWritabilityChanged(_ client: any BusPeer, isWritable: Bool) {
         let wasBackedUp = isTrustedBackedUp
         if isWritable {
             backedUpTrusted.remove(ObjectIdentifier(client))
@@ -162,6 +181,7 @@ final class BusRouter: @unchecked Sendable {
         statistics.authenticatedConnections = clients.values.count(where: { $0.userKey != nil })
         statistics.bufferedInputBytes = bufferedInputBytes
         statistics.pendingOutputBytes = clients.values.reduce(0) { $0 + $1.pendingOutputBytes }
+            + links.values.reduce(0) { $0 + $1.queuedBytes }
         return statistics
     }
 
@@ -189,7 +209,7 @@ final class BusRouter: @unchecked Sendable {
 
     /// Delivers a message to every matching subscription, one member per queue group.
     func route(subject: String, replyTo: String?, headers: NATSHeaders?, payload: ByteBuffer,
-               from publisher: BusClientHandler) {
+               from publisher: any BusPeer) {
         let targets = matching(subject)
         guard !targets.isEmpty else {
             // A request nobody can answer: tell the requester at once (status 503), as

@@ -1,4 +1,7 @@
 import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A CloudEvents 1.0 event in structured JSON, as published on `$NEX.events.<ns>.<type>`.
 public struct NexEvent<Payload: Codable & Sendable>: Codable, Sendable {
@@ -37,10 +40,38 @@ public struct NexEvent<Payload: Codable & Sendable>: Codable, Sendable {
     }
 }
 
-enum NexEventTime {
-    static func format(_ date: Date) -> String {
-        date.formatted(.iso8601.year().month().day().dateSeparator(.dash).time(includingFractionalSeconds: true)
-            .timeSeparator(.colon).timeZone(separator: .omitted))
+/// `time` of an event: RFC 3339 in UTC with milliseconds (`2026-12-06T14:30:00.123Z`).
+///
+/// Written by hand: the node stamps one event per function invocation, and a `FormatStyle`
+/// costs more than the invocation's own hops.
+package enum NexEventTime {
+    package static func format(_ date: Date) -> String {
+        let since1970 = date.timeIntervalSince1970
+        var seconds = time_t(since1970.rounded(.down))
+        // To the microsecond first: 0.123 is 0.12299… as a Double and must print as .123.
+        let milliseconds = min(999, max(0, Int(((since1970 - Double(seconds)) * 1_000_000).rounded()) / 1000))
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        var text = [UInt8]()
+        text.reserveCapacity(24)
+        func digits(_ value: Int, _ count: Int) {
+            var divisor = 1
+            for _ in 1..<count { divisor *= 10 }
+            var value = value
+            while divisor > 0 {
+                text.append(UInt8(ascii: "0") + UInt8(value / divisor % 10))
+                value %= divisor
+                divisor /= 10
+            }
+        }
+        digits(Int(parts.tm_year) + 1900, 4); text.append(UInt8(ascii: "-"))
+        digits(Int(parts.tm_mon) + 1, 2); text.append(UInt8(ascii: "-"))
+        digits(Int(parts.tm_mday), 2); text.append(UInt8(ascii: "T"))
+        digits(Int(parts.tm_hour), 2); text.append(UInt8(ascii: ":"))
+        digits(Int(parts.tm_min), 2); text.append(UInt8(ascii: ":"))
+        digits(Int(parts.tm_sec), 2); text.append(UInt8(ascii: "."))
+        digits(milliseconds, 3); text.append(UInt8(ascii: "Z"))
+        return String(decoding: text, as: UTF8.self)
     }
 }
 

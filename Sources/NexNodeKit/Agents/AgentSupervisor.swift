@@ -43,7 +43,7 @@ public actor AgentSupervisor: Service {
 
     private let settings: Settings
     private let bus: AgentBus
-    private let connection: NATSClient
+    private let connection: BusLink
     private let logger: Logger
     private let notices: AsyncStream<AgentNotice>.Continuation
     /// Reports of agents that ended or were killed; the workload manager reads them.
@@ -56,12 +56,12 @@ public actor AgentSupervisor: Service {
     private var agents: [String: AgentProcess] = [:]
     /// Deploys waiting for the handshake of an agent started for them (the pool was empty).
     private var handshakeWaiters: [String: CheckedContinuation<Void, any Error>] = [:]
-    private var handshakeSubscription: NATSSubscription?
+    private var handshakeSubscription: BusLinkSubscription?
     /// Pool agents to start: ``run()`` starts each in a child task.
     private let spawnRequests: AsyncStream<String>
     private let spawnRequestsSink: AsyncStream<String>.Continuation
 
-    public init(settings: Settings, bus: AgentBus, connection: NATSClient, logger: Logger) {
+    public init(settings: Settings, bus: AgentBus, connection: BusLink, logger: Logger) {
         self.settings = settings
         self.bus = bus
         self.connection = connection
@@ -77,7 +77,6 @@ public actor AgentSupervisor: Service {
         try FileManager.default.createDirectory(atPath: agentsDirectory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
         handshakeSubscription = try await connection.subscribe(to: AgentBusSubject.toHost("*", AgentVerb.handshake))
-        try await connection.flush()
         perform(machine.fillPool())
     }
 
@@ -232,7 +231,7 @@ public actor AgentSupervisor: Service {
             return
         }
         guard case .acceptHandshake(_, let handOut) = machine.handshakeReceived(id) else { return }
-        try? await connection.publish("{}", to: reply)
+        try? connection.publish(Array("{}".utf8), to: reply)
         if handOut { handshakeWaiters.removeValue(forKey: id)?.resume() }
     }
 

@@ -24,7 +24,7 @@ final class FunctionTrigger: Sendable {
     private let connection: NATSClient
     /// Events are published here (the control connection).
     private let control: NATSClient
-    private let bus: NATSClient
+    private let bus: BusLink
     private let agentID = Mutex<String?>(nil)
     private let subscriptions = Mutex<[NATSSubscription]>([])
     private let tasks = Mutex<[Task<Void, Never>]>([])
@@ -38,7 +38,7 @@ final class FunctionTrigger: Sendable {
     private let inFlight = Atomic<Int>(0)
     static let maxInFlight = 1024
 
-    init(target: Target, connection: NATSClient, ownsConnection: Bool, control: NATSClient, bus: NATSClient,
+    init(target: Target, connection: NATSClient, ownsConnection: Bool, control: NATSClient, bus: BusLink,
          timeout: TimeAmount, logger: Logger) {
         self.target = target
         self.connection = connection
@@ -110,9 +110,9 @@ final class FunctionTrigger: Sendable {
         if let replyTo = message.replyTo {
             try? await connection.publish(reply.payload, to: replyTo)
         }
-        await publish(NexEventType.functionExecSucceeded, FunctionExecSucceededEvent(
+        await publish(.functionExecSucceeded, FunctionEventJSON.succeeded(source: eventSource, FunctionExecSucceededEvent(
             workloadName: target.workloadName, triggerSubject: message.subject, elapsedNanos: nanos,
-            namespace: target.namespace))
+            namespace: target.namespace)))
     }
 
     /// Answers the requester with an empty body and the reason in `Nex-Function-Error`.
@@ -120,15 +120,14 @@ final class FunctionTrigger: Sendable {
         if let replyTo = message.replyTo {
             try? await connection.publish(ByteBuffer(), to: replyTo, headers: [FunctionHeader.error: reason])
         }
-        await publish(NexEventType.functionExecFailed, FunctionExecFailedEvent(
+        await publish(.functionExecFailed, FunctionEventJSON.failed(source: eventSource, FunctionExecFailedEvent(
             workloadName: target.workloadName, triggerSubject: message.subject, namespace: target.namespace,
-            error: reason))
+            error: reason)))
     }
 
-    private func publish<T: Codable & Sendable>(_ type: NexEventType, _ data: T) async {
-        let event = NexEvent(source: "\(target.nodeID)-\(target.workloadID)", type: type, data: data,
-                             namespace: target.namespace)
-        guard let body = try? JSONEncoder().encode(event) else { return }
+    private var eventSource: String { "\(target.nodeID)-\(target.workloadID)" }
+
+    private func publish(_ type: NexEventType, _ body: [UInt8]) async {
         try? await control.publish(ByteBuffer(bytes: body), to: NexSubject.event(namespace: target.namespace, type: type))
     }
 

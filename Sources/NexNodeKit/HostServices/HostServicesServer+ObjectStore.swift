@@ -26,7 +26,7 @@ extension HostServicesServer {
             case "get":
                 // Refuse before reading what the bus could not carry back anyway.
                 let size = try await store.info(name).size
-                let limit = bus.serverInfo?.maxPayload ?? 1_048_576
+                let limit = bus.maxPayload
                 guard size <= UInt64(limit) else {
                     throw HostServiceFailure(413, "object '\(name)' is \(size) bytes, more than the agent bus carries (\(limit))")
                 }

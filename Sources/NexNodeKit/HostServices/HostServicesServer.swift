@@ -39,14 +39,14 @@ import Synchronization
 /// In a node it is a `Service`: ``run()`` serves until a graceful shutdown, then ``stop()``s.
 public final class HostServicesServer: Service, Sendable {
     public let configuration: HostServicesConfiguration
-    let bus: NATSClient
+    let bus: BusLink
     let resolve: @Sendable (_ agentID: String) async -> HostServiceScope?
     let logger: Logger
     let buckets = HostServiceBuckets()
     let http: HTTPHostService
 
     private struct State {
-        var subscription: NATSSubscription?
+        var subscription: BusLinkSubscription?
         var loop: Task<Void, Never>?
         /// Agent id → its calls being served.
         var inFlight: [String: Int] = [:]
@@ -67,7 +67,7 @@ public final class HostServicesServer: Service, Sendable {
     }
 
     public init(
-        busConnection: NATSClient, configuration: HostServicesConfiguration,
+        busConnection: BusLink, configuration: HostServicesConfiguration,
         resolve: @escaping @Sendable (_ agentID: String) async -> HostServiceScope?, logger: Logger
     ) {
         self.bus = busConnection
@@ -77,19 +77,11 @@ public final class HostServicesServer: Service, Sendable {
         self.http = HTTPHostService(settings: configuration.http)
     }
 
-    /// Subscribes `hostint.*.rpc.>` on the bus connection (confirmed by the bus before this
-    /// returns) and serves each request in its own task, up to the per-agent cap.
+    /// Subscribes `hostint.*.rpc.>` on the node's bus link (in place when this returns) and
+    /// serves each request in its own task, up to the per-agent cap.
     public func start() async throws {
         guard state.withLock({ $0.subscription == nil }) else { return }
         let subscription = try await bus.subscribe(to: HostServiceSubject.subscription)
-        // Once the bus has answered a PING it has the subscription: requests sent after
-        // start() returns find a responder.
-        do {
-            try await bus.flush()
-        } catch {
-            try? await subscription.unsubscribe()
-            throw error
-        }
         // The serving loop is this server's: stop() (which run() calls at a graceful shutdown)
         // ends it and waits for it and for the calls under way, so it never outlives the
         // server. It is a task of its own so that start()/stop() also serve callers that do
@@ -128,7 +120,7 @@ public final class HostServicesServer: Service, Sendable {
             defer { s.subscription = nil; s.loop = nil }
             return (s.subscription, s.loop)
         }
-        try? await subscription?.unsubscribe()
+        subscription?.unsubscribe()
         await loop?.value
         await buckets.removeAll()
     }
@@ -262,12 +254,12 @@ public final class HostServicesServer: Service, Sendable {
     /// becomes a 413 reply instead.
     private func send(_ reply: HostServiceReply, to replyTo: String, request subject: String) async {
         do {
-            try await bus.publish(reply.body, to: replyTo, headers: reply.natsHeaders)
+            try bus.publish(reply.body, to: replyTo, headers: reply.natsHeaders)
         } catch NATSError.payloadTooLarge(let size, let maxPayload) {
             let failure = HostServiceReply(
                 code: 413, message: "the result of \(subject) (\(size) bytes) exceeds the agent bus's max payload of \(maxPayload) bytes")
             do {
-                try await bus.publish([], to: replyTo, headers: failure.natsHeaders)
+                try bus.publish([], to: replyTo, headers: failure.natsHeaders)
             } catch {
                 warn(Self.agentID(of: subject), "cannot answer host services request", metadata: ["subject": "\(subject)", "error": "\(error)"])
             }

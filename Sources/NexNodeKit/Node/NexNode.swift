@@ -62,12 +62,11 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
         }
         let workloads = try await startWorkloads(control: client)
         let server = ControlServer(nodeID: nodeID, client: client, handler: self, logger: logger)
-        let bus = workloads.bus
         // Serving the control API: shut down first (the node stops taking work), and when it
         // ends or fails the rest of the group is shut down gracefully.
         let serving = ClosureService { [self] in
             do {
-                try await self.serve(server, client: client, bus: bus)
+                try await self.serve(server, client: client)
             } catch {
                 self.logger.error("nex-node failed; stopping its workloads", metadata: ["error": "\(error)"])
                 throw error
@@ -100,12 +99,10 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
         try? await client.drain(timeout: .seconds(5))
     }
 
-    /// Serves until a shutdown signal (returns) or a failure (throws): serving ends, or the
-    /// node's link to its agent bus is lost.
-    private func serve(_ server: ControlServer, client: NATSClient, bus: AgentBus) async throws {
+    /// Serves until a shutdown signal (returns) or a failure (throws).
+    private func serve(_ server: ControlServer, client: NATSClient) async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await server.run() }
-            group.addTask { try await Self.watchBusLink(bus) }
             group.addTask { try await self.heartbeats() }
             if let notifier, let interval = notifier.watchdogInterval {
                 group.addTask {
@@ -125,18 +122,6 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
         }
     }
 
-    /// Returns only by cancellation; throws when the node's connection to its agent bus closes
-    /// (the bus reports every closure of a trusted link, whichever side ended it). Without it
-    /// the node can reach no agent: rather than answer pings as if healthy, it fails, and its
-    /// supervisor (systemd: `Restart=on-failure`) starts it again.
-    private static func watchBusLink(_ bus: AgentBus) async throws {
-        for await loss in bus.trustedLinkLosses() {
-            throw NodeStartError("the node lost its link to the agent bus (\(loss.reason)); stopping")
-        }
-        try Task.checkCancellation()
-        throw NodeStartError("the agent bus shut down; stopping")
-    }
-
     /// The agent bus, the node's connection to it, the agent pool and the workload manager.
     private func startWorkloads(control: NATSClient) async throws -> WorkloadRuntime {
         guard let agentPath = AgentExecutable.locate(configured: configuration.agentPath) else {
@@ -146,16 +131,11 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
         let stateDirectory = configuration.stateDirectory ?? StateDirectory.defaultPath
         let cache = try artifactCache(stateDirectory: stateDirectory)  // a bad root stops the start before any agent
         let bus = try AgentBus(logger: logger)
+        // The workload plane on the bus's event loop: the node's in-process link to the bus and
+        // the trigger connections, so an invocation crosses no thread and no socket inside the node.
+        let workloadLoop = bus.eventLoop
         try await bus.start()
-        let nodeUser = try NKeyPair.generate(.user)
-        await bus.addUser(publicKey: nodeUser.publicKey, permissions: .everything)
-        var busOptions = NATSClientOptions(servers: [bus.url])
-        busOptions.auth = .nkey(seed: nodeUser.seed)
-        busOptions.name = "nex-node"
-        busOptions.allowReconnect = false
-        busOptions.subscriptionPendingMessages = 1 << 20
-        let busClient = try NATSClient(options: busOptions)
-        try await busClient.connect()
+        let link = try await bus.link()
         var settings = AgentSupervisor.Settings(
             agentExecutable: agentPath, stateDirectory: stateDirectory, poolSize: configuration.machinePoolSize,
             handshakeTimeout: .milliseconds(configuration.agentHandshakeTimeoutMilliseconds),
@@ -173,23 +153,23 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
         }
         let supervisor = AgentSupervisor(
             settings: settings,
-            bus: bus, connection: busClient, logger: logger)
+            bus: bus, connection: link, logger: logger)
         try await supervisor.start()
-        let hostServicesConnection = try await connectHostServices()
+        let hostServicesConnection = try await connectHostServices(eventLoop: workloadLoop)
         let manager = try WorkloadManager(
             context: .init(nodeID: nodeID, configuration: configuration, identity: identity, control: control,
-                           bus: busClient, hostServices: hostServicesConnection, isLameDuck: { [self] in self.isLameDuck }),
+                           bus: link, hostServices: hostServicesConnection, isLameDuck: { [self] in self.isLameDuck }),
             supervisor: supervisor, cache: cache, logger: logger)
         try await manager.start()
         let hostServices = HostServicesServer(
-            busConnection: busClient, configuration: configuration.hostServices.configuration,
+            busConnection: link, configuration: configuration.hostServices.configuration,
             resolve: { agentID in await manager.hostServiceScope(agentID: agentID) }, logger: logger)
         try await hostServices.start()
         await manager.attach(hostServices)
         self.manager.withLock { $0 = manager }
         logger.info("agent bus ready", metadata: ["url": "\(bus.url)", "agent": "\(agentPath)",
                                                  "pool": "\(configuration.machinePoolSize)"])
-        return WorkloadRuntime(bus: bus, busClient: busClient, supervisor: supervisor, manager: manager,
+        return WorkloadRuntime(bus: bus, link: link, supervisor: supervisor, manager: manager,
                                hostServices: hostServices, hostServicesConnection: hostServicesConnection)
     }
 
@@ -218,7 +198,7 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
     /// `host_services.nats_url` with its credentials when set, else a second connection to the
     /// control system (same servers and credentials), with a warning that the control and
     /// workload planes then share a server.
-    private func connectHostServices() async throws -> NATSClient {
+    private func connectHostServices(eventLoop: any EventLoop) async throws -> NATSClient {
         let settings = configuration.hostServices
         var options: NATSClientOptions
         if let url = settings.natsURL, !url.isEmpty {
@@ -237,6 +217,7 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
                 """)
         }
         options.name = "nex-node host services \(nodeID)"
+        options.eventLoopGroup = eventLoop
         options.maxReconnectAttempts = -1
         options.logger = logger
         let client = try NATSClient(options: options)
@@ -375,17 +356,16 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
 /// `ServiceGroup`, and the connections closed after them.
 struct WorkloadRuntime: Sendable {
     let bus: AgentBus
-    let busClient: NATSClient
+    let link: BusLink
     let supervisor: AgentSupervisor
     let manager: WorkloadManager
     let hostServices: HostServicesServer
     let hostServicesConnection: NATSClient
 
-    /// After the services: the host-services connection, and the node's bus link (after the
-    /// bus: closing it before would be reported as a lost link).
+    /// After the services: the host-services connection and the node's bus link.
     func closeLinks() async {
         await hostServicesConnection.close()
-        await busClient.close()
+        await link.close()
     }
 }
 

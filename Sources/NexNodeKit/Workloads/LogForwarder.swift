@@ -47,7 +47,7 @@ struct LogForwarder: Sendable {
     /// Nex's levels: stdout lines are info (4), stderr lines error (2).
     static func level(stream: String?) -> Int { stream == "stderr" ? 2 : 4 }
 
-    func run(_ lines: NATSSubscription) async {
+    func run(_ lines: BusLinkSubscription) async {
         var subjects: [String: String] = [:]
         for await message in lines {
             let tokens = message.subject.split(separator: ".")

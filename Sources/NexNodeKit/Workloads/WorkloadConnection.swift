@@ -1,6 +1,7 @@
 import NexWorkloads
 import NATSWire
 import NexControl
+import NIOCore
 
 /// Connections a deploy may ask for (`trigger_connection`, `host_services`): a URL and a user
 /// JWT in the request, the seed only ever in the sealed environment (a Nex 0.2 fix).
@@ -13,7 +14,8 @@ enum WorkloadConnection {
     /// A connected client for `settings`, or nil when they name no URL. `field` names the
     /// request field in errors.
     static func connect(_ settings: NATSConnectionSettings?, field: String, seedVariable: String,
-                        environment: [String: String], name: String) async throws -> NATSClient? {
+                        environment: [String: String], name: String,
+                        eventLoop: any EventLoop) async throws -> NATSClient? {
         guard let settings, let url = settings.natsURL, !url.isEmpty else { return nil }
         if settings.natsUserSeed != nil {
             throw NexControlError.badRequest(
@@ -21,6 +23,7 @@ enum WorkloadConnection {
         }
         var options = NATSClientOptions(servers: [url])
         options.name = name
+        options.eventLoopGroup = eventLoop
         options.maxReconnectAttempts = -1
         if let jwt = settings.natsUserJWT {
             guard let seed = environment[seedVariable] else {

@@ -29,15 +29,19 @@ public actor WorkloadManager: Service {
         public var identity: NodeIdentity
         /// The control connection: artifacts, events and logs go through it.
         public var control: NATSClient
-        /// The node's own connection to the agent bus.
-        public var bus: NATSClient
+        /// The node's own, in-process connection to the agent bus.
+        public var bus: BusLink
         /// Host services and triggers use this unless a deploy brings its own: the node's
         /// host-services connection (the workload plane), never the control connection.
         public var hostServices: NATSClient
         public var isLameDuck: @Sendable () -> Bool
 
+        /// The bus's event loop: a workload's own connections run there too, so an invocation
+        /// crosses no thread inside the node.
+        var workloadLoop: any EventLoop { bus.eventLoop }
+
         public init(nodeID: String, configuration: NodeConfiguration, identity: NodeIdentity, control: NATSClient,
-                    bus: NATSClient, hostServices: NATSClient, isLameDuck: @escaping @Sendable () -> Bool) {
+                    bus: BusLink, hostServices: NATSClient, isLameDuck: @escaping @Sendable () -> Bool) {
             self.nodeID = nodeID; self.configuration = configuration; self.identity = identity
             self.control = control; self.bus = bus; self.hostServices = hostServices
             self.isLameDuck = isLameDuck
@@ -57,7 +61,7 @@ public actor WorkloadManager: Service {
     private let routes = LogRoutes()
     /// Routes of retired agents, removed 30 s later (lines may still be queued behind the end).
     private var retiredRoutes: [(agentID: String, until: ContinuousClock.Instant)] = []
-    private var subscriptions: (logs: NATSSubscription, events: NATSSubscription)?
+    private var subscriptions: (logs: BusLinkSubscription, events: BusLinkSubscription)?
     /// Essential restarts to time: ``run()`` waits out each backoff in a child task (a timer
     /// that fires after a stop finds the machine uninterested).
     private let restartRequests: AsyncStream<(id: String, delay: Duration)>
@@ -87,7 +91,6 @@ public actor WorkloadManager: Service {
     public func start() async throws {
         let logs = try await context.bus.subscribe(to: AgentBusSubject.toHost("*", AgentVerb.logs))
         let events = try await context.bus.subscribe(to: AgentBusSubject.toHost("*", AgentVerb.events) + ".*")
-        try await context.bus.flush()
         subscriptions = (logs, events)
     }
 
@@ -185,7 +188,8 @@ public actor WorkloadManager: Service {
         do {
             record.hostServicesConnection = try await WorkloadConnection.connect(
                 request.hostServices, field: "host_services", seedVariable: WorkloadConnection.hostServicesSeedVariable,
-                environment: checked.environment, name: "nex-node host services \(namespace)/\(claims.name)")
+                environment: checked.environment, name: "nex-node host services \(namespace)/\(claims.name)",
+                eventLoop: context.workloadLoop)
         } catch {
             machine.reservationAbandoned(reservation)
             throw error
@@ -370,7 +374,8 @@ public actor WorkloadManager: Service {
                               environment: [String: String]) async throws -> FunctionTrigger {
         let own = try await WorkloadConnection.connect(
             request.triggerConnection, field: "trigger_connection", seedVariable: WorkloadConnection.triggerSeedVariable,
-            environment: environment, name: "nex-node triggers \(record.namespace)/\(record.name)")
+            environment: environment, name: "nex-node triggers \(record.namespace)/\(record.name)",
+            eventLoop: context.workloadLoop)
         let trigger = FunctionTrigger(
             target: .init(namespace: record.namespace, workloadName: record.name, workloadID: record.id, nodeID: nodeID),
             connection: own ?? context.hostServices, ownsConnection: own != nil, control: context.control,
