@@ -34,6 +34,21 @@ import Testing
         #expect(Set((object["data"] as? [String: Any] ?? [:]).keys) == Set((reference["data"] as? [String: Any] ?? [:]).keys))
     }
 
+    /// Ids are random version 4 UUIDs, lowercase, never repeated.
+    @Test func idsAreFreshVersion4UUIDs() throws {
+        var seen = Set<String>()
+        for _ in 0..<2000 {
+            let data = FunctionExecSucceededEvent(workloadName: "w", triggerSubject: "s", elapsedNanos: 1, namespace: "n")
+            let event = try JSONDecoder().decode(NexEvent<FunctionExecSucceededEvent>.self,
+                                                 from: Data(FunctionEventJSON.succeeded(source: "x", data)))
+            let id = Array(event.id)
+            #expect(UUID(uuidString: event.id) != nil && event.id == event.id.lowercased())
+            #expect(id[14] == "4" && "89ab".contains(id[19]), "\(event.id)")
+            seen.insert(event.id)
+        }
+        #expect(seen.count == 2000)
+    }
+
     @Test(arguments: hostile)
     func failedDecodesFieldForField(text: String) throws {
         let data = FunctionExecFailedEvent(workloadName: text, triggerSubject: text, namespace: text, error: "failed: \(text)")

@@ -29,6 +29,7 @@ final class BusRouter: @unchecked Sendable {
     /// Subject → matching subscriptions; cleared whenever subscriptions change.
     private var matchCache: [String: [BusSubscription]] = [:]
     private static let matchCacheLimit = 8192
+    private static let inboxPrefix = "_INBOX.".utf8
     /// Clients written to during the current read; flushed when it completes.
     private var dirty: [any BusPeer] = []
     private var nextClientID: UInt64 = 1
@@ -200,6 +201,8 @@ final class BusRouter: @unchecked Sendable {
     private func matching(_ subject: String) -> [BusSubscription] {
         if let cached = matchCache[subject] { return cached }
         let found = subscriptions.filter { SubjectPattern.matches($0.pattern, subject) }
+        // A reply subject is used once: caching it would only push out the subjects that recur.
+        if subject.utf8.starts(with: Self.inboxPrefix) { return found }
         if matchCache.count >= Self.matchCacheLimit { matchCache.removeAll(keepingCapacity: true) }
         matchCache[subject] = found
         return found

@@ -35,7 +35,7 @@ package enum FunctionEventJSON {
             self.namespace = namespace
             bytes.reserveCapacity(384)
             raw(#"{"specversion":"1.0""#)
-            field("id", UUID().uuidString.lowercased())
+            field("id", Self.randomUUID())
             field("source", source)
             field("type", type.rawValue)
             field("time", NexEventTime.format(time))
@@ -43,6 +43,24 @@ package enum FunctionEventJSON {
         }
 
         mutating func raw(_ text: String) { bytes.append(contentsOf: text.utf8) }
+
+        /// A random (version 4) UUID in lowercase, as `UUID().uuidString.lowercased()` gives,
+        /// without the two string conversions.
+        static func randomUUID() -> String {
+            var generator = SystemRandomNumberGenerator()
+            var bytes = (0..<2).flatMap { _ in withUnsafeBytes(of: generator.next() as UInt64) { Array($0) } }
+            bytes[6] = bytes[6] & 0x0F | 0x40
+            bytes[8] = bytes[8] & 0x3F | 0x80
+            let hex = Array("0123456789abcdef".utf8)
+            var text = [UInt8]()
+            text.reserveCapacity(36)
+            for (index, byte) in bytes.enumerated() {
+                if index == 4 || index == 6 || index == 8 || index == 10 { text.append(UInt8(ascii: "-")) }
+                text.append(hex[Int(byte >> 4)])
+                text.append(hex[Int(byte & 0x0F)])
+            }
+            return String(decoding: text, as: UTF8.self)
+        }
 
         mutating func field(_ name: String, _ value: String, first: Bool = false) {
             if !first { bytes.append(UInt8(ascii: ",")) }

@@ -51,7 +51,12 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
     public var isLameDuck: Bool { lameDuckMode.withLock { $0 } }
 
     public func run() async throws {
-        let client = try NATSClient(options: clientOptions)
+        // One event loop for the node's connections and its agent bus: an invocation's trigger
+        // message, its request to the agent, the reply and the function event cross no thread.
+        let loop = clientOptions.eventLoopGroup.next()
+        var controlOptions = clientOptions
+        controlOptions.eventLoopGroup = loop
+        let client = try NATSClient(options: controlOptions)
         try await client.connect()
         connection.withLock { $0 = client }
         logger.info("nex-node serving", metadata: [
@@ -60,7 +65,7 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
         if configuration.validIssuers.isEmpty {
             logger.warning("valid_issuers is empty: any account key may deploy workloads to this node; list the issuers you trust")
         }
-        let workloads = try await startWorkloads(control: client)
+        let workloads = try await startWorkloads(control: client, eventLoop: loop)
         let server = ControlServer(nodeID: nodeID, client: client, handler: self, logger: logger)
         // Serving the control API: shut down first (the node stops taking work), and when it
         // ends or fails the rest of the group is shut down gracefully.
@@ -123,14 +128,14 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
     }
 
     /// The agent bus, the node's connection to it, the agent pool and the workload manager.
-    private func startWorkloads(control: NATSClient) async throws -> WorkloadRuntime {
+    private func startWorkloads(control: NATSClient, eventLoop: any EventLoop) async throws -> WorkloadRuntime {
         guard let agentPath = AgentExecutable.locate(configured: configuration.agentPath) else {
             throw NodeStartError(configuration.agentPath.map { "agent_path \($0) is not an executable file" }
                                  ?? "nex-agent was not found beside nex-node or on PATH")
         }
         let stateDirectory = configuration.stateDirectory ?? StateDirectory.defaultPath
         let cache = try artifactCache(stateDirectory: stateDirectory)  // a bad root stops the start before any agent
-        let bus = try AgentBus(logger: logger)
+        let bus = try AgentBus(eventLoop: eventLoop, logger: logger)
         // The workload plane on the bus's event loop: the node's in-process link to the bus and
         // the trigger connections, so an invocation crosses no thread and no socket inside the node.
         let workloadLoop = bus.eventLoop
