@@ -4,8 +4,9 @@ import FoundationEssentials
 import Glibc
 #endif
 
-/// `nex-node up --dev`: a private `nats-server` child on a free loopback port, JetStream on,
-/// its store in the node's state directory. Stopped when the node stops.
+/// `nex-node up --dev`: a private `nats-server` child on a loopback port it picks itself (and
+/// reports in its ports file), JetStream on, its store in the node's state directory. Stopped
+/// when the node stops.
 ///
 /// It shows the separation of the control and workload planes with two accounts:
 /// - `CONTROL`: the node's control connection and `nexctl`. A client that brings no
@@ -43,7 +44,6 @@ public final class DevNATSServer: Sendable {
         }
         let directory = stateDirectory + "/dev-nats"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let port = try LoopbackPort.free()
         logPath = directory + "/server.log"
         let controlPassword = RandomID.make(length: 24), workloadPassword = RandomID.make(length: 24)
         let configPath = directory + "/server.conf"
@@ -61,23 +61,33 @@ public final class DevNATSServer: Sendable {
         else {
             throw NodeIdentityError("cannot write \(configPath)")
         }
+        // The server binds a port of its choosing (`-p -1`) and names it in its ports file once
+        // it listens: no port is probed free and then bound by another process.
+        let portsDirectory = directory + "/ports"
+        try? FileManager.default.removeItem(atPath: portsDirectory)
+        try FileManager.default.createDirectory(atPath: portsDirectory, withIntermediateDirectories: true)
         // Dies with the node, even when the node is killed (parent-death signal).
-        process = try ChildProcess(
-            executable: binary, arguments: ["-c", configPath, "-a", "127.0.0.1", "-p", String(port)],
+        let process = try ChildProcess(
+            executable: binary,
+            arguments: ["-c", configPath, "-a", "127.0.0.1", "-p", "-1", "--ports_file_dir", portsDirectory],
             environment: ProcessInfo.processInfo.environment,
             options: SpawnOptions(parentDeathSignal: SIGKILL, stdout: .file(logPath), stderr: .file(logPath)))
-        url = "nats://127.0.0.1:\(port)"
-        workloadURL = "nats://workload:\(workloadPassword)@127.0.0.1:\(port)"
+        self.process = process
         urlPath = directory + "/url"
         workloadURLPath = directory + "/workload-url"
         let deadline = ContinuousClock.now + .seconds(10)
-        while !LoopbackPort.isAccepting(port) {
+        var port: Int?
+        while port == nil {
+            port = Self.clientPort(inPortsFileOf: process.pid, directory: portsDirectory)
+            guard port == nil else { break }
             guard process.isRunning, ContinuousClock.now < deadline else {
-                stop()
+                process.stop()
                 throw NodeIdentityError("the dev nats-server did not start; see \(logPath)")
             }
             try await Task.sleep(for: .milliseconds(20))
         }
+        url = "nats://127.0.0.1:\(port!)"
+        workloadURL = "nats://workload:\(workloadPassword)@127.0.0.1:\(port!)"
         // The workload URL first: whoever waits for `url` finds both.
         guard FileManager.default.createFile(
             atPath: workloadURLPath, contents: Data((workloadURL + "\n").utf8), attributes: [.posixPermissions: 0o600])
@@ -97,42 +107,18 @@ public final class DevNATSServer: Sendable {
     }
 
     deinit { stop() }
-}
 
-/// Loopback port helpers.
-enum LoopbackPort {
-    /// A port the kernel reports free on 127.0.0.1 right now.
-    static func free() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw NodeIdentityError("socket() failed") }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw -> Bool in
-                bind(fd, raw, length) == 0 && getsockname(fd, raw, &length) == 0
-            }
-        }
-        guard bound else { throw NodeIdentityError("cannot find a free loopback port") }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
-    static func isAccepting(_ port: Int, host: String = "127.0.0.1") -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr(host)
-        address.sin_port = UInt16(port).bigEndian
-        return withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-            }
-        }
+    /// The client port nats-server `pid` wrote to `<directory>/<name>_<pid>.ports`
+    /// (`{"nats":["nats://127.0.0.1:4222"],...}`); nil until the file is there and complete.
+    private static func clientPort(inPortsFileOf pid: pid_t, directory: String) -> Int? {
+        struct PortsFile: Decodable { var nats: [String]? }
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        guard let name = names.first(where: { $0.hasSuffix("_\(pid).ports") }),
+              let data = FileManager.default.contents(atPath: directory + "/" + name),
+              let file = try? JSONDecoder().decode(PortsFile.self, from: data),
+              let url = file.nats?.first, let colon = url.lastIndex(of: ":")
+        else { return nil }
+        return Int(url[url.index(after: colon)...])
     }
 }
 
