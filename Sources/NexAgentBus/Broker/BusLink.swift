@@ -274,6 +274,7 @@ final class BusLinkPeer: BusPeer, @unchecked Sendable {
     let isTrusted = true
     var isDirty = false
     private var isOpen = false
+    private var flushScheduled = false
     private var subscriptions: [String: (BusSubscription, BusLinkBuffer)] = [:]
     private var nextSID = 1
     /// Subscriptions with messages queued since the last flush.
@@ -326,7 +327,14 @@ final class BusLinkPeer: BusPeer, @unchecked Sendable {
     func publish(subject: String, replyTo: String?, headers: NATSHeaders?, payload: ByteBuffer) {
         guard isOpen else { return }
         router.route(subject: subject, replyTo: replyTo, headers: headers, payload: payload, from: self)
-        router.flushDirty()
+        // Written at the end of this pass of the event loop: what the node sends in one pass
+        // (the invocations of one read from NATS) goes to each agent in one write.
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        router.eventLoop.execute { [self] in
+            flushScheduled = false
+            router.flushDirty()
+        }
     }
 
     func request(token: String, subject: String, headers: NATSHeaders?, payload: ByteBuffer, timeout: TimeAmount,
