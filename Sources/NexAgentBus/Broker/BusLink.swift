@@ -63,7 +63,7 @@ public final class BusLink: Sendable {
     public func request(_ payload: ByteBuffer, to subject: String, headers: NATSHeaders? = nil,
                         timeout: TimeAmount) async throws -> NATSMessage {
         try validate(subject, payload: payload, headers: headers)
-        let token = String(nextToken.add(1, ordering: .relaxed).newValue, radix: 36)
+        let token = nextToken.add(1, ordering: .relaxed).newValue
         let peer = self.peer
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<NATSMessage, any Error>) in
@@ -282,9 +282,12 @@ final class BusLinkPeer: BusPeer, @unchecked Sendable {
     /// Subscriptions (sids) whose queue is past its high-water mark.
     private var behind: Set<String> = []
     private let inbox = "_INBOX.nexnode." + String(UInt64.random(in: 0...UInt64.max), radix: 36)
-    private var requests: [String: PendingRequest] = [:]
-    /// Requests cancelled before they were sent.
-    private var cancelled: Set<String> = []
+    private var requests: [Int: PendingRequest] = [:]
+    /// Requests cancelled before they were sent (each is removed when its request starts).
+    private var cancelled: Set<Int> = []
+    /// The highest request token started: a cancellation for one at or below it that is not
+    /// pending came after its answer and is ignored.
+    private var highestStarted = 0
     private static let inboxSID = "inbox"
 
     init(router: BusRouter) {
@@ -337,8 +340,9 @@ final class BusLinkPeer: BusPeer, @unchecked Sendable {
         }
     }
 
-    func request(token: String, subject: String, headers: NATSHeaders?, payload: ByteBuffer, timeout: TimeAmount,
+    func request(token: Int, subject: String, headers: NATSHeaders?, payload: ByteBuffer, timeout: TimeAmount,
                  continuation: CheckedContinuation<NATSMessage, any Error>) {
+        highestStarted = max(highestStarted, token)
         if cancelled.remove(token) != nil {
             continuation.resume(throwing: CancellationError())
             return
@@ -352,18 +356,18 @@ final class BusLinkPeer: BusPeer, @unchecked Sendable {
             self.complete(token, with: .failure(NATSError.timeout(operation: "request to '\(subject)'", seconds: seconds)))
         }
         requests[token] = PendingRequest(subject: subject, continuation: continuation, timer: timer)
-        publish(subject: subject, replyTo: "\(inbox).\(token)", headers: headers, payload: payload)
+        publish(subject: subject, replyTo: "\(inbox).\(String(token, radix: 36))", headers: headers, payload: payload)
     }
 
-    func cancelRequest(token: String) {
-        if requests[token] == nil {
-            cancelled.insert(token)
-        } else {
+    func cancelRequest(token: Int) {
+        if requests[token] != nil {
             complete(token, with: .failure(CancellationError()))
+        } else if token > highestStarted {
+            cancelled.insert(token)
         }
     }
 
-    private func complete(_ token: String, with result: Result<NATSMessage, any Error>) {
+    private func complete(_ token: Int, with result: Result<NATSMessage, any Error>) {
         guard let request = requests.removeValue(forKey: token) else { return }
         request.timer.cancel()
         if case .success(let message) = result, message.status == 503, message.payload.readableBytes == 0 {
@@ -378,7 +382,9 @@ final class BusLinkPeer: BusPeer, @unchecked Sendable {
     func deliver(subject: String, sid: String, replyTo: String?, headers: NATSHeaders?, payload: ByteBuffer) -> Bool {
         guard isOpen else { return false }
         if sid == Self.inboxSID {
-            let token = String(Substring(subject.utf8.dropFirst(inbox.utf8.count + 1)))
+            // A reply subject that is not one of ours (an agent may only answer those it was
+            // given, but the link checks anyway) completes nothing.
+            guard let token = Int(Substring(subject.utf8.dropFirst(inbox.utf8.count + 1)) ?? "", radix: 36) else { return true }
             complete(token, with: .success(NATSMessage(subject: subject, sid: 0, replyTo: replyTo, headers: headers,
                                                        payload: payload)))
             return true
