@@ -237,7 +237,10 @@ let package = Package(
         ),
         .testTarget(
             name: "NexAgentBusTests",
-            dependencies: ["NexAgentBus", "NATSTestSupport"],
+            dependencies: [
+                "NexAgentBus", "NATSTestSupport",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -247,7 +250,10 @@ let package = Package(
         ),
         .testTarget(
             name: "NexNodeKitTests",
-            dependencies: ["NexNodeKit", "NATSTestSupport"],
+            dependencies: [
+                "NexNodeKit", "NATSTestSupport",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: swiftSettings
         ),
         // The agent side and the shared process layer (NexWorkloads) under it.
