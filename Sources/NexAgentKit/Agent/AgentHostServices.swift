@@ -9,10 +9,10 @@ import NIOCore
 public struct AgentHostServices: HostServiceCaller {
     let client: NATSClient
     let prefix: String
-    let timeout: TimeAmount
+    let timeout: Duration
 
     public init(client: NATSClient, agentID: String, namespace: String, workloadName: String,
-                timeout: TimeAmount = .seconds(5)) {
+                timeout: Duration = .seconds(5)) {
         self.client = client
         self.prefix = "\(AgentBusSubject.toHost(agentID, AgentVerb.rpc)).\(namespace).\(workloadName)."
         self.timeout = timeout

@@ -37,7 +37,7 @@ extension HostServicesServer {
         let timeout = configuration.messaging.requestTimeout
         let reply: NATSMessage
         do {
-            reply = try await connection.request(body, to: subject, timeout: .nanoseconds(timeout.nanoseconds))
+            reply = try await connection.request(body, to: subject, timeout: timeout)
         } catch NATSError.noResponders {
             throw HostServiceFailure(503, "no responders on \(subject)")
         } catch NATSError.timeout {
