@@ -76,12 +76,12 @@ public struct NexKeyStore: Sendable {
     // MARK: Seed files
 
     /// A fresh account key pair (`A...`), the role the Nex CLI signs workload JWTs with.
-    public static func generateIssuer() throws(NexKeyStoreError) -> NKeyPair {
+    package static func generateIssuer() throws(NexKeyStoreError) -> NKeyPair {
         do { return try NKeyPair.generate(.account) } catch { throw .generationFailed(reason: "\(error)") }
     }
 
     /// A fresh curve key pair (`X...`).
-    public static func generateXKey() throws(NexKeyStoreError) -> XKeyPair {
+    package static func generateXKey() throws(NexKeyStoreError) -> XKeyPair {
         do { return try XKeyPair.generate() } catch { throw .generationFailed(reason: "\(error)") }
     }
 
@@ -109,7 +109,7 @@ public struct NexKeyStore: Sendable {
     ///
     /// - Throws: ``NexKeyStoreError/fileExists(path:)`` when `path` exists, or
     ///   ``NexKeyStoreError/cannotWrite(path:reason:)``.
-    public static func writeSeed(_ seed: String, to path: String) throws(NexKeyStoreError) {
+    package static func writeSeed(_ seed: String, to path: String) throws(NexKeyStoreError) {
         if FileManager.default.fileExists(atPath: path) { throw .fileExists(path: path) }
         let temporary = "\(path).\(getpid()).\(UInt32.random(in: .min ... .max)).tmp"
         let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
