@@ -47,6 +47,7 @@ public enum NATSError: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// One line naming what failed and the subject, server or value involved.
     public var description: String {
         switch self {
         case .connectionFailed(let servers, let reason):
