@@ -70,7 +70,7 @@ public struct JetStreamContext: Sendable {
     func apiMessage(_ subject: String, payload: ByteBuffer) async throws -> NATSMessage {
         do {
             return try await client.request(payload, to: subject, timeout: timeout)
-        } catch NATSError.noResponders {
+        } catch NATSError.Code.noResponders {
             throw JetStreamError.notAvailable(
                 subject, "no responders: JetStream is not enabled for this account"
                     + (domain.map { " or domain '\($0)' is unknown" } ?? ""))

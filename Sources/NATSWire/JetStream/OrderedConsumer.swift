@@ -217,7 +217,7 @@ public final class OrderedConsumer: AsyncSequence, Sendable {
                 return
             } catch let error as JetStreamError where error.kind == .api {
                 throw error
-            } catch NATSError.connectionClosed {
+            } catch NATSError.Code.connectionClosed {
                 throw NATSError.connectionClosed
             } catch {
                 try await Task.sleep(for: delay)

@@ -87,7 +87,7 @@ public final class AgentBusConnection: Sendable {
                 _ = try await client.request(Array(body), to: subject, timeout: timeout)
                 return
             } catch let error as NATSError {
-                switch error {
+                switch error.code {
                 case .noResponders, .timeout:
                     guard attempt < configuration.handshakeAttempts else {
                         throw AgentConnectionError.handshakeFailed(subject: subject, attempts: attempt, reason: error.description)

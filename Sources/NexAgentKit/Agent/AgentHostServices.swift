@@ -34,7 +34,7 @@ public struct AgentHostServices: HostServiceCaller {
         do {
             reply = try await client.request(ByteBuffer(bytes: body), to: prefix + service + "." + method,
                                              headers: requestHeaders, timeout: timeout)
-        } catch NATSError.noResponders {
+        } catch NATSError.Code.noResponders {
             return HostServiceReply(code: 503, message: "the node serves no host services")
         }
         return HostServiceReply(reply)
