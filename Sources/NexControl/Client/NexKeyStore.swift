@@ -67,7 +67,7 @@ public struct NexKeyStore: Sendable {
         let (key, seed) = try create()
         do {
             try Self.writeSeed(seed, to: path)
-        } catch .fileExists {
+        } catch let error where error.code == .fileExists {
             return try read(path)  // another process created it first: use theirs
         }
         return key
@@ -152,30 +152,5 @@ public struct NexKeyStore: Sendable {
             throw .cannotWrite(path: path, reason: "cannot create the directory: \(error)")
         }
         chmod(path, 0o700)
-    }
-}
-
-/// Why a key file could not be read, created or written.
-public enum NexKeyStoreError: Error, Sendable, Equatable, CustomStringConvertible {
-    /// The file exists; keys are never overwritten.
-    case fileExists(path: String)
-    /// The file or its directory could not be written; `reason` says why.
-    case cannotWrite(path: String, reason: String)
-    /// The file exists but could not be read.
-    case unreadable(path: String, reason: String)
-    /// The file does not hold a seed of the expected kind.
-    case notASeed(path: String, reason: String)
-    /// No key pair could be generated.
-    case generationFailed(reason: String)
-
-    /// One line naming the file and what went wrong.
-    public var description: String {
-        switch self {
-        case let .fileExists(path): "\(path) already exists; not overwriting it"
-        case let .cannotWrite(path, reason): "cannot write \(path): \(reason)"
-        case let .unreadable(path, reason): "cannot read key file \(path): \(reason)"
-        case let .notASeed(path, reason): "key file \(path) does not hold a usable seed: \(reason)"
-        case let .generationFailed(reason): "cannot generate a key: \(reason)"
-        }
     }
 }
