@@ -1,6 +1,6 @@
 /// Errors thrown while decoding, creating or using ``NKeyPair`` and ``XKeyPair`` keys.
 ///
-/// Key strings are only ever reported in summarised form (see ``summarize(_:)``):
+/// Key strings are only ever reported in summarised form (`NKeyError.summarize(_:)`):
 /// seeds are reduced to their two role characters so secrets never end up in logs.
 public enum NKeyError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The text is not valid unpadded base32 (bad character or impossible length).

@@ -32,7 +32,7 @@ public struct ServerInfo: Codable, Sendable, Hashable {
     public var lameDuckMode: Bool
     /// `jetstream`: JetStream is enabled on this server.
     public var jetStream: Bool
-    /// `nonce`: the challenge a client signs with its nkey (``ConnectInfo/sig``).
+    /// `nonce`: the challenge a client signs with its nkey (the `sig` of its `CONNECT`).
     public var nonce: String?
     /// `cluster`: the name of the server's cluster.
     public var cluster: String?

@@ -132,7 +132,7 @@ public struct HeartbeatEvent: Codable, Sendable, Equatable {
     public var nodeID: String
     /// `nexus`: the name of the node's nexus (cluster of nodes); nil when it has none.
     public var nexus: String?
-    /// `uptime`: how long the node has run, as `1d2h3m4s` (see ``Uptime``).
+    /// `uptime`: how long the node has run, as `1d2h3m4s`.
     public var uptime: String
     /// `tags`: the node's tags; nil when it has none.
     public var tags: [String: String]?
