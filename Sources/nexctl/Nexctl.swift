@@ -45,7 +45,7 @@ struct GlobalOptions: ParsableArguments {
         return NexClient(connection: client, timeout: wait)
     }
 
-    var wait: TimeAmount { .milliseconds(Int64(timeout * 1000)) }
+    var wait: Duration { .milliseconds(Int64(timeout * 1000)) }
 }
 
 struct Node: AsyncParsableCommand {

@@ -28,7 +28,7 @@ extension FunctionEndToEndTests {
         try await withNATSServer(jetStream: true, monitoring: true) { server in
             let monitorPort = try #require(server.monitoringPort)
             try await withNode(server: server, .init(config: Self.config)) { node in
-                try await withControlClient(server, timeout: 10) { nex in
+                try await withControlClient(server, timeout: .seconds(10)) { nex in
                     let directory = try NodeUser.artifactDirectory(prefix: "nex-e2e-fn-")
                     let issuer = try NKeyPair.generate(.account), sender = try XKeyPair.generate()
 

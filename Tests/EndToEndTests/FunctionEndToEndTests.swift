@@ -42,7 +42,7 @@ import Testing
     @Test func javaScriptAndWasmEchoesAnswerOnTheirTriggers() async throws {
         try await withNATSServer(jetStream: true) { server in
             try await withNode(server: server, .init(config: Self.config)) { node in
-                try await withControlClient(server, timeout: 10) { nex in
+                try await withControlClient(server, timeout: .seconds(10)) { nex in
                     let events = try await EventRecorder.start(nex, namespace: "default")
                     let directory = try NodeUser.artifactDirectory(prefix: "nex-e2e-fn-")
                     let issuer = try NKeyPair.generate(.account), sender = try XKeyPair.generate()
@@ -83,7 +83,7 @@ import Testing
     @Test func aFailureAlwaysAnswersTheRequester() async throws {
         try await withNATSServer(jetStream: true) { server in
             try await withNode(server: server, .init(config: Self.config)) { node in
-                try await withControlClient(server, timeout: 10) { nex in
+                try await withControlClient(server, timeout: .seconds(10)) { nex in
                     let events = try await EventRecorder.start(nex, namespace: "default")
                     let directory = try NodeUser.artifactDirectory(prefix: "nex-e2e-fn-")
                     let issuer = try NKeyPair.generate(.account), sender = try XKeyPair.generate()
@@ -112,7 +112,7 @@ import Testing
     @Test func badFunctionsAreRefusedAtDeploy() async throws {
         try await withNATSServer(jetStream: true) { server in
             try await withNode(server: server, .init(config: Self.config)) { node in
-                try await withControlClient(server, timeout: 10) { nex in
+                try await withControlClient(server, timeout: .seconds(10)) { nex in
                     let directory = try NodeUser.artifactDirectory(prefix: "nex-e2e-fn-")
                     let issuer = try NKeyPair.generate(.account), sender = try XKeyPair.generate()
                     func refusal(_ path: String, type: String, triggers: [String]) async throws -> String {
@@ -151,7 +151,7 @@ import Testing
     @Test func theKVCounterUsesHostServicesAndReplicasShareTheLoad() async throws {
         try await withNATSServer(jetStream: true) { server in
             try await withNode(server: server, .init(config: Self.config)) { node in
-                try await withControlClient(server, timeout: 10) { nex in
+                try await withControlClient(server, timeout: .seconds(10)) { nex in
                     let directory = try NodeUser.artifactDirectory(prefix: "nex-e2e-fn-")
                     let issuer = try NKeyPair.generate(.account), sender = try XKeyPair.generate()
                     let counter = try Self.example("kv-counter.js", in: directory)

@@ -139,7 +139,7 @@ import Testing
             let node = try await NodeProcess.start(server: server, .init(config: """
                 {"node_limits": {"max_workloads": 2, "max_concurrent_deploys": 16}}
                 """))
-            try await withControlClient(server, timeout: 20) { nex in
+            try await withControlClient(server, timeout: .seconds(20)) { nex in
                 let fixture = try WorkloadFixture()
                 let outcomes = try await withThrowingTaskGroup(of: Bool.self) { group in
                     for index in 0..<8 {
@@ -166,7 +166,7 @@ import Testing
             let node = try await NodeProcess.start(server: server, .init(config: """
                 {"node_limits": {"max_concurrent_deploys": 1}}
                 """))
-            try await withControlClient(server, timeout: 20) { nex in
+            try await withControlClient(server, timeout: .seconds(20)) { nex in
                 let fixture = try WorkloadFixture()
                 let busy = try await withThrowingTaskGroup(of: Bool.self) { group in
                     for index in 0..<6 {
@@ -253,7 +253,7 @@ import Testing
     @Test func aChattyWorkloadDoesNotHurtItsNeighboursOrTheNode() async throws {
         try await withNATSServer(jetStream: true) { server in
             try await withNode(server: server, .init(config: #"{"machine_pool_size": 2}"#)) { node in
-                try await withControlClient(server, timeout: 10) { nex in
+                try await withControlClient(server, timeout: .seconds(10)) { nex in
                     let events = try await EventRecorder.start(nex, namespace: "default")
                     let quietLogs = try await LogRecorder.start(nex, workloadName: "quiet")
                     let quiet = try await WorkloadFixture().deploy(nex, node: node.nodeID, name: "quiet")

@@ -79,7 +79,7 @@ final class ClientEvents: Sendable {
 
     var permissionViolations: [String] {
         all.compactMap { event in
-            if case .error(.permissionViolation(let message)) = event { return message }
+            if case .error(let error) = event, error.code == .permissionViolation { return error.reason }
             return nil
         }
     }

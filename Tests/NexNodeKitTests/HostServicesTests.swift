@@ -88,7 +88,7 @@ final class HostServicesHarness: Sendable {
         for (name, value) in headers.sorted(by: { $0.key < $1.key }) { natsHeaders.append(name, value) }
         let reply = try await agents[agent]!.request(
             body, to: subject, headers: natsHeaders.isEmpty ? nil : natsHeaders,
-            timeout: .nanoseconds(timeout.nanoseconds))
+            timeout: timeout)
         let replyHeaders = reply.headers ?? NATSHeaders()
         guard let codeText = replyHeaders["x-nex-hs-code"], let code = Int(codeText) else {
             throw HostServicesTestError("reply on \(subject) has no x-nex-hs-code: \(replyHeaders)")

@@ -408,7 +408,7 @@ struct ConnectionStateMachine {
         let error = Self.attemptError(attempt.failure, server: attempt.server)
         switch state {
         case .connecting:
-            if case .authorizationFailed = error { return failConnect(error) }
+            if error.code == .authorizationFailed { return failConnect(error) }
             if let next = attempt.remaining.first {
                 let nextAttempt = makeAttempt(next, remaining: attempt.remaining.dropFirst())
                 state = .connecting(nextAttempt)

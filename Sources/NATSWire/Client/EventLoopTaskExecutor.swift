@@ -8,6 +8,7 @@ import NIOCore
 /// latency NATSWire offers (the counterpart of the C client's send-as-soon-as-possible
 /// option). Never block such a task: it would stall the connection.
 public final class EventLoopTaskExecutor: TaskExecutor {
+    /// The event loop the jobs run on: the one the client's connection uses.
     public let eventLoop: any EventLoop
 
     /// Runs jobs on `eventLoop`.
@@ -15,6 +16,7 @@ public final class EventLoopTaskExecutor: TaskExecutor {
         self.eventLoop = eventLoop
     }
 
+    /// Runs `job` on ``eventLoop`` (called by the Swift runtime, not by you).
     public func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
         eventLoop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }

@@ -7,8 +7,8 @@ extension NATSClient {
     ///
     /// Throws ``NATSError/timeout(operation:seconds:)`` if consumers or requests are not done
     /// within `timeout` (default ``NATSClientOptions/drainTimeout``); the client is closed either way.
-    public func drain(timeout: TimeAmount? = nil) async throws {
-        let timeout = timeout ?? options.drainTimeout
+    public func drain(timeout: Duration? = nil) async throws {
+        let timeout = TimeAmount(timeout ?? options.drainTimeout)
         let deadline = NIODeadline.now() + timeout
         let subscriptions = try register { s throws(NATSError) -> [(sid: Int, buffer: SubscriptionBuffer)] in
             if case .reject(let error) = s.machine.drainRequested() { throw error }
@@ -17,7 +17,7 @@ extension NATSClient {
             for subscription in subscriptions { out.writeUnsubscribe(sid: subscription.sid, max: nil) }
         }
         // Once the PONG is back, the server has delivered everything routed to those subscriptions.
-        try? await flush(timeout: timeout)
+        try? await flush(timeout: Duration(timeout))
         state.withLock { s in
             for subscription in subscriptions { s.subscriptions[subscription.sid] = nil }
         }
@@ -32,7 +32,7 @@ extension NATSClient {
             }
             try? await Task.sleep(nanoseconds: 5_000_000)
         }
-        try? await flush(timeout: max(.milliseconds(1), deadline - NIODeadline.now()))
+        try? await flush(timeout: Duration(max(.milliseconds(1), deadline - NIODeadline.now())))
         await finish { $0.drainCompleted() }
         if !finished {
             throw NATSError.timeout(operation: "drain", seconds: Double(timeout.nanoseconds) / 1e9)

@@ -155,8 +155,8 @@ extension NATSClient {
 
     /// Sends a `PING` and waits for the `PONG`: once it returns, the server has processed
     /// everything this client sent before.
-    public func flush(timeout: TimeAmount? = nil) async throws {
-        let timeout = timeout ?? options.flushTimeout
+    public func flush(timeout: Duration? = nil) async throws {
+        let timeout = TimeAmount(timeout ?? options.flushTimeout)
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             let registered = writer.withLock { w -> Result<(Int, Bool), NATSError> in
                 switch w.status {

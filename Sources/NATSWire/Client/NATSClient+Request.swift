@@ -7,10 +7,10 @@ extension NATSClient {
     /// by all requests. Throws ``NATSError/noResponders(subject:)`` when nobody listens on
     /// `subject`, ``NATSError/timeout(operation:seconds:)`` when no reply comes in time.
     public func request(
-        _ payload: ByteBuffer, to subject: String, headers: NATSHeaders? = nil, timeout: TimeAmount? = nil
+        _ payload: ByteBuffer, to subject: String, headers: NATSHeaders? = nil, timeout: Duration? = nil
     ) async throws -> NATSMessage {
         try NATSSubject.validatePublish(subject)
-        let timeout = timeout ?? options.requestTimeout
+        let timeout = TimeAmount(timeout ?? options.requestTimeout)
         try ensureRequestInbox()
         let token = state.withLock { s in
             s.nextRequestID += 1
@@ -62,14 +62,14 @@ extension NATSClient {
 
     /// Sends a request with a byte-array payload. See ``request(_:to:headers:timeout:)-(ByteBuffer,_,_,_)``.
     public func request(
-        _ payload: [UInt8], to subject: String, headers: NATSHeaders? = nil, timeout: TimeAmount? = nil
+        _ payload: [UInt8], to subject: String, headers: NATSHeaders? = nil, timeout: Duration? = nil
     ) async throws -> NATSMessage {
         try await request(ByteBuffer(bytes: payload), to: subject, headers: headers, timeout: timeout)
     }
 
     /// Sends a request with a text payload (UTF-8). See ``request(_:to:headers:timeout:)-(ByteBuffer,_,_,_)``.
     public func request(
-        _ payload: String, to subject: String, headers: NATSHeaders? = nil, timeout: TimeAmount? = nil
+        _ payload: String, to subject: String, headers: NATSHeaders? = nil, timeout: Duration? = nil
     ) async throws -> NATSMessage {
         try await request(ByteBuffer(string: payload), to: subject, headers: headers, timeout: timeout)
     }

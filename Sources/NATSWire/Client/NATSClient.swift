@@ -20,6 +20,7 @@ import Glibc
 /// All methods are safe to call from any task. Publishing appends to an outbound buffer
 /// that the event loop writes in batches; when that buffer is full, `publish` waits.
 public final class NATSClient: Sendable {
+    /// The options the client was made with (they do not change afterwards).
     public let options: NATSClientOptions
     let eventLoop: any EventLoop
     let writer: Mutex<WriterState>
@@ -34,6 +35,11 @@ public final class NATSClient: Sendable {
     private let tlsContext: Mutex<TLSContext?>
     var logger: Logger { options.logger }
 
+    /// A client with `options`; nothing connects until ``connect()`` (or ``run()``).
+    ///
+    /// - Throws: ``NATSError/invalidURL(_:reason:)`` when there is no server URL or one does
+    ///   not parse; ``NATSError/tlsFailed(server:reason:)`` when ``NATSClientOptions/tls`` names
+    ///   files that do not load.
     public init(options: NATSClientOptions) throws {
         guard !options.servers.isEmpty else { throw NATSError.invalidURL("", reason: "no server URL given") }
         let servers = try options.servers.map { url throws(NATSError) in try ServerAddress(parsing: url) }
@@ -43,7 +49,7 @@ public final class NATSClient: Sendable {
         self.writer = Mutex(WriterState())
         let configuration = ConnectionStateMachine.Configuration(
             allowReconnect: options.allowReconnect, maxReconnectAttempts: options.maxReconnectAttempts,
-            reconnectWait: options.reconnectWait, maxReconnectWait: options.maxReconnectWait,
+            reconnectWait: TimeAmount(options.reconnectWait), maxReconnectWait: TimeAmount(options.maxReconnectWait),
             maxPingsOutstanding: options.maxPingsOutstanding, tlsConfigured: options.tls != nil,
             tlsFirst: options.tls?.handshakeFirst == true)
         self.state = Mutex(ClientState(machine: ConnectionStateMachine(servers: servers, configuration: configuration)))
@@ -213,7 +219,7 @@ public final class NATSClient: Sendable {
     /// Opens the TCP connection of one attempt; its ``ConnectionHandler`` reports the rest.
     private func dial(_ server: ServerAddress, id: Int) {
         let bootstrap = ClientBootstrap(group: eventLoop)
-            .connectTimeout(options.connectTimeout)
+            .connectTimeout(TimeAmount(options.connectTimeout))
             .channelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: 256 * 1024, high: 1024 * 1024))
             .channelInitializer { [options] channel in
@@ -223,7 +229,7 @@ public final class NATSClient: Sendable {
                     }
                     try channel.pipeline.syncOperations.addHandler(ConnectionHandler(
                         client: self, id: id, server: server,
-                        maxControlLine: options.maxControlLine, connectTimeout: options.connectTimeout))
+                        maxControlLine: options.maxControlLine, connectTimeout: TimeAmount(options.connectTimeout)))
                 }
             }
         bootstrap.connect(host: server.host, port: server.port).whenFailure { error in
@@ -349,7 +355,7 @@ public final class NATSClient: Sendable {
 
     /// A `PING` timer per connection; the state machine decides between a `PING` and "stale".
     private func startKeepAlive(on channel: any Channel) {
-        let interval = options.pingInterval
+        let interval = TimeAmount(options.pingInterval)
         let task = channel.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [weak self] task in
             guard let self else { return task.cancel() }
             let action = self.state.withLock { s -> ConnectionStateMachine.Action in

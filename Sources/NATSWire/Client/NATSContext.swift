@@ -5,12 +5,19 @@ import FoundationEssentials
 /// Only the connection fields are used: `url`, `token`, `user`, `password`, `creds`, `nkey`
 /// (a seed file). TLS fields are refused until TLS lands, rather than ignored.
 public struct NATSContext: Sendable, Equatable {
+    /// The context's name, as given to ``init(named:directory:)``.
     public var name: String
+    /// Comma-separated server URLs (`url`).
     public var url: String?
+    /// A token to authenticate with (`token`).
     public var token: String?
+    /// A user name, used with ``password`` (`user`).
     public var user: String?
+    /// The password of ``user`` (`password`).
     public var password: String?
+    /// The path of a `.creds` file holding a user JWT and its seed (`creds`).
     public var creds: String?
+    /// The path of an nkey seed file (`nkey`).
     public var nkey: String?
 
     private struct File: Decodable {

@@ -43,7 +43,7 @@ public enum NATSSubject {
 
     /// Whether `byte` may stand in a NATS name such as a bucket, a stream or a plain token:
     /// an ASCII letter, a digit, `-` or `_`.
-    public static func isNameByte(_ byte: UInt8) -> Bool {
+    package static func isNameByte(_ byte: UInt8) -> Bool {
         switch byte {
         case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
              UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"): true

@@ -4,7 +4,9 @@
 /// buffered), when its `max` messages have arrived, when the client is drained or closed,
 /// or when the consuming task is cancelled. One task should consume it.
 public final class NATSSubscription: AsyncSequence, Sendable {
+    /// Each element is one delivered message.
     public typealias Element = NATSMessage
+    /// Iteration never throws: the sequence just ends.
     public typealias Failure = Never
 
     /// The subject (possibly with wildcards) it listens on.
@@ -34,20 +36,24 @@ public final class NATSSubscription: AsyncSequence, Sendable {
         try client.unsubscribe(self, after: max)
     }
 
+    /// The iterator of the messages; make one, from one task.
     public func makeAsyncIterator() -> Iterator {
         Iterator(buffer: buffer)
     }
 
+    /// Takes the buffered messages in batches, so each `next()` rarely waits on a lock.
     public struct Iterator: AsyncIteratorProtocol {
         let buffer: SubscriptionBuffer
         var batch: [NATSMessage] = []
         var index = 0
         var ended = false
 
+        /// The next message; nil once the subscription has ended.
         public mutating func next() async -> NATSMessage? {
             await next(isolation: nil)
         }
 
+        /// The next message, without leaving `actor`; nil once the subscription has ended.
         public mutating func next(isolation actor: isolated (any Actor)?) async -> NATSMessage? {
             if index < batch.count {
                 defer { index += 1 }

@@ -1,3 +1,4 @@
+/// Redacting credentials from text that names server URLs.
 extension String {
     /// This text with the credentials of any `scheme://user:password@host` URL in it replaced by
     /// `***` (`nats://***@host:4222`), so that an error message or a log line that names a

@@ -133,7 +133,7 @@ extension JetStreamContext {
     /// that a message get through the stream leader is worth trying.
     static func directGetUnanswered(_ error: any Error) -> Bool {
         if let error = error as? JetStreamError { return error.kind == .notAvailable }
-        if case NATSError.timeout = error { return true }
+        if NATSError.Code.timeout ~= error { return true }
         return false
     }
 }

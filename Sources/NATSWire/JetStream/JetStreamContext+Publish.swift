@@ -20,7 +20,7 @@ extension JetStreamContext {
         let reply: NATSMessage
         do {
             reply = try await client.request(payload, to: subject, headers: headers, timeout: timeout)
-        } catch NATSError.noResponders {
+        } catch NATSError.Code.noResponders {
             throw JetStreamError.notAvailable(subject, "no stream listens on this subject")
         }
         return try JetStreamJSON.decodeReply(PubAck.self, from: reply, subject: subject)

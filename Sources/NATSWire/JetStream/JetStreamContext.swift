@@ -19,13 +19,13 @@ public struct JetStreamContext: Sendable {
     /// The API subject prefix without the trailing dot: `$JS.API` or `$JS.<domain>.API`.
     public let apiPrefix: String
     /// How long to wait for the answer of an API request or a publish acknowledgement.
-    public var timeout: TimeAmount
+    public var timeout: Duration
 
     /// A context for `client`, optionally in JetStream domain `domain`.
     ///
     /// Throws ``JetStreamError`` (``JetStreamError/Kind/invalidArgument``) when the domain is
     /// empty or holds a dot, a wildcard or a blank.
-    public init(client: NATSClient, domain: String? = nil, timeout: TimeAmount = .seconds(5)) throws {
+    public init(client: NATSClient, domain: String? = nil, timeout: Duration = .seconds(5)) throws {
         if let domain {
             try Self.validateName(domain, what: "domain")
         }
@@ -37,7 +37,7 @@ public struct JetStreamContext: Sendable {
 
     /// A context with an explicit API prefix (for an API imported from another account),
     /// e.g. `"$JS.acme.API"`. A trailing dot is removed.
-    public init(client: NATSClient, apiPrefix: String, timeout: TimeAmount = .seconds(5)) throws {
+    public init(client: NATSClient, apiPrefix: String, timeout: Duration = .seconds(5)) throws {
         var prefix = apiPrefix
         while prefix.hasSuffix(".") { prefix.removeLast() }
         try NATSSubject.validateSubscribe(prefix)
@@ -70,7 +70,7 @@ public struct JetStreamContext: Sendable {
     func apiMessage(_ subject: String, payload: ByteBuffer) async throws -> NATSMessage {
         do {
             return try await client.request(payload, to: subject, timeout: timeout)
-        } catch NATSError.noResponders {
+        } catch NATSError.Code.noResponders {
             throw JetStreamError.notAvailable(
                 subject, "no responders: JetStream is not enabled for this account"
                     + (domain.map { " or domain '\($0)' is unknown" } ?? ""))

@@ -31,7 +31,7 @@ public struct JetStreamError: Error, Sendable, Equatable, CustomStringConvertibl
     public var subject: String
 
     /// An error with the given fields (the server's, or the client's for the other kinds).
-    public init(kind: Kind = .api, code: Int, errCode: Int, errorDescription: String, subject: String) {
+    package init(kind: Kind = .api, code: Int, errCode: Int, errorDescription: String, subject: String) {
         self.kind = kind
         self.code = code
         self.errCode = errCode

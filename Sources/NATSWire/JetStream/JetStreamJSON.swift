@@ -78,18 +78,3 @@ enum JetStreamJSON {
         }
     }
 }
-
-extension Duration {
-    /// The duration in whole nanoseconds, as JetStream's JSON carries durations.
-    var jetStreamNanoseconds: Int64 {
-        let (seconds, attoseconds) = components
-        let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        if overflow { return seconds < 0 ? .min : .max }
-        return scaled.addingReportingOverflow(attoseconds / 1_000_000_000).partialValue
-    }
-
-    /// A duration from JetStream's nanoseconds.
-    init(jetStreamNanoseconds nanoseconds: Int64) {
-        self = .nanoseconds(nanoseconds)
-    }
-}

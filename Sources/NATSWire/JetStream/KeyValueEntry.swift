@@ -29,7 +29,7 @@ public struct KeyValueEntry: Sendable, Equatable {
     public var operation: Operation
 
     /// An entry (for tests and for code that builds entries itself).
-    public init(
+    package init(
         bucket: String, key: String, value: ByteBuffer, revision: UInt64, created: Date, delta: UInt64 = 0,
         operation: Operation = .put
     ) {

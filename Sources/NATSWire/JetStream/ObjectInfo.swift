@@ -49,7 +49,7 @@ public struct ObjectInfo: Codable, Sendable, Equatable {
     }
 
     /// The metadata of a version of `meta` stored with these chunks.
-    public init(meta: ObjectMeta, bucket: String, nuid: String, size: UInt64, chunks: Int, digest: String?, modified: Date?) {
+    package init(meta: ObjectMeta, bucket: String, nuid: String, size: UInt64, chunks: Int, digest: String?, modified: Date?) {
         self.name = meta.name
         self.description = meta.description
         self.headers = meta.headers

@@ -160,9 +160,9 @@ public final class OrderedConsumer: AsyncSequence, Sendable {
         let subscription = try await js.client.subscribe(to: inbox)
         let request = CreateRequest(streamName: stream, config: .init(
             deliverSubject: inbox, deliverPolicy: policy.wireName, startSequence: policy.startSequence,
-            filterSubject: filterSubject, idleHeartbeat: idleHeartbeat.jetStreamNanoseconds,
+            filterSubject: filterSubject, idleHeartbeat: idleHeartbeat.nanoseconds,
             headersOnly: headersOnly ? true : nil,
-            inactiveThreshold: Swift.max(idleHeartbeat * 6, .seconds(30)).jetStreamNanoseconds))
+            inactiveThreshold: Swift.max(idleHeartbeat * 6, .seconds(30)).nanoseconds))
         let info: ConsumerInfo
         do {
             info = try await js.apiRequest("CONSUMER.CREATE.\(stream)", body: request)
@@ -217,7 +217,7 @@ public final class OrderedConsumer: AsyncSequence, Sendable {
                 return
             } catch let error as JetStreamError where error.kind == .api {
                 throw error
-            } catch NATSError.connectionClosed {
+            } catch NATSError.Code.connectionClosed {
                 throw NATSError.connectionClosed
             } catch {
                 try await Task.sleep(for: delay)

@@ -23,7 +23,7 @@ struct PublishPipeline: ~Copyable {
         let subscription = try await js.client.subscribe(to: inbox + ".*")
         self.subscription = subscription
         self.iterator = subscription.makeAsyncIterator()
-        self.watchdog = ProgressWatchdog(watching: subscription, limit: .nanoseconds(js.timeout.nanoseconds))
+        self.watchdog = ProgressWatchdog(watching: subscription, limit: js.timeout)
     }
 
     deinit {

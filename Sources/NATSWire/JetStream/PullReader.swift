@@ -60,7 +60,7 @@ struct PullReader: ~Copyable {
     init(js: JetStreamContext, stream: String, filterSubject: String, batch: Int) async throws {
         let inbox = js.client.newInbox()
         let subscription = try await js.client.subscribe(to: inbox)
-        let watchdog = ProgressWatchdog(watching: subscription, limit: .nanoseconds(2 * js.timeout.nanoseconds))
+        let watchdog = ProgressWatchdog(watching: subscription, limit: js.timeout * 2)
         let info: ConsumerInfo
         do {
             info = try await Self.createConsumer(js, stream: stream, filterSubject: filterSubject, from: nil)
@@ -92,7 +92,7 @@ struct PullReader: ~Copyable {
     ) async throws -> ConsumerInfo {
         let request = CreateRequest(streamName: stream, config: .init(
             deliverPolicy: sequence == nil ? "all" : "by_start_sequence", startSequence: sequence,
-            filterSubject: filterSubject, inactiveThreshold: Duration.seconds(30).jetStreamNanoseconds))
+            filterSubject: filterSubject, inactiveThreshold: Duration.seconds(30).nanoseconds))
         return try await js.apiRequest("CONSUMER.CREATE.\(stream)", body: request)
     }
 
@@ -146,7 +146,7 @@ struct PullReader: ~Copyable {
     }
 
     private mutating func requestBatch() async throws {
-        let body = try JetStreamJSON.encode(NextRequest(batch: batch, expires: Duration.seconds(10).jetStreamNanoseconds))
+        let body = try JetStreamJSON.encode(NextRequest(batch: batch, expires: Duration.seconds(10).nanoseconds))
         watchdog.expecting(true)
         try await js.client.publish(body, to: js.apiSubject("CONSUMER.MSG.NEXT.\(stream).\(consumer)"), replyTo: inbox)
         outstanding += batch

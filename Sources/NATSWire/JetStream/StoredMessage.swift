@@ -27,7 +27,7 @@ public struct StoredMessage: Sendable, Equatable {
     public var time: Date
 
     /// A stored message with the given fields.
-    public init(subject: String, sequence: UInt64, headers: NATSHeaders?, payload: ByteBuffer, time: Date) {
+    package init(subject: String, sequence: UInt64, headers: NATSHeaders?, payload: ByteBuffer, time: Date) {
         self.subject = subject
         self.sequence = sequence
         self.headers = headers

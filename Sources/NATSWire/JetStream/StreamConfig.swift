@@ -113,13 +113,13 @@ public struct StreamConfig: Codable, Sendable, Equatable {
         try c.encode(maxConsumers, forKey: .maxConsumers)
         try c.encode(maxMessages, forKey: .maxMessages)
         try c.encode(maxBytes, forKey: .maxBytes)
-        try c.encode(maxAge.jetStreamNanoseconds, forKey: .maxAge)
+        try c.encode(maxAge.nanoseconds, forKey: .maxAge)
         try c.encode(maxMessagesPerSubject, forKey: .maxMessagesPerSubject)
         try c.encode(maxMessageSize, forKey: .maxMessageSize)
         try c.encode(discard, forKey: .discard)
         try c.encode(storage, forKey: .storage)
         try c.encode(replicas, forKey: .replicas)
-        if duplicateWindow > .zero { try c.encode(duplicateWindow.jetStreamNanoseconds, forKey: .duplicateWindow) }
+        if duplicateWindow > .zero { try c.encode(duplicateWindow.nanoseconds, forKey: .duplicateWindow) }
         if allowRollupHeaders { try c.encode(true, forKey: .allowRollupHeaders) }
         if denyDelete { try c.encode(true, forKey: .denyDelete) }
         if denyPurge { try c.encode(true, forKey: .denyPurge) }

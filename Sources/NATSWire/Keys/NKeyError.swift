@@ -1,6 +1,6 @@
 /// Errors thrown while decoding, creating or using ``NKeyPair`` and ``XKeyPair`` keys.
 ///
-/// Key strings are only ever reported in summarised form (see ``summarize(_:)``):
+/// Key strings are only ever reported in summarised form (`NKeyError.summarize(_:)`):
 /// seeds are reduced to their two role characters so secrets never end up in logs.
 public enum NKeyError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The text is not valid unpadded base32 (bad character or impossible length).
@@ -51,7 +51,7 @@ public enum NKeyError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Strings that may be seeds (starting with `S`) keep only their first two
     /// characters; other long strings keep their first 8 and last 4 characters.
     /// The total length is always included.
-    public static func summarize(_ text: String) -> String {
+    package static func summarize(_ text: String) -> String {
         let count = text.count
         if text.hasPrefix("S") || text.hasPrefix("P") {
             return "\"\(text.prefix(2))…\" (\(count) chars)"

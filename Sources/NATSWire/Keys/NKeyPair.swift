@@ -151,13 +151,13 @@ public struct NKeyPair: Sendable {
 
     /// Signs a server-provided nonce the way NATS CONNECT expects: the Ed25519
     /// signature over the nonce's UTF-8 bytes, base64url-encoded without padding.
-    public func signNonceBase64URL(_ nonce: String) -> String {
+    package func signNonceBase64URL(_ nonce: String) -> String {
         Base64URL.encode(sign(Array(nonce.utf8)))
     }
 
     /// Checks a CONNECT `sig`: the signature over `nonce` by `publicKey`, in base64url
     /// (padded or not) or standard base64, as servers accept it. `false` for anything malformed.
-    public static func verifyNonceSignature(publicKey: String, nonce: String, signature: String) -> Bool {
+    package static func verifyNonceSignature(publicKey: String, nonce: String, signature: String) -> Bool {
         var text = Substring(signature)
         while text.hasSuffix("=") { text.removeLast() }
         let urlSafe = String(text.map { $0 == "+" ? "-" : $0 == "/" ? "_" : $0 })

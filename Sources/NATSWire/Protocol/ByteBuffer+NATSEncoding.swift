@@ -7,7 +7,7 @@ import NIOCore
 /// They write bytes only; callers check subjects and sizes first (see ``NATSSubject``).
 extension ByteBuffer {
     /// `PUB <subject> [reply] <#bytes>\r\n<payload>\r\n`, or `HPUB` when `headers` is given.
-    public mutating func writePublish(
+    package mutating func writePublish(
         subject: String, replyTo: String?, headers: NATSHeaders?, payload: UnsafeRawBufferPointer
     ) {
         if let headers {
@@ -79,7 +79,7 @@ extension ByteBuffer {
     }
 
     /// `MSG <subject> <sid> [reply] <#bytes>`, or `HMSG` when `headers` is given.
-    public mutating func writeMessage(
+    package mutating func writeMessage(
         subject: String, sid: String, replyTo: String?, headers: NATSHeaders?, payload: UnsafeRawBufferPointer
     ) {
         if let headers {
@@ -127,7 +127,7 @@ extension ByteBuffer {
     }
 
     /// `SUB <subject> [queue] <sid>`.
-    public mutating func writeSubscribe(subject: String, queue: String?, sid: Int) {
+    package mutating func writeSubscribe(subject: String, queue: String?, sid: Int) {
         writeStaticString("SUB ")
         writeString(subject)
         if let queue {
@@ -140,7 +140,7 @@ extension ByteBuffer {
     }
 
     /// `UNSUB <sid> [max]`.
-    public mutating func writeUnsubscribe(sid: Int, max: Int?) {
+    package mutating func writeUnsubscribe(sid: Int, max: Int?) {
         writeStaticString("UNSUB ")
         writeDecimal(sid)
         if let max {
@@ -151,28 +151,28 @@ extension ByteBuffer {
     }
 
     /// `CONNECT {json}`.
-    public mutating func writeConnect(_ info: ConnectInfo) throws {
+    package mutating func writeConnect(_ info: ConnectInfo) throws {
         writeStaticString("CONNECT ")
         writeBytes(try JSONEncoder().encode(info))
         writeStaticString("\r\n")
     }
 
     /// `INFO {json}`.
-    public mutating func writeInfo(_ info: ServerInfo) throws {
+    package mutating func writeInfo(_ info: ServerInfo) throws {
         writeStaticString("INFO ")
         writeBytes(try JSONEncoder().encode(info))
         writeStaticString("\r\n")
     }
 
     /// `PING`.
-    public mutating func writePing() { writeStaticString("PING\r\n") }
+    package mutating func writePing() { writeStaticString("PING\r\n") }
     /// `PONG`.
-    public mutating func writePong() { writeStaticString("PONG\r\n") }
+    package mutating func writePong() { writeStaticString("PONG\r\n") }
     /// `+OK`.
-    public mutating func writeOK() { writeStaticString("+OK\r\n") }
+    package mutating func writeOK() { writeStaticString("+OK\r\n") }
 
     /// `-ERR '<message>'`.
-    public mutating func writeError(_ message: String) {
+    package mutating func writeError(_ message: String) {
         writeStaticString("-ERR '")
         writeString(message)
         writeStaticString("'\r\n")

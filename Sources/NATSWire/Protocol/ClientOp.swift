@@ -1,7 +1,7 @@
 import NIOCore
 
 /// An operation sent by a NATS client to a server (decoded by the agent-bus broker).
-public enum ClientOp: Sendable, Equatable {
+package enum ClientOp: Sendable, Equatable {
     /// `CONNECT {json}`: the client's options and credentials.
     case connect(ConnectInfo)
     /// `PUB`, or `HPUB` when `headers` is not nil.

@@ -5,17 +5,17 @@ import NIOCore
 ///
 /// The server side of the protocol, used by the agent-bus broker. Same contract as
 /// ``ServerOpDecoder``: whole frames only, typed errors naming the offending bytes.
-public struct ClientOpDecoder: NIOSingleStepByteToMessageDecoder, Sendable {
+package struct ClientOpDecoder: NIOSingleStepByteToMessageDecoder, Sendable {
     /// The decoder yields client operations.
-    public typealias InboundOut = ClientOp
+    package typealias InboundOut = ClientOp
 
     /// The longest control line accepted, in bytes (without CRLF).
-    public var maxControlLine: Int
+    package var maxControlLine: Int
     /// The largest payload (headers included) accepted, in bytes.
-    public var maxPayload: Int
+    package var maxPayload: Int
 
     /// A decoder with these limits, in bytes.
-    public init(maxControlLine: Int = 4096, maxPayload: Int = 1024 * 1024) {
+    package init(maxControlLine: Int = 4096, maxPayload: Int = 1024 * 1024) {
         self.maxControlLine = maxControlLine
         self.maxPayload = maxPayload
     }
@@ -26,7 +26,7 @@ public struct ClientOpDecoder: NIOSingleStepByteToMessageDecoder, Sendable {
     }
 
     /// Decodes one whole frame from `buffer`, or returns nil (consuming nothing) until one is buffered.
-    public mutating func decode(buffer: inout ByteBuffer) throws -> ClientOp? {
+    package mutating func decode(buffer: inout ByteBuffer) throws -> ClientOp? {
         let parsed = try buffer.withUnsafeReadableBytes { try parse($0) }
         switch parsed {
         case nil:
@@ -43,7 +43,7 @@ public struct ClientOpDecoder: NIOSingleStepByteToMessageDecoder, Sendable {
 
     /// Decodes the last frames; bytes left over at end of stream throw
     /// ``NATSProtocolError/Kind/truncatedFrame``.
-    public mutating func decodeLast(buffer: inout ByteBuffer, seenEOF: Bool) throws -> ClientOp? {
+    package mutating func decodeLast(buffer: inout ByteBuffer, seenEOF: Bool) throws -> ClientOp? {
         if let op = try decode(buffer: &buffer) { return op }
         if seenEOF, buffer.readableBytes > 0 {
             throw NATSProtocolError(.truncatedFrame, buffer: buffer)

@@ -1,37 +1,37 @@
 /// The `CONNECT` options a client sends after the server's `INFO`.
-public struct ConnectInfo: Codable, Sendable, Hashable {
+package struct ConnectInfo: Codable, Sendable, Hashable {
     /// `verbose`: ask the server to acknowledge every operation with `+OK`.
-    public var verbose: Bool = false
+    package var verbose: Bool = false
     /// `pedantic`: ask the server for strict checks of subjects and operations.
-    public var pedantic: Bool = false
+    package var pedantic: Bool = false
     /// `tls_required`: the client needs TLS.
-    public var tlsRequired: Bool = false
+    package var tlsRequired: Bool = false
     /// `name`: the client's name, shown in the server's monitoring.
-    public var name: String?
+    package var name: String?
     /// `lang`: the client library's language.
-    public var lang: String = "swift"
+    package var lang: String = "swift"
     /// `version`: the client library's version.
-    public var version: String = NATSWireVersion.string
+    package var version: String = NATSWireVersion.string
     /// `protocol`: 1 to receive the cluster's servers in `INFO` updates.
-    public var `protocol`: Int = 1
+    package var `protocol`: Int = 1
     /// `echo`: whether the server delivers the client's own messages to its subscriptions.
-    public var echo: Bool = true
+    package var echo: Bool = true
     /// `headers`: the client accepts `HMSG` (messages with headers).
-    public var headers: Bool = true
+    package var headers: Bool = true
     /// `no_responders`: ask for a 503 status message when a request has no subscriber.
-    public var noResponders: Bool = true
+    package var noResponders: Bool = true
     /// `auth_token`: a token for token authentication.
-    public var authToken: String?
+    package var authToken: String?
     /// `user`: the user name for user/password authentication.
-    public var user: String?
+    package var user: String?
     /// `pass`: the password for user/password authentication.
-    public var pass: String?
-    /// `nkey`: the client's public user nkey, for nkey authentication.
-    public var nkey: String?
+    package var pass: String?
+    /// `nkey`: the client's package user nkey, for nkey authentication.
+    package var nkey: String?
     /// `jwt`: the user JWT, for decentralised (JWT) authentication.
-    public var jwt: String?
+    package var jwt: String?
     /// `sig`: the server's `nonce` signed with the user's nkey, base64url.
-    public var sig: String?
+    package var sig: String?
 
     enum CodingKeys: String, CodingKey {
         case verbose, pedantic, tlsRequired = "tls_required", name, lang, version, `protocol`, echo, headers
@@ -39,11 +39,11 @@ public struct ConnectInfo: Codable, Sendable, Hashable {
     }
 
     /// The defaults this library sends: not verbose, echo on, headers and no-responders on, no credentials.
-    public init() {}
+    package init() {}
 
     /// Decodes a client's `CONNECT` (the agent bus does); absent fields take the protocol's defaults
     /// (`echo` true, the others false, 0 or empty).
-    public init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         verbose = try c.decodeIfPresent(Bool.self, forKey: .verbose) ?? false
         pedantic = try c.decodeIfPresent(Bool.self, forKey: .pedantic) ?? false
@@ -65,7 +65,7 @@ public struct ConnectInfo: Codable, Sendable, Hashable {
 }
 
 /// The version this library reports in `CONNECT`.
-public enum NATSWireVersion {
+package enum NATSWireVersion {
     /// `0.1.0`.
-    public static let string = "0.1.0"
+    package static let string = "0.1.0"
 }

@@ -4,21 +4,21 @@ import NIOCore
 ///
 /// Decoded messages keep slices of the read buffer (no copy); only the unfinished tail of a
 /// read is copied, so a split frame never forces a copy of the whole read.
-public struct FrameReader<Decoder: NIOSingleStepByteToMessageDecoder> {
+package struct FrameReader<Decoder: NIOSingleStepByteToMessageDecoder> {
     /// The decoder; its limits may be changed between reads.
-    public var decoder: Decoder
+    package var decoder: Decoder
     private var tail: ByteBuffer?
 
     /// A reader feeding `decoder`.
-    public init(_ decoder: Decoder) {
+    package init(_ decoder: Decoder) {
         self.decoder = decoder
     }
 
     /// Bytes received but not yet decoded.
-    public var bufferedBytes: Int { tail?.readableBytes ?? 0 }
+    package var bufferedBytes: Int { tail?.readableBytes ?? 0 }
 
     /// Decodes every whole frame available after appending `bytes`.
-    public mutating func read(_ bytes: ByteBuffer, _ receive: (Decoder.InboundOut) throws -> Void) throws {
+    package mutating func read(_ bytes: ByteBuffer, _ receive: (Decoder.InboundOut) throws -> Void) throws {
         var buffer = bytes
         if var pending = tail {
             // Complete the frame left over from the last read by appending the new bytes in
@@ -56,7 +56,7 @@ public struct FrameReader<Decoder: NIOSingleStepByteToMessageDecoder> {
     }
 
     /// Called when the stream ends: a partial frame left over is an error.
-    public mutating func finish(_ receive: (Decoder.InboundOut) throws -> Void) throws {
+    package mutating func finish(_ receive: (Decoder.InboundOut) throws -> Void) throws {
         guard var buffer = tail else { return }
         tail = nil
         while let frame = try decoder.decodeLast(buffer: &buffer, seenEOF: true) {

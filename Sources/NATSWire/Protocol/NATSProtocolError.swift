@@ -33,7 +33,7 @@ public struct NATSProtocolError: Error, Sendable, Hashable, CustomStringConverti
     public var offendingBytes: String
 
     /// An error of `kind`, with `offending` as the printable summary of the bytes.
-    public init(_ kind: Kind, offending: String) {
+    package init(_ kind: Kind, offending: String) {
         self.kind = kind
         self.offendingBytes = offending
     }

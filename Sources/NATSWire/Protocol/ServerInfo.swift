@@ -32,7 +32,7 @@ public struct ServerInfo: Codable, Sendable, Hashable {
     public var lameDuckMode: Bool
     /// `jetstream`: JetStream is enabled on this server.
     public var jetStream: Bool
-    /// `nonce`: the challenge a client signs with its nkey (``ConnectInfo/sig``).
+    /// `nonce`: the challenge a client signs with its nkey (the `sig` of its `CONNECT`).
     public var nonce: String?
     /// `cluster`: the name of the server's cluster.
     public var cluster: String?
@@ -50,7 +50,7 @@ public struct ServerInfo: Codable, Sendable, Hashable {
     }
 
     /// Server info; the defaults are those a plain server without TLS, auth or JetStream sends.
-    public init(
+    package init(
         serverID: String, serverName: String? = nil, version: String, host: String? = nil, port: Int? = nil,
         headers: Bool = true, maxPayload: Int = 1_048_576, proto: Int = 1, clientID: UInt64? = nil,
         authRequired: Bool = false, tlsRequired: Bool = false, tlsVerify: Bool = false, tlsAvailable: Bool = false,

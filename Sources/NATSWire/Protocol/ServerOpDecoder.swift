@@ -6,17 +6,17 @@ import NIOCore
 /// A single-step decoder over `ByteBuffer`: it returns `nil` until a whole frame is buffered
 /// (frames may be split at any byte), never consumes a partial frame, and throws a
 /// ``NATSProtocolError`` naming the offending bytes for anything that is not NATS.
-public struct ServerOpDecoder: NIOSingleStepByteToMessageDecoder, Sendable {
+package struct ServerOpDecoder: NIOSingleStepByteToMessageDecoder, Sendable {
     /// The decoder yields server operations.
-    public typealias InboundOut = ServerOp
+    package typealias InboundOut = ServerOp
 
     /// The longest control line accepted, in bytes (without CRLF).
-    public var maxControlLine: Int
+    package var maxControlLine: Int
     /// The largest payload (headers included) accepted, in bytes; set from the server's `max_payload`.
-    public var maxPayload: Int
+    package var maxPayload: Int
 
     /// A decoder with these limits, in bytes.
-    public init(maxControlLine: Int = 4096, maxPayload: Int = 64 * 1024 * 1024) {
+    package init(maxControlLine: Int = 4096, maxPayload: Int = 64 * 1024 * 1024) {
         self.maxControlLine = maxControlLine
         self.maxPayload = maxPayload
     }
@@ -29,7 +29,7 @@ public struct ServerOpDecoder: NIOSingleStepByteToMessageDecoder, Sendable {
     }
 
     /// Decodes one whole frame from `buffer`, or returns nil (consuming nothing) until one is buffered.
-    public mutating func decode(buffer: inout ByteBuffer) throws -> ServerOp? {
+    package mutating func decode(buffer: inout ByteBuffer) throws -> ServerOp? {
         let parsed = try buffer.withUnsafeReadableBytes { try parse($0) }
         switch parsed {
         case nil:
@@ -51,7 +51,7 @@ public struct ServerOpDecoder: NIOSingleStepByteToMessageDecoder, Sendable {
 
     /// Decodes the last frames; bytes left over at end of stream throw
     /// ``NATSProtocolError/Kind/truncatedFrame``.
-    public mutating func decodeLast(buffer: inout ByteBuffer, seenEOF: Bool) throws -> ServerOp? {
+    package mutating func decodeLast(buffer: inout ByteBuffer, seenEOF: Bool) throws -> ServerOp? {
         if let op = try decode(buffer: &buffer) { return op }
         if seenEOF, buffer.readableBytes > 0 {
             throw NATSProtocolError(.truncatedFrame, buffer: buffer)

@@ -5,8 +5,9 @@
 public struct NATSTLSOptions: Sendable, Equatable {
     /// PEM file of the certificate authorities to trust; nil means the system store.
     public var caFile: String?
-    /// PEM client certificate (chain) for mutual TLS, with its private key.
+    /// PEM client certificate (chain) for mutual TLS; needs ``keyFile``.
     public var certificateFile: String?
+    /// PEM private key of ``certificateFile``.
     public var keyFile: String?
     /// The name to verify in the server certificate (and send as SNI); nil means the URL's host.
     public var serverName: String?
@@ -15,6 +16,8 @@ public struct NATSTLSOptions: Sendable, Equatable {
     /// Start TLS before the server's `INFO` (the server's `handshake_first` mode).
     public var handshakeFirst = false
 
+    /// TLS settings; every file is a PEM path, loaded when the client is created (a file that
+    /// does not load makes ``NATSClient/init(options:)`` throw ``NATSError/tlsFailed(server:reason:)``).
     public init(caFile: String? = nil, certificateFile: String? = nil, keyFile: String? = nil,
                 serverName: String? = nil, handshakeFirst: Bool = false) {
         self.caFile = caFile

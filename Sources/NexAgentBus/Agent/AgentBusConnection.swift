@@ -79,8 +79,7 @@ public final class AgentBusConnection: Sendable {
     public func handshake(_ handshake: AgentHandshake) async throws {
         let subject = AgentBusSubject.toHost(agentID, AgentVerb.handshake)
         let body = try JSONEncoder().encode(handshake)
-        let timeout = TimeAmount.nanoseconds(Int64(configuration.handshakeTimeout.components.seconds) * 1_000_000_000
-            + configuration.handshakeTimeout.components.attoseconds / 1_000_000_000)
+        let timeout = configuration.handshakeTimeout
         var attempt = 0
         while true {
             attempt += 1
@@ -88,7 +87,7 @@ public final class AgentBusConnection: Sendable {
                 _ = try await client.request(Array(body), to: subject, timeout: timeout)
                 return
             } catch let error as NATSError {
-                switch error {
+                switch error.code {
                 case .noResponders, .timeout:
                     guard attempt < configuration.handshakeAttempts else {
                         throw AgentConnectionError.handshakeFailed(subject: subject, attempts: attempt, reason: error.description)

@@ -89,7 +89,7 @@ final class BusClientHandler: ChannelDuplexHandler, BusPeer {
         write { try? $0.writeInfo(info) }
         flush()
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
-        authTimer = context.eventLoop.scheduleTask(in: router.limits.authTimeout) {
+        authTimer = context.eventLoop.scheduleTask(in: TimeAmount(router.limits.authTimeout)) {
             handler.value.close(error: "Authentication Timeout")
         }
         context.fireChannelActive()

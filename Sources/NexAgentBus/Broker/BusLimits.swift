@@ -42,7 +42,7 @@ public struct BusLimits: Sendable, Equatable {
     /// Subscriptions one connection may hold.
     public var maxSubscriptionsPerConnection = 1024
     /// Time a new connection has to send a valid CONNECT.
-    public var authTimeout: TimeAmount = .seconds(2)
+    public var authTimeout: Duration = .seconds(2)
 
     public init() {}
 }

@@ -61,7 +61,7 @@ public final class BusLink: Sendable {
     /// when nobody subscribes to `subject`, ``NATSError/timeout(operation:seconds:)`` when no reply
     /// comes within `timeout`, ``NATSError/connectionClosed`` when the bus shuts down.
     public func request(_ payload: ByteBuffer, to subject: String, headers: NATSHeaders? = nil,
-                        timeout: TimeAmount) async throws -> NATSMessage {
+                        timeout: Duration) async throws -> NATSMessage {
         try validate(subject, payload: payload, headers: headers)
         let token = nextToken.add(1, ordering: .relaxed).newValue
         let peer = self.peer
@@ -340,7 +340,7 @@ final class BusLinkPeer: BusPeer, @unchecked Sendable {
         }
     }
 
-    func request(token: Int, subject: String, headers: NATSHeaders?, payload: ByteBuffer, timeout: TimeAmount,
+    func request(token: Int, subject: String, headers: NATSHeaders?, payload: ByteBuffer, timeout: Duration,
                  continuation: CheckedContinuation<NATSMessage, any Error>) {
         highestStarted = max(highestStarted, token)
         if cancelled.remove(token) != nil {
@@ -351,8 +351,8 @@ final class BusLinkPeer: BusPeer, @unchecked Sendable {
             continuation.resume(throwing: NATSError.connectionClosed)
             return
         }
-        let seconds = Double(timeout.nanoseconds) / 1e9
-        let timer = router.eventLoop.scheduleTask(in: timeout) { [self] in
+        let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
+        let timer = router.eventLoop.scheduleTask(in: TimeAmount(timeout)) { [self] in
             self.complete(token, with: .failure(NATSError.timeout(operation: "request to '\(subject)'", seconds: seconds)))
         }
         requests[token] = PendingRequest(subject: subject, continuation: continuation, timer: timer)

@@ -9,10 +9,10 @@ import NIOCore
 public struct AgentHostServices: HostServiceCaller {
     let client: NATSClient
     let prefix: String
-    let timeout: TimeAmount
+    let timeout: Duration
 
     public init(client: NATSClient, agentID: String, namespace: String, workloadName: String,
-                timeout: TimeAmount = .seconds(5)) {
+                timeout: Duration = .seconds(5)) {
         self.client = client
         self.prefix = "\(AgentBusSubject.toHost(agentID, AgentVerb.rpc)).\(namespace).\(workloadName)."
         self.timeout = timeout
@@ -34,7 +34,7 @@ public struct AgentHostServices: HostServiceCaller {
         do {
             reply = try await client.request(ByteBuffer(bytes: body), to: prefix + service + "." + method,
                                              headers: requestHeaders, timeout: timeout)
-        } catch NATSError.noResponders {
+        } catch NATSError.Code.noResponders {
             return HostServiceReply(code: 503, message: "the node serves no host services")
         }
         return HostServiceReply(reply)

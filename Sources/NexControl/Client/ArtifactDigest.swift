@@ -14,8 +14,10 @@ import Darwin
 ///
 /// ```swift
 /// let hash = try ArtifactDigest.sha256Hex(ofFile: "/usr/local/bin/echo-service")
-/// let fromObject = ArtifactDigest.hex(fromObjectDigest: info.digest ?? "")  // "SHA-256=..." -> hex
 /// ```
+///
+/// For an artifact in an object store, ``NexClient/artifactHash(of:jsDomain:)`` reads the
+/// digest the store recorded.
 public enum ArtifactDigest {
     /// SHA-256 of `bytes`, lowercase hex.
     public static func sha256Hex(_ bytes: some Collection<UInt8>) -> String {
@@ -50,7 +52,7 @@ public enum ArtifactDigest {
 
     /// Converts an object store digest, `SHA-256=` and base64url (padded or not) of the 32-byte
     /// digest (what NATS object stores record), to lowercase hex; nil when it is not one.
-    public static func hex(fromObjectDigest digest: String) -> String? {
+    package static func hex(fromObjectDigest digest: String) -> String? {
         let prefix = "SHA-256="
         guard digest.uppercased().hasPrefix(prefix) else { return nil }
         var text = String(digest.dropFirst(prefix.count).map { character -> Character in
@@ -66,7 +68,7 @@ public enum ArtifactDigest {
     }
 
     /// Whether `text` is a SHA-256 digest as 64 hex digits.
-    public static func isSHA256Hex(_ text: String) -> Bool {
+    package static func isSHA256Hex(_ text: String) -> Bool {
         text.utf8.count == 64 && text.utf8.allSatisfy { byte in
             (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte)
                 || (UInt8(ascii: "A")...UInt8(ascii: "F")).contains(byte)

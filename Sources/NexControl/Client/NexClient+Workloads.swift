@@ -28,7 +28,7 @@ extension NexClient {
     /// those on `node`, when given), from the nodes that answer a workload ping within `window`;
     /// sorted by node, then name, then id.
     public func runningWorkloads(
-        namespace: String, matching idOrName: String? = nil, node: String? = nil, window: TimeAmount = .seconds(1)
+        namespace: String, matching idOrName: String? = nil, node: String? = nil, window: Duration = .seconds(1)
     ) async throws -> [RunningWorkload] {
         let replies = try await workloadPing(namespace: namespace, workload: idOrName, window: window)
         var found: [RunningWorkload] = []

@@ -16,16 +16,16 @@ public struct NexClient: Sendable {
     /// The connection the requests go out on.
     public let connection: NATSClient
     /// Timeout of single-node requests.
-    public var timeout: TimeAmount
+    public var timeout: Duration
 
     /// A client on `connection`; `timeout` bounds each single-node request.
-    public init(connection: NATSClient, timeout: TimeAmount = .seconds(5)) {
+    public init(connection: NATSClient, timeout: Duration = .seconds(5)) {
         self.connection = connection
         self.timeout = timeout
     }
 
     /// Pings every node and collects the replies that arrive within `window`.
-    public func pingAll(window: TimeAmount = .seconds(1)) async throws -> [PingResponse] {
+    public func pingAll(window: Duration = .seconds(1)) async throws -> [PingResponse] {
         try await gather(PingResponse.self, subject: NexSubject.ping(), body: ByteBuffer(), window: window)
     }
 
@@ -35,7 +35,7 @@ public struct NexClient: Sendable {
     }
 
     /// Asks which nodes run workloads of `namespace` (optionally one workload by id or name).
-    public func workloadPing(namespace: String, workload: String? = nil, window: TimeAmount = .seconds(1))
+    public func workloadPing(namespace: String, workload: String? = nil, window: Duration = .seconds(1))
         async throws -> [WorkloadPingResponse]
     {
         let subject = NexSubject.workloadPing(namespace: namespace, workload: workload)
@@ -43,7 +43,7 @@ public struct NexClient: Sendable {
     }
 
     /// Asks every node whether it matches `request`; only matching nodes answer within `window`.
-    public func auction(_ request: AuctionRequest, window: TimeAmount = .seconds(1)) async throws -> [PingResponse] {
+    public func auction(_ request: AuctionRequest, window: Duration = .seconds(1)) async throws -> [PingResponse] {
         try await gather(PingResponse.self, subject: NexSubject.auction, body: try Self.json(request), window: window)
     }
 
@@ -102,7 +102,7 @@ public struct NexClient: Sendable {
     }
 
     /// Publishes once with a private inbox and collects every decodable reply until `window` ends.
-    private func gather<T: Codable & Sendable>(_ type: T.Type, subject: String, body: ByteBuffer, window: TimeAmount)
+    private func gather<T: Codable & Sendable>(_ type: T.Type, subject: String, body: ByteBuffer, window: Duration)
         async throws -> [T]
     {
         let inbox = connection.newInbox()

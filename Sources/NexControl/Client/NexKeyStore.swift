@@ -67,7 +67,7 @@ public struct NexKeyStore: Sendable {
         let (key, seed) = try create()
         do {
             try Self.writeSeed(seed, to: path)
-        } catch .fileExists {
+        } catch let error where error.code == .fileExists {
             return try read(path)  // another process created it first: use theirs
         }
         return key
@@ -76,12 +76,12 @@ public struct NexKeyStore: Sendable {
     // MARK: Seed files
 
     /// A fresh account key pair (`A...`), the role the Nex CLI signs workload JWTs with.
-    public static func generateIssuer() throws(NexKeyStoreError) -> NKeyPair {
+    package static func generateIssuer() throws(NexKeyStoreError) -> NKeyPair {
         do { return try NKeyPair.generate(.account) } catch { throw .generationFailed(reason: "\(error)") }
     }
 
     /// A fresh curve key pair (`X...`).
-    public static func generateXKey() throws(NexKeyStoreError) -> XKeyPair {
+    package static func generateXKey() throws(NexKeyStoreError) -> XKeyPair {
         do { return try XKeyPair.generate() } catch { throw .generationFailed(reason: "\(error)") }
     }
 
@@ -109,7 +109,7 @@ public struct NexKeyStore: Sendable {
     ///
     /// - Throws: ``NexKeyStoreError/fileExists(path:)`` when `path` exists, or
     ///   ``NexKeyStoreError/cannotWrite(path:reason:)``.
-    public static func writeSeed(_ seed: String, to path: String) throws(NexKeyStoreError) {
+    package static func writeSeed(_ seed: String, to path: String) throws(NexKeyStoreError) {
         if FileManager.default.fileExists(atPath: path) { throw .fileExists(path: path) }
         let temporary = "\(path).\(getpid()).\(UInt32.random(in: .min ... .max)).tmp"
         let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
@@ -152,30 +152,5 @@ public struct NexKeyStore: Sendable {
             throw .cannotWrite(path: path, reason: "cannot create the directory: \(error)")
         }
         chmod(path, 0o700)
-    }
-}
-
-/// Why a key file could not be read, created or written.
-public enum NexKeyStoreError: Error, Sendable, Equatable, CustomStringConvertible {
-    /// The file exists; keys are never overwritten.
-    case fileExists(path: String)
-    /// The file or its directory could not be written; `reason` says why.
-    case cannotWrite(path: String, reason: String)
-    /// The file exists but could not be read.
-    case unreadable(path: String, reason: String)
-    /// The file does not hold a seed of the expected kind.
-    case notASeed(path: String, reason: String)
-    /// No key pair could be generated.
-    case generationFailed(reason: String)
-
-    /// One line naming the file and what went wrong.
-    public var description: String {
-        switch self {
-        case let .fileExists(path): "\(path) already exists; not overwriting it"
-        case let .cannotWrite(path, reason): "cannot write \(path): \(reason)"
-        case let .unreadable(path, reason): "cannot read key file \(path): \(reason)"
-        case let .notASeed(path, reason): "key file \(path) does not hold a usable seed: \(reason)"
-        case let .generationFailed(reason): "cannot generate a key: \(reason)"
-        }
     }
 }

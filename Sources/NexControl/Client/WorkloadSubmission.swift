@@ -16,7 +16,7 @@ import Darwin
 /// let submission = try WorkloadSubmission(
 ///     name: "echo", type: "native", location: ArtifactLocation("nats://NEXCLIFILES/echo"),
 ///     artifactHash: ArtifactDigest.sha256Hex(ofFile: "./echo"),
-///     environment: WorkloadSubmission.parseEnvironment(["NATS_URL=nats://10.0.0.1:4222"]))
+///     environment: ["NATS_URL": "nats://10.0.0.1:4222"])
 /// let request = try submission.deployRequest(issuer: issuer, sender: xkey,
 ///                                            targetNode: info.nodeID, targetXKey: info.publicXKey)
 /// ```
@@ -92,11 +92,11 @@ public struct WorkloadSubmission: Sendable, Equatable {
             essential: essential, triggerSubjects: triggerSubjects, jsDomain: jsDomain)
     }
 
-    // MARK: Command-line helpers
+    // MARK: Command-line helpers (nexctl)
 
     /// Parses `KEY=VALUE` arguments (the value may contain `=` and may be empty; a later key
     /// wins over an earlier one).
-    public static func parseEnvironment(_ pairs: [String]) throws(WorkloadSubmissionError) -> [String: String] {
+    package static func parseEnvironment(_ pairs: [String]) throws(WorkloadSubmissionError) -> [String: String] {
         var environment: [String: String] = [:]
         for pair in pairs {
             guard let equals = pair.firstIndex(of: "=") else { throw .invalidEnvironmentPair(pair) }
@@ -109,14 +109,14 @@ public struct WorkloadSubmission: Sendable, Equatable {
 
     /// The program arguments from `--argv` values: one value is split on whitespace
     /// (`--argv "-p 8080"`), several values are taken as they are, one argument each.
-    public static func arguments(fromOptionValues values: [String]) -> [String] {
+    package static func arguments(fromOptionValues values: [String]) -> [String] {
         if values.count == 1 { return values[0].split(whereSeparator: \.isWhitespace).map(String.init) }
         return values
     }
 
     /// A valid workload name from a file name: its last path component, every character outside
     /// `[a-zA-Z0-9_-]` replaced by `-`, cut to ``WorkloadClaims/maxNameLength``.
-    public static func workloadName(forFile path: String) -> String {
+    package static func workloadName(forFile path: String) -> String {
         let base = path.split(separator: "/").last.map(String.init) ?? ""
         let name = String(base.unicodeScalars.map { scalar -> Character in
             switch scalar {
@@ -129,7 +129,7 @@ public struct WorkloadSubmission: Sendable, Equatable {
 
     /// The object store key `devrun` uploads a file under: its last path component with the
     /// dots removed, as Nex 0.2 does (`echo.wasm` becomes `echowasm`).
-    public static func objectKey(forFile path: String) -> String {
+    package static func objectKey(forFile path: String) -> String {
         let base = path.split(separator: "/").last.map(String.init) ?? ""
         let key = String(base.filter { $0 != "." })
         return key.isEmpty ? "workload" : key

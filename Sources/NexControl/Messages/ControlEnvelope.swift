@@ -4,16 +4,16 @@ import FoundationEssentials
 ///
 /// On success `data` holds the response and `error` is absent; on failure Nex 0.2 sends
 /// `"data": ""` and the reason in `error`, and so do we.
-public struct ControlEnvelope<Payload: Codable & Sendable>: Codable, Sendable {
+package struct ControlEnvelope<Payload: Codable & Sendable>: Codable, Sendable {
     /// `io.nats.nex.v1.<kind>_response`.
-    public var type: String
+    package var type: String
     /// `data`: the response; nil when the node answered with an error.
-    public var data: Payload?
+    package var data: Payload?
     /// `error`: the node's reason for refusing the request; nil on success.
-    public var error: String?
+    package var error: String?
 
     /// A success envelope of `type` carrying `data`.
-    public init(type: String, data: Payload) {
+    package init(type: String, data: Payload) {
         self.type = type
         self.data = data
         self.error = nil
@@ -23,7 +23,7 @@ public struct ControlEnvelope<Payload: Codable & Sendable>: Codable, Sendable {
 
     /// Decodes an envelope; `data` is decoded only when there is no `error` (a failure carries
     /// `"data": ""`).
-    public init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         type = try c.decode(String.self, forKey: .type)
         error = try c.decodeIfPresent(String.self, forKey: .error)
@@ -32,7 +32,7 @@ public struct ControlEnvelope<Payload: Codable & Sendable>: Codable, Sendable {
     }
 
     /// Encodes `type` and `data`, or, for a failure, `"data": ""` and `error`.
-    public func encode(to encoder: any Encoder) throws {
+    package func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(type, forKey: .type)
         if let error {
@@ -45,19 +45,19 @@ public struct ControlEnvelope<Payload: Codable & Sendable>: Codable, Sendable {
 }
 
 /// The `type` strings of the control responses.
-public enum ControlResponseType {
+package enum ControlResponseType {
     /// `io.nats.nex.v1.ping_response`: the reply to `$NEX.PING` and `$NEX.WPING`.
-    public static let ping = "io.nats.nex.v1.ping_response"
+    package static let ping = "io.nats.nex.v1.ping_response"
     /// `io.nats.nex.v1.auction_response`: the reply to `$NEX.AUCTION`.
-    public static let auction = "io.nats.nex.v1.auction_response"
+    package static let auction = "io.nats.nex.v1.auction_response"
     /// `io.nats.nex.v1.info_response`: the reply to `$NEX.INFO`.
-    public static let info = "io.nats.nex.v1.info_response"
+    package static let info = "io.nats.nex.v1.info_response"
     /// `io.nats.nex.v1.run_response`: the reply to `$NEX.DEPLOY`.
-    public static let run = "io.nats.nex.v1.run_response"
+    package static let run = "io.nats.nex.v1.run_response"
     /// `io.nats.nex.v1.stop_response`: the reply to `$NEX.STOP`.
-    public static let stop = "io.nats.nex.v1.stop_response"
+    package static let stop = "io.nats.nex.v1.stop_response"
     /// `io.nats.nex.v1.lameduck_response`: the reply to `$NEX.LAMEDUCK`.
-    public static let lameDuck = "io.nats.nex.v1.lameduck_response"
+    package static let lameDuck = "io.nats.nex.v1.lameduck_response"
 }
 
 /// A failure envelope: `{"type": T, "data": "", "error": "<reason>"}`.

@@ -83,21 +83,28 @@ package enum NexEventTime {
 public struct NexEventType: RawRepresentable, Hashable, Sendable, Codable, ExpressibleByStringLiteral,
     CustomStringConvertible
 {
+    /// The type as it appears on the wire, such as `workload_deployed`.
     public var rawValue: String
 
+    /// The type spelled `rawValue` on the wire.
     public init(rawValue: String) { self.rawValue = rawValue }
+    /// The type spelled `rawValue` on the wire, for types this library has no constant for.
     public init(_ rawValue: String) { self.rawValue = rawValue }
+    /// The type spelled by a string literal: `let type: NexEventType = "workload_deployed"`.
     public init(stringLiteral value: String) { self.rawValue = value }
 
+    /// Decodes a type from a JSON string; any string is accepted.
     public init(from decoder: any Decoder) throws {
         rawValue = try decoder.singleValueContainer().decode(String.self)
     }
 
+    /// Encodes the type as a JSON string.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         try container.encode(rawValue)
     }
 
+    /// The wire spelling, ``rawValue``.
     public var description: String { rawValue }
 
     /// `node_started`: a node came up; data ``NodeStartedEvent``.
@@ -156,7 +163,7 @@ public struct HeartbeatEvent: Codable, Sendable, Equatable {
     public var nodeID: String
     /// `nexus`: the name of the node's nexus (cluster of nodes); nil when it has none.
     public var nexus: String?
-    /// `uptime`: how long the node has run, as `1d2h3m4s` (see ``Uptime``).
+    /// `uptime`: how long the node has run, as `1d2h3m4s`.
     public var uptime: String
     /// `tags`: the node's tags; nil when it has none.
     public var tags: [String: String]?

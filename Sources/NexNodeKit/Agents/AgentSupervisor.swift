@@ -290,7 +290,7 @@ public actor AgentSupervisor: Service {
                 let subject = AgentBusSubject.toAgent(id, AgentVerb.ping)
                 do {
                     _ = try await connection.request(ByteBuffer(), to: subject,
-                                                     timeout: .nanoseconds(settings.pingTimeout.nanoseconds))
+                                                     timeout: settings.pingTimeout)
                 } catch {
                     // Cancelled (the node shuts down): not a dead agent. shutdown() stops the
                     // agents gracefully; killing one here would cut its workload's grace period.

@@ -28,7 +28,7 @@ final class FunctionTrigger: Sendable {
     private let agentID = Mutex<String?>(nil)
     private let subscriptions = Mutex<[NATSSubscription]>([])
     private let tasks = Mutex<[Task<Void, Never>]>([])
-    private let timeout: TimeAmount
+    private let timeout: Duration
     private let logger: Logger
     /// Cumulative execution time (ns) reported by the agent.
     private let runtime = Mutex<UInt64>(0)
@@ -39,7 +39,7 @@ final class FunctionTrigger: Sendable {
     static let maxInFlight = 1024
 
     init(target: Target, connection: NATSClient, ownsConnection: Bool, control: NATSClient, bus: BusLink,
-         timeout: TimeAmount, logger: Logger) {
+         timeout: Duration, logger: Logger) {
         self.target = target
         self.connection = connection
         self.ownsConnection = ownsConnection

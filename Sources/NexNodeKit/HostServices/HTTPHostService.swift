@@ -58,7 +58,7 @@ final class HTTPHostService: Sendable {
         let outgoing = requestHeaders
         let transport = self.transport
         let timeout = settings.timeout
-        let deadline = NIODeadline.now() + .nanoseconds(timeout.nanoseconds)
+        let deadline = NIODeadline.now() + TimeAmount(timeout)
         let milliseconds = timeout.milliseconds
         do {
             return try await withThrowingTaskGroup(of: [UInt8]?.self) { group in

@@ -37,10 +37,10 @@ extension HostServicesServer {
         let timeout = configuration.messaging.requestTimeout
         let reply: NATSMessage
         do {
-            reply = try await connection.request(body, to: subject, timeout: .nanoseconds(timeout.nanoseconds))
-        } catch NATSError.noResponders {
+            reply = try await connection.request(body, to: subject, timeout: timeout)
+        } catch NATSError.Code.noResponders {
             throw HostServiceFailure(503, "no responders on \(subject)")
-        } catch NATSError.timeout {
+        } catch NATSError.Code.timeout {
             throw HostServiceFailure(504, "no reply from \(subject) within \(timeout.milliseconds) ms")
         } catch {
             throw Self.messagingFailure(error, "messaging request to \(subject)")
@@ -55,11 +55,12 @@ extension HostServicesServer {
 
     private static func messagingFailure(_ error: any Error, _ operation: String) -> HostServiceFailure {
         switch error {
-        case NATSError.payloadTooLarge(let size, let maxPayload):
-            return HostServiceFailure(413, "\(operation): \(size) bytes exceed the NATS server's max payload of \(maxPayload) bytes")
-        case NATSError.invalidSubject, NATSError.invalidHeader:
+        case let error as NATSError where error.code == .payloadTooLarge:
+            return HostServiceFailure(
+                413, "\(operation): \(error.size ?? 0) bytes exceed the NATS server's max payload of \(error.limit ?? 0) bytes")
+        case NATSError.Code.invalidSubject, NATSError.Code.invalidHeader:
             return .badRequest("\(operation): \(error)")
-        case NATSError.permissionViolation:
+        case NATSError.Code.permissionViolation:
             return .forbidden("\(operation): \(error)")
         default:
             return .internalError("\(operation) failed: \(error)")

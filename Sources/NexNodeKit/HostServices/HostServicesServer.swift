@@ -255,9 +255,10 @@ public final class HostServicesServer: Service, Sendable {
     private func send(_ reply: HostServiceReply, to replyTo: String, request subject: String) async {
         do {
             try bus.publish(reply.body, to: replyTo, headers: reply.natsHeaders)
-        } catch NATSError.payloadTooLarge(let size, let maxPayload) {
+        } catch let error as NATSError where error.code == .payloadTooLarge {
             let failure = HostServiceReply(
-                code: 413, message: "the result of \(subject) (\(size) bytes) exceeds the agent bus's max payload of \(maxPayload) bytes")
+                code: 413,
+                message: "the result of \(subject) (\(error.size ?? 0) bytes) exceeds the agent bus's max payload of \(error.limit ?? 0) bytes")
             do {
                 try bus.publish([], to: replyTo, headers: failure.natsHeaders)
             } catch {
@@ -301,9 +302,10 @@ public final class HostServicesServer: Service, Sendable {
     static func storageFailure(_ error: any Error, _ operation: String) -> any Error {
         if error is HostServiceFailure { return error }
         switch error {
-        case NATSError.payloadTooLarge(let size, let maxPayload):
-            return HostServiceFailure(413, "\(operation): \(size) bytes exceed the NATS server's max payload of \(maxPayload) bytes")
-        case NATSError.noResponders, NATSError.timeout:
+        case let error as NATSError where error.code == .payloadTooLarge:
+            return HostServiceFailure(
+                413, "\(operation): \(error.size ?? 0) bytes exceed the NATS server's max payload of \(error.limit ?? 0) bytes")
+        case NATSError.Code.noResponders, NATSError.Code.timeout:
             return HostServiceFailure(503, "\(operation): JetStream is not available on the workload's NATS connection (\(error))")
         case let error as JetStreamError where error.kind == .notAvailable
             || error.errCode == JetStreamError.notEnabled || error.errCode == JetStreamError.notEnabledForAccount:

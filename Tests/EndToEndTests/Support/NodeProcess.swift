@@ -238,7 +238,7 @@ func withNode<Result>(
 func withControlClient<Result>(
     isolation: isolated (any Actor)? = #isolation,
     _ server: NATSServer,
-    timeout: TimeAmountSeconds = 3,
+    timeout: Duration = .seconds(3),
     _ body: (NexClient) async throws -> Result
 ) async throws -> Result {
     let nex = try await controlClient(server, timeout: timeout)
@@ -249,10 +249,8 @@ func withControlClient<Result>(
 
 /// A connected NexClient on `server`; close it with `await nex.connection.close()`, or use
 /// ``withControlClient(isolation:_:timeout:_:)``, which does.
-func controlClient(_ server: NATSServer, timeout: TimeAmountSeconds = 3) async throws -> NexClient {
+func controlClient(_ server: NATSServer, timeout: Duration = .seconds(3)) async throws -> NexClient {
     let client = try NATSClient(options: TestConnection.options(url: server.url))
     try await client.connect()
-    return NexClient(connection: client, timeout: .milliseconds(Int64(timeout * 1000)))
+    return NexClient(connection: client, timeout: timeout)
 }
-
-typealias TimeAmountSeconds = Double

@@ -26,7 +26,9 @@ import Testing
             let client = try await connect(url, auth: auth)
             await client.close()
         }
-        guard case .authorizationFailed(let failedServer, let message)? = error else {
+        guard let failure = error, failure.code == .authorizationFailed, let failedServer = failure.servers.first,
+              let message = failure.reason
+        else {
             Issue.record("expected authorizationFailed, got \(String(describing: error))", sourceLocation: sourceLocation)
             return
         }

@@ -220,7 +220,7 @@ import Testing
         var m = Self.machine(["tls://a:4222"])
         _ = m.connectRequested()
         #expect(Self.summary(m.infoReceived(Self.info, id: 1)) == "closeChannel")
-        guard case .failConnect(.tlsFailed(let server, _)) = m.channelInactive(id: 1, error: nil) else {
+        guard case .failConnect(let error) = m.channelInactive(id: 1, error: nil), case .tlsFailed(let server, _) = error.detail else {
             Issue.record("expected failConnect(tlsFailed)")
             return
         }
@@ -238,7 +238,9 @@ import Testing
         _ = m.connectRequested()
         _ = m.infoReceived(Self.info, id: 1)
         #expect(Self.summary(m.errorReceived("Authorization Violation", id: 1)) == "closeChannel")
-        guard case .failConnect(.authorizationFailed(let server, _)) = m.channelInactive(id: 1, error: nil) else {
+        guard case .failConnect(let error) = m.channelInactive(id: 1, error: nil),
+              case .authorizationFailed(let server, _) = error.detail
+        else {
             Issue.record("expected failConnect(authorizationFailed), the second server is not tried")
             return
         }
@@ -253,7 +255,9 @@ import Testing
             == "dial(nats://b:4222 #2)")
         _ = m.channelActive(id: 2)
         let timeout = NATSError.timeout(operation: "handshake with the server", seconds: 5)
-        guard case .failConnect(.connectionFailed(let servers, let reason)) = m.channelInactive(id: 2, error: timeout) else {
+        guard case .failConnect(let error) = m.channelInactive(id: 2, error: timeout),
+              case .connectionFailed(let servers, let reason) = error.detail
+        else {
             Issue.record("expected failConnect(connectionFailed)")
             return
         }
@@ -338,8 +342,8 @@ import Testing
 
     @Test func authorizationErrorAfterTheHandshakeClosesNamingTheServer() {
         var m = Self.connected()
-        guard case .shutdown(.authorizationFailed(let server, _), report: true) =
-            m.errorReceived("Authorization Violation", id: 1)
+        guard case .shutdown(let error?, report: true) = m.errorReceived("Authorization Violation", id: 1),
+              case .authorizationFailed(let server, _) = error.detail
         else {
             Issue.record("expected shutdown(authorizationFailed)")
             return
@@ -382,8 +386,9 @@ import Testing
         // Round 2, the last.
         #expect(Self.summary(m.reconnectTimerFired()) == "dial(nats://b:4222 #4)")
         _ = m.dialFailed(id: 4, error: .connectionFailed(servers: ["b"], reason: "refused"))
-        guard case .shutdown(.connectionFailed(let servers, let reason), report: false) =
-            m.dialFailed(id: 5, error: .connectionFailed(servers: ["nats://a:4222"], reason: "refused"))
+        guard case .shutdown(let error?, report: false) =
+            m.dialFailed(id: 5, error: .connectionFailed(servers: ["nats://a:4222"], reason: "refused")),
+            case .connectionFailed(let servers, let reason) = error.detail
         else {
             Issue.record("expected shutdown(connectionFailed)")
             return
@@ -492,15 +497,10 @@ import Testing
 
     static func summary(_ action: Machine.Action) -> String {
         func kind(_ error: NATSError) -> String {
-            switch error {
-            case .permissionViolation: "permissionViolation"
-            case .serverError: "serverError"
-            case .connectionClosed: "connectionClosed"
-            case .unsupported: "unsupported"
-            case .staleConnection: "staleConnection"
-            case .authorizationFailed: "authorizationFailed"
-            case .connectionFailed: "connectionFailed"
-            case .tlsFailed: "tlsFailed"
+            switch error.code {
+            case .permissionViolation, .serverError, .connectionClosed, .unsupported, .staleConnection,
+                 .authorizationFailed, .connectionFailed, .tlsFailed:
+                error.code.description
             default: "\(error)"
             }
         }

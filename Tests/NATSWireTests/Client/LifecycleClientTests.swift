@@ -185,11 +185,11 @@ import Testing
         let client = try NATSClient(options: options)
         let (result, elapsed) = await timed { try await client.connect() }
         let error = #expect(throws: NATSError.self) { try result.get() }
-        guard case .connectionFailed(let servers, let reason)? = error else {
+        guard let failure = error, failure.code == .connectionFailed, let reason = failure.reason else {
             Issue.record("expected connectionFailed, got \(String(describing: error))")
             return
         }
-        #expect(servers == ["nats://127.0.0.1:\(port)"])
+        #expect(failure.servers == ["nats://127.0.0.1:\(port)"])
         #expect(!reason.isEmpty)
         #expect(error!.description.contains("127.0.0.1:\(port)"), "description: \(error!.description)")
         #expect(elapsed < .seconds(10))
@@ -209,11 +209,11 @@ import Testing
             let client = try NATSClient(options: options)
             let (result, elapsed) = await timed { try await client.connect() }
             let error = try #require(#expect(throws: NATSError.self) { try result.get() })
-            guard case .connectionFailed(let servers, let reason) = error else {
+            guard error.code == .connectionFailed, let reason = error.reason else {
                 Issue.record("expected connectionFailed naming the server, got \(error)")
                 return
             }
-            #expect(servers == [server.url])
+            #expect(error.servers == [server.url])
             #expect(reason.contains("timed out"), "reason: \(reason)")
             #expect(error.description.contains("127.0.0.1:\(server.port)"), "error: \(error)")
             #expect(elapsed >= .milliseconds(250) && elapsed < .seconds(10), "took \(elapsed)")
@@ -237,11 +237,11 @@ import Testing
             let deadPort2 = dead2.port
             let failing = try NATSClient(url: "nats://127.0.0.1:\(deadPort),nats://127.0.0.1:\(deadPort2)")
             let error = await #expect(throws: NATSError.self) { try await failing.connect() }
-            guard case .connectionFailed(let servers, _)? = error else {
+            guard let failure = error, failure.code == .connectionFailed else {
                 Issue.record("expected connectionFailed, got \(String(describing: error))")
                 return
             }
-            #expect(servers == ["nats://127.0.0.1:\(deadPort)", "nats://127.0.0.1:\(deadPort2)"])
+            #expect(failure.servers == ["nats://127.0.0.1:\(deadPort)", "nats://127.0.0.1:\(deadPort2)"])
         }
     }
 

@@ -25,7 +25,7 @@ import Testing
     }
 
     static func permissionViolation(_ event: NATSEvent) -> String? {
-        if case .error(.permissionViolation(let message)) = event { return message }
+        if case .error(let error) = event, error.code == .permissionViolation { return error.reason }
         return nil
     }
 

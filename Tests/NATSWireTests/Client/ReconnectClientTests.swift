@@ -239,11 +239,11 @@ import Testing
 
             server.stop()
             let closed = try await events.waitFor("closed", timeout: .seconds(20), Self.isClosed)
-            guard case .closed(let error?) = closed, case .connectionFailed(let servers, let reason) = error else {
+            guard case .closed(let error?) = closed, error.code == .connectionFailed, let reason = error.reason else {
                 Issue.record("expected closed(connectionFailed), got \(closed)")
                 return
             }
-            #expect(servers == [server.url])
+            #expect(error.servers == [server.url])
             #expect(reason.contains("2 reconnect"), "reason: \(reason)")
 
             let disconnectedAt = try #require(events.firstIndex(Self.isDisconnected))

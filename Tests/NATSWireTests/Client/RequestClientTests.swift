@@ -146,7 +146,7 @@ import Testing
                 var hung = 0
                 var hungAttempt = -1
                 for attempt in 0..<300 {
-                    let timeout: TimeAmount = attempt.isMultiple(of: 2) ? .zero : .nanoseconds(1)
+                    let timeout: Duration = attempt.isMultiple(of: 2) ? .zero : .nanoseconds(1)
                     do {
                         let outcome = try await withTimeLimit(.seconds(1), "request \(attempt)") { () async -> String in
                             do {

@@ -81,7 +81,7 @@ import Testing
         let outcome = try await withTimeLimit(.seconds(10), "run() to end once reconnecting gave up") {
             await run.result
         }
-        guard case .failure(NATSError.connectionFailed) = outcome else {
+        guard case .failure(NATSError.Code.connectionFailed) = outcome else {
             Issue.record("expected connectionFailed, got \(outcome)")
             return
         }

@@ -97,7 +97,7 @@ import Testing
             try headers.validate()
             Issue.record("\(headers) validated", sourceLocation: sourceLocation)
         } catch {
-            guard case .invalidHeader(let badName, let reason) = error else {
+            guard error.code == .invalidHeader, let badName = error.value, let reason = error.reason else {
                 Issue.record("unexpected \(error)", sourceLocation: sourceLocation)
                 return
             }

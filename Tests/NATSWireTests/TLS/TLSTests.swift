@@ -108,7 +108,7 @@ final class TestCertificates: Sendable {
             await #expect {
                 try await plain.connect()
             } throws: { error in
-                guard case .tlsFailed(_, let reason) = error as? NATSError else { return false }
+                guard let error = error as? NATSError, error.code == .tlsFailed, let reason = error.reason else { return false }
                 return reason.contains("unable to get local issuer certificate")
             }
             let viaURL = try tlsClient(server, url: "tls://127.0.0.1:\(server.port)", NATSTLSOptions(caFile: certificates.path("ca.pem")))
@@ -125,7 +125,7 @@ final class TestCertificates: Sendable {
             await #expect {
                 try await client.connect()
             } throws: { error in
-                guard case .tlsFailed(_, let reason) = error as? NATSError else { return false }
+                guard let error = error as? NATSError, error.code == .tlsFailed, let reason = error.reason else { return false }
                 return reason.contains("certificate verification failed") && reason.contains("local issuer")
             }
         }
@@ -138,7 +138,7 @@ final class TestCertificates: Sendable {
             await #expect {
                 try await client.connect()
             } throws: { error in
-                guard case .tlsFailed(_, let reason) = error as? NATSError else { return false }
+                guard let error = error as? NATSError, error.code == .tlsFailed, let reason = error.reason else { return false }
                 return reason.contains("expired")
             }
         }
@@ -151,7 +151,7 @@ final class TestCertificates: Sendable {
             await #expect {
                 try await client.connect()
             } throws: { error in
-                guard case .tlsFailed(_, let reason) = error as? NATSError else { return false }
+                guard let error = error as? NATSError, error.code == .tlsFailed, let reason = error.reason else { return false }
                 return reason.contains("mismatch")
             }
             // The same certificate is fine when the expected name is the one it carries.
@@ -181,7 +181,7 @@ final class TestCertificates: Sendable {
         var options = NATSClientOptions(servers: ["tls://127.0.0.1:4222"])
         options.tls = NATSTLSOptions(caFile: "/nonexistent/ca.pem")
         #expect { try NATSClient(options: options) } throws: { error in
-            guard case .tlsFailed(_, let reason) = error as? NATSError else { return false }
+            guard let error = error as? NATSError, error.code == .tlsFailed, let reason = error.reason else { return false }
             return reason.contains("/nonexistent/ca.pem")
         }
         options.tls = NATSTLSOptions(certificateFile: "/tmp/only-cert.pem")
@@ -194,7 +194,7 @@ final class TestCertificates: Sendable {
             await #expect {
                 try await client.connect()
             } throws: { error in
-                guard case .tlsFailed(_, let reason) = error as? NATSError else { return false }
+                guard let error = error as? NATSError, error.code == .tlsFailed, let reason = error.reason else { return false }
                 return reason.contains("does not offer")
             }
         }
