@@ -174,8 +174,10 @@ private final class AgentHarness: Sendable {
             var received: [(String, String)] = []
             var missing = expected
             for await message in logs {
-                received.append((message.headers?[AgentLogHeader.stream] ?? "", message.string))
-                missing.remove(message.string)
+                for line in AgentLogBatch.lines(of: message.payload).lines.map({ String(buffer: $0) }) {
+                    received.append((message.headers?[AgentLogHeader.stream] ?? "", line))
+                    missing.remove(line)
+                }
                 if missing.isEmpty { break }
             }
             return received
@@ -397,9 +399,10 @@ private func escapingWorkload(_ marker: String) -> String {
                 var received = 0
                 var last = ""
                 for await message in logs {
-                    received += 1
-                    if received == count {
-                        last = message.string
+                    let lines = AgentLogBatch.lines(of: message.payload).lines
+                    received += lines.count
+                    if received >= count {
+                        last = lines.last.map { String(buffer: $0) } ?? ""
                         break
                     }
                 }
@@ -438,9 +441,10 @@ private func escapingWorkload(_ marker: String) -> String {
                         dropped = total
                         #expect(message.string.contains("output lines dropped"), "\(message.string)")
                     } else {
-                        lines += 1
+                        let batch = AgentLogBatch.lines(of: message.payload).lines.map { String(buffer: $0) }
+                        lines += batch.count
+                        if batch.last == "done" { break }
                     }
-                    if message.string == "done" { break }
                 }
                 return (lines, dropped)
             }

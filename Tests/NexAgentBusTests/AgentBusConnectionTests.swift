@@ -176,8 +176,9 @@ private struct TestTimeout: Error, CustomStringConvertible {
         let agent = try bus.agentConnection()
         try await agent.connect()
 
-        try await agent.publishLog(ByteBuffer(string: "hello out"), stream: "stdout")
-        try await agent.publishLog(ByteBuffer(string: "hello err"), stream: "stderr")
+        try await agent.publishLogs([ByteBuffer(string: "hello out"), ByteBuffer(), ByteBuffer(string: "third")], stream: "stdout")
+        try await agent.publishLogs([ByteBuffer(string: "hello err")], stream: "stderr")
+        try await agent.publishLogs([], stream: "stderr")  // nothing
         let event = AgentWorkloadEvent(workloadID: "w1", workloadName: "echo", code: 3, message: "exited with code 3")
         try await agent.publishEvent(AgentVerb.workloadUndeployed, event)
         try await agent.flush()
@@ -190,7 +191,9 @@ private struct TestTimeout: Error, CustomStringConvertible {
             }
             return received
         }
-        #expect(received.map(\.string) == ["hello out", "hello err"])
+        // A batch is one message, its lines joined by "\n" (an empty line included).
+        #expect(received.map(\.string) == ["hello out\n\nthird", "hello err"])
+        #expect(AgentLogBatch.lines(of: received[0].payload).lines.map { String(buffer: $0) } == ["hello out", "", "third"])
         #expect(received.map { $0.headers?[AgentLogHeader.stream] } == ["stdout", "stderr"])
         let eventMessage = try await withTimeLimit(.seconds(5), "event") {
             for await message in events { return message }

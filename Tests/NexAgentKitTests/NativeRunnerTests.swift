@@ -47,9 +47,9 @@ final class CollectedLines: Sendable {
     func of(_ stream: WorkloadOutputStream) -> [String] { all.filter { $0.0 == stream }.map(\.1) }
     var count: Int { lines.withLock { $0.count } }
 
-    @Sendable func add(_ stream: WorkloadOutputStream, _ line: ByteBuffer) async {
-        let text = String(buffer: line)
-        lines.withLock { $0.append((stream, text)) }
+    @Sendable func add(_ stream: WorkloadOutputStream, _ batch: [ByteBuffer]) async {
+        let texts = batch.map { (stream, String(buffer: $0)) }
+        lines.withLock { $0.append(contentsOf: texts) }
     }
 }
 
@@ -65,7 +65,7 @@ final class CollectedLines: Sendable {
         let lines = CollectedLines()
         let code = try await withTimeLimit(limit, "workload \(workload.executable)") {
             let runner = try await NativeRunner.start(workload)
-            return await runner.run(onLine: lines.add)
+            return await runner.run(onLines: lines.add)
         }
         return (code, lines)
     }
@@ -136,7 +136,7 @@ final class CollectedLines: Sendable {
         let path = try ProcessTestKit.script("trap '' TERM\necho ready\nwhile :; do sleep 1; done", in: directory)
         let runner = try await NativeRunner.start(Self.workload(path))
         let lines = CollectedLines()
-        let run = Task { await runner.run(onLine: lines.add) }
+        let run = Task { await runner.run(onLines: lines.add) }
         try await waitFor(timeout: .seconds(5), "ready line") { lines.of(.stdout) == ["ready"] }
         let started = ContinuousClock.now
         let code = try await withTimeLimit(.seconds(5), "stop") { await runner.stop(grace: .milliseconds(300)) }
@@ -151,7 +151,7 @@ final class CollectedLines: Sendable {
         let path = try ProcessTestKit.script("sleep 300 &\necho $!\nwait", in: directory)
         let runner = try await NativeRunner.start(Self.workload(path))
         let lines = CollectedLines()
-        let run = Task { await runner.run(onLine: lines.add) }
+        let run = Task { await runner.run(onLines: lines.add) }
         let child = try await waitForValue(timeout: .seconds(5), "background pid") { lines.of(.stdout).first.flatMap { Int32($0) } }
         #expect(processIsAlive(child))
         let code = try await withTimeLimit(.seconds(5), "stop") { await runner.stop(grace: .seconds(2)) }
@@ -175,7 +175,7 @@ final class CollectedLines: Sendable {
         let runner = try await NativeRunner.start(Self.workload(path, limits: ResourceLimits(openFiles: 77)))
         #expect(runner.limitsApplied == ["rlimit_nofile"])
         let lines = CollectedLines()
-        let code = try await withTimeLimit(.seconds(10), "run") { await runner.run(onLine: lines.add) }
+        let code = try await withTimeLimit(.seconds(10), "run") { await runner.run(onLines: lines.add) }
         #expect(code == 0)
         #expect(lines.of(.stdout) == ["77"])
     }

@@ -50,6 +50,12 @@ import Testing
     }
 
     @Test(arguments: hostile)
+    func logRecordsDecodeFieldForField(text: String) throws {
+        let record = LogRecord(text: text, level: 2, id: "id-\(text)")
+        #expect(try JSONDecoder().decode(LogRecord.self, from: Data(record.json)) == record)
+    }
+
+    @Test(arguments: hostile)
     func failedDecodesFieldForField(text: String) throws {
         let data = FunctionExecFailedEvent(workloadName: text, triggerSubject: text, namespace: text, error: "failed: \(text)")
         let bytes = FunctionEventJSON.failed(source: text, data)

@@ -177,11 +177,27 @@ public final class AgentBusConnection: Sendable {
         try? await subscription.unsubscribe()
     }
 
-    /// Publishes one output line to `hostint.<id>.logs`, its stream (`stdout`/`stderr`) in
-    /// the `x-nex-log-stream` header.
-    public func publishLog(_ line: ByteBuffer, stream: String) async throws {
+    /// Publishes output lines (none may hold `\n`) to `hostint.<id>.logs`, joined by `\n` in as
+    /// few messages as the bus's payload limit allows, their stream (`stdout`/`stderr`) in the
+    /// `x-nex-log-stream` header.
+    public func publishLogs(_ lines: [ByteBuffer], stream: String) async throws {
+        guard !lines.isEmpty else { return }
         let headers = stream == "stdout" ? stdoutHeaders : stream == "stderr" ? stderrHeaders : [AgentLogHeader.stream: stream]
-        try await client.publish(line, to: logsSubject, headers: headers)
+        let limit = max(1, min(client.serverInfo?.maxPayload ?? 1_048_576, AgentLogBatch.maximumBytes) - 1024)
+        var batch = ByteBuffer()
+        var count = 0
+        for line in lines {
+            if count > 0, batch.readableBytes + 1 + line.readableBytes > limit || count == AgentLogBatch.maximumLines {
+                try await client.publish(batch, to: logsSubject, headers: headers)
+                batch.clear()
+                count = 0
+            }
+            if count > 0 { batch.writeInteger(UInt8(ascii: "\n")) }
+            var line = line
+            batch.writeBuffer(&line)
+            count += 1
+        }
+        try await client.publish(batch, to: logsSubject, headers: headers)
     }
 
     /// Publishes the agent's own notice that `total` output lines were dropped so far, as a

@@ -1,5 +1,6 @@
 import FoundationEssentials
 import NexControl
+import NIOCore
 
 /// `hostint.<id>.handshake` (agent to node, request): the agent is up and listening.
 public struct AgentHandshake: Codable, Sendable, Equatable {
@@ -137,6 +138,30 @@ public struct AgentWorkloadEvent: Codable, Sendable, Equatable {
 
 /// `hostint.<id>.logs` (agent to node, publish): the body is one line of output, without its
 /// newline; this header says which stream it came from (`stdout` or `stderr`).
+/// `hostint.<id>.logs` (agent to node): output lines of the workload, joined by `\n` (a line
+/// never holds one), at most ``maximumLines`` lines and ``maximumBytes`` bytes per message.
+public enum AgentLogBatch {
+    public static let maximumLines = 65_536
+    public static let maximumBytes = 512 * 1024
+
+    /// The lines of one message; a message with more than ``maximumLines`` lines keeps the first
+    /// ones and says how many it left out.
+    public static func lines(of payload: ByteBuffer) -> (lines: [ByteBuffer], leftOut: Int) {
+        var lines: [ByteBuffer] = []
+        var leftOut = 0
+        func take(_ line: ByteBuffer) {
+            if lines.count < maximumLines { lines.append(line) } else { leftOut += 1 }
+        }
+        var rest = payload
+        while let newline = rest.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) {
+            take(rest.readSlice(length: newline - rest.readerIndex)!)
+            rest.moveReaderIndex(forwardBy: 1)
+        }
+        take(rest)
+        return (lines, leftOut)
+    }
+}
+
 public enum AgentLogHeader {
     public static let stream = "x-nex-log-stream"
     /// On the agent's notice that output lines were dropped (rate limit): the total dropped

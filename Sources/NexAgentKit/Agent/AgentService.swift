@@ -506,14 +506,23 @@ public final class AgentService: AgentRequestHandler, Service {
         let connection = connection
         let rate = request.logRate
         let limiter = Mutex(LogRateLimiter(rate: rate))
-        let code = await runner.run { stream, line in
-            switch limiter.withLock({ $0.admit(bytes: line.readableBytes) }) {
-            case .drop:
-                return
-            case .forward(let notice):
-                if let notice { try? await Self.publish(notice, rate: rate, on: connection) }
-                try? await connection.publishLog(line, stream: stream.rawValue)
+        let code = await runner.run { stream, lines in
+            var admitted: [ByteBuffer] = []
+            admitted.reserveCapacity(lines.count)
+            for line in lines {
+                switch limiter.withLock({ $0.admit(bytes: line.readableBytes) }) {
+                case .drop:
+                    continue
+                case .forward(let notice):
+                    if let notice {
+                        try? await connection.publishLogs(admitted, stream: stream.rawValue)
+                        admitted.removeAll(keepingCapacity: true)
+                        try? await Self.publish(notice, rate: rate, on: connection)
+                    }
+                    admitted.append(line)
+                }
             }
+            try? await connection.publishLogs(admitted, stream: stream.rawValue)
         }
         if let notice = limiter.withLock({ $0.finalNotice() }) { try? await Self.publish(notice, rate: rate, on: connection) }
         let message = Self.describe(code)

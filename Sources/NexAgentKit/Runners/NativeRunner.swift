@@ -19,12 +19,13 @@ public enum WorkloadOutputStream: String, Sendable, Equatable {
 ///
 /// ```swift
 /// let runner = try await NativeRunner.start(workload)
-/// let code = await runner.run { stream, line in await publish(stream, line) }
+/// let code = await runner.run { stream, lines in await publish(stream, lines) }
 /// ```
 ///
 /// stdout and stderr are read through pipes on the event loop and split into lines (at most
-/// ``maximumLineLength`` bytes; longer ones are split). Delivery is back-pressured: while the
-/// callback is slow, the workload blocks on its writes instead of the agent buffering them.
+/// ``maximumLineLength`` bytes; longer ones are split), handed on in batches: the complete lines
+/// of one read. Delivery is back-pressured: while the callback is slow, the workload blocks on
+/// its writes instead of the agent buffering them.
 public final class NativeRunner: Sendable {
     /// What to run.
     public struct Workload: Sendable {
@@ -88,7 +89,7 @@ public final class NativeRunner: Sendable {
     public let process: ChildProcess
     /// What limits were applied (`rlimit_as`, `rlimit_nofile`, `rlimit_nproc`, `cgroup`).
     public let limitsApplied: [String]
-    private let outputs: [(WorkloadOutputStream, NIOAsyncChannel<ByteBuffer, Never>)]
+    private let outputs: [(WorkloadOutputStream, NIOAsyncChannel<[ByteBuffer], Never>)]
     private let running = Mutex(false)
     /// Killed and removed once the process has exited.
     private let cgroup: WorkloadCgroup?
@@ -99,7 +100,7 @@ public final class NativeRunner: Sendable {
     public var pid: Int32 { process.pid }
 
     private init(process: ChildProcess, limitsApplied: [String], cgroup: WorkloadCgroup?, killsDescendantsOnExit: Bool,
-                 outputs: [(WorkloadOutputStream, NIOAsyncChannel<ByteBuffer, Never>)]) {
+                 outputs: [(WorkloadOutputStream, NIOAsyncChannel<[ByteBuffer], Never>)]) {
         self.process = process
         self.killsDescendantsOnExit = killsDescendantsOnExit
         self.cgroup = cgroup
@@ -108,7 +109,7 @@ public final class NativeRunner: Sendable {
     }
 
     /// Checks the artifact, starts the process and attaches to its output. Output is held
-    /// (in the pipes) until ``run(onLine:)`` consumes it.
+    /// (in the pipes) until ``run(onLines:)`` consumes it.
     public static func start(
         _ workload: Workload, eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> NativeRunner {
@@ -157,7 +158,7 @@ public final class NativeRunner: Sendable {
         }
         guard let process else { preconditionFailure("unreachable") }
 
-        var outputs: [(WorkloadOutputStream, NIOAsyncChannel<ByteBuffer, Never>)] = []
+        var outputs: [(WorkloadOutputStream, NIOAsyncChannel<[ByteBuffer], Never>)] = []
         var pending: [(WorkloadOutputStream, Int32)] = [(.stdout, stdoutPipe[0]), (.stderr, stderrPipe[0])]
         do {
             while !pending.isEmpty {
@@ -176,25 +177,25 @@ public final class NativeRunner: Sendable {
                             killsDescendantsOnExit: workload.killsDescendantsOnExit, outputs: outputs)
     }
 
-    /// Hands every output line to `onLine` (in order per stream; stdout and stderr are read
-    /// concurrently) until the process has exited and its output is drained, and returns the
-    /// exit code (negative: the signal that ended it).
+    /// Hands every output line to `onLines` (in order per stream, a batch per read; stdout and
+    /// stderr are read concurrently) until the process has exited and its output is drained,
+    /// and returns the exit code (negative: the signal that ended it).
     ///
     /// When the process exits, whatever it left in its process group is killed. Output still
     /// held open by an escaped descendant is given up two seconds after the exit. Call once.
-    public func run(onLine: @escaping @Sendable (WorkloadOutputStream, ByteBuffer) async -> Void) async -> Int32 {
+    public func run(onLines: @escaping @Sendable (WorkloadOutputStream, [ByteBuffer]) async -> Void) async -> Int32 {
         let first = running.withLock { started in
             defer { started = true }
             return !started
         }
-        precondition(first, "NativeRunner.run(onLine:) called twice for \(process.executable)")
+        precondition(first, "NativeRunner.run(onLines:) called twice for \(process.executable)")
         let progress = OutputProgress(streams: outputs.count)
         return await withTaskGroup(of: Void.self) { group in
             for (stream, channel) in outputs {
                 group.addTask {
                     try? await channel.executeThenClose { inbound, _ in
-                        for try await line in inbound {
-                            await onLine(stream, line)
+                        for try await lines in inbound {
+                            await onLines(stream, lines)
                             progress.delivered()
                         }
                     }
@@ -279,22 +280,23 @@ public final class NativeRunner: Sendable {
         }
     }
 
-    private static func attach(_ fd: Int32, group: any EventLoopGroup) async throws -> NIOAsyncChannel<ByteBuffer, Never> {
+    private static func attach(_ fd: Int32, group: any EventLoopGroup) async throws -> NIOAsyncChannel<[ByteBuffer], Never> {
         try await NIOPipeBootstrap(group: group)
             .channelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 4096, initial: 65536, maximum: 262_144))
             .takingOwnershipOfDescriptor(input: fd) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
                         ByteToMessageHandler(OutputLineDecoder(maximumLineLength: maximumLineLength)))
-                    return try NIOAsyncChannel<ByteBuffer, Never>(
+                    return try NIOAsyncChannel<[ByteBuffer], Never>(
                         wrappingChannelSynchronously: channel,
-                        configuration: .init(backPressureStrategy: .init(lowWatermark: 1024, highWatermark: 8192)))
+                        // Batches of up to one read (256 KiB): at most 2 MiB waits per stream.
+                        configuration: .init(backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8)))
                 }
             }
     }
 }
 
-/// How far ``NativeRunner/run(onLine:)`` has come with the output streams.
+/// How far ``NativeRunner/run(onLines:)`` has come with the output streams.
 private final class OutputProgress: Sendable {
     private let state: Mutex<(lines: Int, open: Int)>
 

@@ -4,12 +4,14 @@ import Glibc
 #endif
 import NIOCore
 
-/// Splits a workload's output stream into lines, without their `\n`.
+/// Splits a workload's output stream into lines, without their `\n`, delivered as one batch
+/// per read: every complete line of what was read together, so a chatty workload's lines
+/// travel on in batches and a quiet one's at once.
 ///
 /// A line longer than `maximumLineLength` is cut into pieces of that length; an unfinished
 /// last line is delivered at end of stream. Lines are slices of the bytes read (no copy).
 struct OutputLineDecoder: ByteToMessageDecoder {
-    typealias InboundOut = ByteBuffer
+    typealias InboundOut = [ByteBuffer]
 
     let maximumLineLength: Int
 
@@ -19,16 +21,17 @@ struct OutputLineDecoder: ByteToMessageDecoder {
     }
 
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        guard let line = nextLine(&buffer) else { return .needMoreData }
-        context.fireChannelRead(wrapInboundOut(line))
-        return .continue
+        var lines: [ByteBuffer] = []
+        while let line = nextLine(&buffer) { lines.append(line) }
+        if !lines.isEmpty { context.fireChannelRead(wrapInboundOut(lines)) }
+        return .needMoreData
     }
 
     mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
-        while let line = nextLine(&buffer) { context.fireChannelRead(wrapInboundOut(line)) }
-        if buffer.readableBytes > 0, let rest = buffer.readSlice(length: buffer.readableBytes) {
-            context.fireChannelRead(wrapInboundOut(rest))
-        }
+        var lines: [ByteBuffer] = []
+        while let line = nextLine(&buffer) { lines.append(line) }
+        if buffer.readableBytes > 0, let rest = buffer.readSlice(length: buffer.readableBytes) { lines.append(rest) }
+        if !lines.isEmpty { context.fireChannelRead(wrapInboundOut(lines)) }
         return .needMoreData
     }
 

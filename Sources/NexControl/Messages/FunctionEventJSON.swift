@@ -28,12 +28,11 @@ package enum FunctionEventJSON {
 
     /// The CloudEvents envelope around a `data` object the caller writes.
     private struct Writer {
-        private var bytes: [UInt8] = []
+        private var json = JSONText(capacity: 384)
         private let namespace: String
 
         init(source: String, type: NexEventType, namespace: String, time: Date) {
             self.namespace = namespace
-            bytes.reserveCapacity(384)
             raw(#"{"specversion":"1.0""#)
             field("id", Self.randomUUID())
             field("source", source)
@@ -42,7 +41,7 @@ package enum FunctionEventJSON {
             raw(#","datacontenttype":"application/json","data":{"#)
         }
 
-        mutating func raw(_ text: String) { bytes.append(contentsOf: text.utf8) }
+        mutating func raw(_ text: String) { json.raw(text) }
 
         /// A random (version 4) UUID in lowercase, as `UUID().uuidString.lowercased()` gives,
         /// without the two string conversions.
@@ -63,36 +62,65 @@ package enum FunctionEventJSON {
         }
 
         mutating func field(_ name: String, _ value: String, first: Bool = false) {
-            if !first { bytes.append(UInt8(ascii: ",")) }
+            if !first { json.raw(",") }
             string(name)
-            bytes.append(UInt8(ascii: ":"))
+            json.raw(":")
             string(value)
         }
 
-        /// A JSON string (RFC 8259): quote, backslash and control characters escaped; other
-        /// characters as their UTF-8 bytes.
-        private mutating func string(_ value: String) {
-            bytes.append(UInt8(ascii: "\""))
-            for byte in value.utf8 {
-                switch byte {
-                case UInt8(ascii: "\""): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
-                case UInt8(ascii: "\\"): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
-                case 0..<0x20:
-                    let hex = Array("0123456789abcdef".utf8)
-                    bytes.append(contentsOf: Array(#"\u00"#.utf8))
-                    bytes.append(hex[Int(byte >> 4)])
-                    bytes.append(hex[Int(byte & 0xF)])
-                default: bytes.append(byte)
-                }
-            }
-            bytes.append(UInt8(ascii: "\""))
-        }
+        private mutating func string(_ value: String) { json.string(value) }
 
         consuming func finish() -> [UInt8] {
-            bytes.append(UInt8(ascii: "}"))
+            json.raw("}")
             field("namespace", namespace)
-            bytes.append(UInt8(ascii: "}"))
-            return bytes
+            json.raw("}")
+            return json.bytes
         }
+    }
+}
+
+/// JSON text written by hand: for the messages a node sends per invocation or per log line,
+/// where `JSONEncoder` would cost more than the rest of the work.
+package struct JSONText {
+    package private(set) var bytes: [UInt8] = []
+
+    package init(capacity: Int) { bytes.reserveCapacity(capacity) }
+
+    /// Appends `text` as it is (punctuation, numbers, constant keys).
+    package mutating func raw(_ text: String) { bytes.append(contentsOf: text.utf8) }
+
+    /// Appends a JSON string (RFC 8259): quote, backslash and control characters escaped; other
+    /// characters as their UTF-8 bytes.
+    package mutating func string(_ value: String) {
+        bytes.append(UInt8(ascii: "\""))
+        for byte in value.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
+            case UInt8(ascii: "\\"): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
+            case 0..<0x20:
+                bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
+                                          Self.hex[Int(byte >> 4)], Self.hex[Int(byte & 0xF)]])
+            default: bytes.append(byte)
+            }
+        }
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    private static let hex = Array("0123456789abcdef".utf8)
+}
+
+extension LogRecord {
+    /// The record as JSON (`{"text":…,"level":…,"id":…}`), written without `JSONEncoder`: the
+    /// node sends one per line of output.
+    package var json: [UInt8] {
+        var json = JSONText(capacity: text.utf8.count + id.utf8.count + 40)
+        json.raw(#"{"text":"#)
+        json.string(text)
+        json.raw(#","level":"#)
+        json.raw(String(level))
+        json.raw(#","id":"#)
+        json.string(id)
+        json.raw("}")
+        return json.bytes
     }
 }

@@ -1,5 +1,6 @@
 import NexWorkloads
 import FoundationEssentials
+import Logging
 import NATSWire
 import NexAgentBus
 import NexControl
@@ -37,19 +38,20 @@ final class LogRoutes: Sendable {
     func forget(workloadID: String) { dropped.withLock { $0[workloadID] = nil } }
 }
 
-/// Turns each line an agent publishes on `hostint.<id>.logs` into a ``LogRecord`` on
-/// `$NEX.logs.<ns>.<node>.<workload_name>.<workload_id>`.
+/// Turns each line an agent publishes on `hostint.<id>.logs` (in batches, ``AgentLogBatch``)
+/// into a ``LogRecord`` on `$NEX.logs.<ns>.<node>.<workload_name>.<workload_id>`.
 struct LogForwarder: Sendable {
     let nodeID: String
     let routes: LogRoutes
     let control: NATSClient
+    let logger: Logger
 
     /// Nex's levels: stdout lines are info (4), stderr lines error (2).
     static func level(stream: String?) -> Int { stream == "stderr" ? 2 : 4 }
 
-    func run(_ lines: BusLinkSubscription) async {
+    func run(_ messages: BusLinkSubscription) async {
         var subjects: [String: String] = [:]
-        for await message in lines {
+        for await message in messages {
             let tokens = message.subject.split(separator: ".")
             guard tokens.count == 3, let route = routes.route(for: String(tokens[1])) else { continue }
             let subject: String
@@ -64,11 +66,17 @@ struct LogForwarder: Sendable {
             if let total = message.headers?[AgentLogHeader.droppedLines].flatMap({ Int($0) }) {
                 routes.recordDropped(total, agentID: String(tokens[1]), workloadID: route.workloadID)
             }
-            let record = LogRecord(text: String(decoding: message.payload.readableBytesView, as: UTF8.self),
-                                   level: Self.level(stream: message.headers?[AgentLogHeader.stream]),
-                                   id: route.workloadID)
-            guard let body = try? JSONEncoder().encode(record) else { continue }
-            try? await control.publish(ByteBuffer(bytes: body), to: subject)
+            let level = Self.level(stream: message.headers?[AgentLogHeader.stream])
+            let (lines, leftOut) = AgentLogBatch.lines(of: message.payload)
+            if leftOut > 0 {
+                logger.warning("agent sent more log lines in one message than the protocol allows; the rest were dropped",
+                               metadata: ["agent": "\(tokens[1])", "dropped": "\(leftOut)"])
+            }
+            for line in lines {
+                let record = LogRecord(text: String(decoding: line.readableBytesView, as: UTF8.self), level: level,
+                                       id: route.workloadID)
+                try? await control.publish(record.json, to: subject)
+            }
         }
     }
 }

@@ -99,7 +99,7 @@ public actor WorkloadManager: Service {
     /// (``stopAll()``). Nothing it started outlives it.
     public func run() async throws {
         guard let (logs, events) = subscriptions else { return await stopAll() }
-        let forwarder = LogForwarder(nodeID: nodeID, routes: routes, control: context.control)
+        let forwarder = LogForwarder(nodeID: nodeID, routes: routes, control: context.control, logger: logger)
         let notices = supervisor.noticeStream
         let restarts = restartRequests
         await withDiscardingTaskGroup { group in
