@@ -20,6 +20,9 @@ final class LogRoutes: Sendable {
     private let routes = Mutex<[String: LogRoute]>([:])
     /// workload id → agent id → lines that agent dropped (a restarted workload has several agents).
     private let dropped = Mutex<[String: [String: Int]]>([:])
+    /// workload id → lines the node itself dropped: over the rate, which only an agent that does
+    /// not keep its own limit sends.
+    private let droppedByNode = Mutex<[String: Int]>([:])
 
     func set(_ agentID: String, _ route: LogRoute) { routes.withLock { $0[agentID] = route } }
     func remove(_ agentID: String) { routes.withLock { $0[agentID] = nil } }
@@ -29,28 +32,51 @@ final class LogRoutes: Sendable {
         dropped.withLock { $0[workloadID, default: [:]][agentID] = total }
     }
 
+    func recordDroppedByNode(_ count: Int, workloadID: String) {
+        droppedByNode.withLock { $0[workloadID, default: 0] += count }
+    }
+
     /// Lines dropped for the workload so far, nil when none.
     func droppedLines(of workloadID: String) -> Int? {
-        dropped.withLock { $0[workloadID]?.values.reduce(0, +) }
+        let byAgents = dropped.withLock { $0[workloadID]?.values.reduce(0, +) }
+        let byNode = droppedByNode.withLock { $0[workloadID] }
+        return byAgents == nil && byNode == nil ? nil : (byAgents ?? 0) + (byNode ?? 0)
     }
 
     /// Forgets a workload that is gone.
-    func forget(workloadID: String) { dropped.withLock { $0[workloadID] = nil } }
+    func forget(workloadID: String) {
+        dropped.withLock { $0[workloadID] = nil }
+        droppedByNode.withLock { $0[workloadID] = nil }
+    }
 }
 
 /// Turns each line an agent publishes on `hostint.<id>.logs` (in batches, ``AgentLogBatch``)
 /// into a ``LogRecord`` on `$NEX.logs.<ns>.<node>.<workload_name>.<workload_id>`.
+///
+/// The agent keeps the workload to its log rate; the node holds each agent to the same rate
+/// again (``LogRateLimiter``), so an agent that does not (a compromised one) cannot make the node
+/// publish more than that: what is over it is dropped and counted with the workload's dropped
+/// lines.
 struct LogForwarder: Sendable {
     let nodeID: String
     let routes: LogRoutes
     let control: NATSClient
     let logger: Logger
+    let rate: LogRate
+
+    /// The node's bound for an agent whose workloads may log at `rate`: twice that, so lines an
+    /// honest agent admitted and the bus delivered in a burst (after backpressure) still pass.
+    static func nodeRate(for rate: LogRate) -> LogRate {
+        LogRate(linesPerSecond: rate.linesPerSecond.multipliedReportingOverflow(by: 2).overflow ? .max : rate.linesPerSecond * 2,
+                bytesPerSecond: rate.bytesPerSecond.multipliedReportingOverflow(by: 2).overflow ? .max : rate.bytesPerSecond * 2)
+    }
 
     /// Nex's levels: stdout lines are info (4), stderr lines error (2).
     static func level(stream: String?) -> Int { stream == "stderr" ? 2 : 4 }
 
     func run(_ messages: BusLinkSubscription) async {
         var subjects: [String: String] = [:]
+        var limiters: [String: LogRateLimiter] = [:]
         for await message in messages {
             let tokens = message.subject.split(separator: ".")
             guard tokens.count == 3, let route = routes.route(for: String(tokens[1])) else { continue }
@@ -72,11 +98,22 @@ struct LogForwarder: Sendable {
                 logger.warning("agent sent more log lines in one message than the protocol allows; the rest were dropped",
                                metadata: ["agent": "\(tokens[1])", "dropped": "\(leftOut)"])
             }
+            let agentID = String(tokens[1])
+            if limiters[agentID] == nil, limiters.count > 4096 { limiters.removeAll() }
+            var limiter = limiters[agentID] ?? LogRateLimiter(rate: rate)
+            defer { limiters[agentID] = limiter }
+            var overRate = 0
             for line in lines {
+                guard message.headers?[AgentLogHeader.droppedLines] != nil
+                        || limiter.admit(bytes: line.readableBytes) != .drop else {
+                    overRate += 1
+                    continue
+                }
                 let record = LogRecord(text: String(decoding: line.readableBytesView, as: UTF8.self), level: level,
                                        id: route.workloadID)
                 try? await control.publish(record.json, to: subject)
             }
+            if overRate > 0 { routes.recordDroppedByNode(overRate, workloadID: route.workloadID) }
         }
     }
 }

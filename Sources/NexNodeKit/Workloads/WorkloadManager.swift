@@ -99,7 +99,8 @@ public actor WorkloadManager: Service {
     /// (``stopAll()``). Nothing it started outlives it.
     public func run() async throws {
         guard let (logs, events) = subscriptions else { return await stopAll() }
-        let forwarder = LogForwarder(nodeID: nodeID, routes: routes, control: context.control, logger: logger)
+        let forwarder = LogForwarder(nodeID: nodeID, routes: routes, control: context.control, logger: logger,
+                                     rate: LogForwarder.nodeRate(for: context.configuration.logRateLimit))
         let notices = supervisor.noticeStream
         let restarts = restartRequests
         await withDiscardingTaskGroup { group in

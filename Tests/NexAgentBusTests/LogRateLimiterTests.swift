@@ -1,6 +1,5 @@
 import Testing
-@testable import NexAgentKit
-import NexWorkloads
+@testable import NexAgentBus
 
 @Suite struct LogRateLimiterTests {
     @Test func aBurstOfTwoSecondsPassesThenTheRateHolds() {

@@ -1,5 +1,3 @@
-import NexWorkloads
-import NexAgentBus
 
 /// The rate at which one workload's output lines reach its node: a token bucket for lines and
 /// one for bytes, each holding two seconds of its rate.
