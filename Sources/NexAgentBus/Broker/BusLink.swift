@@ -69,7 +69,7 @@ public final class BusLink: Sendable {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<NATSMessage, any Error>) in
                 run {
                     peer.request(token: token, subject: subject, headers: headers, payload: payload,
-                                       timeout: timeout, continuation: continuation)
+                                 timeout: timeout, continuation: continuation)
                 }
             }
         } onCancel: {
