@@ -1,8 +1,10 @@
 #define _GNU_SOURCE
 #include "process_spawn.h"
+#include "sandbox_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -13,6 +15,12 @@
 
 enum { STEP_FORK, STEP_PIPE, STEP_SETPGID, STEP_PDEATHSIG, STEP_PARENT_GONE, STEP_RLIMIT, STEP_FDS, STEP_CGROUP, STEP_CHDIR, STEP_EXEC };
 static const char *step_names[] = { "fork", "pipe", "setpgid", "prctl", "parent exited", "setrlimit", "redirect", "cgroup", "chdir", "exec" };
+
+static const char *step_name(int step) {
+    if (step >= SANDBOX_STEP_CLONE) return nex_sandbox_step_name(step);
+    if (step < 0 || step > STEP_EXEC) return "spawn";
+    return step_names[step];
+}
 
 static void report_and_exit(int fd, int step, int error) {
     int message[2] = { step, error };
@@ -53,12 +61,13 @@ static int close_others_at_exec(void) {
     return 0;
 }
 
-static int join_cgroup(const char *procs) {
+/// Writes `pid` to a cgroup.procs file.
+static int join_cgroup(const char *procs, pid_t pid) {
     int fd = open(procs, O_WRONLY | O_CLOEXEC);
     if (fd < 0) return -1;
     char digits[24];
     int at = sizeof digits;
-    pid_t value = getpid();
+    pid_t value = pid;
     do { digits[--at] = (char)('0' + value % 10); value /= 10; } while (value > 0 && at > 0);
     ssize_t written = write(fd, digits + at, sizeof digits - at);
     int error = errno;
@@ -80,55 +89,127 @@ int nex_set_parent_death_signal(int signal_number) {
     return prctl(PR_SET_PDEATHSIG, signal_number, 0, 0, 0) == 0 ? 0 : errno;
 }
 
+/// The child's side, from its start to exec. `go` (sandbox only) is the read end of the pipe
+/// on which the parent says the id maps and cgroups are in place.
+static void run_child(const char *path, char *const argv[], char *const envp[], const nex_spawn_options *options,
+                      pid_t parent, int report, int go) {
+    sigset_t all;
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL);
+    }
+    const nex_sandbox *sandbox = options->sandbox;
+    if (sandbox) {
+        char byte;
+        ssize_t got;
+        do { got = read(go, &byte, 1); } while (got < 0 && errno == EINTR);
+        if (got != 1) _exit(127);  // the parent failed to map our ids, or died
+        int step = 0;
+        int error = nex_sandbox_enter(sandbox, &step);
+        if (error) report_and_exit(report, step, error);
+    }
+    if (options->new_process_group && setpgid(0, 0) != 0) report_and_exit(report, STEP_SETPGID, errno);
+    if (options->parent_death_signal > 0) {
+        // Set after the sandbox's uid change, which clears it.
+        if (prctl(PR_SET_PDEATHSIG, options->parent_death_signal) != 0) report_and_exit(report, STEP_PDEATHSIG, errno);
+        if (sandbox) {
+            // The parent lies outside our pid namespace (getppid() is 0): it holds the other
+            // end of `go` open until we exec, so a hang-up means it is gone.
+            struct pollfd check = { .fd = go, .events = POLLIN };
+            if (poll(&check, 1, 0) > 0 && (check.revents & POLLHUP)) report_and_exit(report, STEP_PARENT_GONE, ESRCH);
+        } else if (getppid() != parent) {
+            report_and_exit(report, STEP_PARENT_GONE, ESRCH);
+        }
+    }
+    if (!sandbox) {
+        if (options->cgroup_procs_path && join_cgroup(options->cgroup_procs_path, getpid()) != 0) report_and_exit(report, STEP_CGROUP, errno);
+        if (options->cgroup_procs_path2 && join_cgroup(options->cgroup_procs_path2, getpid()) != 0) report_and_exit(report, STEP_CGROUP, errno);
+    }
+    if (move_fd(options->stdin_fd, 0, O_RDONLY) != 0 || move_fd(options->stdout_fd, 1, O_WRONLY) != 0
+        || move_fd(options->stderr_fd, 2, O_WRONLY) != 0) report_and_exit(report, STEP_FDS, errno);
+    if (options->working_directory && chdir(options->working_directory) != 0) report_and_exit(report, STEP_CHDIR, errno);
+    if (options->close_other_descriptors) close_others_at_exec();
+    if (set_limit(RLIMIT_AS, options->limit_address_space) != 0
+        || set_limit(RLIMIT_NOFILE, options->limit_open_files) != 0
+        || set_limit(RLIMIT_NPROC, options->limit_processes) != 0) report_and_exit(report, STEP_RLIMIT, errno);
+    if (sandbox && sandbox->seccomp) {
+        int error = nex_sandbox_seccomp();
+        if (error) report_and_exit(report, SANDBOX_STEP_SECCOMP, error);
+    }
+    execve(path, argv, envp);
+    report_and_exit(report, STEP_EXEC, errno);
+}
+
+/// In the parent of a sandboxed child: maps its ids and puts it in its cgroups, then lets it go.
+static int release_sandboxed_child(pid_t child, const nex_spawn_options *options, int go, int *step) {
+    int error = nex_sandbox_map_ids(child, options->sandbox, step);
+    if (error) return error;
+    *step = STEP_CGROUP;
+    if (options->cgroup_procs_path && join_cgroup(options->cgroup_procs_path, child) != 0) return errno;
+    if (options->cgroup_procs_path2 && join_cgroup(options->cgroup_procs_path2, child) != 0) return errno;
+    ssize_t written;
+    do { written = write(go, "g", 1); } while (written < 0 && errno == EINTR);
+    *step = SANDBOX_STEP_WAIT;
+    return written == 1 ? 0 : errno;
+}
+
 int nex_spawn(const char *path, char *const argv[], char *const envp[], const nex_spawn_options *options,
               pid_t *pid_out, const char **failed_step) {
-    int report[2];
+    int report[2], go[2] = { -1, -1 };
     if (pipe2(report, O_CLOEXEC) != 0) {
         if (failed_step) *failed_step = step_names[STEP_PIPE];
         return errno;
     }
+    if (options->sandbox && pipe2(go, O_CLOEXEC) != 0) {
+        int error = errno;
+        close(report[0]); close(report[1]);
+        if (failed_step) *failed_step = step_names[STEP_PIPE];
+        return error;
+    }
     pid_t parent = getpid();
-    pid_t child = fork();
+    // A sandboxed child is cloned into its namespaces: it is pid 1 of its own pid namespace
+    // (when it dies, everything in the sandbox dies) and a direct child of ours. A raw clone
+    // without a new stack behaves like fork.
+    pid_t child = options->sandbox
+        ? (pid_t)syscall(SYS_clone, nex_sandbox_clone_flags(options->sandbox) | SIGCHLD, 0, 0, 0, 0)
+        : fork();
     if (child < 0) {
         int error = errno;
         close(report[0]); close(report[1]);
-        if (failed_step) *failed_step = step_names[STEP_FORK];
+        if (go[0] >= 0) { close(go[0]); close(go[1]); }
+        if (failed_step) *failed_step = options->sandbox ? nex_sandbox_step_name(SANDBOX_STEP_CLONE) : step_names[STEP_FORK];
         return error;
     }
     if (child == 0) {
         close(report[0]);
-        sigset_t all;
-        sigemptyset(&all);
-        sigprocmask(SIG_SETMASK, &all, NULL);
-        for (int sig = 1; sig < NSIG; sig++) {
-            if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL);
-        }
-        if (options->new_process_group && setpgid(0, 0) != 0) report_and_exit(report[1], STEP_SETPGID, errno);
-        if (options->parent_death_signal > 0) {
-            if (prctl(PR_SET_PDEATHSIG, options->parent_death_signal) != 0) report_and_exit(report[1], STEP_PDEATHSIG, errno);
-            if (getppid() != parent) report_and_exit(report[1], STEP_PARENT_GONE, ESRCH);
-        }
-        if (options->cgroup_procs_path && join_cgroup(options->cgroup_procs_path) != 0) report_and_exit(report[1], STEP_CGROUP, errno);
-        if (options->cgroup_procs_path2 && join_cgroup(options->cgroup_procs_path2) != 0) report_and_exit(report[1], STEP_CGROUP, errno);
-        if (move_fd(options->stdin_fd, 0, O_RDONLY) != 0 || move_fd(options->stdout_fd, 1, O_WRONLY) != 0
-            || move_fd(options->stderr_fd, 2, O_WRONLY) != 0) report_and_exit(report[1], STEP_FDS, errno);
-        if (options->working_directory && chdir(options->working_directory) != 0) report_and_exit(report[1], STEP_CHDIR, errno);
-        if (options->close_other_descriptors) close_others_at_exec();
-        if (set_limit(RLIMIT_AS, options->limit_address_space) != 0
-            || set_limit(RLIMIT_NOFILE, options->limit_open_files) != 0
-            || set_limit(RLIMIT_NPROC, options->limit_processes) != 0) report_and_exit(report[1], STEP_RLIMIT, errno);
-        execve(path, argv, envp);
-        report_and_exit(report[1], STEP_EXEC, errno);
+        if (go[1] >= 0) close(go[1]);
+        run_child(path, argv, envp, options, parent, report[1], go[0]);
     }
     close(report[1]);
+    if (options->sandbox) {
+        close(go[0]);
+        int step = 0;
+        int error = release_sandboxed_child(child, options, go[1], &step);
+        if (error) {
+            close(go[1]);
+            close(report[0]);
+            kill(child, SIGKILL);
+            int status;
+            while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+            if (failed_step) *failed_step = step_name(step);
+            return error;
+        }
+    }
     int message[2];
     ssize_t got;
     do { got = read(report[0], message, sizeof message); } while (got < 0 && errno == EINTR);
     close(report[0]);
+    if (go[1] >= 0) close(go[1]);
     if (got == (ssize_t)sizeof message) {
         int status;
         while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
-        if (failed_step) *failed_step = step_names[message[0]];
+        if (failed_step) *failed_step = step_name(message[0]);
         return message[1] ? message[1] : EINVAL;
     }
     *pid_out = child;

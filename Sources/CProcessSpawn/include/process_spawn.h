@@ -3,6 +3,42 @@
 
 #include <sys/types.h>
 
+/// A path of the host shown inside a sandbox.
+typedef struct {
+    /// The host path (a directory or a file; symlinks are followed).
+    const char *source;
+    /// Where it appears inside the sandbox (absolute).
+    const char *target;
+    /// 0: read-only (and nosuid, nodev); 1: writable.
+    int writable;
+} nex_sandbox_bind;
+
+/// The Linux sandbox a child starts in (see sandbox.c): new user, pid, mount, ipc and uts
+/// namespaces (and network, when asked), one uid and gid of its own, a root file system made
+/// of the binds given (read-only unless marked) with a fresh /proc, a minimal /dev and
+/// private tmpfs scratch directories, no capabilities, no_new_privs and a seccomp filter.
+typedef struct {
+    /// The host uid and gid the child runs as; mapped to the same numbers inside.
+    uid_t uid;
+    gid_t gid;
+    /// newuidmap(1) and newgidmap(1) to write the id maps with (a node that is not root and
+    /// owns a subordinate id range); NULL: written directly (needs CAP_SETUID/CAP_SETGID).
+    const char *newuidmap;
+    const char *newgidmap;
+    /// A network namespace of its own with only a loopback interface.
+    int private_network;
+    const char *hostname;
+    const nex_sandbox_bind *binds;
+    int bind_count;
+    /// Private writable tmpfs directories owned by uid/gid, mode 0700 (e.g. /tmp).
+    const char *const *scratch;
+    int scratch_count;
+    /// The size limit of each scratch tmpfs (bytes; also charged to the child's memory cgroup).
+    long long scratch_bytes;
+    /// Install the seccomp filter (refuses mount, ptrace, bpf, kexec, keyctl, new namespaces, ...).
+    int seccomp;
+} nex_sandbox;
+
 /// How to start a child. Negative limits and fds mean "leave as is" / "/dev/null".
 typedef struct {
     /// Put the child in a new process group of its own (setpgid(0, 0)).
@@ -25,6 +61,9 @@ typedef struct {
     int close_other_descriptors;
     /// The child's working directory (chdir before exec); NULL = this process's.
     const char *working_directory;
+    /// Start the child in this sandbox; NULL = none. The cgroup.procs files are then written
+    /// by the parent (with the child's pid as the host sees it) before the child goes on.
+    const nex_sandbox *sandbox;
 } nex_spawn_options;
 
 /// fork + exec with the options applied in the child (only async-signal-safe calls there).

@@ -124,11 +124,21 @@ public final class ChildProcess: Sendable {
         let workingDirectory = options.workingDirectory.map { strdup($0) }
         defer { workingDirectory.map { free($0) } }
         spawn.working_directory = workingDirectory.map { UnsafePointer($0) } ?? nil
+        let sandbox = options.sandbox.map(CSandbox.init)
+        defer { sandbox?.free() }
         let startChild = { [spawn] () -> (Int32, pid_t, String) in
             var options = spawn
             var child: pid_t = 0
             var failedStep: UnsafePointer<CChar>?
-            let code = nex_spawn(executable, argv, envp, &options, &child, &failedStep)
+            let code: Int32
+            if let sandbox {
+                code = withUnsafePointer(to: sandbox.value) { pointer in
+                    options.sandbox = pointer
+                    return nex_spawn(executable, argv, envp, &options, &child, &failedStep)
+                }
+            } else {
+                code = nex_spawn(executable, argv, envp, &options, &child, &failedStep)
+            }
             return (code, child, failedStep.map { String(cString: $0) } ?? "spawn")
         }
         // PR_SET_PDEATHSIG follows the forking thread: fork from one that never ends.
@@ -139,6 +149,50 @@ public final class ChildProcess: Sendable {
         processGroup = options.newProcessGroup ? child : nil
         killGroupOnExit = options.newProcessGroup && options.killGroupOnExit
         self.executable = executable
+    }
+
+    /// A ``Sandbox`` as `nex_spawn` takes it, in memory of its own until ``free()``.
+    private struct CSandbox: @unchecked Sendable {
+        var value = nex_sandbox()
+        private var strings: [UnsafeMutablePointer<CChar>] = []
+        private let binds: UnsafeMutablePointer<nex_sandbox_bind>
+        private let scratch: UnsafeMutablePointer<UnsafePointer<CChar>?>
+
+        init(_ sandbox: Sandbox) {
+            binds = .allocate(capacity: max(sandbox.binds.count, 1))
+            scratch = .allocate(capacity: max(sandbox.scratch.count, 1))
+            value.uid = sandbox.uid
+            value.gid = sandbox.gid
+            if case .helpers(let newuidmap, let newgidmap) = sandbox.idMapping {
+                value.newuidmap = keep(newuidmap)
+                value.newgidmap = keep(newgidmap)
+            }
+            value.private_network = sandbox.privateNetwork ? 1 : 0
+            value.hostname = keep(sandbox.hostname)
+            for (index, bind) in sandbox.binds.enumerated() {
+                binds[index] = nex_sandbox_bind(source: keep(bind.source), target: keep(bind.target),
+                                                writable: bind.writable ? 1 : 0)
+            }
+            value.binds = UnsafePointer(binds)
+            value.bind_count = Int32(sandbox.binds.count)
+            for (index, path) in sandbox.scratch.enumerated() { scratch[index] = keep(path) }
+            value.scratch = UnsafePointer(scratch)
+            value.scratch_count = Int32(sandbox.scratch.count)
+            value.scratch_bytes = Int64(sandbox.scratchBytes)
+            value.seccomp = sandbox.seccomp ? 1 : 0
+        }
+
+        private mutating func keep(_ text: String) -> UnsafePointer<CChar> {
+            let copy = strdup(text)!
+            strings.append(copy)
+            return UnsafePointer(copy)
+        }
+
+        func free() {
+            strings.forEach { Glibc.free($0) }
+            binds.deallocate()
+            scratch.deallocate()
+        }
     }
 
     private static func limit(_ value: Int?) -> Int64 {

@@ -39,10 +39,15 @@ public struct SpawnOptions: Sendable {
     /// The child's working directory; nil keeps this process's (a workload must not start in
     /// the node's or its agent's working directory: agents pass their private directory).
     public var workingDirectory: String?
+    /// Start the child in this sandbox (the working directory and executable are then paths
+    /// inside it); nil: a plain child. The cgroups are joined on the child's behalf.
+    public var sandbox: Sandbox?
 
     public init(newProcessGroup: Bool = false, parentDeathSignal: Int32? = nil, limits: ResourceLimits = ResourceLimits(),
                 stdin: Stream = .null, stdout: Stream = .null, stderr: Stream = .null, cgroupProcsPaths: [String] = [],
-                killGroupOnExit: Bool = false, inheritDescriptors: Bool = false, workingDirectory: String? = nil) {
+                killGroupOnExit: Bool = false, inheritDescriptors: Bool = false, workingDirectory: String? = nil,
+                sandbox: Sandbox? = nil) {
+        self.sandbox = sandbox
         self.workingDirectory = workingDirectory
         self.killGroupOnExit = killGroupOnExit
         self.inheritDescriptors = inheritDescriptors
