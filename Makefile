@@ -2,7 +2,7 @@
 # Both install what they need first (`make deps`), so they work on a fresh Debian machine.
 
 SWIFT        ?= swift
-APT_PACKAGES := nats-server libsodium-dev libssl-dev libnats-dev libjavascriptcoregtk-4.1-dev wabt openssl pkg-config gcc python3-pip
+APT_PACKAGES := nats-server libsodium-dev libssl-dev libnats-dev libjavascriptcoregtk-4.1-dev wabt openssl pkg-config gcc python3-pip uidmap
 PY_MODULES   := nats nkeys nacl
 PIP_PACKAGES := nats-py nkeys pynacl
 SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

@@ -268,6 +268,15 @@ int nex_sandbox_enter(const nex_sandbox *sandbox, int *step) {
     if (mount("tmpfs", "newroot", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m") != 0) FAIL(SANDBOX_STEP_ROOT);
     if (pivot_root(".", "oldroot") != 0 || chdir("/") != 0) FAIL(SANDBOX_STEP_PIVOT);
 
+    // Scratch first: a bind may lie below a scratch directory (a path under /tmp).
+    char options[96];
+    snprintf(options, sizeof options, "mode=0700,uid=%u,gid=%u,size=%lld", sandbox->uid, sandbox->gid,
+             sandbox->scratch_bytes > 0 ? sandbox->scratch_bytes : 64LL << 20);
+    for (int i = 0; i < sandbox->scratch_count; i++) {
+        char target[PATH_MAX];
+        if (join_path(target, sizeof target, NEW_ROOT, sandbox->scratch[i]) != 0
+            || mount_tmpfs(target, MS_NOSUID | MS_NODEV, options) != 0) FAIL(SANDBOX_STEP_SCRATCH);
+    }
     for (int i = 0; i < sandbox->bind_count; i++) {
         const nex_sandbox_bind *bind = &sandbox->binds[i];
         unsigned long long attributes = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
@@ -280,14 +289,6 @@ int nex_sandbox_enter(const nex_sandbox *sandbox, int *step) {
     if (make_directories(NEW_ROOT "/proc") != 0
         || mount("proc", NEW_ROOT "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0) FAIL(SANDBOX_STEP_PROC);
     if (make_dev(sandbox) != 0) FAIL(SANDBOX_STEP_DEV);
-    char options[96];
-    snprintf(options, sizeof options, "mode=0700,uid=%u,gid=%u,size=%lld", sandbox->uid, sandbox->gid,
-             sandbox->scratch_bytes > 0 ? sandbox->scratch_bytes : 64LL << 20);
-    for (int i = 0; i < sandbox->scratch_count; i++) {
-        char target[PATH_MAX];
-        if (join_path(target, sizeof target, NEW_ROOT, sandbox->scratch[i]) != 0
-            || mount_tmpfs(target, MS_NOSUID | MS_NODEV, options) != 0) FAIL(SANDBOX_STEP_SCRATCH);
-    }
 
     // Leave the old root for good: detach it, then make the new root "/" (pivot_root(".", ".")
     // stacks the build tmpfs on top of it, and the detach removes that).

@@ -11,7 +11,7 @@ struct NexAgent: AsyncParsableCommand {
         abstract: "Runs one workload for its node, over the loopback agent bus.",
         discussion: """
             Started by nex-node, configured only through its environment: NEX_AGENT_BUS_URL, NEX_AGENT_ID, \
-            NEX_AGENT_NKEY_SEED, NEX_AGENT_DIR, NEX_NODE_PID. SIGTERM stops the workload gracefully; SIGHUP (its parent-death \
+            NEX_AGENT_NKEY_SEED, NEX_AGENT_DIR, NEX_AGENT_WORK_DIR (optional), NEX_NODE_PID (0: sandboxed). SIGTERM stops the workload gracefully; SIGHUP (its parent-death \
             signal) kills the workload and all its descendants at once and exits. \
             See docs/agent-protocol.md.
             """,

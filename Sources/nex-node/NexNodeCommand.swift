@@ -1,4 +1,7 @@
 import ArgumentParser
+#if canImport(Glibc)
+import Glibc
+#endif
 import FoundationEssentials
 import Logging
 import NATSWire
@@ -117,6 +120,12 @@ struct Preflight: AsyncParsableCommand {
 
     @OptionGroup var options: NodeOptions
 
+    @Flag(name: .customLong("init"), help: "As root: give --node-user a subordinate uid and gid range for its sandboxes (in /etc/subuid and /etc/subgid) where it has none.")
+    var initialize = false
+
+    @Option(help: "The user the node runs as, for --init.")
+    var nodeUser = "nex"
+
     func run() async throws {
         let configuration: NodeConfiguration
         do {
@@ -124,10 +133,16 @@ struct Preflight: AsyncParsableCommand {
         } catch {
             throw ValidationError("\(error)")
         }
+        if initialize {
+            guard getuid() == 0 else { throw ValidationError("--init edits /etc/subuid and /etc/subgid: run it as root") }
+            let ranges = try SubordinateIDRange.ensure(user: nodeUser)
+            print("ok   sandbox ids for \(nodeUser): uids \(ranges.uids), gids \(ranges.gids)")
+        }
         let checks = await NexNodeKit.Preflight.run(
             control: configuration.control,
             stateDirectory: configuration.stateDirectory ?? StateDirectory.defaultPath,
-            dev: options.wantsDevServer(configuration), agentPath: configuration.agentPath)
+            dev: options.wantsDevServer(configuration), agentPath: configuration.agentPath,
+            sandboxed: !configuration.noSandbox)
         for check in checks {
             print("\(check.passed ? "ok  " : "FAIL") \(check.name): \(check.detail)")
             if let fix = check.fix, !check.passed { print("     fix: \(fix)") }

@@ -24,8 +24,10 @@ import Testing
                     let capabilities = status.split(separator: "\n").first { $0.hasPrefix("CapEff:") }.map(String.init) ?? ""
                     if NodeUser.dropsPrivileges {
                         #expect(uidLine.split(whereSeparator: \.isWhitespace).dropFirst().allSatisfy { $0 == "\(NodeUser.uid)" }, "\(uidLine)")
-                        #expect(line.hasPrefix("uid=\(NodeUser.uid) "), "\(line)")
                     }
+                    // The workload runs sandboxed, as a uid of its own: neither the node's nor root.
+                    let workloadUID = line.firstMatch(of: #/^uid=(\d+) /#).flatMap { UInt32($0.1) }
+                    #expect(workloadUID != nil && workloadUID != UInt32(NodeUser.uid) && workloadUID != 0, "\(line)")
                     #expect(capabilities.hasSuffix("0000000000000000"), "\(capabilities)")
                     // It trusts any issuer (no valid_issuers) and says so.
                     #expect(node.log.contains("valid_issuers is empty"), "\(node.log)")
@@ -312,10 +314,13 @@ import Testing
     }
 
     /// A workload leaves descendants outside its process group, then kills its own agent, so
-    /// the agent cannot end them: the node, their subreaper, does.
-    @Test func aWorkloadThatKillsItsAgentLeavesNothingBehind() async throws {
+    /// the agent cannot end them: unsandboxed, the node, their subreaper, does; sandboxed, the
+    /// agent is its sandbox's init and cannot be killed from inside, and stopping the workload
+    /// ends everything in the sandbox.
+    @Test(arguments: [false, true])
+    func aWorkloadThatKillsItsAgentLeavesNothingBehind(sandboxed: Bool) async throws {
         try await withNATSServer(jetStream: true) { server in
-            try await withNode(server: server) { node in
+            try await withNode(server: server, .init(config: sandboxed ? nil : #"{"no_sandbox": true}"#)) { node in
                 try await withControlClient(server) { nex in
                     let logs = try await LogRecorder.start(nex, workloadName: "parricide")
                     let marker = "nexorphan\(UInt32.random(in: 0...UInt32.max))"
@@ -327,11 +332,19 @@ import Testing
                         echo "escaped"
                         sleep 1
                         kill -9 $PPID
+                        echo "killed my agent"
                         sleep 30
                         """)
-                    _ = try await fixture.deploy(nex, node: node.nodeID, name: "parricide")
-                    _ = try await logs.waitFor("escaped")
+                    let run = try await fixture.deploy(nex, node: node.nodeID, name: "parricide")
+                    let escaped = try await logs.waitFor("escaped")
                     #expect(processes(withMarker: marker).count == 2)
+                    if sandboxed {
+                        let agent = try #require(pids(of: escaped)).ppid
+                        try await logs.waitFor("killed my agent")
+                        try await Task.sleep(for: .milliseconds(300))
+                        #expect(processIsAlive(agent), "the sandbox's init ignores SIGKILL from inside")
+                        _ = try await fixture.stop(nex, node: node.nodeID, id: run.id, name: "parricide")
+                    }
                     try await waitForValue(timeout: .seconds(10), "the escaped descendants to be ended; alive: \(processes(withMarker: marker))") {
                         processes(withMarker: marker).isEmpty ? true : nil
                     }

@@ -13,10 +13,9 @@ import Testing
                     let events = try await EventRecorder.start(nex, namespace: "default")
                     let logs = try await LogRecorder.start(nex)
                     let fixture = try WorkloadFixture()
-                    let marker = fixture.directory.appending("term-marker")
 
                     let run = try await fixture.deploy(nex, node: node.nodeID, name: "echo-svc",
-                                                       environment: ["GREETING": "hi there", "MARKER": marker])
+                                                       environment: ["GREETING": "hi there"])
                     #expect(run.started && run.name == "echo-svc" && run.issuer == fixture.issuer.publicKey)
                     let deployed = try await events.waitFor("workload_deployed")
                     #expect(deployed.source == "\(node.nodeID)-\(run.id)")
@@ -26,7 +25,7 @@ import Testing
                     #expect(hello.id == run.id && hello.level == 4)
                     let stderrLine = try await logs.waitFor("to stderr")
                     #expect(stderrLine.level == 2)
-                    let processes = try #require(pids(from: try await logs.waitFor("pid=").text))
+                    let processes = try #require(pids(of: try await logs.waitFor("pid=")))
                     #expect(processIsAlive(processes.pid))
                     try await logs.waitFor("tick 2")
 
@@ -37,7 +36,8 @@ import Testing
                     #expect(machine.state == "running" && machine.restarts == 0)
                     #expect(try await nex.info(namespace: "other", node: node.nodeID).machines.isEmpty)
                     #expect(try await nex.ping(node: node.nodeID).runningMachines == 1)
-                    #expect(try await nex.ping(node: node.nodeID).tags?["nex.unsafe"] == "true")
+                    let ping = try await nex.ping(node: node.nodeID)
+                    #expect(ping.tags?["nex.unsafe"] == nil && ping.sandboxed == true)
                     let byName = try await nex.runningWorkloads(namespace: "default", matching: "echo-svc")
                     let byID = try await nex.runningWorkloads(namespace: "default", matching: run.id)
                     #expect(byName.map(\.id) == [run.id] && byID.map(\.id) == [run.id])
@@ -45,7 +45,7 @@ import Testing
                     let stopped = try await fixture.stop(nex, node: node.nodeID, id: run.id, name: "echo-svc")
                     #expect(stopped.stopped && stopped.id == run.id)
                     try await waitFor("the workload process to end") { !processIsAlive(processes.pid) }
-                    #expect(FileManager.default.fileExists(atPath: marker), "the workload got SIGTERM first")
+                    try await logs.waitFor("got TERM")  // SIGTERM first
                     try await events.waitFor("workload_undeployed")
                     #expect(try await nex.info(namespace: "default", node: node.nodeID).machines.isEmpty)
                     #expect(try await nex.ping(node: node.nodeID).runningMachines == 0)
@@ -163,15 +163,24 @@ import Testing
             try await withNode(server: server) { node in
                 try await withControlClient(server) { nex in
                     let logs = try await LogRecorder.start(nex)
-                    let fixture = try WorkloadFixture()
-                    let marker = fixture.directory.appending("term-marker")
-                    _ = try await fixture.deploy(nex, node: node.nodeID, name: "graceful", environment: ["MARKER": marker])
-                    let processes = try #require(pids(from: try await logs.waitFor("pid=").text))
+                    // On SIGTERM it becomes a process the host can see by name (a sandboxed
+                    // workload cannot leave a file behind), then exits.
+                    let marker = "nexterm\(UInt32.random(in: 0...UInt32.max))"
+                    let fixture = try WorkloadFixture(script: """
+                        #!/bin/sh
+                        echo "pid=$$ ppid=$PPID"
+                        trap 'exec sh -c "sleep 1" \(marker)' TERM
+                        while true; do sleep 0.1; done
+                        """)
+                    _ = try await fixture.deploy(nex, node: node.nodeID, name: "graceful")
+                    let workload = try #require(pids(of: try await logs.waitFor("pid=")))
 
                     node.terminate()
+                    try await waitFor(timeout: .seconds(5), "SIGTERM reached the workload") {
+                        !processes(withMarker: marker).isEmpty
+                    }
                     #expect(try await node.waitForExit() == 0)
-                    #expect(FileManager.default.fileExists(atPath: marker), "SIGTERM reached the workload")
-                    #expect(!processIsAlive(processes.pid) && !processIsAlive(processes.ppid))
+                    #expect(!processIsAlive(workload.pid) && !processIsAlive(workload.ppid))
                 }
             }
         }
@@ -184,7 +193,7 @@ import Testing
                     let logs = try await LogRecorder.start(nex)
                     let fixture = try WorkloadFixture()
                     _ = try await fixture.deploy(nex, node: node.nodeID, name: "orphan-check")
-                    let processes = try #require(pids(from: try await logs.waitFor("pid=").text))
+                    let processes = try #require(pids(of: try await logs.waitFor("pid=")))
                     let agents = try childPIDs(of: node.pid)
                     #expect(agents.count >= 3, "a warm pool of agents besides the busy one: \(agents)")
                     #expect(agents.contains(processes.ppid))
@@ -224,7 +233,7 @@ import Testing
                     let line = try await waitForValue("pid line of plain") {
                         logs.all.first { $0.id == run.id && $0.text.hasPrefix("pid=") }
                     }
-                    let processes = try #require(pids(from: line.text))
+                    let processes = try #require(pids(of: line))
                     kill(processes.ppid, SIGKILL)
                     let undeployed = try await waitForValue(timeout: .seconds(5), "workload_undeployed for plain: \(events.summary)") {
                         events.all.first { $0.type == "workload_undeployed" && $0.source.hasSuffix(run.id) }

@@ -218,7 +218,8 @@ import Glibc
 
         let placed = try cache.place(artifact, in: agentDirectory, named: "workload")
         #expect(placed == "\(agentDirectory)/workload")
-        #expect(mode(of: placed) == 0o700)
+        // Readable and executable by a sandboxed agent's own uid; the directory keeps it private.
+        #expect(mode(of: placed) == 0o755)
         #expect(try readFile(placed) == content)
         #expect(inode(of: placed) != inode(of: artifact.path))
 

@@ -27,6 +27,13 @@ import NexWorkloads
         #expect(configuration.machinePoolSize == 1)
         #expect(configuration.heartbeatIntervalSeconds == 30)
         #expect(configuration.hostServices.configuration.enabledServices == ["http", "kv", "messaging", "objectstore"])
+        #expect(configuration.noSandbox == false, "sandboxed unless the operator says otherwise")
+    }
+
+    @Test func noSandboxIsABoolean() throws {
+        #expect(try Self.parse(#"{"no_sandbox": true}"#).noSandbox)
+        #expect(try !Self.parse(#"{"no_sandbox": false}"#).noSandbox)
+        #expect(Self.refusal(#"{"no_sandbox": "yes"}"#)?.key == "no_sandbox")
     }
 
     @Test func everyKeyIsParsed() throws {

@@ -8,9 +8,14 @@ public enum AgentEnvironment {
     public static let agentID = "NEX_AGENT_ID"
     /// The agent's nkey user seed (`SU...`), its only credential on the bus.
     public static let nkeySeed = "NEX_AGENT_NKEY_SEED"
-    /// The agent's private working directory (mode 0700); artifacts are placed inside it.
+    /// The agent's private directory; the node places its workload's artifact inside it
+    /// (read-only to a sandboxed agent).
     public static let directory = "NEX_AGENT_DIR"
-    /// The node's pid: the agent exits when its parent is no longer this process.
+    /// Where the workload starts (a sandbox's private writable directory); unset: ``directory``.
+    public static let workDirectory = "NEX_AGENT_WORK_DIR"
+    /// The node's pid: the agent exits when its parent is no longer this process. `0` for
+    /// a sandboxed agent, whose parent lies outside its pid namespace (`getppid()` is 0 there;
+    /// its parent-death signal tells it the node is gone).
     public static let nodePID = "NEX_NODE_PID"
 
     /// The signal the agent receives when its node dies (`PR_SET_PDEATHSIG`, set by the node

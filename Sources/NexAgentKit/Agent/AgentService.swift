@@ -33,19 +33,25 @@ public final class AgentService: AgentRequestHandler, Service {
         public var nkeySeed: String
         /// The agent's private directory; artifacts must lie inside it.
         public var directory: String
-        /// The node's pid: the agent stops when its parent is another process.
+        /// Where the workload starts; nil: ``directory``.
+        public var workDirectory: String?
+        /// The node's pid: the agent stops when its parent is another process. 0: the node
+        /// lies outside the agent's pid namespace (a sandbox), where `getppid()` is 0.
         public var nodePID: Int32
 
-        public init(busURL: String, agentID: String, nkeySeed: String, directory: String, nodePID: Int32) {
+        public init(busURL: String, agentID: String, nkeySeed: String, directory: String, workDirectory: String? = nil,
+                    nodePID: Int32) {
             self.busURL = busURL
             self.agentID = agentID
             self.nkeySeed = nkeySeed
             self.directory = directory
+            self.workDirectory = workDirectory
             self.nodePID = nodePID
         }
 
-        /// Reads `NEX_AGENT_BUS_URL`, `NEX_AGENT_ID`, `NEX_AGENT_NKEY_SEED`, `NEX_AGENT_DIR` and
-        /// `NEX_NODE_PID`; throws naming the first one missing or invalid.
+        /// Reads `NEX_AGENT_BUS_URL`, `NEX_AGENT_ID`, `NEX_AGENT_NKEY_SEED`, `NEX_AGENT_DIR`,
+        /// `NEX_AGENT_WORK_DIR` (optional) and `NEX_NODE_PID`; throws naming the first one
+        /// missing or invalid.
         public init(environment: [String: String] = ProcessInfo.processInfo.environment) throws {
             func value(_ name: String) throws -> String {
                 guard let value = environment[name], !value.isEmpty else { throw AgentServiceError.missingEnvironment(name: name) }
@@ -55,8 +61,9 @@ public final class AgentService: AgentRequestHandler, Service {
             agentID = try value(AgentEnvironment.agentID)
             nkeySeed = try value(AgentEnvironment.nkeySeed)
             directory = try value(AgentEnvironment.directory)
+            workDirectory = environment[AgentEnvironment.workDirectory].flatMap { $0.isEmpty ? nil : $0 }
             let pid = try value(AgentEnvironment.nodePID)
-            guard let nodePID = Int32(pid), nodePID > 0 else {
+            guard let nodePID = Int32(pid), nodePID >= 0 else {
                 throw AgentServiceError.invalidEnvironment(name: AgentEnvironment.nodePID, value: pid, reason: "not a process id")
             }
             self.nodePID = nodePID
@@ -466,7 +473,8 @@ public final class AgentService: AgentRequestHandler, Service {
         return NativeRunner.Workload(
             workloadID: request.workloadID, namespace: request.namespace, workloadName: request.workloadName,
             executable: request.artifactPath, arguments: request.argv, environment: request.environment,
-            limits: request.limits, cgroup: cgroup, workingDirectory: settings.directory, killsDescendantsOnExit: true)
+            limits: request.limits, cgroup: cgroup, workingDirectory: settings.workDirectory ?? settings.directory,
+            killsDescendantsOnExit: true)
     }
 
     /// What every deploy needs: ids and an artifact inside the agent's directory.

@@ -15,17 +15,21 @@ public struct PingResponse: Codable, Sendable, Equatable {
     public var tags: [String: String]?
     /// `running_machines`: the number of workloads running on the node.
     public var runningMachines: Int
+    /// `sandboxed`: whether the node runs each workload in a sandbox of its own (false: its
+    /// `no_sandbox` is set, and it is tagged `nex.unsafe`); nil from nodes that do not say.
+    public var sandboxed: Bool?
 
     enum CodingKeys: String, CodingKey {
         case nodeID = "node_id", nexus, version, uptime, targetXKey = "target_xkey", tags
-        case runningMachines = "running_machines"
+        case runningMachines = "running_machines", sandboxed
     }
 
     /// Ping or auction reply data.
     public init(nodeID: String, nexus: String? = nil, version: String, uptime: String, targetXKey: String,
-                tags: [String: String]?, runningMachines: Int) {
+                tags: [String: String]?, runningMachines: Int, sandboxed: Bool? = nil) {
         self.nodeID = nodeID; self.nexus = nexus; self.version = version; self.uptime = uptime
         self.targetXKey = targetXKey; self.tags = tags; self.runningMachines = runningMachines
+        self.sandboxed = sandboxed
     }
 }
 
@@ -35,8 +39,8 @@ public struct AuctionRequest: Codable, Sendable, Equatable {
     public var arch: String?
     /// `os`: the operating system the node must run, e.g. `linux`; nil matches any.
     public var os: String?
-    /// `sandboxed`: `true` asks for a sandboxed node, which our nodes never are (agents are plain
-    /// processes); nil matches any.
+    /// `sandboxed`: `true` asks for a node that sandboxes its workloads, `false` for one that
+    /// does not (`no_sandbox`); nil matches any.
     public var sandboxed: Bool?
     /// `tags`: all must be present on the node; values compare case-insensitively.
     public var tags: [String: String]?
@@ -128,17 +132,20 @@ public struct InfoResponse: Codable, Sendable, Equatable {
     public var machines: [MachineSummary]
     /// `supported_workload_types`: the workload types the node runs (its `workload_types`).
     public var supportedWorkloadTypes: [String]?
+    /// `sandboxed`: whether the node runs each workload in a sandbox of its own.
+    public var sandboxed: Bool?
 
     enum CodingKeys: String, CodingKey {
         case version, uptime, publicXKey = "public_xkey", tags, memory, machines
-        case supportedWorkloadTypes = "supported_workload_types"
+        case supportedWorkloadTypes = "supported_workload_types", sandboxed
     }
 
     /// Info reply data.
     public init(version: String, uptime: String, publicXKey: String, tags: [String: String]?, memory: Memory?,
-                machines: [MachineSummary], supportedWorkloadTypes: [String]?) {
+                machines: [MachineSummary], supportedWorkloadTypes: [String]?, sandboxed: Bool? = nil) {
         self.version = version; self.uptime = uptime; self.publicXKey = publicXKey; self.tags = tags
         self.memory = memory; self.machines = machines; self.supportedWorkloadTypes = supportedWorkloadTypes
+        self.sandboxed = sandboxed
     }
 }
 

@@ -9,6 +9,8 @@ struct AgentProcess: Sendable {
     let process: ChildProcess
     /// Its private directory (0700); artifacts for its workload are placed here.
     let directory: String
+    /// The uid and gid of its sandbox; nil when it runs unsandboxed.
+    let sandboxIdentity: SandboxIdentity?
 }
 
 /// What the supervisor reports about its agents.

@@ -33,6 +33,9 @@ public actor AgentSupervisor: Service {
         /// The node is a child subreaper: kill what is re-parented to it (the escaped
         /// descendants of a workload whose agent died), keeping its own children.
         public var killsOrphans = false
+        /// Start each agent in a sandbox of its own; nil: agents are plain processes of the
+        /// node's user (`no_sandbox`).
+        public var sandbox: NodeSandbox?
 
         public init(agentExecutable: String, stateDirectory: String, poolSize: Int, handshakeTimeout: Duration,
                     pingTimeout: Duration, logLevel: String? = nil) {
@@ -188,32 +191,47 @@ public actor AgentSupervisor: Service {
         guard !machine.isStopping else { throw AgentSupervisorError.stopping }
         let key = try NKeyPair.generate(.user)
         let directory = agentsDirectory + "/" + id
+        var identity: SandboxIdentity?
+        if let sandbox = settings.sandbox {
+            guard let free = sandbox.identities.acquire() else {
+                throw AgentSupervisorError.noSandboxIdentity(range: sandbox.identities.uids.description)
+            }
+            identity = free
+        }
+        // A sandboxed agent runs as another uid: it reads its directory (and the artifact the
+        // node places there) as "other". The directory above stays 0700.
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false,
-                                                attributes: [.posixPermissions: 0o700])
+                                                attributes: [.posixPermissions: identity == nil ? 0o700 : 0o755])
         await bus.addUser(publicKey: key.publicKey, permissions: .agent(id))
         var environment = [
             AgentEnvironment.busURL: bus.url,
             AgentEnvironment.agentID: id,
             AgentEnvironment.nkeySeed: key.seed,
             AgentEnvironment.directory: directory,
-            AgentEnvironment.nodePID: String(getpid()),
+            AgentEnvironment.nodePID: identity == nil ? String(getpid()) : "0",
             "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin",
         ]
         if let level = settings.logLevel { environment["NEX_LOG_LEVEL"] = level }
+        // SIGHUP, not SIGKILL: the agent handles it by killing its workload's whole tree.
+        var options = SpawnOptions(newProcessGroup: true, parentDeathSignal: AgentEnvironment.parentDeathSignal,
+                                   stdout: .fileDescriptor(2), stderr: .fileDescriptor(2))
+        if let sandbox = settings.sandbox, let identity {
+            environment[AgentEnvironment.workDirectory] = NodeSandbox.workDirectory
+            options.sandbox = sandbox.sandbox(for: identity, agentExecutable: settings.agentExecutable,
+                                              agentDirectory: directory)
+        }
         let process: ChildProcess
         do {
-            process = try ChildProcess(
-                executable: settings.agentExecutable, arguments: [], environment: environment,
-                // SIGHUP, not SIGKILL: the agent handles it by killing its workload's whole tree.
-                options: SpawnOptions(newProcessGroup: true, parentDeathSignal: AgentEnvironment.parentDeathSignal,
-                                      stdout: .fileDescriptor(2), stderr: .fileDescriptor(2)))
+            process = try ChildProcess(executable: settings.agentExecutable, arguments: [], environment: environment,
+                                       options: options)
         } catch {
             await bus.removeUser(publicKey: key.publicKey)
             try? FileManager.default.removeItem(atPath: directory)
+            if let identity { settings.sandbox?.identities.release(identity) }
             throw error
         }
-        logger.debug("agent started", metadata: ["agent": "\(id)", "pid": "\(process.pid)"])
-        return AgentProcess(id: id, key: key, process: process, directory: directory)
+        logger.debug("agent started", metadata: ["agent": "\(id)", "pid": "\(process.pid)", "uid": "\(identity?.uid ?? getuid())"])
+        return AgentProcess(id: id, key: key, process: process, directory: directory, sandboxIdentity: identity)
     }
 
     // MARK: Handshakes
@@ -277,6 +295,7 @@ public actor AgentSupervisor: Service {
         agent.process.signalGroup(SIGKILL)  // anything it left behind in its group
         await bus.removeUser(publicKey: agent.key.publicKey)
         try? FileManager.default.removeItem(atPath: agent.directory)
+        release(agent)
         if warn { logger.warning("agent exited", metadata: ["agent": "\(id)", "status": "\(status)"]) }
         if report { notices.yield(.exited(agentID: id, status: status)) }
         perform(.spawnForPool(count: refill))
@@ -306,6 +325,11 @@ public actor AgentSupervisor: Service {
         }
     }
 
+    /// Gives an ended agent's uid back (its sandbox, pid 1 included, is gone).
+    private func release(_ agent: AgentProcess) {
+        if let identity = agent.sandboxIdentity { settings.sandbox?.identities.release(identity) }
+    }
+
     /// Stops an agent (its workload is already stopped or gone) and forgets it.
     func retire(_ id: String) async {
         guard let agent = agents[id] else { return }
@@ -328,6 +352,7 @@ public actor AgentSupervisor: Service {
         for agent in agents.values {
             await bus.removeUser(publicKey: agent.key.publicKey)
             try? FileManager.default.removeItem(atPath: agent.directory)
+            release(agent)
         }
         agents.removeAll()
         notices.finish()
@@ -340,9 +365,11 @@ public enum AgentSupervisorError: Error, Sendable, Equatable, CustomStringConver
     case handshakeTimeout(id: String, after: Duration)
     case agentExited(id: String)
     case stopping
+    case noSandboxIdentity(range: String)
 
     public var description: String {
         switch self {
+        case .noSandboxIdentity(let range): "every uid of the node's sandbox range \(range) is in use"
         case .handshakeTimeout(let id, let after): "agent \(id) did not complete its handshake within \(after)"
         case .agentExited(let id): "agent \(id) exited before it could take the workload"
         case .stopping: "the node is stopping"

@@ -117,12 +117,13 @@ public final class ArtifactCache: Sendable {
     }
 
     /// Copies a cached artifact to `directory/name` for an agent: a copy, never a link, so a
-    /// workload cannot change the cache. The file gets mode 0700 (the agent runs it); it is
+    /// workload cannot change the cache. The file gets mode 0755 (the agent runs it, maybe as another uid); it is
     /// written beside its final name and renamed into place, so an existing file (or a symbolic
     /// link) there is replaced, not written through.
     ///
     /// - Parameters:
-    ///   - directory: the agent's own directory, created (mode 0700) by the caller.
+    ///   - directory: the agent's own directory, created by the caller (mode 0700; 0755 for a
+    ///     sandboxed agent, which runs as another uid and sees no directory above it).
     ///   - name: a plain file name: no `/`, not `.` or `..`.
     /// - Returns: the path of the copy.
     /// - Throws: ``ArtifactError/invalidFileName(_:reason:)``, or
@@ -134,7 +135,9 @@ public final class ArtifactCache: Sendable {
         let temporary = "\(directory)/.\(name).\(ArtifactFile.uniqueSuffix()).partial"
         let source = try ArtifactFile.openForReading(artifact.path)
         defer { close(source) }
-        let output = try ArtifactFile.createExclusive(temporary, mode: 0o700)
+        // Readable and executable by others: a sandboxed agent runs as another uid (the
+        // directory is what keeps it private).
+        let output = try ArtifactFile.createExclusive(temporary, mode: 0o755)
         let copied: Int
         do throws(ArtifactError) {
             copied = try ArtifactFile.copy(from: source, artifact.path, to: output, temporary)

@@ -135,6 +135,7 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
         }
         let stateDirectory = configuration.stateDirectory ?? StateDirectory.defaultPath
         let cache = try artifactCache(stateDirectory: stateDirectory)  // a bad root stops the start before any agent
+        let sandbox = try prepareSandbox()
         let bus = try AgentBus(eventLoop: eventLoop, logger: logger)
         // The workload plane on the bus's event loop: the node's in-process link to the bus and
         // the trigger connections, so an invocation crosses no thread and no socket inside the node.
@@ -146,6 +147,7 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
             handshakeTimeout: .milliseconds(configuration.agentHandshakeTimeoutMilliseconds),
             pingTimeout: .milliseconds(configuration.agentPingTimeoutMilliseconds),
             logLevel: ProcessInfo.processInfo.environment["NEX_LOG_LEVEL"])
+        settings.sandbox = sandbox
         // A workload can kill its own agent; what it left running is then re-parented to the
         // nearest subreaper. When the process is ours, be that subreaper and end those orphans.
         if ownsProcess {
@@ -177,6 +179,23 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
         return WorkloadRuntime(bus: bus, link: link, supervisor: supervisor, manager: manager,
                                hostServices: hostServices, hostServicesConnection: hostServicesConnection)
     }
+
+    /// The node's sandbox for its agents: nil with `no_sandbox` (warned), else one that works
+    /// on this host, or the start fails naming what the host lacks.
+    private func prepareSandbox() throws -> NodeSandbox? {
+        guard !configuration.noSandbox else {
+            logger.warning("no_sandbox: workloads run unsandboxed as the node's user and can reach each other and the node's files (tagged nex.unsafe=true)")
+            return nil
+        }
+        let sandbox = try NodeSandbox.prepare()
+        logger.info("workloads are sandboxed", metadata: [
+            "uids": "\(sandbox.identities.uids)", "gids": "\(sandbox.identities.gids)",
+            "id_mapping": "\(sandbox.idMapping == .direct ? "direct" : "newuidmap")"])
+        return sandbox
+    }
+
+    /// Whether agents and workloads run sandboxed (not `no_sandbox`).
+    public var isSandboxed: Bool { !configuration.noSandbox }
 
     /// The artifact cache in the state directory, reading `file://` artifacts only from
     /// `allowed_file_roots`, none of which may hold the state directory (the node's keys).
@@ -268,7 +287,7 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
         tags["nex.arch"] = Self.architecture
         tags["nex.cpucount"] = String(ProcessInfo.processInfo.activeProcessorCount)
         tags["nex.lameduck"] = isLameDuck ? "true" : "false"
-        tags["nex.unsafe"] = "true"  // agents are plain processes: no sandbox yet
+        if !isSandboxed { tags["nex.unsafe"] = "true" }  // agents are plain processes of the node's user
         if tags["node_name"] == nil { tags["node_name"] = ProcessInfo.processInfo.hostName }
         return tags
     }
@@ -288,7 +307,7 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
 
     public func ping() async -> PingResponse {
         PingResponse(nodeID: nodeID, version: Self.version, uptime: uptime, targetXKey: identity.publicXKey,
-                     tags: tags, runningMachines: await runningCount)
+                     tags: tags, runningMachines: await runningCount, sandboxed: isSandboxed)
     }
 
     /// Silent (nil) when nothing matches, as Nex does.
@@ -306,7 +325,7 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
         let tags = self.tags
         if let arch = request.arch, arch.lowercased() != Self.architecture { return nil }
         if let os = request.os, os.lowercased() != "linux" { return nil }
-        if request.sandboxed == true { return nil }  // agents are plain processes
+        if let sandboxed = request.sandboxed, sandboxed != isSandboxed { return nil }
         for (key, value) in request.tags ?? [:] where tags[key]?.lowercased() != value.lowercased() { return nil }
         for name in request.workloadTypes ?? [] {
             guard let type = WorkloadType(name: name), configuration.workloadTypes.contains(type) else { return nil }
@@ -317,7 +336,7 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
     public func info(namespace: String) async throws -> InfoResponse {
         InfoResponse(version: Self.version, uptime: uptime, publicXKey: identity.publicXKey, tags: tags,
                      memory: Self.memory(), machines: await workloadManager?.machines(namespace: namespace) ?? [],
-                     supportedWorkloadTypes: configuration.workloadTypes.map(\.rawValue))
+                     supportedWorkloadTypes: configuration.workloadTypes.map(\.rawValue), sandboxed: isSandboxed)
     }
 
     public func deploy(namespace: String, request: DeployRequest) async throws -> RunResponse {

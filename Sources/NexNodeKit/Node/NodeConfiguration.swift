@@ -57,6 +57,10 @@ public struct NodeConfiguration: Sendable, Equatable {
     /// Directories `file://` artifacts may be read from (`allowed_file_roots`); none by default,
     /// so a deployer cannot name a file of this host (see ``ArtifactFileRoots``).
     public var allowedFileRoots: [String] = []
+    /// Run agents and their workloads unsandboxed, as plain processes of the node's user
+    /// (`no_sandbox`, Nex 0.2's key): the node is then tagged `nex.unsafe=true`. Off by
+    /// default: each agent gets a Linux sandbox of its own (see `docs/isolation.md`).
+    public var noSandbox = false
 
     public init() {}
 }
@@ -148,6 +152,7 @@ extension NodeConfiguration {
         stopGracePeriodSeconds = try reader.seconds("stop_grace_period_seconds") ?? stopGracePeriodSeconds
         agentPath = try reader.string("agent_path")
         allowedFileRoots = try reader.strings("allowed_file_roots") ?? []
+        noSandbox = try reader.bool("no_sandbox") ?? noSandbox
         if var rate = try reader.object("log_rate_limit") {
             logRateLimit.linesPerSecond = try rate.count("lines_per_second") ?? logRateLimit.linesPerSecond
             logRateLimit.bytesPerSecond = try rate.count("bytes_per_second") ?? logRateLimit.bytesPerSecond

@@ -14,7 +14,7 @@ public enum Preflight {
     }
 
     public static func run(control: ControlConnectionSettings, stateDirectory: String, dev: Bool,
-                           agentPath: String? = nil) async -> [Check] {
+                           agentPath: String? = nil, sandboxed: Bool = true) async -> [Check] {
         var checks: [Check] = []
         do {
             try StateDirectory.prepare(stateDirectory)
@@ -39,6 +39,31 @@ public enum Preflight {
             checks.append(Check(name: "nex-agent", passed: false, detail: "not found beside nex-node or on PATH",
                                 fix: agentPath.map { "agent_path is \($0): make it an executable nex-agent" }
                                     ?? "install nex-agent next to nex-node (swift build puts them together)"))
+        }
+        checks.append(contentsOf: sandboxChecks(sandboxed: sandboxed))
+        return checks
+    }
+
+    /// What the host offers for isolation and what the node will use.
+    static func sandboxChecks(sandboxed: Bool) -> [Check] {
+        var checks: [Check] = []
+        let cgroups = WorkloadCgroup.describe()
+        checks.append(Check(name: "cgroups", passed: true, detail: cgroups))
+        guard sandboxed else {
+            checks.append(Check(name: "sandbox", passed: true,
+                                detail: "off (no_sandbox): workloads run as the node's user, tagged nex.unsafe=true"))
+            return checks
+        }
+        do {
+            let sandbox = try NodeSandbox.prepare()
+            let mapping = sandbox.idMapping == .direct ? "written by the node (root)" : "newuidmap/newgidmap"
+            checks.append(Check(name: "sandbox", passed: true, detail:
+                "user, pid, mount, ipc and uts namespaces, seccomp, no capabilities; uids \(sandbox.identities.uids), "
+                + "gids \(sandbox.identities.gids), id maps \(mapping)"))
+        } catch {
+            for problem in error.problems {
+                checks.append(Check(name: "sandbox", passed: false, detail: "missing: \(problem.missing)", fix: problem.fix))
+            }
         }
         return checks
     }

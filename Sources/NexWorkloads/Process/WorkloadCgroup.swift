@@ -106,6 +106,25 @@ public struct WorkloadCgroup: Sendable {
         return procsFiles.flatMap(Self.pids(in:)).isEmpty
     }
 
+    /// What this process may limit with cgroups, for `nex-node preflight`: the version, and
+    /// each controller with whether its cgroup here is writable.
+    public static func describe(root: String = "/sys/fs/cgroup") -> String {
+        let own = ownCgroups()
+        if FileManager.default.fileExists(atPath: root + "/cgroup.controllers"), let path = own[""] {
+            let directory = root + path
+            let controllers = (try? String(contentsOfFile: directory + "/cgroup.controllers", encoding: .utf8))?
+                .split(whereSeparator: \.isWhitespace).map(String.init) ?? []
+            let writable = access(directory, W_OK) == 0 ? "writable" : "not writable"
+            return "v2 at \(directory) (\(writable)), controllers: \(controllers.isEmpty ? "none" : controllers.joined(separator: " "))"
+        }
+        let parts = ["memory", "pids", "cpu"].map { controller -> String in
+            guard let path = own[controller] else { return "\(controller): none" }
+            let directory = "\(root)/\(controller)\(path == "/" ? "" : path)"
+            return "\(controller): \(directory) (\(access(directory, W_OK) == 0 ? "writable" : "not writable"))"
+        }
+        return "v1, " + parts.joined(separator: ", ")
+    }
+
     /// The pids listed in a `cgroup.procs` file.
     static func pids(in procsFile: String) -> [pid_t] {
         guard let text = try? String(contentsOfFile: procsFile, encoding: .utf8) else { return [] }

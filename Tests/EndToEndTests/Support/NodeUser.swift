@@ -1,5 +1,6 @@
 import Foundation
 import NATSTestSupport
+import NexWorkloads
 import Synchronization
 
 /// The unprivileged user every end-to-end node runs as, as in production (`User=nex` in
@@ -64,8 +65,24 @@ enum NodeUser {
                 if link(source, target) != 0 { try FileManager.default.copyItem(atPath: source, toPath: target) }
                 chmod(target, 0o755)
             }
+            try giveSandboxIDs(nexNode: directory + "/nex-node")
             cached = directory
             return directory
+        }
+    }
+
+    /// What `dist/nex-node.service`'s install step does for the `nex` user: a subordinate uid
+    /// and gid range for the node's sandboxes, with `nex-node preflight --init` (as root).
+    private static func giveSandboxIDs(nexNode: String) throws {
+        let state = try TemporaryDirectory(prefix: "nex-preflight-")
+        let output = state.appending("out")
+        let child = try ChildProcess(executable: nexNode, arguments: [
+            "preflight", "--dev", "--init", "--node-user", "nobody", "--state-dir", state.appending("state"),
+        ], outputPath: output)
+        while child.isRunning { usleep(10_000) }
+        let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        guard text.contains("ok   sandbox ids for nobody") else {
+            throw NodeProcessError("nex-node preflight --init --node-user nobody did not give sandbox ids", log: text)
         }
     }
 

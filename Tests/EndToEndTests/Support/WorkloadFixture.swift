@@ -19,7 +19,7 @@ struct WorkloadFixture {
         echo "hello $NEX_WORKLOAD_NAME id=$NEX_WORKLOAD_ID ns=$NEX_NAMESPACE greeting=$GREETING seed=${NEX_AGENT_NKEY_SEED:-none}"
         echo "pid=$$ ppid=$PPID"
         echo "to stderr" >&2
-        trap 'echo "got TERM"; [ -n "$MARKER" ] && echo term > "$MARKER"; exit 0' TERM
+        trap 'echo "got TERM"; exit 0' TERM
         i=0
         while true; do echo "tick $i"; i=$((i+1)); sleep 0.2; done
         """
@@ -29,6 +29,14 @@ struct WorkloadFixture {
         path = try directory.write(script, to: "workload.sh")
         if executable { chmod(path, 0o755) }
         self.issuer = try issuer ?? NKeyPair.generate(.account)
+        sender = try XKeyPair.generate()
+    }
+
+    /// A fixture of an executable already built in `directory` (under ``NodeUser/artifactRoot``).
+    init(executable: String, in directory: TemporaryDirectory) throws {
+        self.directory = directory
+        path = executable
+        issuer = try NKeyPair.generate(.account)
         sender = try XKeyPair.generate()
     }
 
@@ -124,13 +132,21 @@ func refusal(_ body: () async throws -> some Any, sourceLocation: SourceLocation
 }
 
 /// `pid=N ppid=M` from the fixture's second line.
-func pids(from line: String) -> (pid: Int32, ppid: Int32)? {
-    var pid: Int32?, ppid: Int32?
-    for field in line.split(separator: " ") {
-        let parts = field.split(separator: "=")
-        guard parts.count == 2, let value = Int32(parts[1]) else { continue }
-        if parts[0] == "pid" { pid = value } else if parts[0] == "ppid" { ppid = value }
+/// The first process of the workload that wrote `record` and its parent (the agent), as the
+/// host sees them: a sandboxed workload's own `$$` and `$PPID` are pids of its pid namespace.
+/// Found by the workload id in the environment of the process whose parent lacks it.
+func pids(of record: LogRecord) -> (pid: Int32, ppid: Int32)? {
+    let needle = "NEX_WORKLOAD_ID=\(record.id)"
+    func hasID(_ pid: Int32) -> Bool {
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { return false }
+        return data.split(separator: 0).contains { String(decoding: $0, as: UTF8.self) == needle }
     }
-    guard let pid, let ppid else { return nil }
-    return (pid, ppid)
+    for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+        guard let pid = Int32(name), hasID(pid),
+              let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("PPid:") }),
+              let ppid = Int32(line.dropFirst(5).trimmingCharacters(in: .whitespaces)), !hasID(ppid) else { continue }
+        return (pid, ppid)
+    }
+    return nil
 }
