@@ -6,6 +6,10 @@
 //   log_lines_per_s                 one workload printing 200,000 lines, one subscriber
 //                                                                           (target 50,000)
 //
+//   (workload-bench.sh runs it twice: sandboxed, the default, then on a node with
+//    no_sandbox: true, BENCH_LABEL=unsandboxed BENCH_SKIP_LOGS=1; target: the sandbox adds
+//    at most 10 ms at p50)
+//
 // Usage: workload-bench NATS_URL NODE_ID NODE_PID WORKDIR
 import Foundation
 import NATSWire
@@ -30,6 +34,8 @@ struct WorkloadBench {
         let deploys = Int(ProcessInfo.processInfo.environment["BENCH_DEPLOYS"] ?? "") ?? 50
         let concurrent = Int(ProcessInfo.processInfo.environment["BENCH_WORKLOADS"] ?? "") ?? 100
         let lines = Int(ProcessInfo.processInfo.environment["BENCH_LOG_LINES"] ?? "") ?? 200_000
+        label = ProcessInfo.processInfo.environment["BENCH_LABEL"] ?? "sandboxed"
+        let skipLogs = ProcessInfo.processInfo.environment["BENCH_SKIP_LOGS"] == "1"
 
         var options = NATSClientOptions(servers: [url])
         options.name = "workload-bench"
@@ -106,6 +112,10 @@ struct WorkloadBench {
                      Double(nodeRSS) / 1024, agents.count, Double(agentAvg) / 1024, Double(agentMax) / 1024,
                      Double(pssAvg) / 1024, Double(privateAvg) / 1024))
         for (id, name) in running { try await stop(id, name) }
+        if skipLogs {
+            await client.close()
+            return
+        }
 
         // 3. Log throughput.
         let chatty = try artifact("chatty", "#!/bin/sh\nsleep 0.5\nexec seq 1 \(lines)\n")
@@ -149,9 +159,13 @@ struct WorkloadBench {
         await client.close()
     }
 
-    /// One result line on stdout, written at once (stdout may be a pipe).
+    /// `sandboxed` or `unsandboxed`: which node the figures are of.
+    nonisolated(unsafe) static var label = "sandboxed"
+
+    /// One result line on stdout (`workloads[<label>] ...`), written at once (stdout may be a pipe).
     static func report(_ line: String) {
-        FileHandle.standardOutput.write(Data((line + "\n").utf8))
+        let labelled = line.hasPrefix("workloads ") ? "workloads[\(label)] " + line.dropFirst("workloads ".count) : line[...]
+        FileHandle.standardOutput.write(Data((labelled + "\n").utf8))
     }
 
     static func next(_ subscription: NATSSubscription) async -> String? {

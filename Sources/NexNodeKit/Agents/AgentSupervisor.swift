@@ -200,8 +200,13 @@ public actor AgentSupervisor: Service {
         }
         // A sandboxed agent runs as another uid: it reads its directory (and the artifact the
         // node places there) as "other". The directory above stays 0700.
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false,
-                                                attributes: [.posixPermissions: identity == nil ? 0o700 : 0o755])
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false,
+                                                    attributes: [.posixPermissions: identity == nil ? 0o700 : 0o755])
+        } catch {
+            if let identity { settings.sandbox?.identities.release(identity) }
+            throw error
+        }
         await bus.addUser(publicKey: key.publicKey, permissions: .agent(id))
         var environment = [
             AgentEnvironment.busURL: bus.url,
