@@ -123,8 +123,9 @@ static void run_child(const char *path, char *const argv[], char *const envp[], 
         }
     }
     if (!sandbox) {
-        if (options->cgroup_procs_path && join_cgroup(options->cgroup_procs_path, getpid()) != 0) report_and_exit(report, STEP_CGROUP, errno);
-        if (options->cgroup_procs_path2 && join_cgroup(options->cgroup_procs_path2, getpid()) != 0) report_and_exit(report, STEP_CGROUP, errno);
+        for (int i = 0; i < options->cgroup_procs_count; i++) {
+            if (join_cgroup(options->cgroup_procs_paths[i], getpid()) != 0) report_and_exit(report, STEP_CGROUP, errno);
+        }
     }
     if (move_fd(options->stdin_fd, 0, O_RDONLY) != 0 || move_fd(options->stdout_fd, 1, O_WRONLY) != 0
         || move_fd(options->stderr_fd, 2, O_WRONLY) != 0) report_and_exit(report, STEP_FDS, errno);
@@ -146,8 +147,9 @@ static int release_sandboxed_child(pid_t child, const nex_spawn_options *options
     int error = nex_sandbox_map_ids(child, options->sandbox, step);
     if (error) return error;
     *step = STEP_CGROUP;
-    if (options->cgroup_procs_path && join_cgroup(options->cgroup_procs_path, child) != 0) return errno;
-    if (options->cgroup_procs_path2 && join_cgroup(options->cgroup_procs_path2, child) != 0) return errno;
+    for (int i = 0; i < options->cgroup_procs_count; i++) {
+        if (join_cgroup(options->cgroup_procs_paths[i], child) != 0) return errno;
+    }
     ssize_t written;
     do { written = write(go, "g", 1); } while (written < 0 && errno == EINTR);
     *step = SANDBOX_STEP_WAIT;

@@ -92,9 +92,10 @@ import Testing
 /// The probe: a small C program built for the test, run as a native workload. It prints one
 /// line, `probe-report key=value ...`, then sleeps (so a neighbour can probe it).
 enum Probe {
-    static func build(in directory: TemporaryDirectory) throws -> String {
-        let source = try directory.write(Self.source, to: "probe.c")
-        let output = directory.appending("probe")
+    /// Builds `source` (the isolation probe by default) with gcc into `directory/name`.
+    static func build(in directory: TemporaryDirectory, source text: String = Probe.source, name: String = "probe") throws -> String {
+        let source = try directory.write(text, to: name + ".c")
+        let output = directory.appending(name)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/gcc")
         process.arguments = ["-O1", "-o", output, source]

@@ -53,10 +53,10 @@ typedef struct {
     int stdin_fd;
     int stdout_fd;
     int stderr_fd;
-    /// A cgroup.procs file the child writes its pid to before exec; NULL = none.
-    const char *cgroup_procs_path;
-    /// A second one (cgroup v1 keeps memory and pids in separate hierarchies); NULL = none.
-    const char *cgroup_procs_path2;
+    /// cgroup.procs files the child's pid is written to before exec (cgroup v1 keeps memory,
+    /// pids and cpu in separate hierarchies).
+    const char *const *cgroup_procs_paths;
+    int cgroup_procs_count;
     /// Close every descriptor above 2 at exec (the parent's sockets must not leak into the child).
     int close_other_descriptors;
     /// The child's working directory (chdir before exec); NULL = this process's.

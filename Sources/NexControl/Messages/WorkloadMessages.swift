@@ -125,19 +125,25 @@ public struct StopResponse: Codable, Sendable, Equatable {
 /// Resource limits a deploy asks for (`limits` in ``DeployRequest``); absent values take the
 /// node's defaults.
 public struct ResourceLimits: Codable, Sendable, Equatable {
-    /// `memory_bytes`: the address space limit (`RLIMIT_AS`), and the cgroup memory limit where
-    /// the host allows cgroups, in bytes.
+    /// `memory_bytes`: the workload's memory, swap included: its sandbox's cgroup limit (raised
+    /// by what its agent uses), or `RLIMIT_AS` where the node has no cgroup for it.
     public var memoryBytes: Int?
     /// `open_files`: the open-files limit (`RLIMIT_NOFILE`).
     public var openFiles: Int?
-    /// `processes`: the processes limit (`RLIMIT_NPROC`, which counts all of the user's processes,
-    /// and the cgroup `pids.max` where the host allows cgroups).
+    /// `processes`: the workload's processes and threads: its sandbox's `pids.max` (raised by
+    /// its agent's), or `RLIMIT_NPROC` (which counts every process of the uid) without a cgroup.
     public var processes: Int?
+    /// `cpu_millicores`: CPU time, in thousandths of a core (`500`: half a core), as its
+    /// sandbox's CFS quota; a node without a cpu cgroup refuses a deploy that sets it.
+    public var cpuMillicores: Int?
 
-    enum CodingKeys: String, CodingKey { case memoryBytes = "memory_bytes", openFiles = "open_files", processes }
+    enum CodingKeys: String, CodingKey {
+        case memoryBytes = "memory_bytes", openFiles = "open_files", processes, cpuMillicores = "cpu_millicores"
+    }
 
     /// Resource limits; nil values take the node's `workload_limits`.
-    public init(memoryBytes: Int? = nil, openFiles: Int? = nil, processes: Int? = nil) {
+    public init(memoryBytes: Int? = nil, openFiles: Int? = nil, processes: Int? = nil, cpuMillicores: Int? = nil) {
         self.memoryBytes = memoryBytes; self.openFiles = openFiles; self.processes = processes
+        self.cpuMillicores = cpuMillicores
     }
 }

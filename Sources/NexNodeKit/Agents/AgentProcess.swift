@@ -11,6 +11,9 @@ struct AgentProcess: Sendable {
     let directory: String
     /// The uid and gid of its sandbox; nil when it runs unsandboxed.
     let sandboxIdentity: SandboxIdentity?
+    /// Its sandbox's cgroup, where the node sets its workload's limits; nil when unsandboxed or
+    /// the node may make no cgroups.
+    let cgroup: SandboxCgroup?
 }
 
 /// What the supervisor reports about its agents.

@@ -220,23 +220,30 @@ public actor AgentSupervisor: Service {
         // SIGHUP, not SIGKILL: the agent handles it by killing its workload's whole tree.
         var options = SpawnOptions(newProcessGroup: true, parentDeathSignal: AgentEnvironment.parentDeathSignal,
                                    stdout: .fileDescriptor(2), stderr: .fileDescriptor(2))
-        if let sandbox = settings.sandbox, let identity {
-            environment[AgentEnvironment.workDirectory] = NodeSandbox.workDirectory
-            options.sandbox = sandbox.sandbox(for: identity, agentExecutable: settings.agentExecutable,
-                                              agentDirectory: directory)
-        }
+        var cgroup: SandboxCgroup?
         let process: ChildProcess
         do {
+            if let sandbox = settings.sandbox, let identity {
+                environment[AgentEnvironment.workDirectory] = NodeSandbox.workDirectory
+                options.sandbox = sandbox.sandbox(for: identity, agentExecutable: settings.agentExecutable,
+                                                  agentDirectory: directory)
+                if let hierarchies = sandbox.cgroups {
+                    cgroup = try SandboxCgroup.create(name: id, in: hierarchies)
+                    options.cgroupProcsPaths = cgroup?.procsFiles ?? []
+                }
+            }
             process = try ChildProcess(executable: settings.agentExecutable, arguments: [], environment: environment,
                                        options: options)
         } catch {
             await bus.removeUser(publicKey: key.publicKey)
             try? FileManager.default.removeItem(atPath: directory)
+            cgroup?.remove()
             if let identity { settings.sandbox?.identities.release(identity) }
             throw error
         }
         logger.debug("agent started", metadata: ["agent": "\(id)", "pid": "\(process.pid)", "uid": "\(identity?.uid ?? getuid())"])
-        return AgentProcess(id: id, key: key, process: process, directory: directory, sandboxIdentity: identity)
+        return AgentProcess(id: id, key: key, process: process, directory: directory, sandboxIdentity: identity,
+                            cgroup: cgroup)
     }
 
     // MARK: Handshakes
@@ -330,8 +337,10 @@ public actor AgentSupervisor: Service {
         }
     }
 
-    /// Gives an ended agent's uid back (its sandbox, pid 1 included, is gone).
+    /// Gives an ended agent's uid back and removes its cgroup (its sandbox's pid 1 is gone,
+    /// so the kernel ends the rest).
     private func release(_ agent: AgentProcess) {
+        agent.cgroup?.remove()
         if let identity = agent.sandboxIdentity { settings.sandbox?.identities.release(identity) }
     }
 

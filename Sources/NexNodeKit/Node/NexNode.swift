@@ -190,7 +190,12 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
         let sandbox = try NodeSandbox.prepare()
         logger.info("workloads are sandboxed", metadata: [
             "uids": "\(sandbox.identities.uids)", "gids": "\(sandbox.identities.gids)",
-            "id_mapping": "\(sandbox.idMapping == .direct ? "direct" : "newuidmap")"])
+            "id_mapping": "\(sandbox.idMapping == .direct ? "direct" : "newuidmap")",
+            "cgroups": "\(sandbox.cgroups.map { "\($0.version)" } ?? "none")"])
+        if let problem = sandbox.cgroupProblem {
+            logger.warning("no cgroups for sandboxes: workload memory and process limits fall back to rlimits, CPU limits are refused (give the node a delegated cgroup: Delegate=yes)",
+                           metadata: ["reason": "\(problem)"])
+        }
         return sandbox
     }
 

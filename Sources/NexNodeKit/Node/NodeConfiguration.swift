@@ -162,6 +162,7 @@ extension NodeConfiguration {
             workloadLimits.memoryBytes = try limits.count("memory_bytes")
             workloadLimits.openFiles = try limits.count("open_files")
             workloadLimits.processes = try limits.count("processes")
+            workloadLimits.cpuMillicores = try limits.count("cpu_millicores")
             try limits.finish()
         }
         try reader.finish()

@@ -60,6 +60,15 @@ public enum Preflight {
             checks.append(Check(name: "sandbox", passed: true, detail:
                 "user, pid, mount, ipc and uts namespaces, seccomp, no capabilities; uids \(sandbox.identities.uids), "
                 + "gids \(sandbox.identities.gids), id maps \(mapping)"))
+            if let hierarchies = sandbox.cgroups {
+                checks.append(Check(name: "sandbox cgroups", passed: true, detail:
+                    "cgroup \(hierarchies.version): memory, pids and cpu limits enforced per sandbox under "
+                    + Set(hierarchies.bases.values).sorted().joined(separator: ", ")))
+            } else {
+                checks.append(Check(name: "sandbox cgroups", passed: false,
+                                    detail: "none: \(sandbox.cgroupProblem ?? "unknown"); memory and processes fall back to rlimits, CPU limits are refused",
+                                    fix: "give the node's user a delegated cgroup (systemd: Delegate=yes, as dist/nex-node.service does)"))
+            }
         } catch {
             for problem in error.problems {
                 checks.append(Check(name: "sandbox", passed: false, detail: "missing: \(problem.missing)", fix: problem.fix))

@@ -20,6 +20,10 @@ public struct NodeSandbox: Sendable {
     /// Library directories the agent needs that are not system directories (a toolchain's
     /// Swift runtime, for a build that links it dynamically).
     let libraryDirectories: [String]
+    /// Where each sandbox gets its cgroup; nil when the node may make none (``cgroupProblem``
+    /// says why): memory and processes then fall back to rlimits, and CPU limits are refused.
+    let cgroups: SandboxCgroup.Hierarchies?
+    let cgroupProblem: String?
 
     /// What the host lacks for a sandbox, each with how to fix it.
     public struct Unavailable: Error, CustomStringConvertible {
@@ -66,8 +70,10 @@ public struct NodeSandbox: Sendable {
             }
         }
         guard problems.isEmpty, let uids, let gids else { throw Unavailable(problems: problems) }
+        let cgroups = SandboxCgroup.Hierarchies.find()
         let sandbox = NodeSandbox(identities: SandboxIdentities(uids: uids, gids: gids), idMapping: mapping,
-                                  libraryDirectories: runtimeLibraryDirectories())
+                                  libraryDirectories: runtimeLibraryDirectories(), cgroups: cgroups.hierarchies,
+                                  cgroupProblem: cgroups.problem)
         try sandbox.probe()
         return sandbox
     }

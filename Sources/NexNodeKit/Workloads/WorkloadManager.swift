@@ -176,7 +176,8 @@ public actor WorkloadManager: Service {
         let resource = ResourceLimits(
             memoryBytes: request.limits?.memoryBytes ?? configuration.workloadLimits.memoryBytes,
             openFiles: request.limits?.openFiles ?? configuration.workloadLimits.openFiles,
-            processes: request.limits?.processes ?? configuration.workloadLimits.processes)
+            processes: request.limits?.processes ?? configuration.workloadLimits.processes,
+            cpuMillicores: request.limits?.cpuMillicores ?? configuration.workloadLimits.cpuMillicores)
         let template = AgentDeployRequestTemplate(
             argv: request.argv ?? [], environment: WorkloadConnection.workloadEnvironment(checked.environment),
             limits: resource, stopGraceMilliseconds: Int(configuration.stopGracePeriodSeconds * 1000),
@@ -343,12 +344,29 @@ public actor WorkloadManager: Service {
         } catch {
             return machine.agentRefused(record.id, agent: agent.id, reason: "artifact for \(record.name): \(error)")
         }
+        // The sandbox's cgroup enforces memory, processes and CPU; the agent applies the rest
+        // (and memory and processes by rlimit where there is no cgroup).
+        var limits = record.agentRequest.limits
+        var enforced: [String] = []
+        if let cgroup = agent.cgroup {
+            do {
+                enforced = try cgroup.apply(limits)
+            } catch {
+                return machine.agentRefused(record.id, agent: agent.id, reason: "limits for \(record.name): \(error)")
+            }
+            if enforced.contains("cgroup_memory") { limits.memoryBytes = nil }
+            if enforced.contains("cgroup_pids") { limits.processes = nil }
+        } else if (limits.cpuMillicores ?? 0) > 0 {
+            return machine.agentRefused(record.id, agent: agent.id,
+                                        reason: "workload \(record.name) asks for cpu_millicores, which this node cannot enforce (no cgroup for its sandboxes)")
+        }
+        limits.cpuMillicores = nil
         let request = AgentDeployRequest(
             workloadID: record.id, workloadName: record.name, namespace: record.namespace,
             workloadType: record.type, argv: record.agentRequest.argv,
             environment: record.agentRequest.environment, essential: record.essential, hash: record.hash,
             totalBytes: record.size, artifactPath: artifactPath,
-            limits: record.agentRequest.limits, logRate: configuration.logRateLimit,
+            limits: limits, logRate: configuration.logRateLimit,
             stopGraceMilliseconds: record.agentRequest.stopGraceMilliseconds)
         let response: AgentDeployResponse
         do {
@@ -364,7 +382,7 @@ public actor WorkloadManager: Service {
             return machine.agentRefused(record.id, agent: agent.id,
                                         reason: "workload \(record.name) did not start: \(response.message)")
         }
-        records[record.id]?.limitsApplied = response.limitsApplied
+        records[record.id]?.limitsApplied = enforced + response.limitsApplied
         return machine.agentAccepted(record.id, agent: agent.id)
     }
 

@@ -114,11 +114,13 @@ public final class ChildProcess: Sendable {
         defer { argv.forEach { free($0) } }
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { envp.forEach { free($0) } }
-        precondition(options.cgroupProcsPaths.count <= 2, "at most two cgroup.procs files")
-        let cgroups = options.cgroupProcsPaths.map { strdup($0) }
-        defer { cgroups.forEach { free($0) } }
-        spawn.cgroup_procs_path = cgroups.first.map { UnsafePointer($0) } ?? nil
-        spawn.cgroup_procs_path2 = cgroups.dropFirst().first.map { UnsafePointer($0) } ?? nil
+        let cgroups = options.cgroupProcsPaths.map { UnsafePointer(strdup($0)) }
+        defer { cgroups.forEach { free(UnsafeMutablePointer(mutating: $0)) } }
+        let cgroupList = UnsafeMutablePointer<UnsafePointer<CChar>?>.allocate(capacity: max(cgroups.count, 1))
+        defer { cgroupList.deallocate() }
+        for (index, path) in cgroups.enumerated() { cgroupList[index] = path }
+        spawn.cgroup_procs_paths = UnsafePointer(cgroupList)
+        spawn.cgroup_procs_count = Int32(cgroups.count)
 
         spawn.close_other_descriptors = options.inheritDescriptors ? 0 : 1
         let workingDirectory = options.workingDirectory.map { strdup($0) }

@@ -26,8 +26,9 @@ public struct SpawnOptions: Sendable {
     public var stdin: Stream
     public var stdout: Stream
     public var stderr: Stream
-    /// The `cgroup.procs` files (at most two: cgroup v1 keeps memory and pids apart) the child
-    /// writes its pid to before `exec`.
+    /// The `cgroup.procs` files (cgroup v1 keeps memory, pids and cpu apart) the child's pid is
+    /// written to before `exec` (by the child; for a sandboxed child, by this process before the
+    /// child takes its own uid).
     public var cgroupProcsPaths: [String]
     /// With ``newProcessGroup``: when the child exits, SIGKILL what is left of its group
     /// (before the child is reaped, so the group id cannot have been reused).

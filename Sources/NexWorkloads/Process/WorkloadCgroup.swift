@@ -126,7 +126,7 @@ public struct WorkloadCgroup: Sendable {
     }
 
     /// The pids listed in a `cgroup.procs` file.
-    static func pids(in procsFile: String) -> [pid_t] {
+    package static func pids(in procsFile: String) -> [pid_t] {
         guard let text = try? String(contentsOfFile: procsFile, encoding: .utf8) else { return [] }
         return text.split(separator: "\n").compactMap { pid_t($0) }
     }
@@ -137,7 +137,7 @@ public struct WorkloadCgroup: Sendable {
     }
 
     /// controller (`memory`, `pids`; `""` for v2) → this process's cgroup path, from /proc/self/cgroup.
-    static func ownCgroups() -> [String: String] {
+    package static func ownCgroups() -> [String: String] {
         guard let text = try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8) else { return [:] }
         var result: [String: String] = [:]
         for line in text.split(separator: "\n") {

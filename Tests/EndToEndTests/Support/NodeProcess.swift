@@ -43,6 +43,8 @@ final class NodeProcess: Sendable {
     /// The node id, read from `<state>/node.nk` once the node has written it.
     let nodeID: String
     private let directory: TemporaryDirectory
+    /// The cgroup the node was started in (as the unit's `Delegate=yes` gives it one).
+    let cgroup: DelegatedCgroup?
 
     var pid: Int32 { process.pid }
     var isRunning: Bool { process.isRunning }
@@ -57,7 +59,8 @@ final class NodeProcess: Sendable {
     var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
 
     private init(process: ChildProcess, stateDirectory: String, stdoutPath: String, stderrPath: String, nodeID: String,
-                 directory: TemporaryDirectory) {
+                 directory: TemporaryDirectory, cgroup: DelegatedCgroup?) {
+        self.cgroup = cgroup
         self.process = process
         self.stateDirectory = stateDirectory
         self.stdoutPath = stdoutPath
@@ -105,7 +108,9 @@ final class NodeProcess: Sendable {
         let stdoutPath = directory.appending("stdout.log"), stderrPath = directory.appending("stderr.log")
         FileManager.default.createFile(atPath: stdoutPath, contents: nil)
         FileManager.default.createFile(atPath: stderrPath, contents: nil)
-        let command = NodeUser.command(try NodeUser.nexNode, arguments)
+        let cgroup = DelegatedCgroup.make()
+        var command = NodeUser.command(try NodeUser.nexNode, arguments)
+        if let cgroup { command = cgroup.wrap(command) }
         let process = try ChildProcess(
             executable: command.executable, arguments: command.arguments,
             environment: ChildEnvironment.base().merging(launch.environment) { $1 },
@@ -124,6 +129,7 @@ final class NodeProcess: Sendable {
             }
             if !process.isRunning || ContinuousClock.now >= deadline {
                 process.stop(grace: .zero)
+                cgroup?.remove()
                 let log = (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? ""
                 throw NodeProcessError(
                     "nex-node \(arguments.joined(separator: " ")) wrote no identity to \(seedPath) "
@@ -133,7 +139,7 @@ final class NodeProcess: Sendable {
             try await Task.sleep(for: .milliseconds(5))
         }
         return NodeProcess(process: process, stateDirectory: stateDirectory, stdoutPath: stdoutPath,
-                           stderrPath: stderrPath, nodeID: nodeID!, directory: directory)
+                           stderrPath: stderrPath, nodeID: nodeID!, directory: directory, cgroup: cgroup)
     }
 
     /// Polls `$NEX.PING.<id>` on a private connection until the node answers.
@@ -192,6 +198,11 @@ final class NodeProcess: Sendable {
 
     deinit {
         process.stop(grace: .zero)
+        if let cgroup {
+            // Its sandboxes die with their pid 1 moments after the node: wait for them.
+            for _ in 0..<100 where cgroup.hasProcesses { usleep(10_000) }
+            cgroup.remove()
+        }
     }
 }
 
