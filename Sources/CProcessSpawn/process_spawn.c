@@ -45,16 +45,17 @@ static int move_fd(int from, int to, int fallback_flags) {
     return dup2(from, to) < 0 ? -1 : 0;
 }
 
-/// Marks every descriptor above 2 close-on-exec (the report pipe already is), so only the
-/// standard streams survive exec. close_range(2) when the kernel has it, else one by one.
-static int close_others_at_exec(void) {
+/// Marks every descriptor from `first` on close-on-exec (the report pipe already is), so only
+/// the standard streams (and a passed descriptor 3) survive exec. close_range(2) when the
+/// kernel has it, else one by one.
+static int close_others_at_exec(int first) {
 #if defined(SYS_close_range)
-    if (syscall(SYS_close_range, 3U, ~0U, 4U /* CLOSE_RANGE_CLOEXEC */) == 0) return 0;
+    if (syscall(SYS_close_range, (unsigned)first, ~0U, 4U /* CLOSE_RANGE_CLOEXEC */) == 0) return 0;
 #endif
     struct rlimit limit;
     rlim_t top = 65536;
     if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < (1 << 20)) top = limit.rlim_cur;
-    for (int fd = 3; fd < (int)top; fd++) {
+    for (int fd = first; fd < (int)top; fd++) {
         int flags = fcntl(fd, F_GETFD);
         if (flags >= 0 && !(flags & FD_CLOEXEC)) fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
     }
@@ -130,7 +131,11 @@ static void run_child(const char *path, char *const argv[], char *const envp[], 
     if (move_fd(options->stdin_fd, 0, O_RDONLY) != 0 || move_fd(options->stdout_fd, 1, O_WRONLY) != 0
         || move_fd(options->stderr_fd, 2, O_WRONLY) != 0) report_and_exit(report, STEP_FDS, errno);
     if (options->working_directory && chdir(options->working_directory) != 0) report_and_exit(report, STEP_CHDIR, errno);
-    if (options->close_other_descriptors) close_others_at_exec();
+    if (options->passed_fd >= 0) {
+        // dup2 onto itself keeps close-on-exec: clear it by hand then.
+        if (options->passed_fd == 3 ? fcntl(3, F_SETFD, 0) != 0 : dup2(options->passed_fd, 3) < 0) report_and_exit(report, STEP_FDS, errno);
+    }
+    if (options->close_other_descriptors) close_others_at_exec(options->passed_fd >= 0 ? 4 : 3);
     if (set_limit(RLIMIT_AS, options->limit_address_space) != 0
         || set_limit(RLIMIT_NOFILE, options->limit_open_files) != 0
         || set_limit(RLIMIT_NPROC, options->limit_processes) != 0) report_and_exit(report, STEP_RLIMIT, errno);

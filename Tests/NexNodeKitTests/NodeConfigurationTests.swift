@@ -1,5 +1,6 @@
 import Foundation
 import NATSWire
+import NexControl
 import Testing
 @testable import NexNodeKit
 import NexWorkloads
@@ -28,6 +29,33 @@ import NexWorkloads
         #expect(configuration.heartbeatIntervalSeconds == 30)
         #expect(configuration.hostServices.configuration.enabledServices == ["http", "kv", "messaging", "objectstore"])
         #expect(configuration.noSandbox == false, "sandboxed unless the operator says otherwise")
+    }
+
+    @Test func workloadLimitsHaveMaximaTheDefaultsMustRespect() throws {
+        let configuration = try Self.parse(#"""
+            {"workload_limits": {"memory_bytes": 1000, "cpu_millicores": 500},
+             "max_workload_limits": {"memory_bytes": 4000, "processes": 64, "cpu_millicores": 2000}}
+            """#)
+        #expect(configuration.workloadLimits == ResourceLimits(memoryBytes: 1000, cpuMillicores: 500))
+        #expect(configuration.maxWorkloadLimits == ResourceLimits(memoryBytes: 4000, processes: 64, cpuMillicores: 2000))
+        let above = Self.refusal(#"{"workload_limits": {"processes": 65}, "max_workload_limits": {"processes": 64}}"#)
+        #expect(above?.key == "workload_limits.processes" && above?.problem.contains("max_workload_limits.processes 64") == true)
+        #expect(Self.refusal(#"{"max_workload_limits": {"cpu": 1}}"#)?.key == "max_workload_limits.cpu")
+    }
+
+    @Test func aDeployMayNotAskAboveTheMaxima() throws {
+        let maxima = ResourceLimits(memoryBytes: 4000, cpuMillicores: 1000)
+        try WorkloadManager.checkLimits(nil, within: maxima)
+        try WorkloadManager.checkLimits(ResourceLimits(memoryBytes: 4000, processes: 1_000_000, cpuMillicores: 1), within: maxima)
+        #expect { try WorkloadManager.checkLimits(ResourceLimits(memoryBytes: 4001), within: maxima) } throws: { error in
+            "\(error)".contains("limits.memory_bytes 4001 is above this node's maximum 4000 (max_workload_limits.memory_bytes)")
+        }
+        #expect { try WorkloadManager.checkLimits(ResourceLimits(cpuMillicores: 0), within: maxima) } throws: { error in
+            "\(error)".contains("limits.cpu_millicores must be greater than 0")
+        }
+        #expect { try WorkloadManager.checkLimits(ResourceLimits(openFiles: -5), within: ResourceLimits()) } throws: { error in
+            "\(error)".contains("limits.open_files must be greater than 0 (got -5)")
+        }
     }
 
     @Test func noSandboxIsABoolean() throws {

@@ -59,6 +59,8 @@ typedef struct {
     int cgroup_procs_count;
     /// Close every descriptor above 2 at exec (the parent's sockets must not leak into the child).
     int close_other_descriptors;
+    /// A descriptor of the parent the child gets as descriptor 3 (kept open at exec); < 0 = none.
+    int passed_fd;
     /// The child's working directory (chdir before exec); NULL = this process's.
     const char *working_directory;
     /// Start the child in this sandbox; NULL = none. The cgroup.procs files are then written

@@ -58,6 +58,8 @@ struct ClientState: ~Copyable {
     /// `connect()` waiting for the first handshake.
     var connectWaiter: CheckedContinuation<Void, any Error>?
     var reconnectTimer: Scheduled<Void>?
+    /// Whether ``NATSClientOptions/connectedSocket`` was taken by an attempt (it serves one).
+    var connectedSocketUsed = false
     /// The close of the last channel, set at shutdown: `close()` returns once it completed.
     var closingChannel: EventLoopFuture<Void>?
     /// `run()` calls waiting for the client to close.

@@ -218,10 +218,13 @@ public final class NATSClient: Sendable {
 
     /// Opens the TCP connection of one attempt; its ``ConnectionHandler`` reports the rest.
     private func dial(_ server: ServerAddress, id: Int) {
-        let bootstrap = ClientBootstrap(group: eventLoop)
+        var bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(TimeAmount(options.connectTimeout))
-            .channelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: 256 * 1024, high: 1024 * 1024))
+        if options.connectedSocket == nil {
+            bootstrap = bootstrap.channelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
+        }
+        bootstrap = bootstrap
             .channelInitializer { [options] channel in
                 channel.eventLoop.makeCompletedFuture {
                     if options.tls?.handshakeFirst == true {
@@ -232,7 +235,16 @@ public final class NATSClient: Sendable {
                         maxControlLine: options.maxControlLine, connectTimeout: TimeAmount(options.connectTimeout)))
                 }
             }
-        bootstrap.connect(host: server.host, port: server.port).whenFailure { error in
+        // A socket given connected is used once: a reconnect has nothing to dial.
+        let socket = options.connectedSocket.flatMap { fd in state.withLock { s -> Int32? in
+            defer { s.connectedSocketUsed = true }
+            return s.connectedSocketUsed ? nil : fd
+        } }
+        let connecting = socket.map { bootstrap.withConnectedSocket($0) }
+            ?? (options.connectedSocket != nil
+                ? eventLoop.makeFailedFuture(NATSError.connectionFailed(servers: [server.description], reason: "its connected socket was used up"))
+                : bootstrap.connect(host: server.host, port: server.port))
+        connecting.whenFailure { error in
             self.logger.debug("natswire connect failed", metadata: ["server": "\(server)", "error": "\(error)"])
             let underlying = (error as? NIOConnectionError)?.connectionErrors.first?.error ?? error
             let cause = (underlying as? IOError).map { String(cString: strerror($0.errnoCode)) } ?? "\(underlying)"

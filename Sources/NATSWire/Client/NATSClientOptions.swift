@@ -23,6 +23,11 @@ public struct NATSClientOptions: Sendable {
     public var pingInterval: Duration = .seconds(120)
     /// Unanswered keep-alive `PING`s after which the connection is stale and is dropped.
     public var maxPingsOutstanding: Int = 2
+    /// A stream socket already connected to the server (a Unix socket pair's end, say),
+    /// used instead of dialing ``servers``; the first server is still what the client calls
+    /// it. It is taken over (closed with the connection) and cannot be reconnected: set
+    /// ``allowReconnect`` to false.
+    public var connectedSocket: Int32?
     /// Whether to reconnect when the connection is lost.
     public var allowReconnect: Bool = true
     /// Reconnect rounds over the server list before giving up; negative means forever.

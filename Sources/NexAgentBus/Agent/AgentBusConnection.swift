@@ -28,7 +28,8 @@ public final class AgentBusConnection: Sendable {
         public var handshakeTimeout: Duration
         /// Attempts before the handshake fails (on no responders or a timeout).
         public var handshakeAttempts: Int
-        /// Client settings beyond URL, credentials and inbox (logger, timeouts); nil for defaults.
+        /// Client settings beyond URL, credentials and inbox (logger, timeouts, a connected
+        /// socket); nil for defaults.
         public var clientOptions: NATSClientOptions?
 
         public init(busURL: String, agentID: String, nkeySeed: String, handshakeTimeout: Duration = .milliseconds(500),

@@ -83,6 +83,24 @@ public final class AgentBus: Sendable {
         }
     }
 
+    /// Serves a client on a stream socket already connected to it: one end of a socket pair
+    /// whose other end a sandboxed agent was started with (it may have no network to dial the
+    /// loopback listener from, and needs none). The connection then follows the same rules as
+    /// one accepted on the listener; the bus owns the descriptor from here on.
+    public func adopt(connectedSocket descriptor: Int32) async throws {
+        let router = self.router
+        let limits = router.limits
+        _ = try await ClientBootstrap(group: eventLoop)
+            .channelOption(.writeBufferWaterMark,
+                           value: .init(low: limits.maxPendingBytesBeforeAuth / 2, high: max(limits.maxPendingBytesBeforeAuth, 1)))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(BusClientHandler(router: router))
+                }
+            }
+            .withConnectedSocket(descriptor).get()
+    }
+
     /// The port it listens on (0 before ``start()``).
     public var port: Int {
         channel.withLock { $0?.localAddress?.port } ?? 0

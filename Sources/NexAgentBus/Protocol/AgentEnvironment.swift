@@ -4,6 +4,11 @@
 public enum AgentEnvironment {
     /// The bus URL, `nats://127.0.0.1:<port>` (always loopback).
     public static let busURL = "NEX_AGENT_BUS_URL"
+    /// A descriptor connected to the bus (a socket pair's end, `3`), used instead of dialing
+    /// ``busURL``: how a sandboxed agent reaches its bus.
+    public static let busDescriptor = "NEX_AGENT_BUS_FD"
+    /// What ``busURL`` says when ``busDescriptor`` is set: a name for logs, never dialed.
+    public static let socketPairURL = "nats://agent-bus.socketpair"
     /// The agent's id: its subjects are `agentint.<id>.>` and `hostint.<id>.>`.
     public static let agentID = "NEX_AGENT_ID"
     /// The agent's nkey user seed (`SU...`), its only credential on the bus.

@@ -35,6 +35,8 @@ public final class AgentService: AgentRequestHandler, Service {
         public var directory: String
         /// Where the workload starts; nil: ``directory``.
         public var workDirectory: String?
+        /// A descriptor connected to the bus, used instead of dialing ``busURL``.
+        public var busDescriptor: Int32?
         /// The node's pid: the agent stops when its parent is another process. 0: the node
         /// lies outside the agent's pid namespace (a sandbox), where `getppid()` is 0.
         public var nodePID: Int32
@@ -62,6 +64,13 @@ public final class AgentService: AgentRequestHandler, Service {
             nkeySeed = try value(AgentEnvironment.nkeySeed)
             directory = try value(AgentEnvironment.directory)
             workDirectory = environment[AgentEnvironment.workDirectory].flatMap { $0.isEmpty ? nil : $0 }
+            if let text = environment[AgentEnvironment.busDescriptor] {
+                guard let descriptor = Int32(text), descriptor >= 3 else {
+                    throw AgentServiceError.invalidEnvironment(name: AgentEnvironment.busDescriptor, value: text,
+                                                               reason: "not a descriptor number of 3 or more")
+                }
+                busDescriptor = descriptor
+            }
             let pid = try value(AgentEnvironment.nodePID)
             guard let nodePID = Int32(pid), nodePID >= 0 else {
                 throw AgentServiceError.invalidEnvironment(name: AgentEnvironment.nodePID, value: pid, reason: "not a process id")
@@ -122,6 +131,11 @@ public final class AgentService: AgentRequestHandler, Service {
         options.flushTimeout = .seconds(3)
         options.reconnectWait = .milliseconds(100)
         options.maxReconnectWait = .seconds(1)
+        if let descriptor = settings.busDescriptor {
+            // Connected by the node: nothing to dial again if it goes (the node is gone then).
+            options.connectedSocket = descriptor
+            options.allowReconnect = false
+        }
         connection = try AgentBusConnection(configuration: .init(
             busURL: settings.busURL, agentID: settings.agentID, nkeySeed: settings.nkeySeed, clientOptions: options))
         (finished, finish) = AsyncStream.makeStream(of: Void.self)

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import NexWorkloads
 import NATSWire
 import NexAgentBus
@@ -23,4 +26,22 @@ enum AgentNotice: Sendable {
     case exited(agentID: String, status: Int32)
     /// An agent stopped answering pings and was killed.
     case unresponsive(agentID: String)
+}
+
+/// The socket pair of a sandboxed agent's bus connection: the node's end is served by the bus,
+/// the agent's end becomes the agent's descriptor 3 and is closed here once it is started.
+struct BusSocketPair {
+    let nodeEnd: Int32
+    let agentEnd: Int32
+
+    init() throws {
+        var ends: [Int32] = [0, 0]
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &ends) == 0 else {
+            throw AgentSupervisorError.busSocket(reason: String(cString: strerror(errno)))
+        }
+        nodeEnd = ends[0]
+        agentEnd = ends[1]
+    }
+
+    func closeAgentEnd() { close(agentEnd) }
 }

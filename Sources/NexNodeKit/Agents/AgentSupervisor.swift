@@ -221,9 +221,19 @@ public actor AgentSupervisor: Service {
         var options = SpawnOptions(newProcessGroup: true, parentDeathSignal: AgentEnvironment.parentDeathSignal,
                                    stdout: .fileDescriptor(2), stderr: .fileDescriptor(2))
         var cgroup: SandboxCgroup?
+        var busSocket: BusSocketPair?
+        defer { busSocket?.closeAgentEnd() }
         let process: ChildProcess
         do {
             if let sandbox = settings.sandbox, let identity {
+                // Its bus connection comes made: a socket pair, not the loopback listener (which
+                // the workload could reach too; and a sandbox may have no network).
+                let pair = try BusSocketPair()
+                busSocket = pair
+                try await bus.adopt(connectedSocket: pair.nodeEnd)
+                options.passedDescriptor = pair.agentEnd
+                environment[AgentEnvironment.busDescriptor] = "3"
+                environment[AgentEnvironment.busURL] = AgentEnvironment.socketPairURL
                 environment[AgentEnvironment.workDirectory] = NodeSandbox.workDirectory
                 options.sandbox = sandbox.sandbox(for: identity, agentExecutable: settings.agentExecutable,
                                                   agentDirectory: directory)
@@ -380,10 +390,12 @@ public enum AgentSupervisorError: Error, Sendable, Equatable, CustomStringConver
     case agentExited(id: String)
     case stopping
     case noSandboxIdentity(range: String)
+    case busSocket(reason: String)
 
     public var description: String {
         switch self {
         case .noSandboxIdentity(let range): "every uid of the node's sandbox range \(range) is in use"
+        case .busSocket(let reason): "cannot make an agent's bus socket pair: \(reason)"
         case .handshakeTimeout(let id, let after): "agent \(id) did not complete its handshake within \(after)"
         case .agentExited(let id): "agent \(id) exited before it could take the workload"
         case .stopping: "the node is stopping"

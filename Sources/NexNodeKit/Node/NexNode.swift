@@ -140,7 +140,9 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
         // The workload plane on the bus's event loop: the node's in-process link to the bus and
         // the trigger connections, so an invocation crosses no thread and no socket inside the node.
         let workloadLoop = bus.eventLoop
-        try await bus.start()
+        // Sandboxed agents get their bus connection made (a socket pair): no listener then,
+        // so nothing on this host (a workload on the host network included) can dial the bus.
+        if sandbox == nil { try await bus.start() }
         let link = try await bus.link()
         var settings = AgentSupervisor.Settings(
             agentExecutable: agentPath, stateDirectory: stateDirectory, poolSize: configuration.machinePoolSize,
@@ -174,8 +176,9 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
         try await hostServices.start()
         await manager.attach(hostServices)
         self.manager.withLock { $0 = manager }
-        logger.info("agent bus ready", metadata: ["url": "\(bus.url)", "agent": "\(agentPath)",
-                                                 "pool": "\(configuration.machinePoolSize)"])
+        logger.info("agent bus ready", metadata: [
+            sandbox == nil ? "url" : "listener": "\(sandbox == nil ? bus.url : "none (socket pairs)")",
+            "agent": "\(agentPath)", "pool": "\(configuration.machinePoolSize)"])
         return WorkloadRuntime(bus: bus, link: link, supervisor: supervisor, manager: manager,
                                hostServices: hostServices, hostServicesConnection: hostServicesConnection)
     }

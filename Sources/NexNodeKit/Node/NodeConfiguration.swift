@@ -51,6 +51,8 @@ public struct NodeConfiguration: Sendable, Equatable {
     public var agentPath: String?
     /// Default resource limits for workloads (`workload_limits`); a deploy's `limits` override them.
     public var workloadLimits = ResourceLimits()
+    /// The most a deploy's `limits` may ask for (`max_workload_limits`); unset: no maximum.
+    public var maxWorkloadLimits = ResourceLimits()
     /// How fast one workload's output reaches the node (`log_rate_limit`); lines over it are
     /// dropped by the agent and counted (see ``LogRateLimiter``).
     public var logRateLimit = LogRate.default
@@ -158,11 +160,12 @@ extension NodeConfiguration {
             logRateLimit.bytesPerSecond = try rate.count("bytes_per_second") ?? logRateLimit.bytesPerSecond
             try rate.finish()
         }
-        if var limits = try reader.object("workload_limits") {
-            workloadLimits.memoryBytes = try limits.count("memory_bytes")
-            workloadLimits.openFiles = try limits.count("open_files")
-            workloadLimits.processes = try limits.count("processes")
-            workloadLimits.cpuMillicores = try limits.count("cpu_millicores")
+        for (key, target) in [("workload_limits", \NodeConfiguration.workloadLimits),
+                              ("max_workload_limits", \NodeConfiguration.maxWorkloadLimits)] {
+            guard var limits = try reader.object(key) else { continue }
+            self[keyPath: target] = ResourceLimits(
+                memoryBytes: try limits.count("memory_bytes"), openFiles: try limits.count("open_files"),
+                processes: try limits.count("processes"), cpuMillicores: try limits.count("cpu_millicores"))
             try limits.finish()
         }
         try reader.finish()
@@ -193,6 +196,15 @@ extension NodeConfiguration {
         }
         for root in allowedFileRoots where !root.hasPrefix("/") {
             throw NodeConfigurationError(key: "allowed_file_roots", problem: "'\(root)' is not an absolute path")
+        }
+        for (name, value, maximum) in [("memory_bytes", workloadLimits.memoryBytes, maxWorkloadLimits.memoryBytes),
+                                       ("open_files", workloadLimits.openFiles, maxWorkloadLimits.openFiles),
+                                       ("processes", workloadLimits.processes, maxWorkloadLimits.processes),
+                                       ("cpu_millicores", workloadLimits.cpuMillicores, maxWorkloadLimits.cpuMillicores)] {
+            if let value, let maximum, maximum > 0, value > maximum {
+                throw NodeConfigurationError(key: "workload_limits.\(name)",
+                                             problem: "\(value) is above max_workload_limits.\(name) \(maximum)")
+            }
         }
         guard heartbeatIntervalSeconds > 0 else {
             throw NodeConfigurationError(key: "heartbeat_interval_seconds", problem: "must be greater than 0")

@@ -214,6 +214,22 @@ public actor WorkloadManager: Service {
     }
 
     /// The deploy request's checks, in Nex 0.2's order; none awaits.
+    /// A deploy may ask for limits up to the node's `max_workload_limits`, no more, and none
+    /// may be negative.
+    static func checkLimits(_ limits: ResourceLimits?, within maxima: ResourceLimits) throws {
+        guard let limits else { return }
+        for (name, value, maximum) in [("memory_bytes", limits.memoryBytes, maxima.memoryBytes),
+                                       ("open_files", limits.openFiles, maxima.openFiles),
+                                       ("processes", limits.processes, maxima.processes),
+                                       ("cpu_millicores", limits.cpuMillicores, maxima.cpuMillicores)] {
+            guard let value else { continue }
+            guard value > 0 else { throw NexControlError.badRequest("limits.\(name) must be greater than 0 (got \(value))") }
+            if let maximum, maximum > 0, value > maximum {
+                throw NexControlError.badRequest("limits.\(name) \(value) is above this node's maximum \(maximum) (max_workload_limits.\(name))")
+            }
+        }
+    }
+
     private func check(_ request: DeployRequest) throws -> CheckedDeploy {
         guard let type = WorkloadType(name: request.type) else {
             throw NexControlError.badRequest("unknown workload type '\(request.type)' (native, wasm, javascript, v8)")
@@ -222,6 +238,7 @@ public actor WorkloadManager: Service {
             throw NexControlError.badRequest(
                 "workload type \(type.rawValue) is not allowed on node \(nodeID) (workload_types: \(configuration.workloadTypes.map(\.rawValue).joined(separator: ", ")))")
         }
+        try Self.checkLimits(request.limits, within: configuration.maxWorkloadLimits)
         let triggers = request.triggerSubjects ?? []
         if type.isFunction {
             do {

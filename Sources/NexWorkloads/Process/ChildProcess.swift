@@ -123,6 +123,7 @@ public final class ChildProcess: Sendable {
         spawn.cgroup_procs_count = Int32(cgroups.count)
 
         spawn.close_other_descriptors = options.inheritDescriptors ? 0 : 1
+        spawn.passed_fd = options.passedDescriptor ?? -1
         let workingDirectory = options.workingDirectory.map { strdup($0) }
         defer { workingDirectory.map { free($0) } }
         spawn.working_directory = workingDirectory.map { UnsafePointer($0) } ?? nil
