@@ -51,6 +51,52 @@ import Testing
         #expect(node.sandboxed == false && node.tags?["nex.unsafe"] == "true", "\(node)")
     }
 
+    /// `network: none`: only a loopback of its own; the NATS server the host-network neighbour
+    /// reaches is out of reach. A node without the sandbox refuses it.
+    @Test func aWorkloadWithoutANetworkReachesNothing() async throws {
+        try await withNATSServer(jetStream: true) { server in
+            let port = try #require(server.url.firstMatch(of: #/:(\d+)$/#).map { String($0.1) }, "\(server.url)")
+            let script = """
+                #!/bin/sh
+                echo "interfaces=$(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | tr '\\n' ',')"
+                python3 -c 'import socket,sys
+                try:
+                    socket.create_connection(("127.0.0.1", \(port)), 2); print("nats=reachable")
+                except OSError as e:
+                    print("nats=unreachable")
+                sys.stdout.flush()'
+                sleep 30
+                """
+            try await withNode(server: server) { node in
+                try await withControlClient(server) { nex in
+                    let logs = try await LogRecorder.start(nex)
+                    let fixture = try WorkloadFixture(script: script)
+                    let isolated = try await fixture.deploy(nex, node: node.nodeID, name: "isolated", network: WorkloadNetwork.none)
+                    let host = try await fixture.deploy(nex, node: node.nodeID, name: "hosted")
+                    try await waitFor(timeout: .seconds(10), "both probes report: \(logs.texts)") {
+                        logs.all.filter { $0.text.hasPrefix("nats=") }.count == 2
+                    }
+                    let lines = { (id: String) in logs.all.filter { $0.id == id }.map(\.text) }
+                    #expect(lines(isolated.id).contains("interfaces=lo,"), "\(lines(isolated.id))")
+                    #expect(lines(isolated.id).contains("nats=unreachable"), "\(lines(isolated.id))")
+                    #expect(lines(host.id).contains("nats=reachable"), "\(lines(host.id))")
+                    let info = try await nex.info(namespace: "default", node: node.nodeID)
+                    #expect(info.machines.first { $0.id == isolated.id }?.limitsApplied?.contains("network_none") == true)
+                }
+            }
+            try await withNode(server: server, .init(config: #"{"no_sandbox": true}"#)) { node in
+                try await withControlClient(server) { nex in
+                    await #expect {
+                        _ = try await WorkloadFixture(script: script).deploy(nex, node: node.nodeID, name: "refused",
+                                                                            network: WorkloadNetwork.none)
+                    } throws: { error in
+                        "\(error)".contains("network none needs a sandbox")
+                    }
+                }
+            }
+        }
+    }
+
     /// Starts a node (sandboxed or not), deploys tenant A's probe with a secret, then tenant
     /// B's, and returns B's report and the node's ping.
     static func attack(sandboxed: Bool) async throws -> (Report, PingResponse) {

@@ -95,6 +95,22 @@ import Testing
         #expect(machine.state(of: "D") == .assigned && machine.warm.isEmpty)
     }
 
+    /// A deploy that needs an agent of its own (no network) gets one started for it even
+    /// while the pool holds warm agents, and the pool keeps them.
+    @Test func aDedicatedAcquireLeavesThePoolAlone() {
+        var machine = Machine(poolSize: 1, handshakeTimeout: Self.timeout)
+        _ = machine.spawnStarted("A", for: .pool)
+        _ = machine.spawned("A", now: Self.start)
+        _ = machine.handshakeReceived("A")
+        #expect(machine.acquire(dedicated: true) == .spawnDedicated)
+        #expect(machine.warm == ["A"])
+        _ = machine.spawnStarted("N", for: .dedicated)
+        _ = machine.spawned("N", now: Self.start)
+        #expect(machine.handshakeReceived("N") == .acceptHandshake(agent: "N", handOut: true))
+        #expect(machine.warm == ["A"] && machine.state(of: "N") == .assigned)
+        #expect(machine.acquire() == .handOut(agent: "A", refill: 1))
+    }
+
     @Test func aHandshakeTimeoutKillsTheAgentAndFailsItsDeploy() {
         var machine = Machine(poolSize: 0, handshakeTimeout: Self.timeout)
         #expect(machine.acquire() == .spawnDedicated)

@@ -50,13 +50,16 @@ public struct DeployRequest: Codable, Sendable, Equatable {
     public var hostServices: NATSConnectionSettings?
     /// `limits`, ours: resource limits for this workload; the node's `workload_limits` fill what is unset.
     public var limits: ResourceLimits?
+    /// `network`, ours: the host's network (the default: a service reaches its NATS) or none, a
+    /// loopback of its own (sandboxed nodes only).
+    public var network: WorkloadNetwork?
 
     enum CodingKeys: String, CodingKey {
         case argv, description, type, location, essential, workloadJWT = "workload_jwt", environment
         case jsDomain = "jsdomain", senderPublicKey = "sender_public_key", targetNode = "target_node"
         case triggerSubjects = "trigger_subjects", triggerConnection = "trigger_connection"
         case retryCount = "retry_count", retriedAt = "retried_at", hostServices = "host_services"
-        case limits
+        case limits, network
     }
 
     /// A deploy request; ``NexClient/deploy(_:namespace:node:issuer:sender:)`` builds one from a
@@ -146,4 +149,12 @@ public struct ResourceLimits: Codable, Sendable, Equatable {
         self.memoryBytes = memoryBytes; self.openFiles = openFiles; self.processes = processes
         self.cpuMillicores = cpuMillicores
     }
+}
+
+/// The network a workload's sandbox has (`network` in a ``DeployRequest``).
+public enum WorkloadNetwork: String, Codable, Sendable, CaseIterable {
+    /// The host's network, as any process of the host.
+    case host
+    /// A network namespace of its own with only a loopback interface: nothing outside it.
+    case none
 }

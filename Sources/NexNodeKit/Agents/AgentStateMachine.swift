@@ -124,9 +124,11 @@ struct AgentStateMachine: Sendable {
     }
 
     /// A deploy wants an agent.
-    mutating func acquire() -> Action {
+    /// `dedicated`: the deploy needs an agent started for it (one the pool's cannot be, e.g.
+    /// without a network), whatever the pool holds.
+    mutating func acquire(dedicated: Bool = false) -> Action {
         guard !isStopping else { return .none }
-        guard !warm.isEmpty else { return .spawnDedicated }
+        guard !warm.isEmpty, !dedicated else { return .spawnDedicated }
         let agent = warm.removeFirst()
         agents[agent] = .assigned
         return .handOut(agent: agent, refill: shortfall)

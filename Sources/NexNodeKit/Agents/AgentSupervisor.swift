@@ -6,6 +6,7 @@ import FoundationEssentials
 import Logging
 import NATSWire
 import NexAgentBus
+import NexControl
 import NIOCore
 import ServiceLifecycle
 
@@ -157,9 +158,10 @@ public actor AgentSupervisor: Service {
         }
     }
 
-    /// An agent that completed its handshake, taken out of the pool; the pool is refilled.
-    func acquire() async throws -> AgentProcess {
-        switch machine.acquire() {
+    /// An agent that completed its handshake, taken out of the pool (the pool is refilled); or
+    /// one started for this deploy when the pool is empty or the workload wants no network.
+    func acquire(network: WorkloadNetwork = .host) async throws -> AgentProcess {
+        switch machine.acquire(dedicated: network == .none) {
         case .handOut(let id, let refill):
             perform(.spawnForPool(count: refill))
             guard let agent = agents[id] else { throw AgentSupervisorError.agentExited(id: id) }
@@ -170,7 +172,7 @@ public actor AgentSupervisor: Service {
             guard machine.spawnStarted(id, for: .dedicated) else { throw AgentSupervisorError.stopping }
             let agent: AgentProcess
             do {
-                agent = try await spawn(id)
+                agent = try await spawn(id, network: network)
             } catch {
                 _ = machine.spawnFailed(id)
                 throw error
@@ -187,8 +189,9 @@ public actor AgentSupervisor: Service {
         }
     }
 
-    private func spawn(_ id: String) async throws -> AgentProcess {
+    private func spawn(_ id: String, network: WorkloadNetwork = .host) async throws -> AgentProcess {
         guard !machine.isStopping else { throw AgentSupervisorError.stopping }
+        guard network == .host || settings.sandbox != nil else { throw AgentSupervisorError.networkNeedsSandbox }
         let key = try NKeyPair.generate(.user)
         let directory = agentsDirectory + "/" + id
         var identity: SandboxIdentity?
@@ -237,6 +240,7 @@ public actor AgentSupervisor: Service {
                 environment[AgentEnvironment.workDirectory] = NodeSandbox.workDirectory
                 options.sandbox = sandbox.sandbox(for: identity, agentExecutable: settings.agentExecutable,
                                                   agentDirectory: directory)
+                options.sandbox?.privateNetwork = network == .none
                 if let hierarchies = sandbox.cgroups {
                     cgroup = try SandboxCgroup.create(name: id, in: hierarchies)
                     options.cgroupProcsPaths = cgroup?.procsFiles ?? []
@@ -391,11 +395,13 @@ public enum AgentSupervisorError: Error, Sendable, Equatable, CustomStringConver
     case stopping
     case noSandboxIdentity(range: String)
     case busSocket(reason: String)
+    case networkNeedsSandbox
 
     public var description: String {
         switch self {
         case .noSandboxIdentity(let range): "every uid of the node's sandbox range \(range) is in use"
         case .busSocket(let reason): "cannot make an agent's bus socket pair: \(reason)"
+        case .networkNeedsSandbox: "network none needs a sandboxed node (this one runs with no_sandbox)"
         case .handshakeTimeout(let id, let after): "agent \(id) did not complete its handshake within \(after)"
         case .agentExited(let id): "agent \(id) exited before it could take the workload"
         case .stopping: "the node is stopping"

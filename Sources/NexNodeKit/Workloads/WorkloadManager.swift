@@ -180,7 +180,8 @@ public actor WorkloadManager: Service {
             cpuMillicores: request.limits?.cpuMillicores ?? configuration.workloadLimits.cpuMillicores)
         let template = AgentDeployRequestTemplate(
             argv: request.argv ?? [], environment: WorkloadConnection.workloadEnvironment(checked.environment),
-            limits: resource, stopGraceMilliseconds: Int(configuration.stopGracePeriodSeconds * 1000),
+            limits: resource, network: request.network ?? .host,
+            stopGraceMilliseconds: Int(configuration.stopGracePeriodSeconds * 1000),
             artifactPath: artifact.path)
         var record = WorkloadRecord(
             id: id, namespace: namespace, name: claims.name, type: type, hash: artifact.sha256, size: artifact.size,
@@ -239,6 +240,9 @@ public actor WorkloadManager: Service {
                 "workload type \(type.rawValue) is not allowed on node \(nodeID) (workload_types: \(configuration.workloadTypes.map(\.rawValue).joined(separator: ", ")))")
         }
         try Self.checkLimits(request.limits, within: configuration.maxWorkloadLimits)
+        if request.network == WorkloadNetwork.none && configuration.noSandbox {
+            throw NexControlError.badRequest("network none needs a sandbox, and node \(nodeID) runs with no_sandbox")
+        }
         let triggers = request.triggerSubjects ?? []
         if type.isFunction {
             do {
@@ -305,7 +309,7 @@ public actor WorkloadManager: Service {
             switch action {
             case .assignAgent(let id):
                 do {
-                    let acquired = try await supervisor.acquire()
+                    let acquired = try await supervisor.acquire(network: records[id]?.agentRequest.network ?? .host)
                     agent = acquired
                     action = machine.agentAssigned(id, agent: acquired.id)
                 } catch {
@@ -400,6 +404,7 @@ public actor WorkloadManager: Service {
                                         reason: "workload \(record.name) did not start: \(response.message)")
         }
         records[record.id]?.limitsApplied = enforced + response.limitsApplied
+            + (record.agentRequest.network == .none ? ["network_none"] : [])
         return machine.agentAccepted(record.id, agent: agent.id)
     }
 

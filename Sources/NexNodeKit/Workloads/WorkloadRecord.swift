@@ -33,6 +33,7 @@ struct AgentDeployRequestTemplate: Sendable {
     var argv: [String]
     var environment: [String: String]
     var limits: ResourceLimits
+    var network: WorkloadNetwork
     var stopGraceMilliseconds: Int
     var artifactPath: String
 }

@@ -56,13 +56,14 @@ struct WorkloadFixture {
     }
 
     func deploy(_ nex: NexClient, node: String, name: String, environment: [String: String] = [:],
-                essential: Bool = false, namespace: String = "default", limits: ResourceLimits? = nil) async throws
-        -> RunResponse
+                essential: Bool = false, namespace: String = "default", limits: ResourceLimits? = nil,
+                network: WorkloadNetwork? = nil) async throws -> RunResponse
     {
         let info = try await nex.info(namespace: namespace, node: node)
         var request = try submission(name: name, environment: environment, essential: essential)
             .deployRequest(issuer: issuer, sender: sender, targetNode: node, targetXKey: info.publicXKey)
         request.limits = limits
+        request.network = network
         let response = try await nex.deploy(namespace: namespace, node: node, request: request)
         lastDeployToken.value.withLock { $0 = request.workloadJWT }
         return response
