@@ -131,11 +131,11 @@ static void run_child(const char *path, char *const argv[], char *const envp[], 
     if (move_fd(options->stdin_fd, 0, O_RDONLY) != 0 || move_fd(options->stdout_fd, 1, O_WRONLY) != 0
         || move_fd(options->stderr_fd, 2, O_WRONLY) != 0) report_and_exit(report, STEP_FDS, errno);
     if (options->working_directory && chdir(options->working_directory) != 0) report_and_exit(report, STEP_CHDIR, errno);
-    if (options->passed_fd >= 0) {
+    if (options->passed_fd > 2) {
         // dup2 onto itself keeps close-on-exec: clear it by hand then.
         if (options->passed_fd == 3 ? fcntl(3, F_SETFD, 0) != 0 : dup2(options->passed_fd, 3) < 0) report_and_exit(report, STEP_FDS, errno);
     }
-    if (options->close_other_descriptors) close_others_at_exec(options->passed_fd >= 0 ? 4 : 3);
+    if (options->close_other_descriptors) close_others_at_exec(options->passed_fd > 2 ? 4 : 3);
     if (set_limit(RLIMIT_AS, options->limit_address_space) != 0
         || set_limit(RLIMIT_NOFILE, options->limit_open_files) != 0
         || set_limit(RLIMIT_NPROC, options->limit_processes) != 0) report_and_exit(report, STEP_RLIMIT, errno);
@@ -162,7 +162,8 @@ static int release_sandboxed_child(pid_t child, const nex_spawn_options *options
 }
 
 int nex_spawn(const char *path, char *const argv[], char *const envp[], const nex_spawn_options *options,
-              pid_t *pid_out, const char **failed_step) {
+              pid_t *pid_out, const char **failed_step, int *failed_bind) {
+    if (failed_bind) *failed_bind = -1;
     int report[2], go[2] = { -1, -1 };
     if (pipe2(report, O_CLOEXEC) != 0) {
         if (failed_step) *failed_step = step_names[STEP_PIPE];
@@ -217,6 +218,7 @@ int nex_spawn(const char *path, char *const argv[], char *const envp[], const ne
         int status;
         while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
         if (failed_step) *failed_step = step_name(message[0]);
+        if (failed_bind && message[0] >= SANDBOX_STEP_BIND_OF) *failed_bind = message[0] - SANDBOX_STEP_BIND_OF;
         return message[1] ? message[1] : EINVAL;
     }
     *pid_out = child;

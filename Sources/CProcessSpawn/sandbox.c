@@ -38,6 +38,7 @@ static const char *sandbox_step_names[] = {
 };
 
 const char *nex_sandbox_step_name(int step) {
+    if (step >= SANDBOX_STEP_BIND_OF) return "bind";
     if (step < SANDBOX_STEP_CLONE || step > SANDBOX_STEP_WAIT) return "sandbox";
     return sandbox_step_names[step - SANDBOX_STEP_CLONE];
 }
@@ -249,7 +250,7 @@ int nex_sandbox_enter(const nex_sandbox *sandbox, int *step) {
     int sources[NEX_SANDBOX_MAX_BINDS];
     for (int i = 0; i < sandbox->bind_count; i++) {
         sources[i] = open(sandbox->binds[i].source, O_PATH | O_CLOEXEC);
-        if (sources[i] < 0) FAIL(SANDBOX_STEP_BIND);
+        if (sources[i] < 0) FAIL(SANDBOX_STEP_BIND_OF + i);
     }
 
     // Our ids next, so that what we create belongs to a mapped uid. The namespace maps no
@@ -284,7 +285,7 @@ int nex_sandbox_enter(const nex_sandbox *sandbox, int *step) {
         // The source as the parent opened it: /proc/self/fd/N leads to it without a path walk.
         char from[64];
         snprintf(from, sizeof from, OLD_ROOT "/proc/self/fd/%d", sources[i]);
-        if (bind_path(from, bind->target, attributes) != 0) FAIL(SANDBOX_STEP_BIND);
+        if (bind_path(from, bind->target, attributes) != 0) FAIL(SANDBOX_STEP_BIND_OF + i);
     }
     if (make_directories(NEW_ROOT "/proc") != 0
         || mount("proc", NEW_ROOT "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0) FAIL(SANDBOX_STEP_PROC);

@@ -29,6 +29,9 @@ enum {
     SANDBOX_STEP_CAPABILITIES, SANDBOX_STEP_NO_NEW_PRIVS, SANDBOX_STEP_SECCOMP, SANDBOX_STEP_WAIT,
 };
 
+/// A failed bind reports this plus the bind's index as its step, so the caller can name it.
+#define SANDBOX_STEP_BIND_OF 1000
+
 const char *nex_sandbox_step_name(int step);
 
 #endif

@@ -2,6 +2,7 @@ import Foundation
 import NATSTestSupport
 import NATSWire
 import NexControl
+import NexWorkloads
 import Testing
 
 /// Tenant B's workload attacks tenant A's and the node, on a real node running as its own
@@ -11,8 +12,11 @@ import Testing
     /// What tenant B's probe reported: `key=value` pairs of its one report line.
     typealias Report = [String: String]
 
-    @Test func aSandboxedTenantReachesNeitherItsNeighbourNorTheNode() async throws {
-        let (report, node) = try await Self.attack(sandboxed: true)
+    /// As the node's own user (newuidmap, a delegated cgroup) and, where the tests run as root,
+    /// as root (ids mapped by the node itself).
+    @Test(arguments: NodeUser.dropsPrivileges ? [false, true] : [false])
+    func aSandboxedTenantReachesNeitherItsNeighbourNorTheNode(nodeAsRoot: Bool) async throws {
+        let (report, node) = try await Self.attack(sandboxed: true, nodeAsRoot: nodeAsRoot)
         // Its own user, not the node's, with nothing to escalate with.
         let uid = try #require(report["uid"].flatMap(UInt32.init), "\(report)")
         #expect(uid != NodeUser.uid && uid != 0, "\(report)")
@@ -49,6 +53,47 @@ import Testing
         #expect(report["seccomp"] == "0", "\(report)")
         #expect(report["bus"] == "refused", "the bus listens on loopback; an agent's key is needed: \(report)")
         #expect(node.sandboxed == false && node.tags?["nex.unsafe"] == "true", "\(node)")
+    }
+
+    /// A node that cannot sandbox (here: its user has no subordinate id range) does not start,
+    /// and says what is missing and how to fix it; with `no_sandbox: true` it starts.
+    @Test(.enabled(if: NodeUser.dropsPrivileges, "needs root to start a node as a user without a subordinate range"))
+    func aNodeThatCannotSandboxRefusesToStartNamingWhatIsMissing() async throws {
+        try await withNATSServer(jetStream: true) { server in
+            let directory = try TemporaryDirectory(prefix: "nex-e2e-nosubid-")
+            let state = directory.appending("state")
+            try NodeUser.prepareStateDirectory(state)
+            let stranger: uid_t = 4242  // no passwd entry, so no /etc/subuid entry either
+            chown(state, stranger, stranger)
+            let node = try NodeUser.nexNode
+            chmod(directory.path, 0o755)
+            func start(_ config: String) throws -> (process: ChildProcess, stderr: String) {
+                let file = try directory.write(config, to: "node-\(UUID().uuidString).json")
+                chmod(file, 0o644)
+                let stderr = directory.appending("stderr-\(UUID().uuidString)")
+                let process = try ChildProcess(executable: "/usr/bin/setpriv", arguments: [
+                    "--reuid=\(stranger)", "--regid=\(stranger)", "--clear-groups", "--inh-caps=-all", "--",
+                    node, "up", "-s", server.url, "--state-dir", state, "--config", file,
+                ], environment: ChildEnvironment.base(), errorPath: stderr)
+                return (process, stderr)
+            }
+            func text(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
+            let refused = try start("{}")
+            let status = try await withTimeLimit(.seconds(10), "the refused node to exit") { try await refused.process.waitForExit() }
+            let refusal = text(refused.stderr)
+            #expect(status != 0)
+            #expect(refusal.contains("this host cannot sandbox workloads"), "\(refusal)")
+            #expect(refusal.contains("a subordinate id range for user 4242"), "\(refusal)")
+            #expect(refusal.contains("nex-node preflight --init --node-user 4242"), "\(refusal)")
+            // Unsandboxed it starts, saying what that costs.
+            let unsandboxed = try start(#"{"no_sandbox": true}"#)
+            defer { unsandboxed.process.stop(grace: .seconds(2)) }
+            try await waitFor(timeout: .seconds(10), "the unsandboxed node to start: \(text(unsandboxed.stderr))") {
+                text(unsandboxed.stderr).contains("agent bus ready")
+            }
+            #expect(text(unsandboxed.stderr).contains("no_sandbox: workloads run unsandboxed"))
+            #expect(unsandboxed.process.isRunning)
+        }
     }
 
     /// `network: none`: only a loopback of its own; the NATS server the host-network neighbour
@@ -99,11 +144,12 @@ import Testing
 
     /// Starts a node (sandboxed or not), deploys tenant A's probe with a secret, then tenant
     /// B's, and returns B's report and the node's ping.
-    static func attack(sandboxed: Bool) async throws -> (Report, PingResponse) {
+    static func attack(sandboxed: Bool, nodeAsRoot: Bool = false) async throws -> (Report, PingResponse) {
         let artifacts = try NodeUser.artifactDirectory(prefix: "nex-e2e-probe-")
         let probe = try Probe.build(in: artifacts)
         return try await withNATSServer(jetStream: true) { server in
-            let launch = NodeProcess.Launch(config: sandboxed ? nil : #"{"no_sandbox": true}"#)
+            var launch = NodeProcess.Launch(config: sandboxed ? nil : #"{"no_sandbox": true}"#)
+            launch.asTestUser = nodeAsRoot
             return try await withNode(server: server, launch) { node in
                 try await withControlClient(server) { nex in
                     // A sandboxed node does not listen: its agents get socket pairs.

@@ -101,7 +101,7 @@ import NexControl
             let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/sleep"), strdup("30"), nil]
             let envp: [UnsafeMutablePointer<CChar>?] = [nil]
             var pid: pid_t = 0
-            if nex_spawn("/bin/sleep", argv, envp, &options, &pid, nil) == 0 { direct.withLock { $0 = pid } }
+            if nex_spawn("/bin/sleep", argv, envp, &options, &pid, nil, nil) == 0 { direct.withLock { $0 = pid } }
             argv.forEach { free($0) }
         }
         let pid = direct.withLock { $0 }

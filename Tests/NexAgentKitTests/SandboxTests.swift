@@ -98,13 +98,16 @@ struct SandboxTests {
     }
 
     @Test func aFailedStepIsNamed() throws {
+        let missing = "/nonexistent-\(UUID())"
         let sandbox = Sandbox(uid: Self.uid, gid: Self.uid, idMapping: .direct,
-                              binds: [Sandbox.Bind(source: "/nonexistent-\(UUID())", target: "/x")])
+                              binds: Sandbox.systemBinds() + [Sandbox.Bind(source: missing, target: "/x")])
         #expect {
             _ = try ChildProcess(executable: "/bin/true", arguments: [], environment: [:],
                                  options: SpawnOptions(sandbox: sandbox))
         } throws: { error in
-            (error as? ChildProcess.SpawnError)?.step == "bind"
+            guard let error = error as? ChildProcess.SpawnError else { return false }
+            return error.step == "bind \(missing)" && error.code == ENOENT
+                && error.description == "cannot start /bin/true: bind \(missing): No such file or directory"
         }
     }
 

@@ -59,7 +59,8 @@ typedef struct {
     int cgroup_procs_count;
     /// Close every descriptor above 2 at exec (the parent's sockets must not leak into the child).
     int close_other_descriptors;
-    /// A descriptor of the parent the child gets as descriptor 3 (kept open at exec); < 0 = none.
+    /// A descriptor of the parent the child gets as descriptor 3 (kept open at exec); 0-2 or
+    /// negative = none (so a zeroed struct passes nothing).
     int passed_fd;
     /// The child's working directory (chdir before exec); NULL = this process's.
     const char *working_directory;
@@ -71,9 +72,10 @@ typedef struct {
 /// fork + exec with the options applied in the child (only async-signal-safe calls there).
 /// Returns 0 and the pid, or an errno: from fork, or from the child's failed setup or exec
 /// (reported through a close-on-exec pipe, so "not executable" is known at once).
-/// `failed_step` (may be NULL) names the step that failed ("exec", "setrlimit", "cgroup", ...).
+/// `failed_step` (may be NULL) names the step that failed ("exec", "setrlimit", "cgroup", ...);
+/// `failed_bind` (may be NULL) is the index of the sandbox bind that failed, else -1.
 int nex_spawn(const char *path, char *const argv[], char *const envp[], const nex_spawn_options *options,
-              pid_t *pid_out, const char **failed_step);
+              pid_t *pid_out, const char **failed_step, int *failed_bind);
 
 /// Marks this process not dumpable (PR_SET_DUMPABLE 0): other processes of the same user, such
 /// as its workloads, can no longer read its memory or /proc/<pid>/environ. Returns 0 or errno.

@@ -129,20 +129,25 @@ public final class ChildProcess: Sendable {
         spawn.working_directory = workingDirectory.map { UnsafePointer($0) } ?? nil
         let sandbox = options.sandbox.map(CSandbox.init)
         defer { sandbox?.free() }
+        let binds = options.sandbox?.binds ?? []
         let startChild = { [spawn] () -> (Int32, pid_t, String) in
             var options = spawn
             var child: pid_t = 0
             var failedStep: UnsafePointer<CChar>?
+            var failedBind: Int32 = -1
             let code: Int32
             if let sandbox {
                 code = withUnsafePointer(to: sandbox.value) { pointer in
                     options.sandbox = pointer
-                    return nex_spawn(executable, argv, envp, &options, &child, &failedStep)
+                    return nex_spawn(executable, argv, envp, &options, &child, &failedStep, &failedBind)
                 }
             } else {
-                code = nex_spawn(executable, argv, envp, &options, &child, &failedStep)
+                code = nex_spawn(executable, argv, envp, &options, &child, &failedStep, &failedBind)
             }
-            return (code, child, failedStep.map { String(cString: $0) } ?? "spawn")
+            var step = failedStep.map { String(cString: $0) } ?? "spawn"
+            // A sandbox bind that failed is named by its source.
+            if binds.indices.contains(Int(failedBind)) { step += " \(binds[Int(failedBind)].source)" }
+            return (code, child, step)
         }
         // PR_SET_PDEATHSIG follows the forking thread: fork from one that never ends.
         let (code, child, step) = options.parentDeathSignal != nil ? try SpawnThread.shared.run(startChild) : startChild()

@@ -33,6 +33,9 @@ final class NodeProcess: Sendable {
         /// `--allow-file-root` directories: by default ``NodeUser/artifactRoot``, where the
         /// tests' artifacts live.
         var fileRoots: [String] = [NodeUser.artifactRoot]
+        /// Start the node as the tests' own user (root in CI) instead of ``NodeUser``: a node
+        /// run as root maps its sandboxes' ids itself and makes cgroups anywhere it likes.
+        var asTestUser = false
     }
 
     let process: ChildProcess
@@ -96,7 +99,7 @@ final class NodeProcess: Sendable {
     {
         let directory = try TemporaryDirectory(prefix: "nex-e2e-node-")
         let stateDirectory = launch.stateDirectory ?? directory.appending("state")
-        try NodeUser.prepareStateDirectory(stateDirectory)
+        try NodeUser.prepareStateDirectory(stateDirectory, forNodeUser: !launch.asTestUser)
         // No URL: no -s (for --dev, which starts its own server only when none is given).
         var arguments = ["up"] + (url.isEmpty ? [] : ["-s", url]) + ["--state-dir", stateDirectory]
         for root in launch.fileRoots { arguments += ["--allow-file-root", root] }
@@ -108,8 +111,9 @@ final class NodeProcess: Sendable {
         let stdoutPath = directory.appending("stdout.log"), stderrPath = directory.appending("stderr.log")
         FileManager.default.createFile(atPath: stdoutPath, contents: nil)
         FileManager.default.createFile(atPath: stderrPath, contents: nil)
-        let cgroup = DelegatedCgroup.make()
-        var command = NodeUser.command(try NodeUser.nexNode, arguments)
+        let cgroup = launch.asTestUser ? nil : DelegatedCgroup.make()
+        var command = launch.asTestUser ? (executable: try NodeUser.nexNode, arguments: arguments)
+            : NodeUser.command(try NodeUser.nexNode, arguments)
         if let cgroup { command = cgroup.wrap(command) }
         let process = try ChildProcess(
             executable: command.executable, arguments: command.arguments,

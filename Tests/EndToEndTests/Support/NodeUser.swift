@@ -103,12 +103,13 @@ enum NodeUser {
         return directory
     }
 
-    /// Creates `path` (mode 0700) for the node's user, and lets that user through the test's
-    /// own temporary directories above it.
-    static func prepareStateDirectory(_ path: String) throws {
+    /// Creates `path` (mode 0700) for the node's user (unless `forNodeUser` is false: a node
+    /// run as the tests' own user), and lets that user through the test's own temporary
+    /// directories above it.
+    static func prepareStateDirectory(_ path: String, forNodeUser: Bool = true) throws {
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
-        guard dropsPrivileges else { return }
+        guard dropsPrivileges, forNodeUser else { return }
         chown(path, uid, gid)
         let temporary = NSTemporaryDirectory().trimmingSuffix("/")
         var parent = URL(fileURLWithPath: path).deletingLastPathComponent().path
