@@ -18,14 +18,50 @@ struct WorkloadOptions: ParsableArguments {
     var triggers: [String] = []
     @Option(name: .customLong("jsdomain"), help: "JetStream domain of the object store holding the artifact.")
     var jsDomain: String?
+    @Option(help: "Memory limit, swap included: bytes, or with K, M, G (powers of 1024), e.g. 64M.")
+    var memory: String?
+    @Option(help: "Processes and threads limit.")
+    var processes: Int?
+    @Option(name: .customLong("open-files"), help: "Open files limit.")
+    var openFiles: Int?
+    @Option(help: "CPU limit in thousandths of a core (500: half a core).")
+    var cpu: Int?
+    @Option(help: "Network: host (default) or none (a loopback of its own).")
+    var network: String?
 
     func submission(name: String, location: ArtifactLocation, artifactHash: String, environment: [String: String])
         throws -> WorkloadSubmission
     {
-        try WorkloadSubmission(
+        var submission = try WorkloadSubmission(
             name: name, type: type, location: location, artifactHash: artifactHash, environment: environment,
             argv: WorkloadSubmission.arguments(fromOptionValues: argv), description: workloadDescription,
             essential: essential, triggerSubjects: triggers, jsDomain: jsDomain)
+        let memoryBytes = try memory.map { text in
+            guard let bytes = Self.bytes(text) else { throw ValidationError("--memory \(text): not a size (e.g. 67108864, 64M, 1G)") }
+            return bytes
+        }
+        let limits = ResourceLimits(memoryBytes: memoryBytes, openFiles: openFiles, processes: processes, cpuMillicores: cpu)
+        if limits != ResourceLimits() { submission.limits = limits }
+        if let network {
+            guard let value = WorkloadNetwork(rawValue: network) else { throw ValidationError("--network \(network): host or none") }
+            submission.network = value
+        }
+        return submission
+    }
+
+    /// `64M` → 67108864: a whole number with an optional K, M or G (powers of 1024).
+    static func bytes(_ text: String) -> Int? {
+        let units: [Character: Int] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30]
+        var digits = text.uppercased()
+        if digits.hasSuffix("B") { digits.removeLast() }
+        var factor = 1
+        if let last = digits.last, let unit = units[last] {
+            factor = unit
+            digits.removeLast()
+        }
+        guard let value = Int(digits), value > 0 else { return nil }
+        let (product, overflow) = value.multipliedReportingOverflow(by: factor)
+        return overflow ? nil : product
     }
 }
 

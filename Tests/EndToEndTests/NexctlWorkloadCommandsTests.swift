@@ -147,7 +147,8 @@ import Testing
 
             let fromFile = try await runCommand(
                 nexctl, ["run", "file://" + artifact, node.nodeID, "A=1", "--name", "echo", "--essential",
-                         "--argv", "one two", "--description", "says hi"] + common)
+                         "--argv", "one two", "--description", "says hi", "--memory", "64M", "--processes", "32",
+                         "--open-files", "100", "--cpu", "500", "--network", "none"] + common)
             #expect(fromFile.status == 0, "\(fromFile.stderr)")
             let deployed = try #require(node.deployments.last)
             #expect(fromFile.stdout == deployed.id + "\n")
@@ -155,6 +156,8 @@ import Testing
             #expect(deployed.request.essential == true)
             #expect(deployed.request.argv == ["one", "two"])
             #expect(deployed.request.description == "says hi")
+            #expect(deployed.request.limits == ResourceLimits(memoryBytes: 64 << 20, openFiles: 100, processes: 32, cpuMillicores: 500))
+            #expect(deployed.request.network == WorkloadNetwork.none)
             #expect(deployed.request.senderPublicKey == sender.publicKey)
             #expect(deployed.claims.issuer == issuer.publicKey)
             #expect(deployed.claims.artifactHash == (try ArtifactDigest.sha256Hex(ofFile: artifact)))
@@ -184,6 +187,11 @@ import Testing
             let missing = try await runCommand(nexctl, ["run", "nats://FUNCS/none", node.nodeID, "--name", "x"] + common)
             #expect(missing.status == 1)
             #expect(oneErrorLine(missing.stderr)?.contains("none") == true, "\(missing.stderr)")
+
+            for (flag, value) in [("--memory", "lots"), ("--memory", "0"), ("--network", "bridge")] {
+                let bad = try await runCommand(nexctl, ["run", "file://" + artifact, node.nodeID, "--name", "x", flag, value] + common)
+                #expect(bad.status != 0 && bad.stderr.contains("\(flag) \(value)"), "\(flag) \(value): \(bad.stderr)")
+            }
 
             let badPair = try await runCommand(
                 nexctl, ["run", "file://" + artifact, node.nodeID, "NOTAPAIR", "--name", "x"] + common)

@@ -41,6 +41,10 @@ public struct WorkloadSubmission: Sendable, Equatable {
     public var triggerSubjects: [String]?
     /// The JetStream domain of the object store holding the artifact.
     public var jsDomain: String?
+    /// Resource limits; nil values take the node's `workload_limits`.
+    public var limits: ResourceLimits?
+    /// The host's network (nil: the default) or none.
+    public var network: WorkloadNetwork?
 
     /// The workload types a node may run; `v8` is Nex's name for `javascript`.
     public static let knownTypes = ["native", "wasm", "javascript", "v8"]
@@ -90,6 +94,7 @@ public struct WorkloadSubmission: Sendable, Equatable {
             type: type, location: location.url, workloadJWT: claims.token, environment: environment,
             sender: sender, targetNode: targetNode, targetXKey: targetXKey, argv: argv, description: description,
             essential: essential, triggerSubjects: triggerSubjects, jsDomain: jsDomain)
+            .with(limits: limits, network: network)
     }
 
     // MARK: Command-line helpers (nexctl)
@@ -157,5 +162,15 @@ public struct WorkloadSubmission: Sendable, Equatable {
         default: return nil
         }
         return ("linux", arch)
+    }
+}
+
+extension DeployRequest {
+    /// This request with `limits` and `network` set.
+    func with(limits: ResourceLimits?, network: WorkloadNetwork?) -> DeployRequest {
+        var request = self
+        request.limits = limits
+        request.network = network
+        return request
     }
 }

@@ -96,7 +96,7 @@ struct SandboxCgroup: Sendable {
         let enabled = Set(read(base + "/cgroup.subtree_control")?.split(whereSeparator: \.isWhitespace).map(String.init) ?? [])
         guard !wanted.allSatisfy(enabled.contains) else { return }
         let line = wanted.map { "+" + $0 }.joined(separator: " ")
-        if write(line, to: base + "/cgroup.subtree_control") == 0 { return }
+        if WorkloadCgroup.write(line, to: base + "/cgroup.subtree_control") { return }
         guard errno == EBUSY else {
             throw SandboxCgroupError(path: base + "/cgroup.subtree_control", operation: "enable \(line) in", code: errno)
         }
@@ -104,10 +104,10 @@ struct SandboxCgroup: Sendable {
         guard mkdir(leaf, 0o755) == 0 || errno == EEXIST else {
             throw SandboxCgroupError(path: leaf, operation: "create", code: errno)
         }
-        for pid in WorkloadCgroup.pids(in: base + "/cgroup.procs") where write(String(pid), to: leaf + "/cgroup.procs") != 0 {
+        for pid in WorkloadCgroup.pids(in: base + "/cgroup.procs") where !WorkloadCgroup.write(String(pid), to: leaf + "/cgroup.procs") {
             if errno != ESRCH { throw SandboxCgroupError(path: leaf + "/cgroup.procs", operation: "move the node into", code: errno) }
         }
-        guard write(line, to: base + "/cgroup.subtree_control") == 0 else {
+        guard WorkloadCgroup.write(line, to: base + "/cgroup.subtree_control") else {
             throw SandboxCgroupError(path: base + "/cgroup.subtree_control", operation: "enable \(line) in", code: errno)
         }
     }
@@ -180,7 +180,7 @@ struct SandboxCgroup: Sendable {
     }
 
     private func set(_ value: String, _ path: String) throws(SandboxCgroupError) {
-        guard Self.write(value, to: path) == 0 else {
+        guard WorkloadCgroup.write(value, to: path) else {
             throw SandboxCgroupError(path: path, operation: "write \(value) to", code: errno)
         }
     }
@@ -189,17 +189,6 @@ struct SandboxCgroup: Sendable {
     static func read(_ path: String) -> String? {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
         return String(text.drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed())
-    }
-
-    /// 0, or -1 with errno set.
-    @discardableResult
-    static func write(_ value: String, to path: String) -> Int32 {
-        // O_TRUNC as a shell's `>`: cgroupfs ignores it; a plain file (the tests) needs it.
-        let fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC)
-        guard fd >= 0 else { return -1 }
-        defer { close(fd) }
-        let written = value.withCString { Glibc.write(fd, $0, strlen($0)) }
-        return written >= 0 ? 0 : -1
     }
 }
 

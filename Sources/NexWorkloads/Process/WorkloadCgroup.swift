@@ -150,8 +150,10 @@ public struct WorkloadCgroup: Sendable {
         return result
     }
 
-    private static func write(_ value: String, to path: String) -> Bool {
-        let fd = open(path, O_WRONLY | O_CLOEXEC)
+    /// Writes `value` to a cgroup file; false with errno set when it could not.
+    package static func write(_ value: String, to path: String) -> Bool {
+        // O_TRUNC as a shell's `>`: cgroupfs ignores it; a plain file (tests' fake trees) needs it.
+        let fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC)
         guard fd >= 0 else { return false }
         defer { close(fd) }
         return value.withCString { Glibc.write(fd, $0, strlen($0)) } >= 0
