@@ -370,26 +370,10 @@ import Testing
         }
     }
 
-    /// Two routed servers, A and B. Each picks its own route port (`listen: 127.0.0.1:-1`) and
-    /// reports it in its ports file; B is given A's route, and A learns B from it.
+    /// Two routed servers, A and B (``NATSCluster``).
     static func startCluster(extra: String = "") async throws -> (NATSServer, NATSServer) {
-        let a = try await NATSServer.start(config: clusterConfig(name: "a", routes: [], extra: extra), jetStream: false)
-        let route = try #require(a.clusterPort, "server A reported no route port")
-        let b = try await NATSServer.start(
-            config: clusterConfig(name: "b", routes: [route], extra: extra), jetStream: false)
-        return (a, b)
-    }
-
-    static func clusterConfig(name: String, routes: [Int], extra: String = "") -> String {
-        """
-        server_name: \(name)
-        cluster {
-          name: natswire-test
-          listen: "127.0.0.1:-1"
-          routes: [\(routes.map { "\"nats://127.0.0.1:\($0)\"" }.joined(separator: ", "))]
-        }
-        \(extra)
-        """
+        let cluster = try await NATSCluster.start(size: 2, jetStream: false, extra: extra, name: "natswire-test")
+        return (cluster.servers[0], cluster.servers[1])
     }
 
     @Test func failoverToADiscoveredServerKeepsTheURLCredentials() async throws {
