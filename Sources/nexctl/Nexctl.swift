@@ -57,20 +57,34 @@ struct Node: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "ls", abstract: "List the nodes that answer a ping.")
         @OptionGroup var global: GlobalOptions
         @Flag(help: "Print JSON.") var json = false
+        @Option(help: "Only nodes with this tag, KEY=VALUE (values compare case-insensitively); repeatable.")
+        var filter: [String] = []
 
         func run() async throws {
             try await Nexctl.perform {
+                var wanted: [String: String] = [:]
+                for pair in filter {
+                    let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                    guard parts.count == 2, !parts[0].isEmpty else { throw ValidationError("--filter \(pair): KEY=VALUE") }
+                    wanted[String(parts[0])] = String(parts[1])
+                }
                 let nex = try await global.connect()
-                let nodes = try await nex.pingAll(window: global.wait).sorted { $0.nodeID < $1.nodeID }
+                let nodes = try await nex.pingAll(window: global.wait)
+                    .filter { node in wanted.allSatisfy { node.tags?[$0.key]?.lowercased() == $0.value.lowercased() } }
+                    .sorted { $0.nodeID < $1.nodeID }
                 await nex.connection.close()
                 if json { return try printJSON(nodes) }
-                var rows = [["ID", "NAME", "VERSION", "UPTIME", "WORKLOADS", "LAME DUCK"]]
+                var rows = [["ID", "NAME", "NEXUS", "VERSION", "UPTIME", "WORKLOADS", "SANDBOXED", "LAME DUCK"]]
                 for node in nodes {
-                    rows.append([node.nodeID, node.tags?["node_name"] ?? "", node.version, node.uptime,
-                                 String(node.runningMachines), node.tags?["nex.lameduck"] == "true" ? "yes" : "no"])
+                    rows.append([node.nodeID, node.tags?["node_name"] ?? "", node.nexus ?? "", node.version, node.uptime,
+                                 String(node.runningMachines), node.sandboxed.map { $0 ? "yes" : "no" } ?? "",
+                                 node.tags?["nex.lameduck"] == "true" ? "yes" : "no"])
                 }
                 printTable(rows)
-                if nodes.isEmpty { print("no nodes answered within \(global.timeout) s") }
+                if nodes.isEmpty {
+                    print(wanted.isEmpty ? "no nodes answered within \(global.timeout) s"
+                                         : "no node with \(filter.joined(separator: ", ")) answered within \(global.timeout) s")
+                }
             }
         }
     }

@@ -7,6 +7,33 @@ import Testing
 /// Nodes on a real three-server nats-server cluster (routes, clustered JetStream), driven
 /// from clients on other servers of it.
 @Suite struct FleetEndToEndTests {
+    /// Nodes on two servers of the cluster, listed from a third: `nexctl node ls --filter`
+    /// keeps those whose tags match; PING reports each node's nexus.
+    @Test func nodesOnTwoServersAreListedAndFilteredFromAThird() async throws {
+        try await withNATSCluster(size: 3) { cluster in
+            let east = NodeProcess.Launch(tags: ["zone": "a"], config: #"{"nexus": "east"}"#)
+            try await withNode(server: cluster.servers[0], east) { first in
+                try await withNode(server: cluster.servers[1], .init(tags: ["zone": "b"])) { second in
+                    let nexctl = try Executables.nexctl
+                    let all = try await runCommand(nexctl, ["node", "ls", "--json", "-s", cluster.servers[2].url, "--timeout", "2"])
+                    #expect(all.status == 0, "\(all.stderr)")
+                    let nodes = try JSONDecoder().decode([PingResponse].self, from: Data(all.stdout.utf8))
+                    #expect(Set(nodes.map(\.nodeID)) == [first.nodeID, second.nodeID])
+                    #expect(nodes.first { $0.nodeID == first.nodeID }?.nexus == "east")
+                    #expect(nodes.first { $0.nodeID == first.nodeID }?.tags?["nex.nexus"] == "east")
+                    #expect(nodes.first { $0.nodeID == second.nodeID }?.nexus == nil)
+
+                    let filtered = try await runCommand(
+                        nexctl, ["node", "ls", "--filter", "zone=A", "-s", cluster.servers[2].url, "--timeout", "2"])
+                    #expect(filtered.status == 0, "\(filtered.stderr)")
+                    #expect(filtered.stdout.contains(first.nodeID) && !filtered.stdout.contains(second.nodeID), "\(filtered.stdout)")
+                    let bad = try await runCommand(nexctl, ["node", "ls", "--filter", "zone", "-s", cluster.servers[2].url])
+                    #expect(bad.status != 0 && bad.stderr.contains("--filter zone"), "\(bad.stderr)")
+                }
+            }
+        }
+    }
+
     /// The server a node is attached to is killed (SIGKILL): the node moves to another server
     /// within seconds, its workload keeps running (same id, no restart, not deployed twice),
     /// its logs go on, and it is still driven from a client on a third server.

@@ -58,6 +58,14 @@ import NexWorkloads
         }
     }
 
+    @Test func nexusIsAPlainToken() throws {
+        #expect(try Self.parse(#"{"nexus": "east"}"#).nexus == "east")
+        #expect(try Self.parse("{}").nexus == nil)
+        for bad in ["", "a.b", "a b", "*", ">"] {
+            #expect(Self.refusal(#"{"nexus": "\#(bad)"}"#)?.key == "nexus", "\(bad)")
+        }
+    }
+
     @Test func noSandboxIsABoolean() throws {
         #expect(try Self.parse(#"{"no_sandbox": true}"#).noSandbox)
         #expect(try !Self.parse(#"{"no_sandbox": false}"#).noSandbox)

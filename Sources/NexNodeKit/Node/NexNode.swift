@@ -268,7 +268,8 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
         while true {
             try await Task.sleep(for: interval)
             await publishEvent(NexEventType.heartbeat, HeartbeatEvent(
-                version: Self.version, nodeID: nodeID, uptime: uptime, tags: tags, runningMachines: await runningCount))
+                version: Self.version, nodeID: nodeID, nexus: configuration.nexus, uptime: uptime, tags: tags,
+                runningMachines: await runningCount))
         }
     }
 
@@ -296,6 +297,7 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
         tags["nex.cpucount"] = String(ProcessInfo.processInfo.activeProcessorCount)
         tags["nex.lameduck"] = isLameDuck ? "true" : "false"
         if !isSandboxed { tags["nex.unsafe"] = "true" }  // agents are plain processes of the node's user
+        if let nexus = configuration.nexus { tags["nex.nexus"] = nexus }
         if tags["node_name"] == nil { tags["node_name"] = ProcessInfo.processInfo.hostName }
         return tags
     }
@@ -314,7 +316,8 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
     // MARK: NodeControlHandler
 
     public func ping() async -> PingResponse {
-        PingResponse(nodeID: nodeID, version: Self.version, uptime: uptime, targetXKey: identity.publicXKey,
+        PingResponse(nodeID: nodeID, nexus: configuration.nexus, version: Self.version, uptime: uptime,
+                     targetXKey: identity.publicXKey,
                      tags: tags, runningMachines: await runningCount, sandboxed: isSandboxed)
     }
 

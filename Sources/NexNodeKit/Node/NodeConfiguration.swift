@@ -63,6 +63,9 @@ public struct NodeConfiguration: Sendable, Equatable {
     /// (`no_sandbox`, Nex 0.2's key): the node is then tagged `nex.unsafe=true`. Off by
     /// default: each agent gets a Linux sandbox of its own (see `docs/isolation.md`).
     public var noSandbox = false
+    /// The nexus (the group of nodes that work together) this node belongs to (`nexus`):
+    /// reported by PING and heartbeats as Nex 0.2 does.
+    public var nexus: String?
 
     public init() {}
 }
@@ -155,6 +158,7 @@ extension NodeConfiguration {
         agentPath = try reader.string("agent_path")
         allowedFileRoots = try reader.strings("allowed_file_roots") ?? []
         noSandbox = try reader.bool("no_sandbox") ?? noSandbox
+        nexus = try reader.string("nexus")
         if var rate = try reader.object("log_rate_limit") {
             logRateLimit.linesPerSecond = try rate.count("lines_per_second") ?? logRateLimit.linesPerSecond
             logRateLimit.bytesPerSecond = try rate.count("bytes_per_second") ?? logRateLimit.bytesPerSecond
@@ -193,6 +197,9 @@ extension NodeConfiguration {
         }
         guard nodeLimits.maxConcurrentDeploys >= 1 else {
             throw NodeConfigurationError(key: "node_limits.max_concurrent_deploys", problem: "must be at least 1")
+        }
+        if let nexus, nexus.isEmpty || nexus.contains(where: { $0.isWhitespace || $0 == "." || $0 == "*" || $0 == ">" }) {
+            throw NodeConfigurationError(key: "nexus", problem: "'\(nexus)' is not a plain token (no blanks, '.', '*' or '>')")
         }
         for root in allowedFileRoots where !root.hasPrefix("/") {
             throw NodeConfigurationError(key: "allowed_file_roots", problem: "'\(root)' is not an absolute path")
