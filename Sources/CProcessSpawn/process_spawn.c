@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -92,14 +93,28 @@ int nex_set_parent_death_signal(int signal_number) {
 
 /// The child's side, from its start to exec. `go` (sandbox only) is the read end of the pipe
 /// on which the parent says the id maps and cgroups are in place.
+/// `fd` moved to 10 or above (close-on-exec), so it cannot be the descriptor 3 a child is
+/// given, nor one of its standard streams.
+static int move_high(int fd) {
+    if (fd < 0 || fd >= 10) return fd;
+    int moved = fcntl(fd, F_DUPFD_CLOEXEC, 10);
+    if (moved < 0) return fd;
+    close(fd);
+    return moved;
+}
+
 static void run_child(const char *path, char *const argv[], char *const envp[], const nex_spawn_options *options,
                       pid_t parent, int report, int go) {
-    sigset_t all;
-    sigemptyset(&all);
-    sigprocmask(SIG_SETMASK, &all, NULL);
+    // Signals arrive blocked (the parent blocked them around the fork): reset every handler
+    // first, then unblock, so no handler of the parent ever runs in the child.
     for (int sig = 1; sig < NSIG; sig++) {
         if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL);
     }
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    report = move_high(report);
+    go = move_high(go);
     const nex_sandbox *sandbox = options->sandbox;
     if (sandbox) {
         char byte;
@@ -110,7 +125,9 @@ static void run_child(const char *path, char *const argv[], char *const envp[], 
         int error = nex_sandbox_enter(sandbox, &step);
         if (error) report_and_exit(report, step, error);
     }
-    if (options->new_process_group && setpgid(0, 0) != 0) report_and_exit(report, STEP_SETPGID, errno);
+    // A sandbox gets a session of its own: no controlling terminal of the node's to reach.
+    if (sandbox && setsid() < 0) report_and_exit(report, STEP_SETPGID, errno);
+    if (!sandbox && options->new_process_group && setpgid(0, 0) != 0) report_and_exit(report, STEP_SETPGID, errno);
     if (options->parent_death_signal > 0) {
         // Set after the sandbox's uid change, which clears it.
         if (prctl(PR_SET_PDEATHSIG, options->parent_death_signal) != 0) report_and_exit(report, STEP_PDEATHSIG, errno);
@@ -176,12 +193,17 @@ int nex_spawn(const char *path, char *const argv[], char *const envp[], const ne
         return error;
     }
     pid_t parent = getpid();
+    // Every signal blocked across the fork: the child resets the handlers before it unblocks.
+    sigset_t all, previous;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &previous);
     // A sandboxed child is cloned into its namespaces: it is pid 1 of its own pid namespace
     // (when it dies, everything in the sandbox dies) and a direct child of ours. A raw clone
     // without a new stack behaves like fork.
     pid_t child = options->sandbox
         ? (pid_t)syscall(SYS_clone, nex_sandbox_clone_flags(options->sandbox) | SIGCHLD, 0, 0, 0, 0)
         : fork();
+    if (child != 0) pthread_sigmask(SIG_SETMASK, &previous, NULL);
     if (child < 0) {
         int error = errno;
         close(report[0]); close(report[1]);
@@ -208,6 +230,20 @@ int nex_spawn(const char *path, char *const argv[], char *const envp[], const ne
             if (failed_step) *failed_step = step_name(step);
             return error;
         }
+    }
+    // The child execs (the pipe closes) or reports within moments; one that hangs (it never
+    // should) is killed rather than hanging the spawning thread.
+    struct pollfd ready = { .fd = report[0], .events = POLLIN };
+    int polled;
+    do { polled = poll(&ready, 1, 30000); } while (polled < 0 && errno == EINTR);
+    if (polled == 0) {
+        kill(child, SIGKILL);
+        close(report[0]);
+        if (go[1] >= 0) close(go[1]);
+        int status;
+        while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+        if (failed_step) *failed_step = "start (no exec within 30 s)";
+        return ETIMEDOUT;
     }
     int message[2];
     ssize_t got;

@@ -1,6 +1,8 @@
 // The Linux sandbox of a workload and its agent: namespaces, id maps, a file system view of
 // binds, no capabilities, no_new_privs and seccomp. Everything the child runs here runs
-// between clone and exec of a multithreaded parent: async-signal-safe calls only, no malloc.
+// between a raw clone and exec of a multithreaded parent: async-signal-safe calls only, no
+// malloc, and raw system calls where glibc would coordinate threads (setuid and friends
+// broadcast to every thread glibc believes exists, and would wait forever for them).
 #define _GNU_SOURCE
 #include "sandbox_internal.h"
 
@@ -24,7 +26,6 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -76,6 +77,8 @@ static int run_id_mapper(const char *helper, pid_t child, unsigned id) {
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+    // A setuid-root helper must not inherit the node's sockets.
+    posix_spawn_file_actions_addclosefrom_np(&actions, 3);
     pid_t helper_pid;
     int error = posix_spawn(&helper_pid, helper, &actions, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&actions);
@@ -153,26 +156,18 @@ static int make_file(const char *path) {
     return 0;
 }
 
-/// Sets the mount attributes of `target` and everything mounted below it (mount_setattr,
-/// Linux 5.12); on older kernels, a bind remount of `target` alone that keeps the flags the
-/// kernel locked on it.
+/// Sets the mount attributes of `target` and of everything mounted below it (mount_setattr,
+/// Linux 5.12). There is no fallback: a remount of `target` alone would leave its submounts
+/// writable, so an older kernel cannot sandbox (the node's start-up probe says so).
 static int set_mount_attributes(const char *target, unsigned long long attributes) {
 #if defined(SYS_mount_setattr)
     struct mount_attr attr = { .attr_set = attributes };
-    if (syscall(SYS_mount_setattr, AT_FDCWD, target, AT_RECURSIVE, &attr, sizeof attr) == 0) return 0;
-    if (errno != ENOSYS) return -1;
+    return (int)syscall(SYS_mount_setattr, AT_FDCWD, target, AT_RECURSIVE, &attr, sizeof attr);
+#else
+    (void)target; (void)attributes;
+    errno = ENOSYS;
+    return -1;
 #endif
-    struct statvfs info;
-    if (statvfs(target, &info) != 0) return -1;
-    unsigned long flags = MS_REMOUNT | MS_BIND;
-    if (attributes & MOUNT_ATTR_RDONLY) flags |= MS_RDONLY;
-    if ((attributes & MOUNT_ATTR_NOSUID) || (info.f_flag & ST_NOSUID)) flags |= MS_NOSUID;
-    if ((attributes & MOUNT_ATTR_NODEV) || (info.f_flag & ST_NODEV)) flags |= MS_NODEV;
-    if ((attributes & MOUNT_ATTR_NOEXEC) || (info.f_flag & ST_NOEXEC)) flags |= MS_NOEXEC;
-    if (info.f_flag & ST_NOATIME) flags |= MS_NOATIME;
-    if (info.f_flag & ST_NODIRATIME) flags |= MS_NODIRATIME;
-    if (info.f_flag & ST_RELATIME) flags |= MS_RELATIME;
-    return mount(NULL, target, NULL, flags, NULL);
 }
 
 /// Binds `from` (a path under OLD_ROOT) at `target` in the new root.
@@ -194,8 +189,10 @@ static int mount_tmpfs(const char *target, unsigned long flags, const char *opti
 /// /dev: a small tmpfs with the harmless devices bound from the host, the /proc/self/fd
 /// links and a private /dev/shm.
 static int make_dev(const nex_sandbox *sandbox) {
-    if (mount_tmpfs(NEW_ROOT "/dev", MS_NOSUID | MS_NOEXEC, "mode=0755,size=64k") != 0) return -1;
-    static const char *devices[] = { "null", "zero", "full", "random", "urandom", "tty" };
+    // nodev: the devices are bind mounts of their own; the tmpfs is made read-only below.
+    if (mount_tmpfs(NEW_ROOT "/dev", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755,size=64k") != 0) return -1;
+    // No tty: the sandbox has no controlling terminal, and must not reach the node's.
+    static const char *devices[] = { "null", "zero", "full", "random", "urandom" };
     for (size_t i = 0; i < sizeof devices / sizeof devices[0]; i++) {
         char source[32];
         snprintf(source, sizeof source, "/dev/%s", devices[i]);
@@ -215,7 +212,8 @@ static int make_dev(const nex_sandbox *sandbox) {
     char options[96];
     snprintf(options, sizeof options, "mode=0700,uid=%u,gid=%u,size=%lld", sandbox->uid, sandbox->gid,
              sandbox->scratch_bytes > 0 ? sandbox->scratch_bytes : 64LL << 20);
-    return mount_tmpfs(NEW_ROOT "/dev/shm", MS_NOSUID | MS_NODEV | MS_NOEXEC, options);
+    if (mount_tmpfs(NEW_ROOT "/dev/shm", MS_NOSUID | MS_NODEV | MS_NOEXEC, options) != 0) return -1;
+    return mount(NULL, NEW_ROOT "/dev", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 }
 
 /// Brings up `lo` in a fresh network namespace.
@@ -255,9 +253,9 @@ int nex_sandbox_enter(const nex_sandbox *sandbox, int *step) {
 
     // Our ids next, so that what we create belongs to a mapped uid. The namespace maps no
     // uid 0, so the kernel keeps our capabilities in it across the change (dropped below).
-    if (setgroups(0, NULL) != 0) FAIL(SANDBOX_STEP_IDS);
-    if (setresgid(sandbox->gid, sandbox->gid, sandbox->gid) != 0) FAIL(SANDBOX_STEP_IDS);
-    if (setresuid(sandbox->uid, sandbox->uid, sandbox->uid) != 0) FAIL(SANDBOX_STEP_IDS);
+    if (syscall(SYS_setgroups, 0, NULL) != 0) FAIL(SANDBOX_STEP_IDS);
+    if (syscall(SYS_setresgid, sandbox->gid, sandbox->gid, sandbox->gid) != 0) FAIL(SANDBOX_STEP_IDS);
+    if (syscall(SYS_setresuid, sandbox->uid, sandbox->uid, sandbox->uid) != 0) FAIL(SANDBOX_STEP_IDS);
 
     // Nothing mounted here propagates back to the host.
     if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) != 0) FAIL(SANDBOX_STEP_MOUNT_PRIVATE);
@@ -296,6 +294,8 @@ int nex_sandbox_enter(const nex_sandbox *sandbox, int *step) {
     if (umount2(OLD_ROOT, MNT_DETACH) != 0) FAIL(SANDBOX_STEP_PIVOT);
     if (chdir(NEW_ROOT) != 0 || pivot_root(".", ".") != 0 || umount2(".", MNT_DETACH) != 0 || chdir("/") != 0) FAIL(SANDBOX_STEP_PIVOT);
     if (mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) != 0) FAIL(SANDBOX_STEP_ROOT);
+    // Nothing the host mounts later under a bound directory propagates in (unattributed).
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) FAIL(SANDBOX_STEP_MOUNT_PRIVATE);
 
     if (sandbox->hostname && sethostname(sandbox->hostname, strlen(sandbox->hostname)) != 0) FAIL(SANDBOX_STEP_HOSTNAME);
     if (sandbox->private_network && loopback_up() != 0) FAIL(SANDBOX_STEP_LOOPBACK);
@@ -362,10 +362,29 @@ int nex_sandbox_seccomp(void) {
         // clone, whose flags are checked below.
         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone3, 0, 1),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone, 1, 0),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        // clone: EPERM with a namespace flag.
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone, 0, 4),
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
         BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, NAMESPACE_FLAGS, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        // personality: PER_LINUX, PER_LINUX32, either with UNAME26, and the query 0xffffffff
+        // only (no ADDR_NO_RANDOMIZE, READ_IMPLIES_EXEC...), as the default container profile.
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_personality, 0, 8),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x0, 5, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x8, 4, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x20000, 3, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x20008, 2, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0xffffffff, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        // ioctl: no typing into a terminal (TIOCSTI) or console tricks (TIOCLINUX).
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_ioctl, 0, 5),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TIOCSTI, 2, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TIOCLINUX, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
     };

@@ -90,6 +90,25 @@ struct SandboxTests {
         #expect(output == "done\n", "\(output)")
     }
 
+    /// No terminal to reach (no /dev/tty, a session of its own), /dev read-only, and no
+    /// personality that turns address randomisation off.
+    @Test func devIsMinimalAndReadOnlyAndPersonalityIsRestricted() async throws {
+        let (code, output) = try await Self.run("""
+            test -e /dev/tty && echo tty-present
+            touch /dev/x 2>/dev/null && echo dev-writable
+            ln -sf /tmp /dev/fd 2>/dev/null && echo dev-replaced
+            echo ok > /dev/null && echo devnull-ok
+            setarch -R true 2>/dev/null && echo norandom-worked
+            setarch --uname-2.6 true 2>/dev/null && echo uname26-ok
+            ps -o sid= -p $$ 2>/dev/null | tr -d ' ' | sed 's/^/sid=/'
+            """)
+        #expect(code == 0, "\(output)")
+        let lines = output.split(separator: "\n").map(String.init)
+        #expect(lines.filter { !$0.hasPrefix("sid=") } == ["devnull-ok", "uname26-ok"], "\(output)")
+        // The shell is pid 1 and leads its own session.
+        #expect(lines.contains("sid=1") || !lines.contains { $0.hasPrefix("sid=") }, "\(output)")
+    }
+
     @Test func aPrivateNetworkHasOnlyLoopback() async throws {
         let (code, output) = try await Self.run("ls /sys/class/net 2>/dev/null; cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' '",
                                                 privateNetwork: true)

@@ -39,12 +39,39 @@ import Testing
     @Test func twoNodesNeverHandOutTheSameID() throws {
         let start = UInt32.random(in: 3_000_000...4_000_000_000)
         let range = SubordinateIDRange(start: start, count: 3)
-        let one = SandboxIdentities(uids: range, gids: range), two = SandboxIdentities(uids: range, gids: range)
+        let locks = try TemporaryDirectory(prefix: "sandbox-ids-")
+        chmod(locks.path, 0o700)
+        let one = try SandboxIdentities(uids: range, gids: range, lockDirectory: locks.path)
+        let two = try SandboxIdentities(uids: range, gids: range, lockDirectory: locks.path)
         let a = try #require(one.acquire()), b = try #require(two.acquire()), c = try #require(one.acquire())
         #expect(Set([a.uid, b.uid, c.uid]).count == 3)
         #expect([a, b, c].allSatisfy { range.contains($0.uid) && $0.gid == $0.uid })
         #expect(two.acquire() == nil, "the range is used up")
         two.release(b)
         #expect(one.acquire() == b)
+    }
+
+    /// The lock directory must be the node user's own and closed to others: one planted by
+    /// someone else (to hold every id, or to read the locks) is refused.
+    @Test func aLockDirectoryThatIsNotPrivateIsRefused() throws {
+        let range = SubordinateIDRange(start: 5_000_000, count: 2)
+        let open = try TemporaryDirectory(prefix: "sandbox-ids-")
+        chmod(open.path, 0o777)
+        #expect(throws: SandboxIDError.self) { try SandboxIdentities(uids: range, gids: range, lockDirectory: open.path) }
+        let parent = try TemporaryDirectory(prefix: "sandbox-ids-")
+        let link = parent.appending("link")
+        symlink(open.path, link)
+        #expect(throws: SandboxIDError.self) { try SandboxIdentities(uids: range, gids: range, lockDirectory: link) }
+    }
+
+    @Test func aRootNodeAvoidsTheRangesUsersWereGiven() throws {
+        let directory = try TemporaryDirectory(prefix: "subid-")
+        let files = (uid: directory.appending("subuid"), gid: directory.appending("subgid"))
+        try "".write(toFile: files.uid, atomically: true, encoding: .utf8)
+        try "".write(toFile: files.gid, atomically: true, encoding: .utf8)
+        #expect(SubordinateIDRange.forRoot(files: files) == .rootDefault)
+        try "alice:100000:65536\n".write(toFile: files.uid, atomically: true, encoding: .utf8)
+        let moved = SubordinateIDRange.forRoot(files: files)
+        #expect(moved.start >= 165_536 && moved.count == 65_536, "\(moved)")
     }
 }

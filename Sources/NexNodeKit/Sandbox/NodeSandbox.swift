@@ -52,8 +52,11 @@ public struct NodeSandbox: Sendable {
         var gids = SubordinateIDRange.read("/etc/subgid", user: user, uid: uid)
         if uid == 0 {
             mapping = .direct
-            uids = uids ?? .rootDefault
-            gids = gids ?? .rootDefault
+            // Without a range of its own, root takes one nobody was given: ids of a user's
+            // subordinate range could be that user's to signal or trace.
+            let fallback = SubordinateIDRange.forRoot()
+            uids = uids ?? fallback
+            gids = gids ?? fallback
         } else {
             if Self.sysctl("/proc/sys/kernel/unprivileged_userns_clone") == "0" {
                 problems.append(("unprivileged user namespaces (kernel.unprivileged_userns_clone is 0)",
@@ -71,7 +74,13 @@ public struct NodeSandbox: Sendable {
         }
         guard problems.isEmpty, let uids, let gids else { throw Unavailable(problems: problems) }
         let cgroups = SandboxCgroup.Hierarchies.find()
-        let sandbox = NodeSandbox(identities: SandboxIdentities(uids: uids, gids: gids), idMapping: mapping,
+        let identities: SandboxIdentities
+        do {
+            identities = try SandboxIdentities(uids: uids, gids: gids)
+        } catch {
+            throw Unavailable(problems: [("\(error)", "remove it, or set RUNTIME_DIRECTORY to a directory of the node's own")])
+        }
+        let sandbox = NodeSandbox(identities: identities, idMapping: mapping,
                                   libraryDirectories: runtimeLibraryDirectories(), cgroups: cgroups.hierarchies,
                                   cgroupProblem: cgroups.problem)
         try sandbox.probe()

@@ -14,9 +14,17 @@ public struct SubordinateIDRange: Sendable, Equatable, CustomStringConvertible {
         self.count = count
     }
 
-    /// The range a root node uses when `/etc/subuid` gives root none (as the isolation issue
-    /// suggests: 100000–165535).
+    /// The range a root node prefers when `/etc/subuid` gives root none: 100000–165535.
     public static let rootDefault = SubordinateIDRange(start: 100_000, count: 65_536)
+
+    /// The range of a root node without an entry of its own: ``rootDefault`` unless a range of
+    /// `/etc/subuid` or `/etc/subgid` overlaps it, else the first free one above them all.
+    static func forRoot(files: (uid: String, gid: String) = ("/etc/subuid", "/etc/subgid")) -> SubordinateIDRange {
+        let taken = [files.uid, files.gid].flatMap { all(in: (try? String(contentsOfFile: $0, encoding: .utf8)) ?? "") }
+        let overlaps = taken.contains { UInt64($0.start) < UInt64(rootDefault.start) + UInt64(rootDefault.count)
+            && UInt64($0.start) + UInt64($0.count) > UInt64(rootDefault.start) }
+        return overlaps ? free(after: taken, floor: rootDefault.start, count: rootDefault.count) : rootDefault
+    }
 
     public var description: String { "\(start)-\(UInt64(start) + UInt64(count) - 1)" }
 
