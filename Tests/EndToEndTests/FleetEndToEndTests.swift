@@ -7,6 +7,43 @@ import Testing
 /// Nodes on a real three-server nats-server cluster (routes, clustered JetStream), driven
 /// from clients on other servers of it.
 @Suite struct FleetEndToEndTests {
+    /// A node restarted with the same identity brings back the workloads it ran (same ids, same
+    /// sealed environment, from its state bucket on the cluster); a stopped one stays stopped.
+    /// Killed (SIGKILL) rather than stopped, it brings them back too.
+    @Test func aRestartedNodeBringsBackItsWorkloads() async throws {
+        try await withNATSCluster(size: 3) { cluster in
+            let state = try TemporaryDirectory(prefix: "nex-e2e-restart-")
+            let launch = NodeProcess.Launch(config: #"{"state_replicas": 3}"#, stateDirectory: state.appending("state"))
+            try await withControlClient(cluster.servers[2]) { nex in
+                let logs = try await LogRecorder.start(nex)
+                let fixture = try WorkloadFixture()
+                let first = try await NodeProcess.start(server: cluster.servers[0], launch)
+                let kept = try await fixture.deploy(nex, node: first.nodeID, name: "kept", environment: ["GREETING": "still here"])
+                let dropped = try await fixture.deploy(nex, node: first.nodeID, name: "dropped")
+                _ = try await fixture.stop(nex, node: first.nodeID, id: dropped.id, name: "dropped")
+                first.terminate()
+                #expect(try await first.waitForExit() == 0)
+
+                let second = try await NodeProcess.start(server: cluster.servers[1], launch)
+                #expect(second.nodeID == first.nodeID)
+                try await waitFor(timeout: .seconds(10), "kept comes back: \(second.log.split(separator: "\n").filter { !$0.contains("nex-agent") }.joined(separator: "\n"))") {
+                    (try? await nex.info(namespace: "default", node: second.nodeID).machines.map(\.id)) == [kept.id]
+                }
+                try await waitFor(timeout: .seconds(10), "with its environment") {
+                    logs.all.filter { $0.id == kept.id && $0.text.contains("greeting=still here") }.count >= 2
+                }
+                second.kill()
+                _ = try await second.waitForExit()
+
+                let third = try await NodeProcess.start(server: cluster.servers[2], launch)
+                try await waitFor(timeout: .seconds(10), "kept comes back after a kill too") {
+                    (try? await nex.info(namespace: "default", node: third.nodeID).machines.map(\.id)) == [kept.id]
+                }
+                await third.stop()
+            }
+        }
+    }
+
     /// Nodes on two servers of the cluster, listed from a third: `nexctl node ls --filter`
     /// keeps those whose tags match; PING reports each node's nexus.
     @Test func nodesOnTwoServersAreListedAndFilteredFromAThird() async throws {

@@ -220,7 +220,12 @@ import Testing
                 #expect(second.nodeID == first.nodeID)
                 let replayed = try await refusal { try await nex.deploy(namespace: "default", node: second.nodeID, request: request) }
                 #expect(replayed.contains("already used"), "\(replayed)")
-                #expect(try await nex.ping(node: second.nodeID).runningMachines == 0)
+                // The node brings back the workload it ran (its state bucket), and that one only.
+                try await waitFor(timeout: .seconds(10), "the workload comes back") {
+                    (try? await nex.ping(node: second.nodeID).runningMachines) == 1
+                }
+                try await Task.sleep(for: .milliseconds(300))
+                #expect(try await nex.ping(node: second.nodeID).runningMachines == 1)
             }
         }
     }

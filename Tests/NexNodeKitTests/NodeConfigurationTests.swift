@@ -66,6 +66,16 @@ import NexWorkloads
         }
     }
 
+    @Test func theStateBucketIsNamedAndReplicated() throws {
+        let defaults = try Self.parse("{}")
+        #expect(defaults.stateBucket == "nex_node_state" && defaults.stateReplicas == 1)
+        let set = try Self.parse(#"{"state_bucket": "fleet-state", "state_replicas": 3}"#)
+        #expect(set.stateBucket == "fleet-state" && set.stateReplicas == 3)
+        #expect(Self.refusal(#"{"state_bucket": "a.b"}"#)?.key == "state_bucket")
+        #expect(Self.refusal(#"{"state_replicas": 0}"#)?.key == "state_replicas")
+        #expect(Self.refusal(#"{"state_replicas": 7}"#)?.key == "state_replicas")
+    }
+
     @Test func noSandboxIsABoolean() throws {
         #expect(try Self.parse(#"{"no_sandbox": true}"#).noSandbox)
         #expect(try !Self.parse(#"{"no_sandbox": false}"#).noSandbox)

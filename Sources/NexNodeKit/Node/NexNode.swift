@@ -120,7 +120,11 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
             try await client.flush()
             await publishEvent(NexEventType.nodeStarted, NodeStartedEvent(version: Self.version, id: nodeID, tags: tags))
             notifier?.notify("READY=1")
-            group.addTask { try await gracefulShutdown() }
+            group.addTask {
+                // What this node ran before it stopped comes back, now that its agents' services run.
+                await self.workloadManager?.restore()
+                try await gracefulShutdown()
+            }
             // The first to end (a shutdown signal, or serving failing) ends the node.
             defer { group.cancelAll() }
             try await group.next()
@@ -175,6 +179,7 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
             resolve: { agentID in await manager.hostServiceScope(agentID: agentID) }, logger: logger)
         try await hostServices.start()
         await manager.attach(hostServices)
+        await manager.openStateBucket()
         self.manager.withLock { $0 = manager }
         logger.info("agent bus ready", metadata: [
             sandbox == nil ? "url" : "listener": "\(sandbox == nil ? bus.url : "none (socket pairs)")",

@@ -66,6 +66,11 @@ public struct NodeConfiguration: Sendable, Equatable {
     /// The nexus (the group of nodes that work together) this node belongs to (`nexus`):
     /// reported by PING and heartbeats as Nex 0.2 does.
     public var nexus: String?
+    /// The JetStream key-value bucket where the node records the workloads it runs
+    /// (`state_bucket`), to bring them back after a restart.
+    public var stateBucket = "nex_node_state"
+    /// Its replicas (`state_replicas`): 3 on a cluster.
+    public var stateReplicas = 1
 
     public init() {}
 }
@@ -159,6 +164,8 @@ extension NodeConfiguration {
         allowedFileRoots = try reader.strings("allowed_file_roots") ?? []
         noSandbox = try reader.bool("no_sandbox") ?? noSandbox
         nexus = try reader.string("nexus")
+        stateBucket = try reader.string("state_bucket") ?? stateBucket
+        stateReplicas = try reader.count("state_replicas") ?? stateReplicas
         if var rate = try reader.object("log_rate_limit") {
             logRateLimit.linesPerSecond = try rate.count("lines_per_second") ?? logRateLimit.linesPerSecond
             logRateLimit.bytesPerSecond = try rate.count("bytes_per_second") ?? logRateLimit.bytesPerSecond
@@ -200,6 +207,12 @@ extension NodeConfiguration {
         }
         if let nexus, nexus.isEmpty || nexus.contains(where: { $0.isWhitespace || $0 == "." || $0 == "*" || $0 == ">" }) {
             throw NodeConfigurationError(key: "nexus", problem: "'\(nexus)' is not a plain token (no blanks, '.', '*' or '>')")
+        }
+        guard !stateBucket.isEmpty, stateBucket.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }) else {
+            throw NodeConfigurationError(key: "state_bucket", problem: "'\(stateBucket)' is not a bucket name (letters, digits, '_' and '-')")
+        }
+        guard (1...5).contains(stateReplicas) else {
+            throw NodeConfigurationError(key: "state_replicas", problem: "must be 1 to 5")
         }
         for root in allowedFileRoots where !root.hasPrefix("/") {
             throw NodeConfigurationError(key: "allowed_file_roots", problem: "'\(root)' is not an absolute path")

@@ -70,6 +70,11 @@ public actor WorkloadManager: Service {
     private var hostServicesServer: HostServicesServer?
     /// Deploy tokens accepted (persisted): each `jti` starts one workload.
     private var ledger: DeployTokenLedger
+    /// Where the workloads it runs are recorded, to come back after a restart; nil when the
+    /// control plane has no JetStream (then they do not).
+    private var stateStore: WorkloadStateStore?
+    /// Set by ``stopAll()``: workloads that end now end with the node and stay recorded.
+    private var nodeStopping = false
 
     public init(context: Context, supervisor: AgentSupervisor, cache: ArtifactCache, logger: Logger) throws {
         self.context = context
@@ -144,6 +149,14 @@ public actor WorkloadManager: Service {
     }
 
     public func deploy(namespace: String, request: DeployRequest) async throws -> RunResponse {
+        try await deploy(namespace: namespace, request: request, restoring: nil)
+    }
+
+    /// `restoring`: a workload this node ran before it restarted, deployed again under its
+    /// id; its token was used by that deploy and is checked as of then.
+    private func deploy(namespace: String, request: DeployRequest, restoring: WorkloadStateStore.Record?) async throws
+        -> RunResponse
+    {
         let started = ContinuousClock.now
         // Reserve a workload slot and a deploy slot before any await; every failure below
         // gives them back.
@@ -151,8 +164,11 @@ public actor WorkloadManager: Service {
         guard case .fetchArtifact(let reservation) = reserved else { throw Self.refusal(reserved) }
         let checked: CheckedDeploy
         do {
-            checked = try check(request)
-            guard machine.claimToken(checked.token, for: reservation) else { throw Self.tokenUsed(checked.claims) }
+            checked = try check(request, at: restoring.map { Date(timeIntervalSince1970: TimeInterval($0.acceptedAt)) } ?? Date(),
+                                restoring: restoring != nil)
+            if restoring == nil {
+                guard machine.claimToken(checked.token, for: reservation) else { throw Self.tokenUsed(checked.claims) }
+            }
         } catch {
             machine.reservationAbandoned(reservation)
             throw error
@@ -172,7 +188,7 @@ public actor WorkloadManager: Service {
         let sized = machine.artifactFetched(reservation, bytes: artifact.size, workloadName: claims.name)
         guard case .createWorkload = sized else { throw Self.refusal(sized) }
 
-        let id = RandomID.make(length: 20)
+        let id = restoring?.id ?? RandomID.make(length: 20)
         let resource = ResourceLimits(
             memoryBytes: request.limits?.memoryBytes ?? configuration.workloadLimits.memoryBytes,
             openFiles: request.limits?.openFiles ?? configuration.workloadLimits.openFiles,
@@ -201,13 +217,22 @@ public actor WorkloadManager: Service {
         let committed = machine.reservationCommitted(reservation, workload: id, essential: record.essential,
                                                      isFunction: type.isFunction)
         let agentID = try await drive(committed, trigger: (request: request, environment: checked.environment))
-        do {
-            try ledger.record(checked.token, expires: claims.expires)
-        } catch {
-            // Running, but a replay of this token after a restart would not be recognised.
-            logger.error("deploy token not recorded", metadata: ["jti": "\(claims.id)", "error": "\(error)"])
+        if restoring == nil {
+            do {
+                try ledger.record(checked.token, expires: claims.expires)
+            } catch {
+                // Running, but a replay of this token after a restart would not be recognised.
+                logger.error("deploy token not recorded", metadata: ["jti": "\(claims.id)", "error": "\(error)"])
+            }
         }
-        logger.info("workload deployed", metadata: [
+        do {
+            try await stateStore?.record(id: id, namespace: namespace, request: request,
+                                         acceptedAt: restoring.map { Date(timeIntervalSince1970: TimeInterval($0.acceptedAt)) } ?? Date())
+        } catch {
+            logger.error("workload not recorded in the state bucket: it will not come back after a restart",
+                         metadata: ["id": "\(id)", "error": "\(error)"])
+        }
+        logger.info(restoring == nil ? "workload deployed" : "workload restored", metadata: [
             "workload": "\(record.name)", "id": "\(id)", "namespace": "\(namespace)", "agent": "\(agentID)",
             "cached": "\(artifact.fromCache)", "ms": "\(started.duration(to: .now).milliseconds)",
         ])
@@ -231,7 +256,7 @@ public actor WorkloadManager: Service {
         }
     }
 
-    private func check(_ request: DeployRequest) throws -> CheckedDeploy {
+    private func check(_ request: DeployRequest, at date: Date, restoring: Bool) throws -> CheckedDeploy {
         guard let type = WorkloadType(name: request.type) else {
             throw NexControlError.badRequest("unknown workload type '\(request.type)' (native, wasm, javascript, v8)")
         }
@@ -265,7 +290,7 @@ public actor WorkloadManager: Service {
         }
         let claims: WorkloadClaims
         do {
-            claims = try WorkloadClaims.verifyDeploy(request.workloadJWT, validIssuers: configuration.validIssuers)
+            claims = try WorkloadClaims.verifyDeploy(request.workloadJWT, validIssuers: configuration.validIssuers, at: date)
         } catch {
             throw NexControlError.badRequest("workload_jwt: \(error)")
         }
@@ -277,7 +302,8 @@ public actor WorkloadManager: Service {
         }
         // One issuer cannot use up another's tokens: the ledger is keyed by issuer and jti.
         let token = "\(claims.issuer).\(claims.id)"
-        guard !ledger.contains(token) else { throw Self.tokenUsed(claims) }
+        // A restored workload's token was used by the deploy that started it: that is the point.
+        guard restoring || !ledger.contains(token) else { throw Self.tokenUsed(claims) }
         let location: ArtifactLocation
         do {
             location = try ArtifactLocation(validating: request.location)
@@ -491,8 +517,53 @@ public actor WorkloadManager: Service {
         let action = machine.stopRequested(record.id)
         guard case .stop(let id, let agentID) = action else { throw Self.refusal(action) }
         await carryOutStop(id, undeploy: agentID)
+        await forget(id)
         logger.info("workload stopped", metadata: ["workload": "\(record.name)", "id": "\(record.id)"])
         return StopResponse(stopped: true, id: record.id, issuer: record.claims.issuer, name: record.name)
+    }
+
+    /// Removes a workload that is gone for good from the state bucket.
+    private func forget(_ id: String) async {
+        do {
+            try await stateStore?.forget(id: id)
+        } catch {
+            logger.warning("workload record not removed from the state bucket: it would come back after a restart",
+                           metadata: ["id": "\(id)", "error": "\(error)"])
+        }
+    }
+
+    /// Opens the state bucket (creating it), before the node takes any deploy: every workload
+    /// it starts is recorded. Without JetStream on the control plane, warns and goes on
+    /// without (workloads then do not come back after a restart).
+    public func openStateBucket() async {
+        do {
+            stateStore = try await WorkloadStateStore.open(
+                bucket: configuration.stateBucket, replicas: configuration.stateReplicas, control: context.control,
+                identity: context.identity)
+        } catch {
+            logger.warning("no workload state bucket: workloads will not come back after a restart",
+                           metadata: ["bucket": "\(configuration.stateBucket)", "error": "\(error)"])
+        }
+    }
+
+    /// Deploys again what this node ran before it stopped (its records in the state bucket):
+    /// same ids, same requests. Call once the agents' services run.
+    public func restore() async {
+        let saved: [WorkloadStateStore.Record]
+        do {
+            saved = try await stateStore?.records(logger: logger) ?? []
+        } catch {
+            logger.error("cannot read the workload state bucket", metadata: ["error": "\(error)"])
+            return
+        }
+        for record in saved {
+            do {
+                _ = try await deploy(namespace: record.namespace, request: record.request, restoring: record)
+            } catch {
+                logger.error("workload not restored", metadata: ["id": "\(record.id)", "error": "\(error)"])
+                await forget(record.id)
+            }
+        }
     }
 
     /// A `.stop` action: the trigger first (no new invocations), then the agent, then what the
@@ -520,6 +591,7 @@ public actor WorkloadManager: Service {
 
     /// Stops every workload gracefully (SIGTERM to each, in parallel), for the node's shutdown.
     public func stopAll() async {
+        nodeStopping = true
         restartRequestsSink.finish()
         let actions = machine.nodeStopping()
         await withTaskGroup(of: Void.self) { group in
@@ -571,6 +643,7 @@ public actor WorkloadManager: Service {
             if let code { await publishWorkloadEvent(.workloadUndeployed, record: record, code: code, message: reason) }
             if let agentID { await release(agentID) }
             await cleanUp(id)
+            if !nodeStopping { await forget(id) }
             logger.info("workload ended", metadata: ["workload": "\(record.name)", "id": "\(id)", "reason": "\(reason)"])
         case .scheduleRestart(let id, let agentID, let delay, let restarts, let reason, let code):
             guard let record = records[id] else { return }

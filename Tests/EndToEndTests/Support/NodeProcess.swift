@@ -105,7 +105,14 @@ final class NodeProcess: Sendable {
         for root in launch.fileRoots { arguments += ["--allow-file-root", root] }
         for (key, value) in launch.tags.sorted(by: { $0.key < $1.key }) { arguments += ["--tag", "\(key)=\(value)"] }
         if let heartbeat = launch.heartbeatSeconds { arguments += ["--heartbeat", String(heartbeat)] }
-        if let config = launch.config { arguments += ["--config", try directory.write(config, to: "node.json")] }
+        if let config = launch.config {
+            // Readable by the node's user, also when its state directory lies elsewhere (which
+            // otherwise is what opens this directory to it).
+            let file = try directory.write(config, to: "node.json")
+            chmod(directory.path, 0o711)
+            chmod(file, 0o644)
+            arguments += ["--config", file]
+        }
         arguments += launch.extraArguments
 
         let stdoutPath = directory.appending("stdout.log"), stderrPath = directory.appending("stderr.log")
