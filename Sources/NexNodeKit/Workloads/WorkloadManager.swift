@@ -158,14 +158,14 @@ public actor WorkloadManager: Service {
         -> RunResponse
     {
         let started = ContinuousClock.now
+        let acceptedAt = restoring.map { Date(timeIntervalSince1970: TimeInterval($0.acceptedAt)) } ?? Date()
         // Reserve a workload slot and a deploy slot before any await; every failure below
         // gives them back.
         let reserved = machine.deployRequested(nodeID: nodeID, lameDuck: context.isLameDuck())
         guard case .fetchArtifact(let reservation) = reserved else { throw Self.refusal(reserved) }
         let checked: CheckedDeploy
         do {
-            checked = try check(request, at: restoring.map { Date(timeIntervalSince1970: TimeInterval($0.acceptedAt)) } ?? Date(),
-                                restoring: restoring != nil)
+            checked = try check(request, at: acceptedAt, restoring: restoring != nil)
             if restoring == nil {
                 guard machine.claimToken(checked.token, for: reservation) else { throw Self.tokenUsed(checked.claims) }
             }
@@ -226,8 +226,7 @@ public actor WorkloadManager: Service {
             }
         }
         do {
-            try await stateStore?.record(id: id, namespace: namespace, request: request,
-                                         acceptedAt: restoring.map { Date(timeIntervalSince1970: TimeInterval($0.acceptedAt)) } ?? Date())
+            try await stateStore?.record(id: id, namespace: namespace, request: request, acceptedAt: acceptedAt)
         } catch {
             logger.error("workload not recorded in the state bucket: it will not come back after a restart",
                          metadata: ["id": "\(id)", "error": "\(error)"])
