@@ -16,6 +16,7 @@ import Testing
             let launch = NodeProcess.Launch(config: #"{"state_replicas": 3}"#, stateDirectory: state.appending("state"))
             try await withControlClient(cluster.servers[2]) { nex in
                 let logs = try await LogRecorder.start(nex)
+                let events = try await EventRecorder.start(nex, namespace: "default")
                 let fixture = try WorkloadFixture()
                 let first = try await NodeProcess.start(server: cluster.servers[0], launch)
                 let kept = try await fixture.deploy(nex, node: first.nodeID, name: "kept", environment: ["GREETING": "still here"])
@@ -32,6 +33,9 @@ import Testing
                 try await waitFor(timeout: .seconds(10), "with its environment") {
                     logs.all.filter { $0.id == kept.id && $0.text.contains("greeting=still here") }.count >= 2
                 }
+                let restored = try await events.waitFor(NexEventType.workloadRestored, timeout: .seconds(10))
+                #expect(restored.source == "\(second.nodeID)-\(kept.id)", "\(events.summary)")
+                #expect(!events.all.contains { $0.type == "workload_restored" && $0.source.hasSuffix(dropped.id) })
                 second.kill()
                 _ = try await second.waitForExit()
 

@@ -121,6 +121,9 @@ public struct NexEventType: RawRepresentable, Hashable, Sendable, Codable, Expre
     public static let workloadUndeployed: NexEventType = "workload_undeployed"
     /// Ours: an essential service is being restarted.
     public static let workloadRestarted: NexEventType = "workload_restarted"
+    /// Ours: a node restarted with its identity brought back a workload it ran, under the same
+    /// id (after its `workload_deployed`); data ``WorkloadStatusEvent`` with `code` 0.
+    public static let workloadRestored: NexEventType = "workload_restored"
     /// `function_exec_succeeded`: a function run completed; data ``FunctionExecSucceededEvent``.
     public static let functionExecSucceeded: NexEventType = "function_exec_succeeded"
     /// `function_exec_failed`: a function run failed; data ``FunctionExecFailedEvent``.

@@ -557,7 +557,10 @@ public actor WorkloadManager: Service {
         }
         for record in saved {
             do {
-                _ = try await deploy(namespace: record.namespace, request: record.request, restoring: record)
+                let run = try await deploy(namespace: record.namespace, request: record.request, restoring: record)
+                await publishEvent(NexEventType.workloadRestored, namespace: record.namespace, source: "\(nodeID)-\(run.id)",
+                                   WorkloadStatusEvent(workloadName: run.name, workloadID: run.id, namespace: record.namespace,
+                                                       code: 0, message: "brought back after the node restarted"))
             } catch {
                 logger.error("workload not restored", metadata: ["id": "\(record.id)", "error": "\(error)"])
                 await forget(record.id)
