@@ -217,10 +217,7 @@ extension NodeConfiguration {
         for root in allowedFileRoots where !root.hasPrefix("/") {
             throw NodeConfigurationError(key: "allowed_file_roots", problem: "'\(root)' is not an absolute path")
         }
-        for (name, value, maximum) in [("memory_bytes", workloadLimits.memoryBytes, maxWorkloadLimits.memoryBytes),
-                                       ("open_files", workloadLimits.openFiles, maxWorkloadLimits.openFiles),
-                                       ("processes", workloadLimits.processes, maxWorkloadLimits.processes),
-                                       ("cpu_millicores", workloadLimits.cpuMillicores, maxWorkloadLimits.cpuMillicores)] {
+        for (name, value, maximum) in workloadLimits.each(against: maxWorkloadLimits) {
             if let value, let maximum, maximum > 0, value > maximum {
                 throw NodeConfigurationError(key: "workload_limits.\(name)",
                                              problem: "\(value) is above max_workload_limits.\(name) \(maximum)")
@@ -325,5 +322,13 @@ struct ConfigReader {
         if let unknown = object.keys.sorted().first(where: { !seen.contains($0) }) {
             throw NodeConfigurationError(key: name(unknown), problem: "unknown key")
         }
+    }
+}
+
+extension ResourceLimits {
+    /// Each limit by its JSON name, with the same limit of `maxima`.
+    func each(against maxima: ResourceLimits) -> [(name: String, value: Int?, maximum: Int?)] {
+        [("memory_bytes", memoryBytes, maxima.memoryBytes), ("open_files", openFiles, maxima.openFiles),
+         ("processes", processes, maxima.processes), ("cpu_millicores", cpuMillicores, maxima.cpuMillicores)]
     }
 }

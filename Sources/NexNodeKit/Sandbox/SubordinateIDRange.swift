@@ -21,14 +21,19 @@ public struct SubordinateIDRange: Sendable, Equatable, CustomStringConvertible {
     /// `/etc/subuid` or `/etc/subgid` overlaps it, else the first free one above them all.
     static func forRoot(files: (uid: String, gid: String) = ("/etc/subuid", "/etc/subgid")) -> SubordinateIDRange {
         let taken = [files.uid, files.gid].flatMap { all(in: (try? String(contentsOfFile: $0, encoding: .utf8)) ?? "") }
-        let overlaps = taken.contains { UInt64($0.start) < UInt64(rootDefault.start) + UInt64(rootDefault.count)
-            && UInt64($0.start) + UInt64($0.count) > UInt64(rootDefault.start) }
-        return overlaps ? free(after: taken, floor: rootDefault.start, count: rootDefault.count) : rootDefault
+        return taken.contains(where: rootDefault.overlaps)
+            ? free(after: taken, floor: rootDefault.start, count: rootDefault.count) : rootDefault
     }
 
     public var description: String { "\(start)-\(UInt64(start) + UInt64(count) - 1)" }
 
-    public func contains(_ id: UInt32) -> Bool { id >= start && UInt64(id) < UInt64(start) + UInt64(count) }
+    public func contains(_ id: UInt32) -> Bool { id >= start && UInt64(id) < end }
+
+    /// One past the last id.
+    var end: UInt64 { UInt64(start) + UInt64(count) }
+
+    /// Whether the two ranges share an id.
+    func overlaps(_ other: SubordinateIDRange) -> Bool { UInt64(start) < other.end && UInt64(other.start) < end }
 
     /// The first entry for `user` (by name or by number) in a subid file's text.
     public static func parse(_ text: String, user: String, uid: UInt32) -> SubordinateIDRange? {
@@ -61,8 +66,7 @@ public struct SubordinateIDRange: Sendable, Equatable, CustomStringConvertible {
     static func free(after taken: [SubordinateIDRange], floor: UInt32, count: UInt32) -> SubordinateIDRange {
         var start = UInt64(floor)
         for range in taken.sorted(by: { $0.start < $1.start }) {
-            let end = UInt64(range.start) + UInt64(range.count)
-            if UInt64(range.start) < start + UInt64(count) && end > start { start = end }
+            if UInt64(range.start) < start + UInt64(count) && range.end > start { start = range.end }
         }
         // Round up to a multiple of the count, as useradd does.
         start = (start + UInt64(count) - 1) / UInt64(count) * UInt64(count)

@@ -243,10 +243,7 @@ public actor WorkloadManager: Service {
     /// may be negative.
     static func checkLimits(_ limits: ResourceLimits?, within maxima: ResourceLimits) throws {
         guard let limits else { return }
-        for (name, value, maximum) in [("memory_bytes", limits.memoryBytes, maxima.memoryBytes),
-                                       ("open_files", limits.openFiles, maxima.openFiles),
-                                       ("processes", limits.processes, maxima.processes),
-                                       ("cpu_millicores", limits.cpuMillicores, maxima.cpuMillicores)] {
+        for (name, value, maximum) in limits.each(against: maxima) {
             guard let value else { continue }
             guard value > 0 else { throw NexControlError.badRequest("limits.\(name) must be greater than 0 (got \(value))") }
             if let maximum, maximum > 0, value > maximum {
