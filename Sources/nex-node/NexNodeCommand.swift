@@ -108,7 +108,8 @@ struct Up: AsyncParsableCommand {
         let node = NexNode(configuration: configuration, identity: identity, clientOptions: clientOptions, logger: logger,
                            ownsProcess: true)
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: node)],
+            // The node returns by itself when it leaves in lame duck mode: the process ends, exit 0.
+            services: [.init(service: node, successTerminationBehavior: .gracefullyShutdownGroup)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         try await group.run()

@@ -4,16 +4,18 @@ import NATSWire
 import NexControl
 import NIOCore
 
-/// `nexctl devrun FILE [KEY=VALUE ...]`: the developer loop. Picks a node by auction, uploads
-/// the file to the `NEXCLIFILES` object store, stops the workloads of the same name on that
-/// node, and deploys the new one, with keys kept in `$NEX_HOME` (default `~/.nex`).
+/// `nexctl devrun FILE [KEY=VALUE ...]`: the developer loop. Picks nodes by auction, uploads
+/// the file to the `NEXCLIFILES` object store, stops the workloads of the same name, and
+/// deploys the new ones, with keys kept in `$NEX_HOME` (default `~/.nex`).
 struct DevRun: AsyncParsableCommand {
     static let bucket = "NEXCLIFILES"
 
     static let configuration = CommandConfiguration(
         commandName: "devrun",
-        abstract: "Upload a local file and run it on a node picked by auction.",
+        abstract: "Upload a local file and run it on nodes picked by auction.",
         discussion: """
+            --replicas copies go to distinct nodes chosen by auction, the fewest workloads first; \
+            workloads of the same name are stopped first on every node (--no-stop keeps them). \
             The file goes to the NEXCLIFILES object store (created if missing) under its name \
             without dots; the workload JWT is signed with issuer.nk and the environment sealed with \
             publisher.xk, both in $NEX_HOME (default ~/.nex) and created on first use.
@@ -25,12 +27,11 @@ struct DevRun: AsyncParsableCommand {
     @Option(help: "Workload name (default: the file name, other characters than letters, digits, '-' and '_' made '-').")
     var name: String?
     @OptionGroup var workload: WorkloadOptions
-    @Flag(name: .customLong("no-stop"), help: "Keep running workloads of the same name on the node.")
+    @Flag(name: .customLong("no-stop"), help: "Keep running workloads of the same name.")
     var noStop = false
     @Option(help: "Size limit of the NEXCLIFILES bucket when it is created, in bytes.")
     var bucketMaxBytes: Int64 = 100 * 1024 * 1024
-    @Option(help: "Seconds to collect auction bids.")
-    var auctionWait: Double = 0.75
+    @OptionGroup var placement: PlacementOptions
     @Option(help: "Issuer seed file (default: issuer.nk in $NEX_HOME or ~/.nex).") var issuer: String?
     @Option(help: "Curve seed file (default: publisher.xk in $NEX_HOME or ~/.nex).") var xkey: String?
 
@@ -47,31 +48,17 @@ struct DevRun: AsyncParsableCommand {
             let sender = try NexHome.sender(xkeyFile: xkey)
             let nex = try await global.connect()
 
-            let node = try await pickNode(nex, type: submission.type, path: path)
+            let nodes = try await placement.chooseNodes(nex, type: submission.type, executable: path)
             try await upload(nex, path: path, key: key, expectedHash: hash)
-            if !noStop { await stopPrevious(nex, name: name, node: node, issuer: issuer) }
-            let response = try await nex.deploy(submission, namespace: global.namespace, node: node,
-                                                issuer: issuer, sender: sender)
+            if !noStop { await stopPrevious(nex, name: name, issuer: issuer) }
+            for node in nodes {
+                let response = try await nex.deploy(submission, namespace: global.namespace, node: node,
+                                                    issuer: issuer, sender: sender)
+                print("node: \(node)")
+                print("workload: \(response.id) (\(response.name))")
+            }
             await nex.connection.close()
-            print("node: \(node)")
-            print("workload: \(response.id) (\(response.name))")
         }
-    }
-
-    /// A random node among those bidding for this type (and, for an ELF executable, its os/arch).
-    private func pickNode(_ nex: NexClient, type: String, path: String) async throws -> String {
-        var request = AuctionRequest(workloadTypes: [type])
-        if type == "native", let platform = WorkloadSubmission.platform(ofExecutable: path) {
-            request.os = platform.os
-            request.arch = platform.arch
-        }
-        let bids = try await nex.auction(request, window: .milliseconds(Int64(auctionWait * 1000)))
-        guard let chosen = bids.randomElement() else {
-            let platform = [request.os, request.arch].compactMap { $0 }.joined(separator: "/")
-            throw WorkloadSubmissionError.noNodeAvailable(
-                reason: "no node bid within \(auctionWait) s for a \(type) workload" + (platform.isEmpty ? "" : " (\(platform))"))
-        }
-        return chosen.nodeID
     }
 
     private func upload(_ nex: NexClient, path: String, key: String, expectedHash: String) async throws {
@@ -106,20 +93,21 @@ struct DevRun: AsyncParsableCommand {
         }
     }
 
-    /// Stops the workloads named `name` on `node`; a refusal is reported and does not stop the deploy.
-    private func stopPrevious(_ nex: NexClient, name: String, node: String, issuer: NKeyPair) async {
+    /// Stops the workloads named `name` on every node (the copies the new one replaces); a
+    /// refusal is reported and does not stop the deploy.
+    private func stopPrevious(_ nex: NexClient, name: String, issuer: NKeyPair) async {
         let running: [RunningWorkload]
         do {
-            running = try await nex.runningWorkloads(namespace: global.namespace, matching: name, node: node,
-                                                     window: .milliseconds(Int64(auctionWait * 1000)))
+            running = try await nex.runningWorkloads(namespace: global.namespace, matching: name,
+                                                     window: .milliseconds(Int64(placement.auctionWait * 1000)))
         } catch {
             warn("cannot look for running workloads named '\(name)': \(error)")
             return
         }
         for workload in running where workload.name == name {
             do {
-                let response = try await nex.stopWorkload(namespace: global.namespace, node: node, id: workload.id,
-                                                          name: name, issuer: issuer)
+                let response = try await nex.stopWorkload(namespace: global.namespace, node: workload.nodeID,
+                                                          id: workload.id, name: name, issuer: issuer)
                 warn(response.stopped ? "stopped previous workload \(workload.id)" : "node did not stop previous workload \(workload.id)")
             } catch {
                 warn("cannot stop previous workload \(workload.id): \(error)")

@@ -11,7 +11,7 @@ struct Nexctl: AsyncParsableCommand {
         commandName: "nexctl",
         abstract: "Drives Nex nodes over the $NEX control API.",
         version: "0.1.0",
-        subcommands: [Node.self, Run.self, DevRun.self, Stop.self, Logs.self, Invoke.self, Monitor.self, Keys.self]
+        subcommands: [Node.self, Workload.self, Run.self, DevRun.self, Stop.self, Logs.self, Invoke.self, Monitor.self, Keys.self]
     )
 
     /// Runs a command body, turning any failure into one clear line on stderr and exit code 1.
@@ -121,16 +121,26 @@ struct Node: AsyncParsableCommand {
 
     struct LameDuck: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "lameduck", abstract: "Put a node in lame duck mode: it takes no new workloads.")
+            commandName: "lameduck", abstract: "Put a node in lame duck mode: it takes no new workloads.",
+            discussion: """
+                With --delay, its reschedulable services move to other nodes of its nexus at once, and \
+                the node exits once it runs nothing, or when the delay is up.
+                """)
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The node id (N...).") var node: String
+        @Option(help: "Exit after this long, a Go duration (30s, 1m30s).") var delay: String?
 
         func run() async throws {
             try await Nexctl.perform {
+                let delay = try delay.map { text in
+                    guard let value = GoDuration.parse(text) else { throw ValidationError("--delay \(text): a duration such as 30s or 1m30s") }
+                    return value
+                }
                 let nex = try await global.connect()
-                let response = try await nex.lameDuck(node: node)
+                let response = try await nex.lameDuck(node: node, delay: delay)
                 await nex.connection.close()
-                print(response.success ? "node \(response.nodeID) is in lame duck mode" : "node \(response.nodeID) refused")
+                let detail = response.message.map { ": \($0)" } ?? ""
+                print(response.success ? "node \(response.nodeID) is in lame duck mode\(detail)" : "node \(response.nodeID) refused\(detail)")
                 if !response.success { throw ExitCode.failure }
             }
         }

@@ -392,7 +392,7 @@ final class ResponderNode: NodeControlHandler {
         return StopResponse(stopped: true, id: request.workloadID, issuer: stop.issuer, name: stop.name)
     }
 
-    func lameDuck() async throws -> LameDuckResponse {
+    func lameDuck(_ request: LameDuckRequest) async throws -> LameDuckResponse {
         LameDuckResponse(nodeID: nodeID, success: true)
     }
 }

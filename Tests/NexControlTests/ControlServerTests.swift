@@ -84,7 +84,9 @@ import Testing
         let node = try CannedNode()
         try await withControlServers([node]) { nex, _ in
             let answer = try await nex.lameDuck(node: node.nodeID)
-            #expect(answer == LameDuckResponse(nodeID: node.nodeID, success: true))
+            #expect(answer == LameDuckResponse(nodeID: node.nodeID, success: true, message: "delay none"))
+            let delayed = try await nex.lameDuck(node: node.nodeID, delay: .milliseconds(1500))
+            #expect(delayed == LameDuckResponse(nodeID: node.nodeID, success: true, message: "delay 1500ms"))
         }
     }
 
@@ -228,6 +230,15 @@ import Testing
                     (Array(#"{"workload_id": null, "workload_jwt": "j", "target_node": "N"}"#.utf8), "'workload_id'"),
                     ([], "empty request body"),
                 ]
+            case ControlResponseType.lameDuck:
+                cases += [
+                    (Array(#"{"delay": 5}"#.utf8), "'delay'"),
+                    (Array(#"{"delay": "forever"}"#.utf8), "delay 'forever' is not a duration"),
+                    (Array(#"{"delay": "-1s"}"#.utf8), "is not a duration"),
+                    (Array(#"{"delay": "25h"}"#.utf8), "at most 24h"),
+                    (Array(#"{"delay": "1e400s"}"#.utf8), "is not a duration"),
+                    (Array(#"{"delay": "10"}"#.utf8), "is not a duration"),
+                ]
             case ControlResponseType.auction:
                 cases += [
                     (Array(#"{"tags": 5}"#.utf8), "'tags'"),
@@ -368,8 +379,8 @@ struct CannedNode: NodeControlHandler {
         return StopResponse(stopped: true, id: request.workloadID, issuer: stop.issuer, name: stop.name)
     }
 
-    func lameDuck() async throws -> LameDuckResponse {
-        LameDuckResponse(nodeID: nodeID, success: true)
+    func lameDuck(_ request: LameDuckRequest) async throws -> LameDuckResponse {
+        LameDuckResponse(nodeID: nodeID, success: true, message: "delay \(request.delay ?? "none")")
     }
 }
 

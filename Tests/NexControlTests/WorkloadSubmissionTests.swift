@@ -153,3 +153,49 @@ import Testing
         #expect(odd.formatted.hasSuffix(" - w1: hello"))
     }
 }
+
+/// Choosing nodes from auction bids.
+@Suite struct PlacementTests {
+    static func bid(_ id: String, workloads: Int) -> PingResponse {
+        PingResponse(nodeID: id, version: "1", uptime: "1s", targetXKey: "X", tags: nil, runningMachines: workloads)
+    }
+
+    @Test func distinctNodesWithTheFewestWorkloadsFirst() throws {
+        let bids = [Self.bid("A", workloads: 5), Self.bid("B", workloads: 1), Self.bid("C", workloads: 3),
+                    Self.bid("B", workloads: 1), Self.bid("D", workloads: 0)]
+        for _ in 0..<20 {
+            #expect(try Placement.choose(3, from: bids, asked: "x").map(\.nodeID) == ["D", "B", "C"])
+        }
+        #expect(try Placement.choose(4, from: bids, asked: "x").map(\.nodeID) == ["D", "B", "C", "A"])
+    }
+
+    @Test func tiesAreSpreadAtRandom() throws {
+        let bids = (0..<4).map { Self.bid("N\($0)", workloads: 2) }
+        let firsts = Set((0..<200).map { _ in try! Placement.choose(1, from: bids, asked: "x")[0].nodeID })
+        #expect(firsts.count == 4)
+    }
+
+    @Test func tooFewBiddersIsAnErrorSayingHowMany() {
+        let bids = [Self.bid("A", workloads: 0), Self.bid("A", workloads: 0)]
+        #expect(throws: WorkloadSubmissionError.noNodeAvailable(reason: "only 1 node bid for a wasm workload (tags zone=a), and 2 are needed")) {
+            try Placement.choose(2, from: bids, asked: AuctionRequest(tags: ["zone": "a"], workloadTypes: ["wasm"]).summary)
+        }
+        #expect(throws: WorkloadSubmissionError.noNodeAvailable(reason: "no node bid for a workload, and 1 is needed")) {
+            try Placement.choose(1, from: [], asked: AuctionRequest().summary)
+        }
+    }
+
+    @Test func goDurations() {
+        #expect(GoDuration.parse("30s") == .seconds(30))
+        #expect(GoDuration.parse("1m30s") == .seconds(90))
+        #expect(GoDuration.parse("1.5s") == .milliseconds(1500))
+        #expect(GoDuration.parse("500ms") == .milliseconds(500))
+        #expect(GoDuration.parse("2h") == .seconds(7200))
+        #expect(GoDuration.parse("0") == .zero)
+        for bad in ["", "30", "s", "-1s", "1x", "1..2s", "1e3s", String(repeating: "1s", count: 40)] {
+            #expect(GoDuration.parse(bad) == nil, "\(bad)")
+        }
+        #expect(GoDuration.format(.milliseconds(1500)) == "1500ms")
+        #expect(GoDuration.format(.seconds(30)) == "30s")
+    }
+}

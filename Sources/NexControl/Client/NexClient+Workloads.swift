@@ -14,12 +14,20 @@ public struct RunningWorkload: Sendable, Equatable, Codable {
     public var name: String
     /// `type`: the workload type (`native`, `wasm`, `javascript`).
     public var type: String
+    /// `state`: `starting`, `running`, `restarting` or `stopping`; nil when the node does not say.
+    public var state: String?
+    /// `uptime`: how long it has run, as `1d2h3m4s`; nil when the node does not say.
+    public var uptime: String?
+    /// `restarts`: how often an essential service was restarted; nil when the node does not say.
+    public var restarts: Int?
 
-    enum CodingKeys: String, CodingKey { case nodeID = "node_id", id, namespace, name, type }
+    enum CodingKeys: String, CodingKey { case nodeID = "node_id", id, namespace, name, type, state, uptime, restarts }
 
     /// A workload on `nodeID`.
-    public init(nodeID: String, id: String, namespace: String, name: String, type: String) {
+    public init(nodeID: String, id: String, namespace: String, name: String, type: String, state: String? = nil,
+                uptime: String? = nil, restarts: Int? = nil) {
         self.nodeID = nodeID; self.id = id; self.namespace = namespace; self.name = name; self.type = type
+        self.state = state; self.uptime = uptime; self.restarts = restarts
     }
 }
 
@@ -35,14 +43,16 @@ extension NexClient {
         for reply in replies where node == nil || reply.nodeID == node {
             for machine in reply.runningMachines where idOrName == nil || machine.id == idOrName || machine.name == idOrName {
                 found.append(RunningWorkload(nodeID: reply.nodeID, id: machine.id, namespace: machine.namespace,
-                                             name: machine.name, type: machine.type))
+                                             name: machine.name, type: machine.type, state: machine.state,
+                                             uptime: machine.uptime, restarts: machine.restarts))
             }
         }
         return found.sorted { ($0.nodeID, $0.name, $0.id) < ($1.nodeID, $1.name, $1.id) }
     }
 
     /// Deploys `submission` to `node`: asks the node for its public xkey (`$NEX.INFO`), signs
-    /// the deploy JWT with `issuer`, seals the environment from `sender`, and sends the deploy.
+    /// the deploy JWT with `issuer`, seals the environment from `sender` (to the nexus's xkey
+    /// for a reschedulable workload), and sends the deploy.
     ///
     /// - Throws: ``NexControlError/nodeRefused(subject:message:)`` with the node's reason, or
     ///   ``WorkloadSubmissionError/notStarted(node:name:)`` when it answers `started: false`.
@@ -50,8 +60,17 @@ extension NexClient {
         _ submission: WorkloadSubmission, namespace: String, node: String, issuer: NKeyPair, sender: XKeyPair
     ) async throws -> RunResponse {
         let info = try await info(namespace: namespace, node: node)
+        var recipient = info.publicXKey
+        if submission.reschedulable == true {
+            guard let nexusXKey = info.nexusXKey else {
+                throw WorkloadSubmissionError.fieldNotAllowed(
+                    field: "reschedulable", type: submission.type,
+                    reason: "node \(node) has no nexus xkey (nexus_xkey_seed_file), so no other node could open the environment")
+            }
+            recipient = nexusXKey
+        }
         let request = try submission.deployRequest(issuer: issuer, sender: sender, targetNode: node,
-                                                   targetXKey: info.publicXKey)
+                                                   targetXKey: recipient)
         let response = try await deploy(namespace: namespace, node: node, request: request)
         guard response.started else { throw WorkloadSubmissionError.notStarted(node: node, name: submission.name) }
         return response

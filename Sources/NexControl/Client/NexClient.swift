@@ -65,9 +65,12 @@ public struct NexClient: Sendable {
     }
 
     /// Puts `node` in lame duck mode (`$NEX.LAMEDUCK.<node>`): it refuses new deploys and stops restarting
-    /// essential workloads; running workloads keep running.
-    public func lameDuck(node: String) async throws -> LameDuckResponse {
-        try await call(LameDuckResponse.self, subject: NexSubject.lameDuck(node: node), body: ByteBuffer())
+    /// essential workloads; running workloads keep running. With `delay`, its reschedulable
+    /// services move to other nodes of its nexus at once and the node exits after `delay` (or
+    /// as soon as it runs nothing).
+    public func lameDuck(node: String, delay: Duration? = nil) async throws -> LameDuckResponse {
+        let body = try delay.map { try Self.json(LameDuckRequest(delay: GoDuration.format($0))) } ?? ByteBuffer()
+        return try await call(LameDuckResponse.self, subject: NexSubject.lameDuck(node: node), body: body)
     }
 
     /// Events of `namespace` (`*` for all) and `type` (nil for all), from now on. Messages that

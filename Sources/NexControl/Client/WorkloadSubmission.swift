@@ -45,6 +45,11 @@ public struct WorkloadSubmission: Sendable, Equatable {
     public var limits: ResourceLimits?
     /// The host's network (nil: the default) or none.
     public var network: WorkloadNetwork?
+    /// An essential service that another node of the nexus starts again when its node is
+    /// lost: the environment is then sealed to the nexus's xkey (the node's `nexus_xkey`).
+    public var reschedulable: Bool? {
+        didSet { if reschedulable != true { reschedulable = nil } }
+    }
 
     /// The workload types a node may run; `v8` is Nex's name for `javascript`.
     public static let knownTypes = ["native", "wasm", "javascript", "v8"]
@@ -85,16 +90,23 @@ public struct WorkloadSubmission: Sendable, Equatable {
     }
 
     /// Signs the deploy JWT (`sub` = ``name``, `nats.hash` = ``artifactHash``) with `issuer`,
-    /// seals ``environment`` from `sender` to the node's public xkey, and builds the request.
+    /// seals ``environment`` from `sender` to `targetXKey` (the node's public xkey; the nexus's
+    /// for a ``reschedulable`` workload), and builds the request.
     public func deployRequest(
         issuer: NKeyPair, sender: XKeyPair, targetNode: String, targetXKey: String, issuedAt: Date = Date()
     ) throws -> DeployRequest {
+        if reschedulable == true, essential != true {
+            throw WorkloadSubmissionError.fieldNotAllowed(
+                field: "reschedulable", type: type, reason: "only essential services are rescheduled")
+        }
         let claims = try WorkloadClaims.deploy(name: name, artifactHash: artifactHash, issuer: issuer, issuedAt: issuedAt)
-        return try EnvironmentSealing.deployRequest(
+        var request = try EnvironmentSealing.deployRequest(
             type: type, location: location.url, workloadJWT: claims.token, environment: environment,
             sender: sender, targetNode: targetNode, targetXKey: targetXKey, argv: argv, description: description,
             essential: essential, triggerSubjects: triggerSubjects, jsDomain: jsDomain)
             .with(limits: limits, network: network)
+        request.reschedulable = reschedulable
+        return request
     }
 
     // MARK: Command-line helpers (nexctl)

@@ -124,6 +124,10 @@ public struct NexEventType: RawRepresentable, Hashable, Sendable, Codable, Expre
     /// Ours: a node restarted with its identity brought back a workload it ran, under the same
     /// id (after its `workload_deployed`); data ``WorkloadStatusEvent`` with `code` 0.
     public static let workloadRestored: NexEventType = "workload_restored"
+    /// Ours: a reschedulable service of a lost (or lame duck) node was started on another node
+    /// of its nexus, under the same id (after its `workload_deployed` there); data
+    /// ``WorkloadRescheduledEvent``.
+    public static let workloadRescheduled: NexEventType = "workload_rescheduled"
     /// `function_exec_succeeded`: a function run completed; data ``FunctionExecSucceededEvent``.
     public static let functionExecSucceeded: NexEventType = "function_exec_succeeded"
     /// `function_exec_failed`: a function run failed; data ``FunctionExecFailedEvent``.
@@ -259,6 +263,34 @@ public struct WorkloadRestartedEvent: Codable, Sendable, Equatable {
     public init(workloadName: String, workloadID: String, restarts: Int, delayMilliseconds: Int, reason: String) {
         self.workloadName = workloadName; self.workloadID = workloadID; self.restarts = restarts
         self.delayMilliseconds = delayMilliseconds; self.reason = reason
+    }
+}
+
+/// `workload_rescheduled` data (ours).
+public struct WorkloadRescheduledEvent: Codable, Sendable, Equatable {
+    /// `workload_name`: the workload's name.
+    public var workloadName: String
+    /// `workload_id`: the workload's id, the same on the new node.
+    public var workloadID: String
+    /// `namespace`: the workload's namespace.
+    public var namespace: String
+    /// `from_node`: the node that ran it.
+    public var fromNode: String
+    /// `to_node`: the node that runs it now.
+    public var toNode: String
+    /// `reason`: why it moved (the node was not seen for so long, or it left in lame duck mode).
+    public var reason: String
+
+    enum CodingKeys: String, CodingKey {
+        case workloadName = "workload_name", workloadID = "workload_id", namespace, fromNode = "from_node"
+        case toNode = "to_node", reason
+    }
+
+    /// `workload_rescheduled` data.
+    public init(workloadName: String, workloadID: String, namespace: String, fromNode: String, toNode: String,
+                reason: String) {
+        self.workloadName = workloadName; self.workloadID = workloadID; self.namespace = namespace
+        self.fromNode = fromNode; self.toNode = toNode; self.reason = reason
     }
 }
 

@@ -18,18 +18,22 @@ public struct PingResponse: Codable, Sendable, Equatable {
     /// `sandboxed`: whether the node runs each workload in a sandbox of its own (false: its
     /// `no_sandbox` is set, and it is tagged `nex.unsafe`); nil from nodes that do not say.
     public var sandboxed: Bool?
+    /// `nexus_xkey`, ours: the public curve key shared by the nodes of the node's nexus
+    /// (`nexus_xkey_seed_file`): seal a reschedulable workload's environment to it. Nil when
+    /// the node has none (it then refuses reschedulable deploys).
+    public var nexusXKey: String?
 
     enum CodingKeys: String, CodingKey {
         case nodeID = "node_id", nexus, version, uptime, targetXKey = "target_xkey", tags
-        case runningMachines = "running_machines", sandboxed
+        case runningMachines = "running_machines", sandboxed, nexusXKey = "nexus_xkey"
     }
 
     /// Ping or auction reply data.
     public init(nodeID: String, nexus: String? = nil, version: String, uptime: String, targetXKey: String,
-                tags: [String: String]?, runningMachines: Int, sandboxed: Bool? = nil) {
+                tags: [String: String]?, runningMachines: Int, sandboxed: Bool? = nil, nexusXKey: String? = nil) {
         self.nodeID = nodeID; self.nexus = nexus; self.version = version; self.uptime = uptime
         self.targetXKey = targetXKey; self.tags = tags; self.runningMachines = runningMachines
-        self.sandboxed = sandboxed
+        self.sandboxed = sandboxed; self.nexusXKey = nexusXKey
     }
 }
 
@@ -68,10 +72,18 @@ public struct WorkloadPingResponse: Codable, Sendable, Equatable {
         public var name: String
         /// `type`: the workload type (`native`, `wasm`, `javascript`).
         public var type: String
+        /// `state`, ours: `starting`, `running`, `restarting` or `stopping`; nil from nodes that do not say.
+        public var state: String?
+        /// `uptime`, ours: how long the workload has run, as `1d2h3m4s`.
+        public var uptime: String?
+        /// `restarts`, ours: how often an essential service was restarted.
+        public var restarts: Int?
 
         /// A workload entry.
-        public init(id: String, namespace: String, name: String, type: String) {
+        public init(id: String, namespace: String, name: String, type: String, state: String? = nil,
+                    uptime: String? = nil, restarts: Int? = nil) {
             self.id = id; self.namespace = namespace; self.name = name; self.type = type
+            self.state = state; self.uptime = uptime; self.restarts = restarts
         }
     }
 
@@ -134,18 +146,22 @@ public struct InfoResponse: Codable, Sendable, Equatable {
     public var supportedWorkloadTypes: [String]?
     /// `sandboxed`: whether the node runs each workload in a sandbox of its own.
     public var sandboxed: Bool?
+    /// `nexus_xkey`, ours: the nexus's public curve key (see ``PingResponse/nexusXKey``).
+    public var nexusXKey: String?
 
     enum CodingKeys: String, CodingKey {
         case version, uptime, publicXKey = "public_xkey", tags, memory, machines
-        case supportedWorkloadTypes = "supported_workload_types", sandboxed
+        case supportedWorkloadTypes = "supported_workload_types", sandboxed, nexusXKey = "nexus_xkey"
     }
 
     /// Info reply data.
     public init(version: String, uptime: String, publicXKey: String, tags: [String: String]?, memory: Memory?,
-                machines: [MachineSummary], supportedWorkloadTypes: [String]?, sandboxed: Bool? = nil) {
+                machines: [MachineSummary], supportedWorkloadTypes: [String]?, sandboxed: Bool? = nil,
+                nexusXKey: String? = nil) {
         self.version = version; self.uptime = uptime; self.publicXKey = publicXKey; self.tags = tags
         self.memory = memory; self.machines = machines; self.supportedWorkloadTypes = supportedWorkloadTypes
         self.sandboxed = sandboxed
+        self.nexusXKey = nexusXKey
     }
 }
 
@@ -203,17 +219,72 @@ public struct MachineSummary: Codable, Sendable, Equatable {
     }
 }
 
+/// `$NEX.LAMEDUCK.<node>` request (Nex HEAD's): an empty body (Nex 0.2) is the same as no delay.
+public struct LameDuckRequest: Codable, Sendable, Equatable {
+    /// `delay`: a Go duration (`30s`, `1m30s`, `500ms`): how long running workloads may go on
+    /// before the node exits; reschedulable services move to other nodes of the nexus at once.
+    /// Nil: the node stays up in lame duck mode until it is stopped.
+    public var delay: String?
+
+    enum CodingKeys: String, CodingKey { case delay }
+
+    /// A lame duck request.
+    public init(delay: String? = nil) { self.delay = delay }
+
+    /// ``delay`` as a `Duration`, nil when there is none.
+    ///
+    /// - Throws: ``NexControlError/badRequest(_:)`` naming the field when it is not a Go duration
+    ///   of at most a day.
+    public func parsedDelay() throws(NexControlError) -> Duration? {
+        guard let delay else { return nil }
+        guard let duration = GoDuration.parse(delay), duration <= .seconds(86_400) else {
+            throw .badRequest("delay '\(delay.prefix(40))' is not a duration of at most 24h (e.g. 30s, 1m30s, 500ms)")
+        }
+        return duration
+    }
+}
+
+/// Go's `time.Duration` text (`1h2m3.5s`, `500ms`, `0`), as Nex HEAD's requests carry it.
+public enum GoDuration {
+    /// The duration, or nil when `text` is not one (negative durations are refused).
+    public static func parse(_ text: String) -> Duration? {
+        if text == "0" { return .zero }
+        let units: [(String, Double)] = [("ns", 1e-9), ("us", 1e-6), ("µs", 1e-6), ("ms", 1e-3), ("s", 1), ("m", 60), ("h", 3600)]
+        var rest = Substring(text)
+        var seconds = 0.0
+        guard !rest.isEmpty, rest.count <= 64 else { return nil }
+        while !rest.isEmpty {
+            let number = rest.prefix { $0.isASCII && ($0.isNumber || $0 == ".") }
+            guard !number.isEmpty, let value = Double(number) else { return nil }
+            rest = rest.dropFirst(number.count)
+            guard let unit = units.filter({ rest.hasPrefix($0.0) }).max(by: { $0.0.count < $1.0.count }) else { return nil }
+            rest = rest.dropFirst(unit.0.count)
+            seconds += value * unit.1
+        }
+        guard seconds.isFinite, seconds < 1e12 else { return nil }
+        return .nanoseconds(Int64((seconds * 1e9).rounded()))
+    }
+
+    /// `duration` as Go writes it, to the millisecond: `1500ms`, `30s`.
+    public static func format(_ duration: Duration) -> String {
+        let milliseconds = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        return milliseconds % 1000 == 0 ? "\(milliseconds / 1000)s" : "\(milliseconds)ms"
+    }
+}
+
 /// `$NEX.LAMEDUCK.<node>` reply data.
 public struct LameDuckResponse: Codable, Sendable, Equatable {
     /// `node_id`: the node's public server nkey (`N...`).
     public var nodeID: String
     /// `success`: whether the node entered lame duck mode.
     public var success: Bool
+    /// `message` (Nex HEAD's): what the node will do, e.g. when it exits.
+    public var message: String?
 
-    enum CodingKeys: String, CodingKey { case nodeID = "node_id", success }
+    enum CodingKeys: String, CodingKey { case nodeID = "node_id", success, message }
 
     /// Lame duck reply data.
-    public init(nodeID: String, success: Bool) {
-        self.nodeID = nodeID; self.success = success
+    public init(nodeID: String, success: Bool, message: String? = nil) {
+        self.nodeID = nodeID; self.success = success; self.message = message
     }
 }

@@ -53,13 +53,17 @@ public struct DeployRequest: Codable, Sendable, Equatable {
     /// `network`, ours: the host's network (the default: a service reaches its NATS) or none, a
     /// loopback of its own (sandboxed nodes only).
     public var network: WorkloadNetwork?
+    /// `reschedulable`, ours: an essential service that another node of the nexus starts again
+    /// when this one is lost; its `environment` is sealed to the nexus's xkey (`nexus_xkey`),
+    /// not the node's.
+    public var reschedulable: Bool?
 
     enum CodingKeys: String, CodingKey {
         case argv, description, type, location, essential, workloadJWT = "workload_jwt", environment
         case jsDomain = "jsdomain", senderPublicKey = "sender_public_key", targetNode = "target_node"
         case triggerSubjects = "trigger_subjects", triggerConnection = "trigger_connection"
         case retryCount = "retry_count", retriedAt = "retried_at", hostServices = "host_services"
-        case limits, network
+        case limits, network, reschedulable
     }
 
     /// A deploy request; ``NexClient/deploy(_:namespace:node:issuer:sender:)`` builds one from a

@@ -119,8 +119,9 @@ public struct ControlServer: Sendable {
             }
         case .lameDuck:
             reply = await answer(ControlResponseType.lameDuck) {
-                try Self.checkNoBody(message)
-                return try await handler.lameDuck()
+                let request = try Self.decode(LameDuckRequest.self, from: message, allowEmpty: true) ?? LameDuckRequest()
+                _ = try request.parsedDelay()
+                return try await handler.lameDuck(request)
             }
         }
         guard let reply else { return }

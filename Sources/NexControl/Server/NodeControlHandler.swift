@@ -17,6 +17,6 @@ public protocol NodeControlHandler: Sendable {
     func deploy(namespace: String, request: DeployRequest) async throws -> RunResponse
     /// Answers `$NEX.STOP.<namespace>.<node>`: stops the workload and returns once it is gone.
     func stop(namespace: String, request: StopRequest) async throws -> StopResponse
-    /// Answers `$NEX.LAMEDUCK.<node>`: enters lame duck mode.
-    func lameDuck() async throws -> LameDuckResponse
+    /// Answers `$NEX.LAMEDUCK.<node>`: enters lame duck mode (and, with a delay, exits after it).
+    func lameDuck(_ request: LameDuckRequest) async throws -> LameDuckResponse
 }

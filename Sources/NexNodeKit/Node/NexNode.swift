@@ -26,6 +26,11 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
     private let lameDuckMode = Mutex(false)
     private let connection = Mutex<NATSClient?>(nil)
     private let manager = Mutex<WorkloadManager?>(nil)
+    /// The nexus's shared curve key (`nexus_xkey_seed_file`), loaded when the node runs.
+    private let nexusCurveKey = Mutex<XKeyPair?>(nil)
+    /// A lame duck request with a delay: the node exits after it (see ``lameDuck(_:)``).
+    private let exitRequests: AsyncStream<Duration>
+    private let exitRequestsSink: AsyncStream<Duration>.Continuation
 
     public var nodeID: String { identity.nodeID }
 
@@ -46,11 +51,20 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
         self.clientOptions = options
         self.logger = logger
         self.notifier = notifier
+        (exitRequests, exitRequestsSink) = AsyncStream.makeStream(of: Duration.self, bufferingPolicy: .bufferingNewest(1))
     }
 
     public var isLameDuck: Bool { lameDuckMode.withLock { $0 } }
 
     public func run() async throws {
+        if let path = configuration.nexusXKeySeedFile {
+            do {
+                let key = try NexKeyStore.readXKey(path)
+                nexusCurveKey.withLock { $0 = key }
+            } catch {
+                throw NodeConfigurationError(key: "nexus_xkey_seed_file", problem: "\(error)")
+            }
+        }
         // One event loop for the node's connections and its agent bus: an invocation's trigger
         // message, its request to the agent, the reply and the function event cross no thread.
         let loop = clientOptions.eventLoopGroup.next()
@@ -83,16 +97,16 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
         // shutdown stops them in the reverse order: serving, the workloads, the agents, host
         // services, then the bus. The node's own bus link is closed after the bus (below), so it
         // is not reported as a lost link.
-        let group = ServiceGroup(configuration: .init(
-            services: [
-                .init(service: workloads.bus, serviceName: "agent bus"),
-                .init(service: workloads.hostServices, serviceName: "host services"),
-                .init(service: workloads.supervisor, serviceName: "agent supervisor"),
-                .init(service: workloads.manager, serviceName: "workload manager"),
-                .init(service: serving, successTerminationBehavior: .gracefullyShutdownGroup,
-                      failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: "control API"),
-            ],
-            logger: logger))
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: workloads.bus, serviceName: "agent bus"),
+            .init(service: workloads.hostServices, serviceName: "host services"),
+            .init(service: workloads.supervisor, serviceName: "agent supervisor"),
+            .init(service: workloads.manager, serviceName: "workload manager"),
+        ]
+        if let rescheduler = workloads.rescheduler { services.append(.init(service: rescheduler, serviceName: "rescheduler")) }
+        services.append(.init(service: serving, successTerminationBehavior: .gracefullyShutdownGroup,
+                              failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: "control API"))
+        let group = ServiceGroup(configuration: .init(services: services, logger: logger))
         do {
             try await group.run()
         } catch {
@@ -123,6 +137,19 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
             group.addTask {
                 // What this node ran before it stopped comes back, now that its agents' services run.
                 await self.workloadManager?.restore()
+                try await gracefulShutdown()
+            }
+            group.addTask {
+                // Lame duck with a delay: the node exits once its workloads are done, or the delay is up.
+                for await delay in self.exitRequests {
+                    let deadline = ContinuousClock.now + delay
+                    while ContinuousClock.now < deadline, await self.runningCount > 0 {
+                        try await Task.sleep(for: .milliseconds(250))
+                    }
+                    let left = await self.runningCount
+                    self.logger.info("lame duck: the node exits", metadata: ["workloads_left": "\(left)"])
+                    return
+                }
                 try await gracefulShutdown()
             }
             // The first to end (a shutdown signal, or serving failing) ends the node.
@@ -171,7 +198,8 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
         let hostServicesConnection = try await connectHostServices(eventLoop: workloadLoop)
         let manager = try WorkloadManager(
             context: .init(nodeID: nodeID, configuration: configuration, identity: identity, control: control,
-                           bus: link, hostServices: hostServicesConnection, isLameDuck: { [self] in self.isLameDuck }),
+                           bus: link, hostServices: hostServicesConnection, isLameDuck: { [self] in self.isLameDuck },
+                           nexusCurveKey: nexusCurveKey.withLock { $0 }),
             supervisor: supervisor, cache: cache, logger: logger)
         try await manager.start()
         let hostServices = HostServicesServer(
@@ -180,12 +208,35 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
         try await hostServices.start()
         await manager.attach(hostServices)
         await manager.openStateBucket()
+        let rescheduler = await makeRescheduler(manager: manager, control: control)
         self.manager.withLock { $0 = manager }
         logger.info("agent bus ready", metadata: [
             sandbox == nil ? "url" : "listener": "\(sandbox == nil ? bus.url : "none (socket pairs)")",
             "agent": "\(agentPath)", "pool": "\(configuration.machinePoolSize)"])
-        return WorkloadRuntime(bus: bus, link: link, supervisor: supervisor, manager: manager,
+        return WorkloadRuntime(bus: bus, link: link, supervisor: supervisor, manager: manager, rescheduler: rescheduler,
                                hostServices: hostServices, hostServicesConnection: hostServicesConnection)
+    }
+
+    /// With a nexus key and a state bucket, the node keeps the nexus's reschedulable services
+    /// running; without, it neither runs nor adopts them.
+    private func makeRescheduler(manager: WorkloadManager, control: NATSClient) async -> Rescheduler? {
+        guard let nexus = configuration.nexus, nexusCurveKey.withLock({ $0 }) != nil else { return nil }
+        guard let store = await manager.stateStore else {
+            logger.warning("nexus_xkey_seed_file is set but there is no state bucket: no reschedulable workloads")
+            return nil
+        }
+        do {
+            let liveness = try await NodeLiveness.open(stateBucket: configuration.stateBucket,
+                                                       replicas: configuration.stateReplicas, control: control)
+            let after = Duration.milliseconds(Int64(configuration.rescheduleAfterSeconds * 1000))
+            logger.info("reschedulable services of the nexus are kept running", metadata: [
+                "nexus": "\(nexus)", "reschedule_after_seconds": "\(configuration.rescheduleAfterSeconds)"])
+            return Rescheduler(settings: .init(nodeID: nodeID, nexus: nexus, rescheduleAfter: after), store: store,
+                               liveness: liveness, manager: manager, isLeaving: { [self] in self.isLameDuck }, logger: logger)
+        } catch {
+            logger.warning("no liveness bucket: no reschedulable workloads", metadata: ["error": "\(error)"])
+            return nil
+        }
     }
 
     /// The node's sandbox for its agents: nil with `no_sandbox` (warned), else one that works
@@ -323,7 +374,7 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
     public func ping() async -> PingResponse {
         PingResponse(nodeID: nodeID, nexus: configuration.nexus, version: Self.version, uptime: uptime,
                      targetXKey: identity.publicXKey,
-                     tags: tags, runningMachines: await runningCount, sandboxed: isSandboxed)
+                     tags: tags, runningMachines: await runningCount, sandboxed: isSandboxed, nexusXKey: nexusXKey)
     }
 
     /// Silent (nil) when nothing matches, as Nex does.
@@ -352,7 +403,8 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
     public func info(namespace: String) async throws -> InfoResponse {
         InfoResponse(version: Self.version, uptime: uptime, publicXKey: identity.publicXKey, tags: tags,
                      memory: Self.memory(), machines: await workloadManager?.machines(namespace: namespace) ?? [],
-                     supportedWorkloadTypes: configuration.workloadTypes.map(\.rawValue), sandboxed: isSandboxed)
+                     supportedWorkloadTypes: configuration.workloadTypes.map(\.rawValue), sandboxed: isSandboxed,
+                     nexusXKey: nexusXKey)
     }
 
     public func deploy(namespace: String, request: DeployRequest) async throws -> RunResponse {
@@ -366,7 +418,14 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
         return try await manager.stop(namespace: namespace, request: request)
     }
 
-    public func lameDuck() async throws -> LameDuckResponse {
+    /// The nexus's public xkey, when the node has the nexus key.
+    public var nexusXKey: String? { nexusCurveKey.withLock { $0?.publicKey } }
+
+    /// Enters lame duck mode: no new workloads, no bids, no restarts. With a delay, its
+    /// reschedulable services move to other nodes of its nexus at once (they see it leaving),
+    /// and the node exits once it runs nothing, or when the delay is up.
+    public func lameDuck(_ request: LameDuckRequest) async throws -> LameDuckResponse {
+        let delay = try request.parsedDelay()
         let entered = lameDuckMode.withLock { flag -> Bool in
             defer { flag = true }
             return !flag
@@ -375,7 +434,10 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
             logger.info("nex-node entered lame duck mode", metadata: ["node_id": "\(nodeID)"])
             await publishEvent(NexEventType.nodeEnteredLameDuck, LameDuckEnteredEvent(version: Self.version, id: nodeID))
         }
-        return LameDuckResponse(nodeID: nodeID, success: true)
+        guard let delay else { return LameDuckResponse(nodeID: nodeID, success: true) }
+        exitRequestsSink.yield(delay)
+        return LameDuckResponse(nodeID: nodeID, success: true,
+                                message: "exits when its workloads are done, or in \(GoDuration.format(delay))")
     }
 
     /// MemTotal, MemFree, MemAvailable from /proc/meminfo, in kB.
@@ -399,6 +461,7 @@ struct WorkloadRuntime: Sendable {
     let link: BusLink
     let supervisor: AgentSupervisor
     let manager: WorkloadManager
+    let rescheduler: Rescheduler?
     let hostServices: HostServicesServer
     let hostServicesConnection: NATSClient
 

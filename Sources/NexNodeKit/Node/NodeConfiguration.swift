@@ -71,6 +71,13 @@ public struct NodeConfiguration: Sendable, Equatable {
     public var stateBucket = "nex_node_state"
     /// Its replicas (`state_replicas`): 3 on a cluster.
     public var stateReplicas = 1
+    /// A file holding the nexus's curve seed (`nexus_xkey_seed_file`, `SX...`), the same on
+    /// every node of the nexus: environments of reschedulable workloads are sealed to its
+    /// public key, so any node of the nexus can open them. Needs `nexus`.
+    public var nexusXKeySeedFile: String?
+    /// How long a node of the nexus may go unseen before its reschedulable workloads are
+    /// started elsewhere (`reschedule_after_seconds`, at least 2).
+    public var rescheduleAfterSeconds = 10.0
 
     public init() {}
 }
@@ -166,6 +173,8 @@ extension NodeConfiguration {
         nexus = try reader.string("nexus")
         stateBucket = try reader.string("state_bucket") ?? stateBucket
         stateReplicas = try reader.count("state_replicas") ?? stateReplicas
+        nexusXKeySeedFile = try reader.string("nexus_xkey_seed_file")
+        rescheduleAfterSeconds = try reader.seconds("reschedule_after_seconds") ?? rescheduleAfterSeconds
         if var rate = try reader.object("log_rate_limit") {
             logRateLimit.linesPerSecond = try rate.count("lines_per_second") ?? logRateLimit.linesPerSecond
             logRateLimit.bytesPerSecond = try rate.count("bytes_per_second") ?? logRateLimit.bytesPerSecond
@@ -213,6 +222,12 @@ extension NodeConfiguration {
         }
         guard (1...5).contains(stateReplicas) else {
             throw NodeConfigurationError(key: "state_replicas", problem: "must be 1 to 5")
+        }
+        if nexusXKeySeedFile != nil, nexus == nil {
+            throw NodeConfigurationError(key: "nexus_xkey_seed_file", problem: "needs nexus: the key is shared by the nodes of one nexus")
+        }
+        guard rescheduleAfterSeconds >= 2 else {
+            throw NodeConfigurationError(key: "reschedule_after_seconds", problem: "must be at least 2 (nodes refresh their liveness every second)")
         }
         for root in allowedFileRoots where !root.hasPrefix("/") {
             throw NodeConfigurationError(key: "allowed_file_roots", problem: "'\(root)' is not an absolute path")

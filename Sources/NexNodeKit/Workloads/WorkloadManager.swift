@@ -35,16 +35,20 @@ public actor WorkloadManager: Service {
         /// host-services connection (the workload plane), never the control connection.
         public var hostServices: NATSClient
         public var isLameDuck: @Sendable () -> Bool
+        /// The curve key the nodes of this node's nexus share (`nexus_xkey_seed_file`): it
+        /// opens the environments of reschedulable workloads. Nil: none are accepted.
+        public var nexusCurveKey: XKeyPair?
 
         /// The bus's event loop: a workload's own connections run there too, so an invocation
         /// crosses no thread inside the node.
         var workloadLoop: any EventLoop { bus.eventLoop }
 
         public init(nodeID: String, configuration: NodeConfiguration, identity: NodeIdentity, control: NATSClient,
-                    bus: BusLink, hostServices: NATSClient, isLameDuck: @escaping @Sendable () -> Bool) {
+                    bus: BusLink, hostServices: NATSClient, isLameDuck: @escaping @Sendable () -> Bool,
+                    nexusCurveKey: XKeyPair? = nil) {
             self.nodeID = nodeID; self.configuration = configuration; self.identity = identity
             self.control = control; self.bus = bus; self.hostServices = hostServices
-            self.isLameDuck = isLameDuck
+            self.isLameDuck = isLameDuck; self.nexusCurveKey = nexusCurveKey
         }
     }
 
@@ -72,7 +76,7 @@ public actor WorkloadManager: Service {
     private var ledger: DeployTokenLedger
     /// Where the workloads it runs are recorded, to come back after a restart; nil when the
     /// control plane has no JetStream (then they do not).
-    private var stateStore: WorkloadStateStore?
+    private(set) var stateStore: WorkloadStateStore?
     /// Set by ``stopAll()``: workloads that end now end with the node and stay recorded.
     private var nodeStopping = false
 
@@ -152,13 +156,24 @@ public actor WorkloadManager: Service {
         try await deploy(namespace: namespace, request: request, restoring: nil)
     }
 
-    /// `restoring`: a workload this node ran before it restarted, deployed again under its
-    /// id; its token was used by that deploy and is checked as of then.
-    private func deploy(namespace: String, request: DeployRequest, restoring: WorkloadStateStore.Record?) async throws
-        -> RunResponse
-    {
+    /// A workload deployed again from its record in the state bucket, under its id.
+    enum Restoring {
+        /// This node ran it before it restarted; its token is in this node's ledger.
+        case own(WorkloadStateStore.Record)
+        /// Another node of the nexus ran it and was lost (or left); its token goes in this
+        /// node's ledger now, so it cannot be replayed here.
+        case adopted(WorkloadStateStore.Record)
+
+        var record: WorkloadStateStore.Record {
+            switch self { case .own(let record), .adopted(let record): record }
+        }
+    }
+
+    /// `restoring`: a recorded workload deployed again under its id; its token was used by the
+    /// deploy that started it and is checked as of then.
+    private func deploy(namespace: String, request: DeployRequest, restoring: Restoring?) async throws -> RunResponse {
         let started = ContinuousClock.now
-        let acceptedAt = restoring.map { Date(timeIntervalSince1970: TimeInterval($0.acceptedAt)) } ?? Date()
+        let acceptedAt = restoring.map { Date(timeIntervalSince1970: TimeInterval($0.record.acceptedAt)) } ?? Date()
         // Reserve a workload slot and a deploy slot before any await; every failure below
         // gives them back.
         let reserved = machine.deployRequested(nodeID: nodeID, lameDuck: context.isLameDuck())
@@ -188,7 +203,7 @@ public actor WorkloadManager: Service {
         let sized = machine.artifactFetched(reservation, bytes: artifact.size, workloadName: claims.name)
         guard case .createWorkload = sized else { throw Self.refusal(sized) }
 
-        let id = restoring?.id ?? RandomID.make(length: 20)
+        let id = restoring?.record.id ?? RandomID.make(length: 20)
         let resource = ResourceLimits(
             memoryBytes: request.limits?.memoryBytes ?? configuration.workloadLimits.memoryBytes,
             openFiles: request.limits?.openFiles ?? configuration.workloadLimits.openFiles,
@@ -203,6 +218,7 @@ public actor WorkloadManager: Service {
             id: id, namespace: namespace, name: claims.name, type: type, hash: artifact.sha256, size: artifact.size,
             description: request.description, essential: request.essential ?? false, claims: claims,
             agentRequest: template, startedAt: Date())
+        record.reschedulable = request.reschedulable == true
         record.triggerSubjects = checked.triggers
         do {
             record.hostServicesConnection = try await WorkloadConnection.connect(
@@ -217,7 +233,7 @@ public actor WorkloadManager: Service {
         let committed = machine.reservationCommitted(reservation, workload: id, essential: record.essential,
                                                      isFunction: type.isFunction)
         let agentID = try await drive(committed, trigger: (request: request, environment: checked.environment))
-        if restoring == nil {
+        if case .own = restoring {} else {
             do {
                 try ledger.record(checked.token, expires: claims.expires)
             } catch {
@@ -253,6 +269,7 @@ public actor WorkloadManager: Service {
     }
 
     private func check(_ request: DeployRequest, at date: Date, restoring: Bool) throws -> CheckedDeploy {
+        let recipient = try environmentKey(for: request)
         guard let type = WorkloadType(name: request.type) else {
             throw NexControlError.badRequest("unknown workload type '\(request.type)' (native, wasm, javascript, v8)")
         }
@@ -280,7 +297,7 @@ public actor WorkloadManager: Service {
         let environment: [String: String]
         do {
             environment = try EnvironmentSealing.open(request.environment, senderPublicKey: request.senderPublicKey,
-                                                      recipient: context.identity.curveKey)
+                                                      recipient: recipient)
         } catch {
             throw NexControlError.badRequest("environment: \(error)")
         }
@@ -308,6 +325,24 @@ public actor WorkloadManager: Service {
         }
         return CheckedDeploy(type: type, triggers: triggers, environment: environment, claims: claims,
                              claimedHash: claimedHash, token: token, location: location)
+    }
+
+    /// The key that opens the deploy's environment: the node's own, or for a reschedulable
+    /// workload (an essential service only, on a node of a nexus that keeps state) the nexus's.
+    private func environmentKey(for request: DeployRequest) throws -> XKeyPair {
+        guard request.reschedulable == true else { return context.identity.curveKey }
+        guard request.type == WorkloadType.native.rawValue, request.essential == true else {
+            throw NexControlError.badRequest("reschedulable: only essential native services are rescheduled")
+        }
+        guard let key = context.nexusCurveKey else {
+            throw NexControlError.badRequest(
+                "reschedulable: node \(nodeID) has no nexus xkey (nexus_xkey_seed_file), so no other node could open the environment")
+        }
+        guard stateStore != nil else {
+            throw NexControlError.badRequest(
+                "reschedulable: node \(nodeID) has no state bucket (JetStream) to record it in, so no other node could find it")
+        }
+        return key
     }
 
     private static func tokenUsed(_ claims: WorkloadClaims) -> NexControlError {
@@ -535,7 +570,7 @@ public actor WorkloadManager: Service {
         do {
             stateStore = try await WorkloadStateStore.open(
                 bucket: configuration.stateBucket, replicas: configuration.stateReplicas, control: context.control,
-                identity: context.identity)
+                identity: context.identity, nexus: configuration.nexus)
         } catch {
             logger.warning("no workload state bucket: workloads will not come back after a restart",
                            metadata: ["bucket": "\(configuration.stateBucket)", "error": "\(error)"])
@@ -545,16 +580,23 @@ public actor WorkloadManager: Service {
     /// Deploys again what this node ran before it stopped (its records in the state bucket):
     /// same ids, same requests. Call once the agents' services run.
     public func restore() async {
-        let saved: [WorkloadStateStore.Record]
+        guard let stateStore else { return }
+        let saved: [WorkloadStateStore.Stored]
         do {
-            saved = try await stateStore?.records(logger: logger) ?? []
+            saved = try await stateStore.records(logger: logger)
         } catch {
             logger.error("cannot read the workload state bucket", metadata: ["error": "\(error)"])
             return
         }
-        for record in saved {
+        for stored in saved {
+            let record = stored.record
             do {
-                let run = try await deploy(namespace: record.namespace, request: record.request, restoring: record)
+                // Taken back by compare-and-set: a node of the nexus that adopted it meanwhile wins.
+                guard try await stateStore.claim(stored) else {
+                    logger.info("a workload of this node was taken over by another node", metadata: ["id": "\(record.id)"])
+                    continue
+                }
+                let run = try await deploy(namespace: record.namespace, request: record.request, restoring: .own(record))
                 await publishEvent(NexEventType.workloadRestored, namespace: record.namespace, source: "\(nodeID)-\(run.id)",
                                    WorkloadStatusEvent(workloadName: run.name, workloadID: run.id, namespace: record.namespace,
                                                        code: 0, message: "brought back after the node restarted"))
@@ -564,6 +606,36 @@ public actor WorkloadManager: Service {
             }
         }
     }
+
+    /// Starts another node's reschedulable workload here, under its id (the record is already
+    /// marked as adopted by this node), and announces it with `workload_rescheduled`.
+    func adopt(_ record: WorkloadStateStore.Record, from owner: String, reason: String) async throws {
+        let run = try await deploy(namespace: record.namespace, request: record.request, restoring: .adopted(record))
+        logger.info("workload rescheduled here", metadata: ["id": "\(run.id)", "from": "\(owner)", "reason": "\(reason)"])
+        await publishEvent(NexEventType.workloadRescheduled, namespace: record.namespace, source: "\(nodeID)-\(run.id)",
+                           WorkloadRescheduledEvent(workloadName: run.name, workloadID: run.id, namespace: record.namespace,
+                                                    fromNode: owner, toNode: nodeID, reason: reason))
+    }
+
+    /// Another node took over workload `id` (its record here was adopted or removed while it
+    /// runs: this node was thought lost, or it is leaving in lame duck mode): stops the copy
+    /// here, leaving the record to the new node.
+    func handOff(_ id: String, to adopter: String?) async {
+        guard let record = records[id], machine.workload(id)?.isLive == true else { return }
+        let action = machine.stopRequested(id)
+        guard case .stop(_, let agentID) = action else { return }
+        logger.warning("workload taken over by another node; stopping it here",
+                       metadata: ["id": "\(id)", "workload": "\(record.name)", "by": "\(adopter ?? "unknown")"])
+        await carryOutStop(id, undeploy: agentID)
+    }
+
+    /// Ids of the live reschedulable workloads.
+    var reschedulableIDs: [String] {
+        records.values.filter { $0.reschedulable && machine.workload($0.id)?.isLive == true }.map(\.id)
+    }
+
+    /// Whether workload `id` is deployed and not stopping.
+    func isLive(_ id: String) -> Bool { machine.workload(id)?.isLive == true }
 
     /// A `.stop` action: the trigger first (no new invocations), then the agent, then what the
     /// workload held.
@@ -738,7 +810,13 @@ public actor WorkloadManager: Service {
         records.values
             .filter { $0.namespace == namespace && machine.workload($0.id)?.isLive == true }
             .filter { workload == nil || $0.id == workload || $0.name == workload }
-            .map { WorkloadPingResponse.Machine(id: $0.id, namespace: $0.namespace, name: $0.name, type: $0.type.rawValue) }
+            .map { record in
+                WorkloadPingResponse.Machine(
+                    id: record.id, namespace: record.namespace, name: record.name, type: record.type.rawValue,
+                    state: machine.state(of: record.id).map(Self.reportedState) ?? "stopping",
+                    uptime: Uptime.format(seconds: Int(Date().timeIntervalSince(record.startedAt))),
+                    restarts: record.restarts)
+            }
     }
 }
 

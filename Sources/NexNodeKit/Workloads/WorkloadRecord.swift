@@ -20,6 +20,8 @@ struct WorkloadRecord: Sendable {
     var agentRequest: AgentDeployRequestTemplate
     var startedAt: Date
     var restarts = 0
+    /// Another node of the nexus starts it again when this one is lost (`reschedulable`).
+    var reschedulable = false
     var limitsApplied: [String] = []
     /// Functions: the trigger subjects and the node's subscriptions for them.
     var triggerSubjects: [String] = []

@@ -1,0 +1,131 @@
+import Foundation
+import Logging
+import NATSTestSupport
+import NATSWire
+import NexControl
+import Testing
+@testable import NexNodeKit
+
+/// The state bucket's records on a real nats-server: who may write what, and that of two nodes
+/// racing for one record exactly one gets it.
+@Suite struct WorkloadStateStoreTests {
+    static let logger = Logger(label: "test")
+
+    static func identity() throws -> NodeIdentity {
+        NodeIdentity(signingKey: try NKeyPair.generate(.server), curveKey: try XKeyPair.generate())
+    }
+
+    static func request(reschedulable: Bool = true) -> DeployRequest {
+        var request = DeployRequest(type: "native", location: "file:///srv/app", workloadJWT: "jwt", environment: "sealed",
+                                    senderPublicKey: "X", targetNode: "N", essential: true)
+        request.reschedulable = reschedulable
+        return request
+    }
+
+    /// Three stores of three nodes of one nexus on one bucket.
+    func withStores(_ body: ([WorkloadStateStore]) async throws -> Void) async throws {
+        try await withNATSServer(jetStream: true) { server in
+            try await withConnectedClient(to: server) { client in
+                var stores: [WorkloadStateStore] = []
+                for _ in 0..<3 {
+                    stores.append(try await WorkloadStateStore.open(bucket: "state_test", replicas: 1, control: client,
+                                                                   identity: try Self.identity(), nexus: "east"))
+                }
+                try await body(stores)
+            }
+        }
+    }
+
+    func stored(_ store: WorkloadStateStore, owner: String, id: String) async throws -> WorkloadStateStore.Stored? {
+        WorkloadStateStore.verified(try await store.bucket.get(WorkloadStateStore.key(owner: owner, id: id)), logger: Self.logger)
+    }
+
+    /// Two nodes see the same lost node and race for each of its records, fifty times: each
+    /// time exactly one adopts it, and the record then says which.
+    @Test func ofTwoNodesRacingToAdoptARecordExactlyOneWins() async throws {
+        try await withStores { stores in
+            let (owner, first, second) = (stores[0], stores[1], stores[2])
+            var wins = [0, 0]
+            for round in 0..<50 {
+                let id = "w\(round)"
+                try await owner.record(id: id, namespace: "default", request: Self.request(), acceptedAt: Date())
+                let seenByFirst = try #require(try await stored(first, owner: owner.identity.nodeID, id: id))
+                let seenBySecond = try #require(try await stored(second, owner: owner.identity.nodeID, id: id))
+                async let a = first.adopt(seenByFirst)
+                async let b = second.adopt(seenBySecond)
+                let results = [try await a, try await b]
+                #expect(results.compactMap { $0 }.count == 1, "round \(round)")
+                let winner = results[0] != nil ? first : second
+                wins[results[0] != nil ? 0 : 1] += 1
+                let now = try #require(try await stored(owner, owner: owner.identity.nodeID, id: id))
+                #expect(now.record.adoptedBy == winner.identity.nodeID)
+            }
+            #expect(wins.reduce(0, +) == 50)
+        }
+    }
+
+    /// A record adopted while its node was away is not taken back by that node when it
+    /// restarts: its claim loses, and its listing leaves the record out.
+    @Test func aNodeDoesNotTakeBackWhatAnotherAdopted() async throws {
+        try await withStores { stores in
+            let (owner, adopter) = (stores[0], stores[1])
+            try await owner.record(id: "w1", namespace: "default", request: Self.request(), acceptedAt: Date())
+            let mine = try #require(try await owner.records(logger: Self.logger).first)
+            let seen = try #require(try await stored(adopter, owner: owner.identity.nodeID, id: "w1"))
+            let adopted = try #require(try await adopter.adopt(seen))
+            #expect(try await owner.claim(mine) == false)
+            #expect(try await owner.records(logger: Self.logger).isEmpty)
+            // The adoption done, the old key is gone.
+            try await adopter.finishAdoption(adopted)
+            await #expect(throws: KeyValueError.self) { try await owner.bucket.get(WorkloadStateStore.key(owner: owner.identity.nodeID, id: "w1")) }
+        }
+    }
+
+    /// Whoever may write the bucket cannot forge a record: one signed by another key under a
+    /// node's name, one whose `adopted_by` names a node that did not sign it, and one moved to
+    /// another workload id are all ignored.
+    @Test func forgedRecordsAreIgnored() async throws {
+        try await withStores { stores in
+            let (owner, other) = (stores[0], stores[1])
+            let node = owner.identity.nodeID
+            let attacker = try NKeyPair.generate(.server)
+            let honest = try WorkloadStateStore.Record(id: "w1", namespace: "default", request: Self.request(),
+                                                       acceptedAt: 1, nexus: "east").signed(by: owner.identity.signingKey)
+            var forgedSignature = try honest.signed(by: attacker)
+            forgedSignature.id = "w2"
+            forgedSignature = try forgedSignature.signed(by: attacker)
+            var fakeAdoption = honest
+            fakeAdoption.id = "w3"
+            fakeAdoption.adoptedBy = other.identity.nodeID
+            fakeAdoption = try fakeAdoption.signed(by: attacker)
+            var moved = honest
+            moved.signature = honest.signature
+            for (key, record) in [("\(node).w2", forgedSignature), ("\(node).w3", fakeAdoption), ("\(node).w4", moved)] {
+                _ = try await owner.bucket.put(key, Array(try JSONEncoder().encode(record)))
+            }
+            _ = try await owner.bucket.put("\(node).w5", "not json")
+            #expect(try await owner.records(logger: Self.logger).isEmpty)
+            for id in ["w2", "w3", "w4", "w5"] { #expect(try await stored(other, owner: node, id: id) == nil, "\(id)") }
+            // The honest one, written by its node, is read by every node.
+            _ = try await owner.bucket.put("\(node).w1", Array(try JSONEncoder().encode(honest)))
+            #expect(try await stored(other, owner: node, id: "w1")?.record == honest)
+        }
+    }
+
+    /// Liveness on this node's clock: a node is lost when its key has not changed for the
+    /// delay, counted from this node's start for a node never seen; a leaving node at once.
+    @Test func sightings() {
+        let start = ContinuousClock.now
+        var sightings = NodeLiveness.Sightings(since: start)
+        #expect(!sightings.isGone("A", after: .seconds(3), at: start + .seconds(2)).gone)
+        #expect(sightings.isGone("A", after: .seconds(3), at: start + .seconds(3)).gone)
+        sightings.saw("A", revision: 5, beat: .init(nexus: "east", leaving: false), at: start + .seconds(2))
+        #expect(!sightings.isGone("A", after: .seconds(3), at: start + .seconds(4)).gone)
+        // The same revision again (a watcher restarting) is not a sign of life.
+        sightings.saw("A", revision: 5, beat: nil, at: start + .seconds(4))
+        #expect(sightings.isGone("A", after: .seconds(3), at: start + .seconds(5)).gone)
+        sightings.saw("A", revision: 6, beat: .init(nexus: "east", leaving: true), at: start + .seconds(5))
+        let leaving = sightings.isGone("A", after: .seconds(3), at: start + .seconds(5))
+        #expect(leaving.gone && leaving.reason.contains("leaving"))
+    }
+}
