@@ -1,5 +1,6 @@
 import Foundation
 import NATSTestSupport
+import NATSWire
 import Testing
 
 /// `nex-node up --config FILE` refuses a bad file at start: non-zero exit, the key named on stderr.
@@ -37,6 +38,21 @@ import Testing
         #expect(result.stderr.contains(bad.problem), "stderr does not say '\(bad.problem)': \(result.stderr)")
         // Refused before any identity is made.
         #expect(!FileManager.default.fileExists(atPath: directory.appending("state/node.nk")))
+    }
+
+    /// The nexus seed opens every reschedulable workload's environment: a node refuses to start
+    /// with one that others may read, naming the file and the fix.
+    @Test func aNexusSeedOthersMayReadIsRefused() async throws {
+        let directory = try TemporaryDirectory(prefix: "nex-e2e-config-")
+        let seedFile = try directory.write(try XKeyPair.generate().seed, to: "nexus.xk")
+        chmod(seedFile, 0o644)
+        let config = try directory.write(#"{"nexus": "east", "nexus_xkey_seed_file": "\#(seedFile)"}"#, to: "node.json")
+        let result = try await runCommand(
+            try Executables.nexNode,
+            ["up", "-s", "nats://127.0.0.1:1", "--state-dir", directory.appending("state"), "--config", config],
+            timeout: .seconds(10))
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("nexus_xkey_seed_file") && result.stderr.contains("chmod 600"), "\(result.stderr)")
     }
 
     @Test func badTagFlagIsRefused() async throws {

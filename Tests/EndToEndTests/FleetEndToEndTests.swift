@@ -114,4 +114,65 @@ import Testing
             }
         }
     }
+
+    /// `nexctl devrun --replicas 3` puts a function on three distinct nodes of the cluster
+    /// (fewest workloads first); `nexctl workload ls` from another server lists the three
+    /// copies in one table; the copies share their trigger's load through its queue group, each
+    /// message run once; `--replicas 4` is refused naming how many nodes bid.
+    @Test func replicasLandOnDistinctNodesAndShareTheirTrigger() async throws {
+        let config = #"{"workload_types": ["native", "javascript"]}"#
+        try await withNATSCluster(size: 3) { cluster in
+            try await withNode(server: cluster.servers[0], .init(config: config)) { a in
+                try await withNode(server: cluster.servers[1], .init(config: config)) { b in
+                    try await withNode(server: cluster.servers[2], .init(config: config)) { c in
+                        try await withControlClient(cluster.servers[1], timeout: .seconds(5)) { nex in
+                            let events = try await EventRecorder.start(nex, namespace: "default")
+                            let home = try TemporaryDirectory(prefix: "nexctl-home-")
+                            let environment = ChildEnvironment.base().merging(["NEX_HOME": home.appending("nex")]) { $1 }
+                            let directory = try NodeUser.artifactDirectory(prefix: "nex-e2e-replicas-")
+                            let script = try FunctionEndToEndTests.example("echo.js", in: directory)
+                            let nexctl = try Executables.nexctl
+                            let devrun = try await runCommand(
+                                nexctl, ["devrun", script, "--type", "javascript", "--trigger", "fn.rep.>", "--replicas", "3",
+                                         "--name", "rep", "-s", cluster.servers[0].url, "--timeout", "5", "--auction-wait", "1.5"],
+                                environment: environment, timeout: .seconds(60))
+                            #expect(devrun.status == 0, "\(devrun.stderr)")
+                            let nodes = devrun.stdout.split(separator: "\n").filter { $0.hasPrefix("node: ") }.map { String($0.dropFirst(6)) }
+                            #expect(Set(nodes) == [a.nodeID, b.nodeID, c.nodeID], "\(devrun.stdout)")
+
+                            let listed = try await runCommand(
+                                nexctl, ["workload", "ls", "--json", "-s", cluster.servers[2].url, "--timeout", "2"])
+                            #expect(listed.status == 0, "\(listed.stderr)")
+                            let workloads = try JSONDecoder().decode([RunningWorkload].self, from: Data(listed.stdout.utf8))
+                            #expect(Set(workloads.map(\.nodeID)) == [a.nodeID, b.nodeID, c.nodeID])
+                            #expect(workloads.allSatisfy { $0.name == "rep" && $0.type == "javascript" && $0.state == "running" && $0.uptime != nil && $0.restarts == 0 },
+                                    "\(listed.stdout)")
+                            let table = try await runCommand(nexctl, ["workload", "ls", "-s", cluster.servers[2].url])
+                            #expect(table.stdout.contains("NODE") && table.stdout.contains("STATE") && table.stdout.contains("3 workloads on 3 nodes"),
+                                    "\(table.stdout)")
+
+                            for index in 0..<30 {
+                                let reply = try await nex.connection.request("m\(index)", to: "fn.rep.x", timeout: .seconds(10))
+                                #expect(String(buffer: reply.payload).contains("m\(index)"))
+                            }
+                            try await waitFor(timeout: .seconds(5), "30 runs: \(events.summary)") {
+                                events.all.filter { $0.type == "function_exec_succeeded" }.count >= 30
+                            }
+                            let runs = events.all.filter { $0.type == "function_exec_succeeded" }
+                            #expect(runs.count == 30, "each message runs once")
+                            let runners = Set(runs.map { $0.source.split(separator: "-").first.map(String.init) ?? "" })
+                            #expect(runners.count >= 2, "the queue group spreads the load: \(runners)")
+
+                            let tooMany = try await runCommand(
+                                nexctl, ["devrun", script, "--type", "javascript", "--trigger", "fn.rep.>", "--replicas", "4",
+                                         "--no-stop", "-s", cluster.servers[0].url, "--auction-wait", "1"],
+                                environment: environment, timeout: .seconds(30))
+                            #expect(tooMany.status != 0 && tooMany.stderr.contains("only 3 nodes bid for a javascript workload, and 4 are needed"),
+                                    "\(tooMany.stderr)")
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

@@ -76,6 +76,15 @@ import NexWorkloads
         #expect(Self.refusal(#"{"state_replicas": 7}"#)?.key == "state_replicas")
     }
 
+    @Test func theNexusKeyNeedsANexusAndReschedulingAtLeastTwoSeconds() throws {
+        let set = try Self.parse(#"{"nexus": "east", "nexus_xkey_seed_file": "/etc/nex/nexus.xk", "reschedule_after_seconds": 4}"#)
+        #expect(set.nexusXKeySeedFile == "/etc/nex/nexus.xk" && set.rescheduleAfterSeconds == 4)
+        #expect(try Self.parse("{}").rescheduleAfterSeconds == 10)
+        #expect(Self.refusal(#"{"nexus_xkey_seed_file": "/k"}"#)?.key == "nexus_xkey_seed_file")
+        #expect(Self.refusal(#"{"reschedule_after_seconds": 1}"#)?.key == "reschedule_after_seconds")
+        #expect(Self.refusal(#"{"reschedule_after_seconds": "soon"}"#)?.key == "reschedule_after_seconds")
+    }
+
     @Test func noSandboxIsABoolean() throws {
         #expect(try Self.parse(#"{"no_sandbox": true}"#).noSandbox)
         #expect(try !Self.parse(#"{"no_sandbox": false}"#).noSandbox)

@@ -1,4 +1,7 @@
 import NexWorkloads
+#if canImport(Glibc)
+import Glibc
+#endif
 import FoundationEssentials
 import Logging
 import NATSWire
@@ -58,6 +61,12 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
 
     public func run() async throws {
         if let path = configuration.nexusXKeySeedFile {
+            var info = stat()
+            if stat(path, &info) == 0, info.st_mode & 0o077 != 0 {
+                throw NodeConfigurationError(
+                    key: "nexus_xkey_seed_file",
+                    problem: "\(path) may be read by group or others (mode \(String(info.st_mode & 0o777, radix: 8))): chmod 600 it")
+            }
             do {
                 let key = try NexKeyStore.readXKey(path)
                 nexusCurveKey.withLock { $0 = key }
