@@ -76,6 +76,29 @@ import NexWorkloads
         #expect(Self.refusal(#"{"state_replicas": 7}"#)?.key == "state_replicas")
     }
 
+    @Test func autostartWorkloadsAreReadAsNex02WroteThem() throws {
+        let config = try Self.parse("""
+            {"autostart": {"workloads": [
+              {"name": "echo", "namespace": "team", "type": "native", "location": "file:///srv/echo", "argv": ["-v"],
+               "description": "an echo", "essential": true, "environment": {"A": "1"}, "limits": {"memory_bytes": 1048576}},
+              {"name": "fn", "type": "javascript", "location": "nats://NEXCLIFILES/fn", "jsdomain": "hub",
+               "trigger_subjects": ["fn.>"]}
+            ]}}
+            """)
+        #expect(config.autostart.count == 2)
+        let echo = config.autostart[0], fn = config.autostart[1]
+        #expect(echo.name == "echo" && echo.namespace == "team" && echo.argv == ["-v"] && echo.essential == true)
+        #expect(echo.environment == ["A": "1"] && echo.limits?.memoryBytes == 1_048_576 && echo.description == "an echo")
+        #expect(fn.namespace == "default" && fn.jsDomain == "hub" && fn.triggerSubjects == ["fn.>"])
+        #expect(Self.refusal(#"{"autostart": {"workloads": [{"type": "native", "location": "file:///x"}]}}"#)?.key == "autostart.workloads[0]")
+        #expect(Self.refusal(#"{"autostart": {"workloads": [{"name": "a", "type": "native", "location": "file:///x", "env": {}}]}}"#)?.key == "autostart.workloads[0].env")
+        #expect(Self.refusal(#"{"autostart": {"workloads": [{"name": "a", "type": "docker", "location": "file:///x"}]}}"#)?.key == "autostart.workloads[0].type")
+        #expect(Self.refusal(#"{"autostart": {"workloads": [{"name": "a b", "type": "native", "location": "file:///x"}]}}"#)?.key == "autostart.workloads[0]")
+        #expect(Self.refusal(#"{"autostart": {"workloads": [{"name": "a", "type": "native", "location": "http://x"}]}}"#)?.key == "autostart.workloads[0]")
+        #expect(Self.refusal(#"{"autostart": {"workloads": {}}}"#)?.key == "autostart.workloads")
+        #expect(Self.refusal(#"{"autostart": {"workloadz": []}}"#)?.key == "autostart.workloadz")
+    }
+
     @Test func theNexusKeyNeedsANexusAndReschedulingAtLeastTwoSeconds() throws {
         let set = try Self.parse(#"{"nexus": "east", "nexus_xkey_seed_file": "/etc/nex/nexus.xk", "reschedule_after_seconds": 4}"#)
         #expect(set.nexusXKeySeedFile == "/etc/nex/nexus.xk" && set.rescheduleAfterSeconds == 4)

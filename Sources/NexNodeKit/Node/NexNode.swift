@@ -146,6 +146,14 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
             group.addTask {
                 // What this node ran before it stopped comes back, now that its agents' services run.
                 await self.workloadManager?.restore()
+                if !self.configuration.autostart.isEmpty {
+                    // The node is the issuer of its autostart workloads: a key of this run only.
+                    do {
+                        await self.workloadManager?.autostart(self.configuration.autostart, issuer: try NKeyPair.generate(.account))
+                    } catch {
+                        self.logger.error("autostart: no issuer key", metadata: ["error": "\(error)"])
+                    }
+                }
                 try await gracefulShutdown()
             }
             group.addTask {

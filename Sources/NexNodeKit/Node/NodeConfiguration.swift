@@ -78,8 +78,65 @@ public struct NodeConfiguration: Sendable, Equatable {
     /// How long a node of the nexus may go unseen before its reschedulable workloads are
     /// started elsewhere (`reschedule_after_seconds`, at least 2).
     public var rescheduleAfterSeconds = 10.0
+    /// Workloads the node deploys itself when it starts (`autostart.workloads`, Nex 0.2's key).
+    public var autostart: [AutostartWorkload] = []
 
     public init() {}
+}
+
+/// A workload the node deploys itself at start (`autostart.workloads[i]`, Nex 0.2's fields).
+///
+/// The node is its own issuer for these: it signs their deploy JWT with a key it makes at
+/// start and seals their environment to itself; `valid_issuers` is not asked. They are not
+/// recorded in the state bucket (the config brings them back), and a stop JWT from any of
+/// the node's `valid_issuers` stops one.
+public struct AutostartWorkload: Sendable, Equatable {
+    public var name: String
+    public var namespace = "default"
+    public var type: String
+    /// `nats://BUCKET/KEY` or `file:///path` (under `allowed_file_roots`).
+    public var location: String
+    public var argv: [String]?
+    public var description: String?
+    public var essential: Bool?
+    public var jsDomain: String?
+    /// In clear in the config file: the node seals it to itself.
+    public var environment: [String: String] = [:]
+    public var triggerSubjects: [String]?
+    /// Ours: limits as a deploy's `limits`.
+    public var limits: ResourceLimits?
+
+    public init(name: String, type: String, location: String) {
+        self.name = name; self.type = type; self.location = location
+    }
+
+    init(_ reader: inout ConfigReader) throws(NodeConfigurationError) {
+        guard let name = try reader.string("name"), let type = try reader.string("type"),
+              let location = try reader.string("location")
+        else {
+            throw NodeConfigurationError(key: reader.path, problem: "needs name, type and location")
+        }
+        self.init(name: name, type: type, location: location)
+        namespace = try reader.string("namespace") ?? namespace
+        argv = try reader.strings("argv")
+        description = try reader.string("description")
+        essential = try reader.bool("essential")
+        jsDomain = try reader.string("jsdomain")
+        environment = try reader.stringMap("environment") ?? [:]
+        triggerSubjects = try reader.strings("trigger_subjects")
+        if var limits = try reader.object("limits") { self.limits = try ResourceLimits(&limits) }
+        try reader.finish()
+        do {
+            try WorkloadClaims.validateName(name)
+            try NexSubject.validateNamespace(namespace)
+            _ = try ArtifactLocation(validating: location)
+        } catch {
+            throw NodeConfigurationError(key: reader.path, problem: "\(error)")
+        }
+        guard WorkloadType(name: type) != nil else {
+            throw NodeConfigurationError(key: "\(reader.path).type", problem: "unknown workload type '\(type)'")
+        }
+    }
 }
 
 /// A configuration problem, naming the key (`node_limits.max_workloads`) and what is wrong.
@@ -175,6 +232,13 @@ extension NodeConfiguration {
         stateReplicas = try reader.count("state_replicas") ?? stateReplicas
         nexusXKeySeedFile = try reader.string("nexus_xkey_seed_file")
         rescheduleAfterSeconds = try reader.seconds("reschedule_after_seconds") ?? rescheduleAfterSeconds
+        if var section = try reader.object("autostart") {
+            autostart = try (section.objects("workloads") ?? []).map { entry throws(NodeConfigurationError) in
+                var entry = entry
+                return try AutostartWorkload(&entry)
+            }
+            try section.finish()
+        }
         if var rate = try reader.object("log_rate_limit") {
             logRateLimit.linesPerSecond = try rate.count("lines_per_second") ?? logRateLimit.linesPerSecond
             logRateLimit.bytesPerSecond = try rate.count("bytes_per_second") ?? logRateLimit.bytesPerSecond
@@ -183,10 +247,7 @@ extension NodeConfiguration {
         for (key, target) in [("workload_limits", \NodeConfiguration.workloadLimits),
                               ("max_workload_limits", \NodeConfiguration.maxWorkloadLimits)] {
             guard var limits = try reader.object(key) else { continue }
-            self[keyPath: target] = ResourceLimits(
-                memoryBytes: try limits.count("memory_bytes"), openFiles: try limits.count("open_files"),
-                processes: try limits.count("processes"), cpuMillicores: try limits.count("cpu_millicores"))
-            try limits.finish()
+            self[keyPath: target] = try ResourceLimits(&limits)
         }
         try reader.finish()
         try validate()
@@ -255,7 +316,7 @@ extension NodeConfiguration {
 struct ConfigReader {
     private var object: [String: JSONValue]
     private var seen: Set<String> = []
-    private let path: String
+    let path: String
 
     init(_ value: JSONValue, path: String) throws(NodeConfigurationError) {
         guard case .object(let object) = value else {
@@ -327,6 +388,17 @@ struct ConfigReader {
         return map
     }
 
+    /// An array of objects, each read by its own reader (named `key[i]`).
+    mutating func objects(_ key: String) throws(NodeConfigurationError) -> [ConfigReader]? {
+        guard let value = try any(key) else { return nil }
+        guard case .array(let items) = value else { throw NodeConfigurationError(key: name(key), problem: "must be an array of objects") }
+        var readers: [ConfigReader] = []
+        for (index, item) in items.enumerated() {
+            readers.append(try ConfigReader(item, path: name("\(key)[\(index)]")))
+        }
+        return readers
+    }
+
     mutating func object(_ key: String) throws(NodeConfigurationError) -> ConfigReader? {
         guard let value = try any(key) else { return nil }
         return try ConfigReader(value, path: name(key))
@@ -341,6 +413,13 @@ struct ConfigReader {
 }
 
 extension ResourceLimits {
+    /// Limits from a config object, every key optional, unknown keys refused.
+    init(_ reader: inout ConfigReader) throws(NodeConfigurationError) {
+        self.init(memoryBytes: try reader.count("memory_bytes"), openFiles: try reader.count("open_files"),
+                  processes: try reader.count("processes"), cpuMillicores: try reader.count("cpu_millicores"))
+        try reader.finish()
+    }
+
     /// Each limit by its JSON name, with the same limit of `maxima`.
     func each(against maxima: ResourceLimits) -> [(name: String, value: Int?, maximum: Int?)] {
         [("memory_bytes", memoryBytes, maxima.memoryBytes), ("open_files", openFiles, maxima.openFiles),

@@ -153,34 +153,72 @@ public actor WorkloadManager: Service {
     }
 
     public func deploy(namespace: String, request: DeployRequest) async throws -> RunResponse {
-        try await deploy(namespace: namespace, request: request, restoring: nil)
+        try await deploy(namespace: namespace, request: request, source: .request)
     }
 
-    /// A workload deployed again from its record in the state bucket, under its id.
-    enum Restoring {
-        /// This node ran it before it restarted; its token is in this node's ledger.
+    /// Where a deploy comes from.
+    enum DeploySource {
+        /// A `$NEX.DEPLOY` request.
+        case request
+        /// This node's record in the state bucket, of before it restarted: the same id, its
+        /// token (in this node's ledger) checked as of when it was accepted.
         case own(WorkloadStateStore.Record)
-        /// Another node of the nexus ran it and was lost (or left); its token goes in this
-        /// node's ledger now, so it cannot be replayed here.
+        /// Another node's record of the nexus (that node was lost, or left): the same id, its
+        /// token checked as of when it was accepted, and entered in this node's ledger now, so
+        /// it cannot be replayed here.
         case adopted(WorkloadStateStore.Record)
+        /// The node's `autostart` config, signed by the node's own start-time issuer: not
+        /// recorded (the config brings it back).
+        case autostart(issuer: String)
 
-        var record: WorkloadStateStore.Record {
-            switch self { case .own(let record), .adopted(let record): record }
+        var record: WorkloadStateStore.Record? {
+            switch self {
+            case .own(let record), .adopted(let record): record
+            case .request, .autostart: nil
+            }
         }
     }
 
-    /// `restoring`: a recorded workload deployed again under its id; its token was used by the
-    /// deploy that started it and is checked as of then.
-    private func deploy(namespace: String, request: DeployRequest, restoring: Restoring?) async throws -> RunResponse {
+    /// Deploys the node's `autostart` workloads; each failure is logged and the others go on.
+    func autostart(_ workloads: [AutostartWorkload], issuer: NKeyPair) async {
+        let sender: XKeyPair
+        do { sender = try XKeyPair.generate() } catch {
+            return logger.error("autostart: no sender key", metadata: ["error": "\(error)"])
+        }
+        for workload in workloads {
+            do {
+                let location = try ArtifactLocation(validating: workload.location)
+                let hash = try await NexClient(connection: context.control)
+                    .artifactHash(of: location, jsDomain: workload.jsDomain)
+                var submission = try WorkloadSubmission(
+                    name: workload.name, type: workload.type, location: location, artifactHash: hash,
+                    environment: workload.environment, argv: workload.argv, description: workload.description,
+                    essential: workload.essential, triggerSubjects: workload.triggerSubjects, jsDomain: workload.jsDomain)
+                submission.limits = workload.limits
+                let request = try submission.deployRequest(issuer: issuer, sender: sender, targetNode: nodeID,
+                                                           targetXKey: context.identity.publicXKey)
+                let run = try await deploy(namespace: workload.namespace, request: request,
+                                           source: .autostart(issuer: issuer.publicKey))
+                logger.info("autostart: workload deployed", metadata: ["workload": "\(workload.name)", "id": "\(run.id)"])
+            } catch {
+                logger.error("autostart: workload not deployed", metadata: [
+                    "workload": "\(workload.name)", "namespace": "\(workload.namespace)", "error": "\(error)"])
+            }
+        }
+    }
+
+    private func deploy(namespace: String, request: DeployRequest, source: DeploySource) async throws -> RunResponse {
         let started = ContinuousClock.now
-        let acceptedAt = restoring.map { Date(timeIntervalSince1970: TimeInterval($0.record.acceptedAt)) } ?? Date()
+        let restoring = source.record
+        let acceptedAt = restoring.map { Date(timeIntervalSince1970: TimeInterval($0.acceptedAt)) } ?? Date()
         // Reserve a workload slot and a deploy slot before any await; every failure below
         // gives them back.
         let reserved = machine.deployRequested(nodeID: nodeID, lameDuck: context.isLameDuck())
         guard case .fetchArtifact(let reservation) = reserved else { throw Self.refusal(reserved) }
         let checked: CheckedDeploy
         do {
-            checked = try check(request, at: acceptedAt, restoring: restoring != nil)
+            let issuers = if case .autostart(let issuer) = source { [issuer] } else { configuration.validIssuers }
+            checked = try check(request, at: acceptedAt, restoring: restoring != nil, validIssuers: issuers)
             if restoring == nil {
                 guard machine.claimToken(checked.token, for: reservation) else { throw Self.tokenUsed(checked.claims) }
             }
@@ -203,7 +241,7 @@ public actor WorkloadManager: Service {
         let sized = machine.artifactFetched(reservation, bytes: artifact.size, workloadName: claims.name)
         guard case .createWorkload = sized else { throw Self.refusal(sized) }
 
-        let id = restoring?.record.id ?? RandomID.make(length: 20)
+        let id = restoring?.id ?? RandomID.make(length: 20)
         let resource = ResourceLimits(
             memoryBytes: request.limits?.memoryBytes ?? configuration.workloadLimits.memoryBytes,
             openFiles: request.limits?.openFiles ?? configuration.workloadLimits.openFiles,
@@ -219,6 +257,7 @@ public actor WorkloadManager: Service {
             description: request.description, essential: request.essential ?? false, claims: claims,
             agentRequest: template, startedAt: Date())
         record.reschedulable = request.reschedulable == true
+        if case .autostart = source { record.autostarted = true }
         record.triggerSubjects = checked.triggers
         do {
             record.hostServicesConnection = try await WorkloadConnection.connect(
@@ -233,7 +272,9 @@ public actor WorkloadManager: Service {
         let committed = machine.reservationCommitted(reservation, workload: id, essential: record.essential,
                                                      isFunction: type.isFunction)
         let agentID = try await drive(committed, trigger: (request: request, environment: checked.environment))
-        if case .own = restoring {} else {
+        switch source {
+        case .own, .autostart: break
+        case .request, .adopted:
             do {
                 try ledger.record(checked.token, expires: claims.expires)
             } catch {
@@ -242,7 +283,9 @@ public actor WorkloadManager: Service {
             }
         }
         do {
-            try await stateStore?.record(id: id, namespace: namespace, request: request, acceptedAt: acceptedAt)
+            if case .autostart = source {} else {
+                try await stateStore?.record(id: id, namespace: namespace, request: request, acceptedAt: acceptedAt)
+            }
         } catch {
             logger.error("workload not recorded in the state bucket: it will not come back after a restart",
                          metadata: ["id": "\(id)", "error": "\(error)"])
@@ -268,7 +311,9 @@ public actor WorkloadManager: Service {
         }
     }
 
-    private func check(_ request: DeployRequest, at date: Date, restoring: Bool) throws -> CheckedDeploy {
+    private func check(_ request: DeployRequest, at date: Date, restoring: Bool, validIssuers: [String]) throws
+        -> CheckedDeploy
+    {
         let recipient = try environmentKey(for: request)
         guard let type = WorkloadType(name: request.type) else {
             throw NexControlError.badRequest("unknown workload type '\(request.type)' (native, wasm, javascript, v8)")
@@ -303,7 +348,7 @@ public actor WorkloadManager: Service {
         }
         let claims: WorkloadClaims
         do {
-            claims = try WorkloadClaims.verifyDeploy(request.workloadJWT, validIssuers: configuration.validIssuers, at: date)
+            claims = try WorkloadClaims.verifyDeploy(request.workloadJWT, validIssuers: validIssuers, at: date)
         } catch {
             throw NexControlError.badRequest("workload_jwt: \(error)")
         }
@@ -541,7 +586,17 @@ public actor WorkloadManager: Service {
             throw NexControlError.badRequest("no such workload: \(request.workloadID)")
         }
         do {
-            _ = try record.claims.verifyStop(request.workloadJWT, validIssuers: configuration.validIssuers)
+            if record.autostarted {
+                // The node signed its deploy: any issuer it trusts may stop it.
+                let stop = try WorkloadClaims.verify(request.workloadJWT, validIssuers: configuration.validIssuers)
+                guard stop.name == record.name, !configuration.validIssuers.isEmpty else {
+                    throw NexControlError.badRequest(configuration.validIssuers.isEmpty
+                        ? "an autostart workload is stopped by an issuer of valid_issuers, and the node lists none"
+                        : "the stop token names \(stop.name), not \(record.name)")
+                }
+            } else {
+                _ = try record.claims.verifyStop(request.workloadJWT, validIssuers: configuration.validIssuers)
+            }
         } catch {
             throw NexControlError.badRequest("workload_jwt: \(error)")
         }
@@ -596,7 +651,7 @@ public actor WorkloadManager: Service {
                     logger.info("a workload of this node was taken over by another node", metadata: ["id": "\(record.id)"])
                     continue
                 }
-                let run = try await deploy(namespace: record.namespace, request: record.request, restoring: .own(record))
+                let run = try await deploy(namespace: record.namespace, request: record.request, source: .own(record))
                 await publishEvent(NexEventType.workloadRestored, namespace: record.namespace, source: "\(nodeID)-\(run.id)",
                                    WorkloadStatusEvent(workloadName: run.name, workloadID: run.id, namespace: record.namespace,
                                                        code: 0, message: "brought back after the node restarted"))
@@ -610,7 +665,7 @@ public actor WorkloadManager: Service {
     /// Starts another node's reschedulable workload here, under its id (the record is already
     /// marked as adopted by this node), and announces it with `workload_rescheduled`.
     func adopt(_ record: WorkloadStateStore.Record, from owner: String, reason: String) async throws {
-        let run = try await deploy(namespace: record.namespace, request: record.request, restoring: .adopted(record))
+        let run = try await deploy(namespace: record.namespace, request: record.request, source: .adopted(record))
         logger.info("workload rescheduled here", metadata: ["id": "\(run.id)", "from": "\(owner)", "reason": "\(reason)"])
         await publishEvent(NexEventType.workloadRescheduled, namespace: record.namespace, source: "\(nodeID)-\(run.id)",
                            WorkloadRescheduledEvent(workloadName: run.name, workloadID: run.id, namespace: record.namespace,

@@ -22,6 +22,8 @@ struct WorkloadRecord: Sendable {
     var restarts = 0
     /// Another node of the nexus starts it again when this one is lost (`reschedulable`).
     var reschedulable = false
+    /// Deployed by the node from its `autostart` config (signed by the node itself).
+    var autostarted = false
     var limitsApplied: [String] = []
     /// Functions: the trigger subjects and the node's subscriptions for them.
     var triggerSubjects: [String] = []
