@@ -25,15 +25,20 @@ public final class NATSCluster: Sendable {
     public let servers: [NATSServer]
     /// The cluster's name (`cluster { name }`).
     public let name: String
+    /// The cluster's JetStream domain, when it has one (then each server takes leaf nodes).
+    public let jetStreamDomain: String?
 
     /// Every server's client URL.
     public var urls: [String] { servers.map(\.url) }
 
     /// Starts `size` servers (at least 2) and waits until each one's routes to all the others
-    /// are up (and, with JetStream, a meta leader is elected).
+    /// are up (and, with JetStream, a meta leader is elected). With `jetStreamDomain`, the
+    /// cluster's JetStream has that domain and every server listens for leaf nodes
+    /// (``startLeaf(attachedTo:)``).
     public static func start(size: Int = 3, jetStream: Bool = true, extra: String = "",
-                             name: String = "nex-test") async throws -> NATSCluster {
+                             name: String = "nex-test", jetStreamDomain: String? = nil) async throws -> NATSCluster {
         precondition(size >= 2, "a cluster has at least two servers")
+        let hub = jetStreamDomain.map { "jetstream { domain: \($0) }\nleafnodes { listen: \"127.0.0.1:-1\" }" } ?? ""
         func config(_ index: Int, listen: Int, seed: Int) -> String {
             """
             server_name: \(name)-\(index)
@@ -42,6 +47,7 @@ public final class NATSCluster: Sendable {
               listen: "127.0.0.1:\(listen)"
               routes: ["nats://127.0.0.1:\(seed)"]
             }
+            \(hub)
             \(extra)
             """
         }
@@ -64,14 +70,44 @@ public final class NATSCluster: Sendable {
             servers.append(try await NATSServer.start(config: config(index, listen: -1, seed: seed), jetStream: jetStream,
                                                       monitoring: true))
         }
-        let cluster = NATSCluster(servers: servers, name: name)
+        let cluster = NATSCluster(servers: servers, name: name, jetStreamDomain: jetStreamDomain)
         try await cluster.waitUntilRouted(jetStream: jetStream)
         return cluster
     }
 
-    private init(servers: [NATSServer], name: String) {
+    private init(servers: [NATSServer], name: String, jetStreamDomain: String?) {
         self.servers = servers
         self.name = name
+        self.jetStreamDomain = jetStreamDomain
+    }
+
+    /// Starts a leaf node server (no JetStream of its own, the same account) attached to
+    /// `server` of this cluster, as an edge site would be. Its clients reach the cluster's
+    /// JetStream unchanged: `default_js_domain` sends their `$JS.API` requests to the
+    /// cluster's domain (plain leaf configs leave JetStream out: "JetStream Not Extended").
+    /// Returns once the leaf connection is up; stopping it is the caller's (it stops when
+    /// released).
+    public func startLeaf(attachedTo server: NATSServer) async throws -> NATSServer {
+        guard let domain = jetStreamDomain else {
+            preconditionFailure("a leaf of this cluster needs a cluster started with a jetStreamDomain")
+        }
+        guard let port = server.monitoringPort,
+              let leaf = (Self.json(port: port, path: "/varz")?["leaf"] as? [String: Any])?["port"] as? Int
+        else {
+            throw NATSServerError("the cluster server reports no leaf node port", logTail: server.logContents())
+        }
+        let config = """
+            server_name: \(name)-leaf-\(UInt32.random(in: 0 ... .max))
+            leafnodes { remotes: [ { url: "nats-leaf://127.0.0.1:\(leaf)" } ] }
+            default_js_domain: { "$G": "\(domain)" }
+            """
+        let edge = try await NATSServer.start(config: config, jetStream: false, monitoring: true)
+        try await waitFor(timeout: .seconds(10), "the leaf node connection to the cluster") {
+            guard let port = edge.monitoringPort,
+                  let connections = Self.json(port: port, path: "/leafz")?["leafnodes"] as? Int else { return false }
+            return connections >= 1
+        }
+        return edge
     }
 
     /// Waits until every running server reports routes to every other running one
@@ -107,9 +143,10 @@ public func withNATSCluster<Result>(
     size: Int = 3,
     jetStream: Bool = true,
     extra: String = "",
+    jetStreamDomain: String? = nil,
     _ body: (NATSCluster) async throws -> Result
 ) async throws -> Result {
-    let cluster = try await NATSCluster.start(size: size, jetStream: jetStream, extra: extra)
+    let cluster = try await NATSCluster.start(size: size, jetStream: jetStream, extra: extra, jetStreamDomain: jetStreamDomain)
     return try await withTeardown(isolation: isolation, { for server in cluster.servers { server.stop() } }) {
         try await body(cluster)
     }

@@ -175,4 +175,52 @@ import Testing
             }
         }
     }
+
+    /// A node on a leaf node server (an edge site; no JetStream there, `default_js_domain` to
+    /// the cluster's) beside a node on the cluster: both are listed from a client on the leaf
+    /// and on the cluster; `devrun --replicas 2` from the cluster uploads to the cluster's
+    /// object store and both nodes fetch it; the edge node, restarted, brings its workload back
+    /// from the state bucket it reaches across the leaf.
+    @Test func aNodeOnALeafIsDrivenFromTheClusterAndKeepsItsState() async throws {
+        try await withNATSCluster(size: 3, jetStreamDomain: "hub") { cluster in
+            let leaf = try await cluster.startLeaf(attachedTo: cluster.servers[0])
+            defer { leaf.stop() }
+            let state = try TemporaryDirectory(prefix: "nex-e2e-leaf-")
+            let edgeLaunch = NodeProcess.Launch(tags: ["site": "edge"], config: #"{"state_replicas": 3}"#,
+                                                stateDirectory: state.appending("state"))
+            try await withNode(server: cluster.servers[1], .init(tags: ["site": "core"])) { core in
+                let edge = try await NodeProcess.start(server: leaf, edgeLaunch)
+                defer { edge.kill() }
+                let nexctl = try Executables.nexctl
+                for server in [leaf, cluster.servers[2]] {
+                    let listed = try await runCommand(nexctl, ["node", "ls", "--json", "-s", server.url, "--timeout", "2"])
+                    let nodes = try JSONDecoder().decode([PingResponse].self, from: Data(listed.stdout.utf8))
+                    #expect(Set(nodes.map(\.nodeID)) == [core.nodeID, edge.nodeID], "from \(server.url): \(listed.stderr)")
+                }
+                let home = try TemporaryDirectory(prefix: "nexctl-home-")
+                let environment = ChildEnvironment.base().merging(["NEX_HOME": home.appending("nex")]) { $1 }
+                let fixture = try WorkloadFixture()
+                let devrun = try await runCommand(
+                    nexctl, ["devrun", fixture.path, "GREETING=edge", "--replicas", "2", "--name", "site-app",
+                             "-s", cluster.servers[2].url, "--timeout", "5", "--auction-wait", "1.5"],
+                    environment: environment, timeout: .seconds(60))
+                #expect(devrun.status == 0, "\(devrun.stderr)")
+                try await withControlClient(cluster.servers[2]) { nex in
+                    let running = try await waitForValue(timeout: .seconds(10), "both nodes run it") {
+                        let found = try? await nex.runningWorkloads(namespace: "default", matching: "site-app", window: .milliseconds(500))
+                        return Set(found?.map(\.nodeID) ?? []) == [core.nodeID, edge.nodeID] ? found : nil
+                    }
+                    let onEdge = try #require(running.first { $0.nodeID == edge.nodeID })
+                    edge.terminate()
+                    #expect(try await edge.waitForExit() == 0)
+                    let again = try await NodeProcess.start(server: leaf, edgeLaunch)
+                    defer { again.kill() }
+                    try await waitFor(timeout: .seconds(15), "the edge node brings its workload back: \(again.log.suffix(2000))") {
+                        (try? await nex.runningWorkloads(namespace: "default", matching: onEdge.id, node: again.nodeID,
+                                                         window: .milliseconds(500)).map(\.id)) == [onEdge.id]
+                    }
+                }
+            }
+        }
+    }
 }

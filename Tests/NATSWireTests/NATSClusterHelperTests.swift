@@ -31,4 +31,28 @@ struct NATSClusterHelperTests {
             await reader.close()
         }
     }
+
+    /// A leaf node server attached to a cluster whose JetStream has a domain: a client on the
+    /// leaf makes and writes an R3 bucket with no domain named (`default_js_domain`), and a
+    /// client on the cluster reads it; messages cross the leaf both ways.
+    @Test func aClientOnALeafUsesTheClustersJetStream() async throws {
+        try await withNATSCluster(size: 3, jetStreamDomain: "hub") { cluster in
+            let leaf = try await cluster.startLeaf(attachedTo: cluster.servers[0])
+            defer { leaf.stop() }
+            try await withConnectedClient(to: leaf) { edge in
+                let bucket = try await edge.jetStream().createKeyValue(KeyValueConfig(bucket: "edge", replicas: 3))
+                _ = try await bucket.put("k", Array("from the edge".utf8))
+                try await withConnectedClient(to: cluster.servers[2]) { core in
+                    #expect(String(buffer: try await core.jetStream().keyValue("edge").get("k").value) == "from the edge")
+                    let hello = try await core.subscribe(to: "edge.hello")
+                    try await core.flush()
+                    try await waitFor(timeout: .seconds(5), "a message crosses the leaf") {
+                        try? await edge.publish("hi", to: "edge.hello")
+                        try? await edge.flush()
+                        return hello.pendingMessages > 0
+                    }
+                }
+            }
+        }
+    }
 }
