@@ -66,12 +66,14 @@ bench: deps
 	$(RELEASE) --product workload-bench
 	$(RELEASE) --product function-bench
 	$(RELEASE) --product function-runtime-bench
+	$(RELEASE) --product fleet-bench
 	bin=$$($(RELEASE) --show-bin-path); \
 	NATSWIRE_BENCH=$$bin/natswire-bench Benchmarks/run-bench.sh && \
 	JETSTREAM_BENCH=$$bin/jetstream-bench Benchmarks/jetstream-bench.sh && \
 	NEX_NODE=$$bin/nex-node Benchmarks/node-bench.sh && \
 	BIN=$$bin Benchmarks/workload-bench.sh && \
-	BIN=$$bin Benchmarks/function-bench.sh
+	BIN=$$bin Benchmarks/function-bench.sh && \
+	BIN=$$bin Benchmarks/fleet-bench.sh
 
 # DocC catalogs of the libraries embedders use (swift-docc-plugin); archives in .build/plugins/Swift-DocC/outputs.
 DOC_TARGETS := NATSWire NexControl

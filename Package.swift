@@ -23,6 +23,7 @@ let package = Package(
         .executable(name: "natswire-demo", targets: ["natswire-demo"]),
         .executable(name: "workload-bench", targets: ["workload-bench"]),
         .executable(name: "function-bench", targets: ["function-bench"]),
+        .executable(name: "fleet-bench", targets: ["fleet-bench"]),
         .executable(name: "soak-bench", targets: ["soak-bench"]),
         .executable(name: "function-runtime-bench", targets: ["function-runtime-bench"]),
     ],
@@ -181,6 +182,12 @@ let package = Package(
             name: "workload-bench",
             dependencies: ["NATSWire", "NexControl", "BenchSupport"],
             path: "Benchmarks/workload-bench",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "fleet-bench",
+            dependencies: ["NATSWire", "NexControl", "NATSTestSupport"],
+            path: "Benchmarks/fleet-bench",
             swiftSettings: swiftSettings
         ),
         .executableTarget(

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking  // Data(contentsOf:) of http:// URLs (the monitoring endpoints)
+#endif
 
 /// Real nats-servers routed into one cluster on loopback, for tests of what a fleet does when
 /// a server goes away.

@@ -28,6 +28,20 @@ import Testing
         }
     }
 
+    /// Knowing how many nodes there are, a broadcast ends when they all answered, not when the
+    /// window does.
+    @Test func aBroadcastEndsOnceTheExpectedRepliesAreIn() async throws {
+        let first = try CannedNode(), second = try CannedNode()
+        try await withControlServers([first, second]) { nex, _ in
+            let started = ContinuousClock.now
+            let pongs = try await nex.pingAll(window: .seconds(120), expecting: 2)
+            let bids = try await nex.auction(AuctionRequest(), window: .seconds(120), expecting: 2)
+            #expect(Set(pongs.map(\.nodeID)) == [first.nodeID, second.nodeID])
+            #expect(bids.count == 2)
+            #expect(started.duration(to: .now) < .seconds(60), "not the two-minute windows")
+        }
+    }
+
     @Test func workloadPingAnswersOnlyWithMatchingWorkloads() async throws {
         let busy = try CannedNode(workloads: [.init(id: "w1", namespace: "default", name: "echo", type: "native")])
         let idle = try CannedNode()

@@ -24,9 +24,10 @@ public struct NexClient: Sendable {
         self.timeout = timeout
     }
 
-    /// Pings every node and collects the replies that arrive within `window`.
-    public func pingAll(window: Duration = .seconds(1)) async throws -> [PingResponse] {
-        try await gather(PingResponse.self, subject: NexSubject.ping(), body: ByteBuffer(), window: window)
+    /// Pings every node and collects the replies that arrive within `window` (or until
+    /// `expecting` replies are in, when you know how many nodes there are).
+    public func pingAll(window: Duration = .seconds(1), expecting: Int? = nil) async throws -> [PingResponse] {
+        try await gather(PingResponse.self, subject: NexSubject.ping(), body: ByteBuffer(), window: window, expecting: expecting)
     }
 
     /// Pings one node.
@@ -34,17 +35,23 @@ public struct NexClient: Sendable {
         try await call(PingResponse.self, subject: NexSubject.ping(node: node), body: ByteBuffer())
     }
 
-    /// Asks which nodes run workloads of `namespace` (optionally one workload by id or name).
-    public func workloadPing(namespace: String, workload: String? = nil, window: Duration = .seconds(1))
-        async throws -> [WorkloadPingResponse]
+    /// Asks which nodes run workloads of `namespace` (optionally one workload by id or name);
+    /// replies within `window`, or until `expecting` nodes answered.
+    public func workloadPing(namespace: String, workload: String? = nil, window: Duration = .seconds(1),
+                             expecting: Int? = nil) async throws -> [WorkloadPingResponse]
     {
         let subject = NexSubject.workloadPing(namespace: namespace, workload: workload)
-        return try await gather(WorkloadPingResponse.self, subject: subject, body: ByteBuffer(), window: window)
+        return try await gather(WorkloadPingResponse.self, subject: subject, body: ByteBuffer(), window: window,
+                                expecting: expecting)
     }
 
-    /// Asks every node whether it matches `request`; only matching nodes answer within `window`.
-    public func auction(_ request: AuctionRequest, window: Duration = .seconds(1)) async throws -> [PingResponse] {
-        try await gather(PingResponse.self, subject: NexSubject.auction, body: try Self.json(request), window: window)
+    /// Asks every node whether it matches `request`; only matching nodes answer within `window`
+    /// (collecting stops early once `expecting` bids are in).
+    public func auction(_ request: AuctionRequest, window: Duration = .seconds(1), expecting: Int? = nil) async throws
+        -> [PingResponse]
+    {
+        try await gather(PingResponse.self, subject: NexSubject.auction, body: try Self.json(request), window: window,
+                         expecting: expecting)
     }
 
     /// Asks `node` about itself and its workloads of `namespace` (`$NEX.INFO.<namespace>.<node>`).
@@ -104,9 +111,10 @@ public struct NexClient: Sendable {
         return try Self.unwrap(type, reply, subject: subject)
     }
 
-    /// Publishes once with a private inbox and collects every decodable reply until `window` ends.
-    private func gather<T: Codable & Sendable>(_ type: T.Type, subject: String, body: ByteBuffer, window: Duration)
-        async throws -> [T]
+    /// Publishes once with a private inbox and collects every decodable reply until `window`
+    /// ends, or `expecting` replies are in.
+    private func gather<T: Codable & Sendable>(_ type: T.Type, subject: String, body: ByteBuffer, window: Duration,
+                                               expecting: Int? = nil) async throws -> [T]
     {
         let inbox = connection.newInbox()
         let replies = try await connection.subscribe(to: inbox)
@@ -117,6 +125,7 @@ public struct NexClient: Sendable {
                 var collected: [T] = []
                 for await message in replies {
                     if let value = try? Self.unwrap(type, message, subject: subject) { collected.append(value) }
+                    if let expecting, collected.count >= expecting { break }
                 }
                 return collected
             }
@@ -125,9 +134,14 @@ public struct NexClient: Sendable {
                 try? await replies.unsubscribe()
                 return nil
             }
-            var result: [T] = []
-            for await partial in group { if let partial { result = partial } }
-            return result
+            // The collector's answer ends the wait (the window's end, or the replies expected).
+            for await partial in group {
+                if let partial {
+                    group.cancelAll()
+                    return partial
+                }
+            }
+            return []
         }
     }
 

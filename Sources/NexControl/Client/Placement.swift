@@ -26,12 +26,13 @@ public enum Placement {
 }
 
 extension NexClient {
-    /// Holds an auction for `request` (bids collected for `window`) and chooses `replicas`
-    /// distinct nodes, the fewest workloads first (``Placement/choose(_:from:asked:)``).
-    public func place(_ request: AuctionRequest, replicas: Int = 1, window: Duration = .seconds(1)) async throws
-        -> [PingResponse]
+    /// Holds an auction for `request` (bids collected for `window`, or until `expecting` are in)
+    /// and chooses `replicas` distinct nodes, the fewest workloads first
+    /// (``Placement/choose(_:from:asked:)``).
+    public func place(_ request: AuctionRequest, replicas: Int = 1, window: Duration = .seconds(1),
+                      expecting: Int? = nil) async throws -> [PingResponse]
     {
-        let bids = try await auction(request, window: window)
+        let bids = try await auction(request, window: window, expecting: expecting)
         return try Placement.choose(replicas, from: bids, asked: request.summary)
     }
 }
