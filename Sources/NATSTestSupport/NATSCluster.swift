@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking  // Data(contentsOf:) of http:// URLs (the monitoring endpoints)
-#endif
 
 /// Real nats-servers routed into one cluster on loopback, for tests of what a fleet does when
 /// a server goes away.
@@ -133,8 +130,7 @@ public final class NATSCluster: Sendable {
 
     /// A monitoring endpoint's JSON, nil when it does not answer.
     static func json(port: Int, path: String) -> [String: Any]? {
-        guard let url = URL(string: "http://127.0.0.1:\(port)\(path)"),
-              let data = try? Data(contentsOf: url) else { return nil }
+        guard let data = LoopbackHTTP.get(port: port, path: path) else { return nil }
         return (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
     }
 }

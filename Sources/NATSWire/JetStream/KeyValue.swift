@@ -46,6 +46,17 @@ public struct KeyValue: Sendable {
         return entry
     }
 
+    /// The current value of `key` as the stream's leader has it: never a replica's direct get,
+    /// which may lag behind writes that were acknowledged. Throws like ``get(_:)``.
+    public func getFromLeader(_ key: String) async throws -> KeyValueEntry {
+        try Self.validateKey(key)
+        guard let entry = try await read(.lastBySubject(subjectPrefix + key), preferDirect: false), entry.operation == .put
+        else {
+            throw KeyValueError.keyNotFound(bucket: bucket, key: key)
+        }
+        return entry
+    }
+
     /// Revision `revision` of `key` (which may be a delete or purge marker). Throws
     /// ``KeyValueError/keyNotFound(bucket:key:)`` when that revision is gone or belongs to another key.
     public func get(_ key: String, revision: UInt64) async throws -> KeyValueEntry {
@@ -62,10 +73,10 @@ public struct KeyValue: Sendable {
     }
 
     /// Reads the message `selector` picks, as ``JetStreamContext/readMessage(stream:_:preferDirect:)`` does.
-    private func read(_ selector: StoredMessage.Selector) async throws -> KeyValueEntry? {
+    private func read(_ selector: StoredMessage.Selector, preferDirect: Bool? = nil) async throws -> KeyValueEntry? {
         let message: StoredMessage
         do {
-            message = try await js.readMessage(stream: streamName, selector, preferDirect: allowsDirect)
+            message = try await js.readMessage(stream: streamName, selector, preferDirect: preferDirect ?? allowsDirect)
         } catch let error as JetStreamError where error.isNotFound {
             if error.errCode == JetStreamError.streamNotFound { throw KeyValueError.bucketNotFound(bucket) }
             return nil

@@ -29,6 +29,9 @@ actor Rescheduler: Service {
     private let store: WorkloadStateStore
     private let liveness: NodeLiveness
     private let manager: WorkloadManager
+    /// In lame duck mode: the node takes nothing over.
+    private let isLameDuck: @Sendable () -> Bool
+    /// Leaving (lame duck with a delay): its reschedulable services should move now.
     private let isLeaving: @Sendable () -> Bool
     private let logger: Logger
     private var sightings: NodeLiveness.Sightings
@@ -36,14 +39,14 @@ actor Rescheduler: Service {
     private var candidates: [String: WorkloadStateStore.Stored] = [:]
     /// Workload id → when this node may try again to adopt it.
     private var failed: [String: ContinuousClock.Instant] = [:]
-    private var watchers: [KeyValueWatcher] = []
 
     init(settings: Settings, store: WorkloadStateStore, liveness: NodeLiveness, manager: WorkloadManager,
-         isLeaving: @escaping @Sendable () -> Bool, logger: Logger) {
+         isLameDuck: @escaping @Sendable () -> Bool, isLeaving: @escaping @Sendable () -> Bool, logger: Logger) {
         self.settings = settings
         self.store = store
         self.liveness = liveness
         self.manager = manager
+        self.isLameDuck = isLameDuck
         self.isLeaving = isLeaving
         self.logger = logger
         self.sightings = NodeLiveness.Sightings(since: .now)
@@ -57,7 +60,6 @@ actor Rescheduler: Service {
             group.addTask { await self.scan() }
             try? await gracefulShutdown()
             group.cancelAll()
-            for watcher in watchers { await watcher.stop() }
         }
     }
 
@@ -103,18 +105,22 @@ actor Rescheduler: Service {
         candidates[entry.key] = stored
     }
 
-    /// Runs `body` for every change of `bucket`, watching again after a failure.
+    /// Runs `body` for every change of `bucket` until cancelled, watching again after a failure.
     private func watch(_ bucket: KeyValue, _ body: (KeyValueEntry) async -> Void) async {
         while !Task.isCancelled {
+            var watcher: KeyValueWatcher?
             do {
-                let watcher = try await bucket.watch()
-                watchers.append(watcher)
-                for try await event in watcher {
+                let started = try await bucket.watch()
+                watcher = started
+                for try await event in started {
                     if case .entry(let entry) = event { await body(entry) }
                 }
             } catch {
-                logger.debug("watch failed; watching again", metadata: ["bucket": "\(bucket.bucket)", "error": "\(error)"])
+                if !Task.isCancelled {
+                    logger.debug("watch failed; watching again", metadata: ["bucket": "\(bucket.bucket)", "error": "\(error)"])
+                }
             }
+            await watcher?.stop()  // its consumer goes with it
             guard (try? await Task.sleep(for: .seconds(1))) != nil else { return }
         }
     }
@@ -132,7 +138,7 @@ actor Rescheduler: Service {
     func adoptFromLostNodes() async {
         let now = ContinuousClock.now
         // Only a node that sees its own beats sees the others as they are.
-        guard sightings.lastSeen(settings.nodeID).duration(to: now) < settings.beatInterval * 3, !isLeaving() else { return }
+        guard sightings.lastSeen(settings.nodeID).duration(to: now) < settings.beatInterval * 3, !isLameDuck() else { return }
         for (key, stored) in candidates.sorted(by: { $0.key < $1.key }) {
             let record = stored.record
             let owner = sightings.isGone(stored.owner, after: settings.rescheduleAfter, at: now)

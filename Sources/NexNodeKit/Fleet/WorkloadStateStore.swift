@@ -14,7 +14,12 @@ import NexControl
 /// are ignored: whoever else may write to the bucket cannot make a node start a workload.
 ///
 /// Every change of hands is a compare-and-set on the record's revision (``claim(_:)``,
-/// ``adopt(_:)``): of two nodes that want the same record, exactly one gets it.
+/// ``adopt(_:)``), confirmed: of two nodes that want the same record, exactly one gets it.
+/// The confirmation is needed because nats-server before 2.9.21 checks a clustered stream's
+/// expected last sequence before the write's consensus, not in it (nats-server#4320), so two
+/// compare-and-sets sent at once can both succeed; the later write then stands. A node that
+/// won waits for writes in flight to land (``settle``) and reads the record back from the
+/// stream's leader: only the node whose write is the record's last revision has it.
 struct WorkloadStateStore: Sendable {
     /// A workload as recorded: enough to deploy it again.
     struct Record: Codable, Sendable, Equatable {
@@ -64,6 +69,9 @@ struct WorkloadStateStore: Sendable {
     let bucket: KeyValue
     let identity: NodeIdentity
     let nexus: String?
+    /// How long a winning compare-and-set waits for competing writes in flight to land before
+    /// reading the record back (they were sent within the cluster's round trip of it).
+    var settle: Duration = .seconds(1)
 
     /// Binds to the bucket, creating it when missing.
     static func open(bucket name: String, replicas: Int, control: NATSClient, identity: NodeIdentity, nexus: String?)
@@ -133,7 +141,9 @@ struct WorkloadStateStore: Sendable {
     /// it was read (another node adopted it meanwhile).
     func claim(_ stored: Stored) async throws -> Bool {
         let record = try stored.record.signed(by: identity.signingKey)
-        return try await compareAndSet(Self.key(owner: stored.owner, id: record.id), record, revision: stored.revision) != nil
+        let key = Self.key(owner: stored.owner, id: record.id)
+        guard let revision = try await compareAndSet(key, record, revision: stored.revision) else { return false }
+        return try await confirm(key, revision: revision)
     }
 
     /// Marks another node's record as being taken over by this node, if it is still at the
@@ -142,10 +152,22 @@ struct WorkloadStateStore: Sendable {
         var record = stored.record
         record.adoptedBy = identity.nodeID
         record = try record.signed(by: identity.signingKey)
-        guard let revision = try await compareAndSet(Self.key(owner: stored.owner, id: record.id), record,
-                                                     revision: stored.revision)
+        let key = Self.key(owner: stored.owner, id: record.id)
+        guard let revision = try await compareAndSet(key, record, revision: stored.revision),
+              try await confirm(key, revision: revision)
         else { return nil }
         return Stored(owner: stored.owner, revision: revision, record: record)
+    }
+
+    /// Whether this node's write at `revision` is still the record's last revision once writes
+    /// in flight have landed, as the stream's leader has it.
+    private func confirm(_ key: String, revision: UInt64) async throws -> Bool {
+        try await Task.sleep(for: settle)
+        do {
+            return try await bucket.getFromLeader(key).revision == revision
+        } catch KeyValueError.keyNotFound {
+            return false
+        }
     }
 
     /// After an adoption: the record under its old owner's key goes (the workload is recorded

@@ -27,6 +27,8 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
     private let ownsProcess: Bool
     private let startedAt = Date()
     private let lameDuckMode = Mutex(false)
+    /// Lame duck with a delay: the node leaves, and its reschedulable services move now.
+    private let leaving = Mutex(false)
     private let connection = Mutex<NATSClient?>(nil)
     private let manager = Mutex<WorkloadManager?>(nil)
     /// The nexus's shared curve key (`nexus_xkey_seed_file`), loaded when the node runs.
@@ -249,7 +251,8 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
             logger.info("reschedulable services of the nexus are kept running", metadata: [
                 "nexus": "\(nexus)", "reschedule_after_seconds": "\(configuration.rescheduleAfterSeconds)"])
             return Rescheduler(settings: .init(nodeID: nodeID, nexus: nexus, rescheduleAfter: after), store: store,
-                               liveness: liveness, manager: manager, isLeaving: { [self] in self.isLameDuck }, logger: logger)
+                               liveness: liveness, manager: manager, isLameDuck: { [self] in self.isLameDuck },
+                               isLeaving: { [self] in self.leaving.withLock { $0 } }, logger: logger)
         } catch {
             logger.warning("no liveness bucket: no reschedulable workloads", metadata: ["error": "\(error)"])
             return nil
@@ -452,6 +455,7 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
             await publishEvent(NexEventType.nodeEnteredLameDuck, LameDuckEnteredEvent(version: Self.version, id: nodeID))
         }
         guard let delay else { return LameDuckResponse(nodeID: nodeID, success: true) }
+        leaving.withLock { $0 = true }
         exitRequestsSink.yield(delay)
         return LameDuckResponse(nodeID: nodeID, success: true,
                                 message: "exits when its workloads are done, or in \(GoDuration.format(delay))")
