@@ -8,15 +8,15 @@ import Testing
 @Suite struct AutostartEndToEndTests {
     /// A node starts its autostart service with the environment of its config; an entry whose
     /// artifact is missing is logged and does not stop the others; restarted, the node runs one
-    /// copy (the config brings it back, not the state bucket); an issuer of `valid_issuers`
-    /// stops it, an untrusted one cannot.
+    /// copy (the config brings it back, not the state bucket); an issuer of
+    /// `autostart.stop_issuers` stops it; a tenant's issuer of `valid_issuers` cannot.
     @Test func theNodeDeploysItsAutostartWorkloads() async throws {
         try await withNATSServer(jetStream: true) { server in
             let fixture = try WorkloadFixture()
-            let trusted = try NKeyPair.generate(.account)
+            let trusted = try NKeyPair.generate(.account), tenant = try NKeyPair.generate(.account)
             let state = try TemporaryDirectory(prefix: "nex-e2e-autostart-")
             let config = """
-                {"valid_issuers": ["\(trusted.publicKey)"], "autostart": {"workloads": [
+                {"valid_issuers": ["\(tenant.publicKey)"], "autostart": {"stop_issuers": ["\(trusted.publicKey)"], "workloads": [
                   {"name": "missing", "type": "native", "location": "file://\(fixture.directory.path)/absent"},
                   {"name": "auto-svc", "type": "native", "location": "file://\(fixture.path)", "environment": {"GREETING": "from config"}}
                 ]}}
@@ -45,9 +45,10 @@ import Testing
                     #expect(copies.count == 1, "one copy, not one from the config and one from the state bucket: \(copies)")
                     let id = try #require(again.first?.id)
 
-                    let stranger = try NKeyPair.generate(.account)
-                    await #expect(throws: NexControlError.self) {
-                        try await nex.stopWorkload(namespace: "default", node: second.nodeID, id: id, name: "auto-svc", issuer: stranger)
+                    for stranger in [tenant, try NKeyPair.generate(.account)] {
+                        await #expect(throws: NexControlError.self) {
+                            try await nex.stopWorkload(namespace: "default", node: second.nodeID, id: id, name: "auto-svc", issuer: stranger)
+                        }
                     }
                     let stopped = try await nex.stopWorkload(namespace: "default", node: second.nodeID, id: id, name: "auto-svc",
                                                             issuer: trusted)

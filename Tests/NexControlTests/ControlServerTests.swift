@@ -251,6 +251,7 @@ import Testing
                     (Array(#"{"delay": "-1s"}"#.utf8), "is not a duration"),
                     (Array(#"{"delay": "25h"}"#.utf8), "at most 24h"),
                     (Array(#"{"delay": "1e400s"}"#.utf8), "is not a duration"),
+                    (Array(#"{"delay": "9300000000s"}"#.utf8), "is not a duration"),
                     (Array(#"{"delay": "10"}"#.utf8), "is not a duration"),
                 ]
             case ControlResponseType.auction:

@@ -97,6 +97,9 @@ import NexWorkloads
         #expect(Self.refusal(#"{"autostart": {"workloads": [{"name": "a", "type": "native", "location": "http://x"}]}}"#)?.key == "autostart.workloads[0]")
         #expect(Self.refusal(#"{"autostart": {"workloads": {}}}"#)?.key == "autostart.workloads")
         #expect(Self.refusal(#"{"autostart": {"workloadz": []}}"#)?.key == "autostart.workloadz")
+        #expect(Self.refusal(#"{"autostart": {"stop_issuers": ["nope"]}}"#)?.key == "autostart.stop_issuers")
+        let issuer = try NKeyPair.generate(.account).publicKey
+        #expect(try Self.parse(#"{"autostart": {"stop_issuers": ["\#(issuer)"]}}"#).autostartStopIssuers == [issuer])
     }
 
     @Test func theNexusKeyNeedsANexusAndReschedulingAtLeastTwoSeconds() throws {

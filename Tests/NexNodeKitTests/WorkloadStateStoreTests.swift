@@ -11,6 +11,9 @@ import Testing
 @Suite struct WorkloadStateStoreTests {
     static let logger = Logger(label: "test")
 
+    /// The nexus every store of these tests belongs to.
+    static let nexusSeed = try! XKeyPair.generate()
+
     static func identity() throws -> NodeIdentity {
         NodeIdentity(signingKey: try NKeyPair.generate(.server), curveKey: try XKeyPair.generate())
     }
@@ -28,8 +31,9 @@ import Testing
             try await withConnectedClient(to: server) { client in
                 var stores: [WorkloadStateStore] = []
                 for _ in 0..<3 {
-                    stores.append(try await WorkloadStateStore.open(bucket: "state_test", replicas: 1, control: client,
-                                                                   identity: try Self.identity(), nexus: "east"))
+                    stores.append(try await WorkloadStateStore.open(
+                        bucket: "state_test", replicas: 1, control: client, identity: try Self.identity(), nexus: "east",
+                        nexusKey: try WorkloadStateStore.nexusSigningKey(Self.nexusSeed)))
                 }
                 try await body(stores)
             }
@@ -46,7 +50,8 @@ import Testing
                         var stores: [WorkloadStateStore] = []
                         for client in [first, second, third] {
                             stores.append(try await WorkloadStateStore.open(
-                                bucket: "state_race", replicas: 3, control: client, identity: try Self.identity(), nexus: "east"))
+                                bucket: "state_race", replicas: 3, control: client, identity: try Self.identity(), nexus: "east",
+                                nexusKey: try WorkloadStateStore.nexusSigningKey(Self.nexusSeed)))
                         }
                         try await body(stores)
                     }
@@ -140,20 +145,56 @@ import Testing
         }
     }
 
-    /// Liveness on this node's clock: a node is lost when its key has not changed for the
-    /// delay, counted from this node's start for a node never seen; a leaving node at once.
-    @Test func sightings() {
+    /// An adoption mark moves a workload only when sealed with the nexus key: one a bucket
+    /// writer made with a key of its own (signature and all), or sealed for another nexus, is
+    /// not, while a nexus member's adoption and reschedulable record are.
+    @Test func onlyTheNexusSealsAdoptions() async throws {
+        try await withStores { stores in
+            let (owner, member) = (stores[0], stores[1])
+            try await owner.record(id: "w1", namespace: "default", request: Self.request(), acceptedAt: Date())
+            let original = try #require(try await stored(member, owner: owner.identity.nodeID, id: "w1"))
+            #expect(member.isSealedForNexus(original.record))
+
+            let attacker = try NKeyPair.generate(.server)
+            var forged = original.record
+            forged.adoptedBy = attacker.publicKey
+            forged = try forged.signed(by: attacker)
+            #expect(!owner.isSealedForNexus(forged))
+            let otherNexus = try WorkloadStateStore.nexusSigningKey(try XKeyPair.generate())
+            #expect(!owner.isSealedForNexus(try forged.signed(by: attacker, nexus: otherNexus)))
+
+            let adopted = try #require(try await member.adopt(original))
+            #expect(owner.isSealedForNexus(adopted.record) && adopted.record.adoptedBy == member.identity.nodeID)
+            // A plain (not reschedulable) record carries no seal: nothing in the nexus acts on it.
+            try await owner.record(id: "w2", namespace: "default", request: Self.request(reschedulable: false), acceptedAt: Date())
+            #expect(!member.isSealedForNexus(try #require(try await stored(member, owner: owner.identity.nodeID, id: "w2")).record))
+        }
+    }
+
+    /// Liveness on this node's clock: a node is lost when no later beat it signed arrived for
+    /// the delay, counted from this node's start for a node never seen; a leaving node at once.
+    /// Beats nobody signed, signed by another key, or written again are no sign of life.
+    @Test func sightings() throws {
+        let node = try NKeyPair.generate(.server), stranger = try NKeyPair.generate(.server)
+        let a = node.publicKey
+        func beat(_ sentAt: Int64, leaving: Bool = false, by key: NKeyPair? = nil) throws -> NodeLiveness.Beat {
+            try NodeLiveness.Beat(nexus: "east", leaving: leaving, sentAt: sentAt).signed(by: key ?? node)
+        }
         let start = ContinuousClock.now
         var sightings = NodeLiveness.Sightings(since: start)
-        #expect(!sightings.isGone("A", after: .seconds(3), at: start + .seconds(2)).gone)
-        #expect(sightings.isGone("A", after: .seconds(3), at: start + .seconds(3)).gone)
-        sightings.saw("A", revision: 5, beat: .init(nexus: "east", leaving: false), at: start + .seconds(2))
-        #expect(!sightings.isGone("A", after: .seconds(3), at: start + .seconds(4)).gone)
-        // The same revision again (a watcher restarting) is not a sign of life.
-        sightings.saw("A", revision: 5, beat: nil, at: start + .seconds(4))
-        #expect(sightings.isGone("A", after: .seconds(3), at: start + .seconds(5)).gone)
-        sightings.saw("A", revision: 6, beat: .init(nexus: "east", leaving: true), at: start + .seconds(5))
-        let leaving = sightings.isGone("A", after: .seconds(3), at: start + .seconds(5))
+        #expect(!sightings.isGone(a, after: .seconds(3), at: start + .seconds(2)).gone)
+        #expect(sightings.isGone(a, after: .seconds(3), at: start + .seconds(3)).gone)
+        sightings.saw(a, beat: try beat(5), at: start + .seconds(2))
+        #expect(!sightings.isGone(a, after: .seconds(3), at: start + .seconds(4)).gone)
+        // The same beat again (written back, or a watcher restarting) is not a sign of life.
+        sightings.saw(a, beat: try beat(5), at: start + .seconds(4))
+        #expect(sightings.isGone(a, after: .seconds(3), at: start + .seconds(5)).gone)
+        // Nor a later one signed by another key, or unsigned.
+        sightings.saw(a, beat: try beat(9, by: stranger), at: start + .seconds(5))
+        sightings.saw(a, beat: NodeLiveness.Beat(nexus: "east", leaving: false, sentAt: 10), at: start + .seconds(5))
+        #expect(sightings.isGone(a, after: .seconds(3), at: start + .seconds(5)).gone)
+        sightings.saw(a, beat: try beat(6, leaving: true), at: start + .seconds(5))
+        let leaving = sightings.isGone(a, after: .seconds(3), at: start + .seconds(5))
         #expect(leaving.gone && leaving.reason.contains("leaving"))
     }
 }

@@ -69,6 +69,20 @@ public struct XKeyPair: Sendable {
         self.publicKey = NKeyCodec.encode(prefix: .curve, raw: publicKey)
     }
 
+    /// An Ed25519 signing key derived from this curve secret and `label` (SHA-256 of the
+    /// label and the secret as its seed): whoever holds the curve seed can sign and check with
+    /// it, nobody else can sign. The same seed and label always give the same key.
+    package func derivedSigningKey(label: String, type: NKeyPrefix = .server) throws -> NKeyPair {
+        var material = Array(label.utf8) + [0]
+        secretKey.withUnsafeBytes { material.append(contentsOf: $0) }
+        var seed = Digest.sha256(material)
+        defer {
+            secureWipe(&seed)
+            secureWipe(&material)
+        }
+        return try NKeyPair(rawSeed: seed, type: type)
+    }
+
     /// The encoded seed, `SX…` (58 characters). This is the secret.
     public var seed: String {
         NKeyCodec.encodeSeed(role: .curve, raw: secretKey)

@@ -261,7 +261,8 @@ public enum GoDuration {
             rest = rest.dropFirst(unit.0.count)
             seconds += value * unit.1
         }
-        guard seconds.isFinite, seconds < 1e12 else { return nil }
+        // At most about 31 years: beyond, the nanoseconds would not fit an Int64.
+        guard seconds.isFinite, seconds <= 1e9 else { return nil }
         return .nanoseconds(Int64((seconds * 1e9).rounded()))
     }
 

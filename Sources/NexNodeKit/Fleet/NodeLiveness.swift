@@ -5,31 +5,61 @@ import NATSWire
 /// key-value bucket every second (`<state_bucket>_alive`, key = node id); a node whose key has
 /// not changed for `rescheduleAfter` (on this node's clock, so clocks need not agree) is lost.
 ///
-/// The value says whether the node is leaving (lame duck): its reschedulable workloads may
-/// then be taken over at once.
+/// The value says whether the node is leaving (lame duck with a delay): its reschedulable
+/// workloads may then be taken over at once. Each beat is signed with the node's key (the
+/// node id is its public key) and carries the time it was sent: a beat nobody signed, or an old
+/// one written again, is not a sign of life.
 struct NodeLiveness: Sendable {
     /// What a node writes every second.
     struct Beat: Codable, Sendable, Equatable {
         var nexus: String?
-        /// The node is in lame duck mode: its reschedulable workloads should move now.
+        /// The node is leaving: its reschedulable workloads should move now.
         var leaving: Bool
+        /// When it was sent, Unix milliseconds on the node's clock: later beats only.
+        var sentAt: Int64
+        /// The node's Ed25519 signature of the beat without it (base64).
+        var signature: String?
 
-        enum CodingKeys: String, CodingKey { case nexus, leaving }
+        enum CodingKeys: String, CodingKey { case nexus, leaving, sentAt = "sent_at", signature }
+
+        private func signedBytes() throws -> [UInt8] {
+            var unsigned = self
+            unsigned.signature = nil
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            return Array(try encoder.encode(unsigned))
+        }
+
+        func signed(by key: NKeyPair) throws -> Beat {
+            var copy = self
+            copy.signature = Data(key.sign(try signedBytes())).base64EncodedString()
+            return copy
+        }
+
+        /// Whether `node` (its id, a public key) signed this beat.
+        func isSigned(by node: String) -> Bool {
+            guard let signature = signature.flatMap({ Data(base64Encoded: $0) }), let bytes = try? signedBytes() else {
+                return false
+            }
+            return (try? NKeyPair.verify(publicKey: node, signature: signature, message: bytes)) == true
+        }
     }
 
-    /// What this node has seen of the others: each node's last revision and when it changed.
+    /// What this node has seen of the others: each node's last beat and when it arrived.
     struct Sightings: Sendable {
-        private var seen: [String: (revision: UInt64, at: ContinuousClock.Instant, leaving: Bool)] = [:]
+        private var seen: [String: (sentAt: Int64, at: ContinuousClock.Instant, leaving: Bool)] = [:]
         /// Nodes never seen count as seen at this instant (this node's start): a node that died
         /// before is lost `rescheduleAfter` later.
         let since: ContinuousClock.Instant
 
         init(since: ContinuousClock.Instant) { self.since = since }
 
-        /// A new value of `node`'s key.
-        mutating func saw(_ node: String, revision: UInt64, beat: Beat?, at now: ContinuousClock.Instant) {
-            if let known = seen[node], known.revision >= revision { return }
-            seen[node] = (revision, now, beat?.leaving ?? false)
+        /// A value of `node`'s key: a sign of life when `node` signed it and it is later than
+        /// the last one seen.
+        mutating func saw(_ node: String, beat: Beat, at now: ContinuousClock.Instant) {
+            guard beat.isSigned(by: node) else { return }
+            if let known = seen[node], known.sentAt >= beat.sentAt { return }
+            seen[node] = (beat.sentAt, now, beat.leaving)
         }
 
         /// When `node` was last seen to change.
@@ -59,8 +89,11 @@ struct NodeLiveness: Sendable {
         }
     }
 
-    func beat(node: String, _ beat: Beat) async throws {
-        _ = try await bucket.put(node, Array(try JSONEncoder().encode(beat)))
+    /// Writes this node's beat, signed.
+    func beat(_ identity: NodeIdentity, nexus: String?, leaving: Bool) async throws {
+        let beat = try Beat(nexus: nexus, leaving: leaving, sentAt: Int64(Date().timeIntervalSince1970 * 1000))
+            .signed(by: identity.signingKey)
+        _ = try await bucket.put(identity.nodeID, Array(try JSONEncoder().encode(beat)))
     }
 }
 

@@ -3,46 +3,55 @@ import Logging
 import NATSWire
 import ServiceLifecycle
 
-/// Keeps the reschedulable services of the nexus running: this node says it is alive every
-/// second (``NodeLiveness``), watches the others, and takes over the reschedulable workloads of
-/// a node of its nexus that was not seen for `reschedule_after_seconds`, or that is leaving in
-/// lame duck mode.
+/// Keeps the reschedulable services of the nexus running, each on exactly one node.
 ///
-/// Every node of the nexus sees the same lost node at about the same time and races for its
-/// records; a compare-and-set on each record decides (``WorkloadStateStore/adopt(_:)``), so
-/// exactly one node starts each workload. A node whose own record was adopted while it still
-/// runs the workload (it was cut off, or it is leaving) stops its copy.
+/// This node says it is alive every second (``NodeLiveness``, signed beats), watches the others
+/// and the state bucket, and every half second reconciles what the bucket says with what runs
+/// here:
+/// - another node's reschedulable record of this nexus whose node was not seen for
+///   `reschedule_after_seconds`, or is leaving, is adopted (a confirmed compare-and-set decides
+///   between nodes racing for it: ``WorkloadStateStore/adopt(_:)``) and started here;
+/// - a workload running here that another node now holds (it adopted this node's record, or
+///   records the workload as its own) is stopped here: this node was cut off, or is leaving;
+/// - a record this node holds but does not run (its adoption was interrupted, or another node
+///   gave it back) is started again.
 ///
-/// A `Service` of the node's group; it adopts nothing unless it sees its own beats (a node cut
-/// off from NATS sees everyone silent, itself included, and must not conclude they are lost).
+/// Only records sealed with the nexus key count (``WorkloadStateStore/isSealedForNexus(_:)``).
+/// A node judges others only after it has seen its own beats, without a gap, for
+/// `reschedule_after_seconds`: one cut off from NATS sees everyone silent, itself included.
 actor Rescheduler: Service {
     struct Settings: Sendable {
         var nodeID: String
         var nexus: String
         var rescheduleAfter: Duration
         var beatInterval: Duration = .seconds(1)
-        /// A failed adoption is not tried again by this node before this.
+        /// A failed start of a record is not tried again by this node before this.
         var retryAfter: Duration = .seconds(30)
     }
 
     private let settings: Settings
+    private let identity: NodeIdentity
     private let store: WorkloadStateStore
     private let liveness: NodeLiveness
     private let manager: WorkloadManager
-    /// In lame duck mode: the node takes nothing over.
+    /// In lame duck mode: the node takes nothing over and starts nothing.
     private let isLameDuck: @Sendable () -> Bool
     /// Leaving (lame duck with a delay): its reschedulable services should move now.
     private let isLeaving: @Sendable () -> Bool
     private let logger: Logger
     private var sightings: NodeLiveness.Sightings
-    /// Other nodes' reschedulable records of this nexus, by key, as last seen.
-    private var candidates: [String: WorkloadStateStore.Stored] = [:]
-    /// Workload id → when this node may try again to adopt it.
+    /// Since when this node has seen its own beats without a gap (nil: not now).
+    private var selfSeenSince: ContinuousClock.Instant?
+    /// Every readable record of the bucket, by key.
+    private var records: [String: WorkloadStateStore.Stored] = [:]
+    /// Workload id → when this node may try again to start it.
     private var failed: [String: ContinuousClock.Instant] = [:]
 
-    init(settings: Settings, store: WorkloadStateStore, liveness: NodeLiveness, manager: WorkloadManager,
-         isLameDuck: @escaping @Sendable () -> Bool, isLeaving: @escaping @Sendable () -> Bool, logger: Logger) {
+    init(settings: Settings, identity: NodeIdentity, store: WorkloadStateStore, liveness: NodeLiveness,
+         manager: WorkloadManager, isLameDuck: @escaping @Sendable () -> Bool, isLeaving: @escaping @Sendable () -> Bool,
+         logger: Logger) {
         self.settings = settings
+        self.identity = identity
         self.store = store
         self.liveness = liveness
         self.manager = manager
@@ -69,7 +78,7 @@ actor Rescheduler: Service {
         var failing = false
         while !Task.isCancelled {
             do {
-                try await liveness.beat(node: settings.nodeID, .init(nexus: settings.nexus, leaving: isLeaving()))
+                try await liveness.beat(identity, nexus: settings.nexus, leaving: isLeaving())
                 failing = false
             } catch {
                 if !failing { logger.warning("liveness not written", metadata: ["error": "\(error)"]) }
@@ -80,29 +89,56 @@ actor Rescheduler: Service {
     }
 
     private func sawBeat(_ entry: KeyValueEntry) {
-        guard entry.operation == .put else { return }
-        let beat = try? JSONDecoder().decode(NodeLiveness.Beat.self, from: Data(entry.value.readableBytesView))
-        sightings.saw(entry.key, revision: entry.revision, beat: beat, at: .now)
+        guard entry.operation == .put,
+              let beat = try? JSONDecoder().decode(NodeLiveness.Beat.self, from: Data(entry.value.readableBytesView))
+        else { return }
+        let now = ContinuousClock.now
+        if entry.key == settings.nodeID, beat.isSigned(by: settings.nodeID) {
+            let previous = sightings.lastSeen(settings.nodeID)
+            if selfSeenSince == nil || previous.duration(to: now) > settings.beatInterval * 3 { selfSeenSince = now }
+        }
+        sightings.saw(entry.key, beat: beat, at: now)
+    }
+
+    /// Whether this node's view of the others can be trusted: it has seen its own beats,
+    /// without a gap, for the reschedule delay.
+    private func seesClearly(at now: ContinuousClock.Instant) -> Bool {
+        guard let since = selfSeenSince else { return false }
+        guard sightings.lastSeen(settings.nodeID).duration(to: now) <= settings.beatInterval * 3 else {
+            selfSeenSince = nil
+            return false
+        }
+        return since.duration(to: now) >= settings.rescheduleAfter
     }
 
     // MARK: Records
 
     private func sawRecord(_ entry: KeyValueEntry) async {
         guard entry.operation == .put else {
-            candidates[entry.key] = nil
+            records[entry.key] = nil
             return
         }
         guard let stored = WorkloadStateStore.verified(entry, logger: logger) else { return }
-        let record = stored.record
-        if stored.owner == settings.nodeID {
-            // Adopted by another node while it runs here: that node runs it now.
-            if let adopter = record.adoptedBy, adopter != settings.nodeID {
-                await manager.handOff(record.id, to: adopter)
+        records[entry.key] = stored
+        await handOffIfHeldElsewhere(stored.record.id)
+    }
+
+    /// The node that holds workload `id` now, other than this one: its sealed record as its own,
+    /// or its sealed adoption of this node's record. Nil when none does.
+    private func holderElsewhere(of id: String) -> String? {
+        for stored in records.values where stored.record.id == id && store.isSealedForNexus(stored.record) {
+            if stored.owner != settings.nodeID, stored.record.adoptedBy == nil { return stored.owner }
+            if stored.owner == settings.nodeID, let adopter = stored.record.adoptedBy, adopter != settings.nodeID {
+                return adopter
             }
-            return
         }
-        guard record.isReschedulable, record.nexus == settings.nexus else { return }
-        candidates[entry.key] = stored
+        return nil
+    }
+
+    /// Stops this node's copy of `id` when another node holds it.
+    private func handOffIfHeldElsewhere(_ id: String) async {
+        guard let holder = holderElsewhere(of: id), await manager.isLive(id) else { return }
+        await manager.handOff(id, to: holder)
     }
 
     /// Runs `body` for every change of `bucket` until cancelled, watching again after a failure.
@@ -125,28 +161,41 @@ actor Rescheduler: Service {
         }
     }
 
-    // MARK: Adoption
+    // MARK: Reconciling
 
     private func scan() async {
         while !Task.isCancelled {
             guard (try? await Task.sleep(for: .milliseconds(500))) != nil else { return }
-            await adoptFromLostNodes()
+            await reconcile()
         }
     }
 
-    /// Adopts, one by one, the candidates whose node (and adopter, if any) is gone.
-    func adoptFromLostNodes() async {
+    /// One pass over the records, oldest key first.
+    func reconcile() async {
         let now = ContinuousClock.now
-        // Only a node that sees its own beats sees the others as they are.
-        guard sightings.lastSeen(settings.nodeID).duration(to: now) < settings.beatInterval * 3, !isLameDuck() else { return }
-        for (key, stored) in candidates.sorted(by: { $0.key < $1.key }) {
+        failed = failed.filter { $0.value > now }
+        guard seesClearly(at: now), !isLameDuck() else { return }
+        for (key, stored) in records.sorted(by: { $0.key < $1.key }) {
             let record = stored.record
-            let owner = sightings.isGone(stored.owner, after: settings.rescheduleAfter, at: now)
-            guard owner.gone else { continue }
-            if let adopter = record.adoptedBy, adopter == settings.nodeID
-                || !sightings.isGone(adopter, after: settings.rescheduleAfter, at: now).gone { continue }
-            if let retry = failed[record.id], retry > now { continue }
-            await adopt(stored, key: key, reason: owner.reason)
+            guard record.isReschedulable, record.nexus == settings.nexus, store.isSealedForNexus(record),
+                  failed[record.id] == nil, await !manager.isLive(record.id)
+            else { continue }
+            if stored.owner == settings.nodeID {
+                // Ours and not running: an adoption was given back, or a start failed.
+                guard record.adoptedBy == nil, holderElsewhere(of: record.id) == nil else { continue }
+                await manager.resume(stored)
+                if await !manager.isLive(record.id) { failed[record.id] = now + settings.retryAfter }
+            } else if record.adoptedBy == settings.nodeID {
+                // Adopted by this node, which does not run it (interrupted): finish the adoption.
+                await start(stored, original: stored.record, key: key, from: stored.owner,
+                            reason: "finishing an interrupted adoption")
+            } else {
+                let owner = sightings.isGone(stored.owner, after: settings.rescheduleAfter, at: now)
+                guard owner.gone else { continue }
+                if let adopter = record.adoptedBy,
+                   !sightings.isGone(adopter, after: settings.rescheduleAfter, at: now).gone { continue }
+                await adopt(stored, key: key, reason: owner.reason)
+            }
         }
     }
 
@@ -156,20 +205,35 @@ actor Rescheduler: Service {
             adopted = try await store.adopt(stored)
         } catch {
             logger.warning("cannot mark a workload for adoption", metadata: ["key": "\(key)", "error": "\(error)"])
+            failed[stored.record.id] = .now + settings.retryAfter
             return
         }
-        candidates[key] = nil
         // Another node was first.
         guard let adopted else { return }
-        var original = stored.record
-        original.adoptedBy = nil
+        await start(adopted, original: stored.record, key: key, from: stored.owner, reason: reason)
+    }
+
+    /// Starts an adopted record here and removes it from its old owner's key; on failure, the
+    /// record goes back as it was, for another node.
+    private func start(_ adopted: WorkloadStateStore.Stored, original: WorkloadStateStore.Record, key: String,
+                       from owner: String, reason: String) async {
+        var request = original
+        request.adoptedBy = nil
         do {
-            try await manager.adopt(original, from: stored.owner, reason: reason)
+            try await manager.adopt(request, from: owner, reason: reason)
         } catch {
-            logger.error("workload of a lost node not started here; leaving it to another node",
-                         metadata: ["id": "\(original.id)", "from": "\(stored.owner)", "error": "\(error)"])
+            logger.error("workload of another node not started here; leaving it to the nexus",
+                         metadata: ["id": "\(original.id)", "from": "\(owner)", "error": "\(error)"])
             failed[original.id] = .now + settings.retryAfter
-            try? await store.abandonAdoption(adopted, original: stored.record)
+            // Our own mark (an interrupted adoption) stays ours: we try again later, and the
+            // nexus takes it over if we are lost. Another's record goes back as it was signed.
+            guard original.adoptedBy != settings.nodeID else { return }
+            do {
+                try await store.abandonAdoption(adopted, original: original)
+            } catch {
+                logger.warning("adoption not given back; another node takes it once this one is gone",
+                               metadata: ["key": "\(key)", "error": "\(error)"])
+            }
             return
         }
         do {

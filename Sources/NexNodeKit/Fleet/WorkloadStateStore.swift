@@ -12,6 +12,10 @@ import NexControl
 /// received it. Each record is signed with a node's key: by the node the key names, or, while
 /// another node adopts it, by that node (`adopted_by`). Records whose signature does not hold
 /// are ignored: whoever else may write to the bucket cannot make a node start a workload.
+/// Reschedulable records, and adoption marks, are also sealed with the nexus's signing key
+/// (derived from the nexus seed only its nodes hold): a node acts on another node's record, or
+/// gives up a workload to another node, only when that seal holds, so a key made up by a
+/// bucket writer moves nothing.
 ///
 /// Every change of hands is a compare-and-set on the record's revision (``claim(_:)``,
 /// ``adopt(_:)``), confirmed: of two nodes that want the same record, exactly one gets it.
@@ -32,28 +36,35 @@ struct WorkloadStateStore: Sendable {
         var nexus: String?
         /// The node taking the workload over from the node the key names, while it does.
         var adoptedBy: String?
-        /// The signer's Ed25519 signature of the record without it (base64).
+        /// The signer's Ed25519 signature of the record without its signatures (base64).
         var signature: String?
+        /// The nexus signing key's signature of the same bytes (reschedulable records and
+        /// adoption marks).
+        var nexusSignature: String?
 
         enum CodingKeys: String, CodingKey {
             case id, namespace, request, acceptedAt = "accepted_at", nexus, adoptedBy = "adopted_by", signature
+            case nexusSignature = "nexus_signature"
         }
 
         var isReschedulable: Bool { request.reschedulable == true }
 
-        /// The bytes signed: the record without its signature, keys sorted.
+        /// The bytes signed: the record without its signatures, keys sorted.
         func signedBytes() throws -> [UInt8] {
             var unsigned = self
             unsigned.signature = nil
+            unsigned.nexusSignature = nil
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             return Array(try encoder.encode(unsigned))
         }
 
-        func signed(by key: NKeyPair) throws -> Record {
+        /// Signed by `key` (a node's), and sealed by `nexus` when given.
+        func signed(by key: NKeyPair, nexus: NKeyPair? = nil) throws -> Record {
             var copy = self
-            copy.signature = nil
-            copy.signature = Data(key.sign(try copy.signedBytes())).base64EncodedString()
+            let bytes = try copy.signedBytes()
+            copy.signature = Data(key.sign(bytes)).base64EncodedString()
+            copy.nexusSignature = nexus.map { Data($0.sign(bytes)).base64EncodedString() }
             return copy
         }
     }
@@ -69,13 +80,15 @@ struct WorkloadStateStore: Sendable {
     let bucket: KeyValue
     let identity: NodeIdentity
     let nexus: String?
+    /// The nexus's signing key (derived from its seed), when this node has it.
+    let nexusKey: NKeyPair?
     /// How long a winning compare-and-set waits for competing writes in flight to land before
     /// reading the record back (they were sent within the cluster's round trip of it).
     var settle: Duration = .seconds(1)
 
     /// Binds to the bucket, creating it when missing.
-    static func open(bucket name: String, replicas: Int, control: NATSClient, identity: NodeIdentity, nexus: String?)
-        async throws -> WorkloadStateStore
+    static func open(bucket name: String, replicas: Int, control: NATSClient, identity: NodeIdentity, nexus: String?,
+                     nexusKey: NKeyPair? = nil) async throws -> WorkloadStateStore
     {
         let js = try control.jetStream()
         let bucket: KeyValue
@@ -84,16 +97,34 @@ struct WorkloadStateStore: Sendable {
         } catch KeyValueError.bucketNotFound {
             bucket = try await js.createKeyValue(KeyValueConfig(bucket: name, history: 1, replicas: replicas))
         }
-        return WorkloadStateStore(bucket: bucket, identity: identity, nexus: nexus)
+        return WorkloadStateStore(bucket: bucket, identity: identity, nexus: nexus, nexusKey: nexusKey)
     }
 
     static func key(owner: String, id: String) -> String { "\(owner).\(id)" }
 
+    /// The nexus's signing key derived from its seed: the same on every node of the nexus.
+    static func nexusSigningKey(_ seed: XKeyPair) throws -> NKeyPair {
+        try seed.derivedSigningKey(label: "nex nexus state v1")
+    }
+
+    /// Signed by this node, and sealed for the nexus when reschedulable (or an adoption mark).
+    private func sign(_ record: Record) throws -> Record {
+        try record.signed(by: identity.signingKey,
+                          nexus: record.isReschedulable || record.adoptedBy != nil ? nexusKey : nil)
+    }
+
+    /// Whether the record carries this nexus's seal (false without the nexus key).
+    func isSealedForNexus(_ record: Record) -> Bool {
+        guard let nexusKey, let seal = record.nexusSignature.flatMap({ Data(base64Encoded: $0) }),
+              let bytes = try? record.signedBytes()
+        else { return false }
+        return nexusKey.verify(signature: seal, message: bytes)
+    }
+
     /// Records a workload the node runs.
     func record(id: String, namespace: String, request: DeployRequest, acceptedAt: Date) async throws {
-        let record = try Record(id: id, namespace: namespace, request: request,
-                                acceptedAt: Int64(acceptedAt.timeIntervalSince1970), nexus: nexus)
-            .signed(by: identity.signingKey)
+        let record = try sign(Record(id: id, namespace: namespace, request: request,
+                                     acceptedAt: Int64(acceptedAt.timeIntervalSince1970), nexus: nexus))
         _ = try await bucket.put(Self.key(owner: identity.nodeID, id: id), Array(try JSONEncoder().encode(record)))
     }
 
@@ -140,7 +171,7 @@ struct WorkloadStateStore: Sendable {
     /// Takes one of this node's own records back (at a restart): false when it changed since
     /// it was read (another node adopted it meanwhile).
     func claim(_ stored: Stored) async throws -> Bool {
-        let record = try stored.record.signed(by: identity.signingKey)
+        let record = try sign(stored.record)
         let key = Self.key(owner: stored.owner, id: record.id)
         guard let revision = try await compareAndSet(key, record, revision: stored.revision) else { return false }
         return try await confirm(key, revision: revision)
@@ -151,7 +182,7 @@ struct WorkloadStateStore: Sendable {
     func adopt(_ stored: Stored) async throws -> Stored? {
         var record = stored.record
         record.adoptedBy = identity.nodeID
-        record = try record.signed(by: identity.signingKey)
+        record = try sign(record)
         let key = Self.key(owner: stored.owner, id: record.id)
         guard let revision = try await compareAndSet(key, record, revision: stored.revision),
               try await confirm(key, revision: revision)

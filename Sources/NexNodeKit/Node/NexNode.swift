@@ -218,7 +218,7 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
         let manager = try WorkloadManager(
             context: .init(nodeID: nodeID, configuration: configuration, identity: identity, control: control,
                            bus: link, hostServices: hostServicesConnection, isLameDuck: { [self] in self.isLameDuck },
-                           nexusCurveKey: nexusCurveKey.withLock { $0 }),
+                           nexusCurveKey: nexusCurveKey.withLock { $0 }, isLeaving: { [self] in self.leaving.withLock { $0 } }),
             supervisor: supervisor, cache: cache, logger: logger)
         try await manager.start()
         let hostServices = HostServicesServer(
@@ -250,8 +250,9 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
             let after = Duration.milliseconds(Int64(configuration.rescheduleAfterSeconds * 1000))
             logger.info("reschedulable services of the nexus are kept running", metadata: [
                 "nexus": "\(nexus)", "reschedule_after_seconds": "\(configuration.rescheduleAfterSeconds)"])
-            return Rescheduler(settings: .init(nodeID: nodeID, nexus: nexus, rescheduleAfter: after), store: store,
-                               liveness: liveness, manager: manager, isLameDuck: { [self] in self.isLameDuck },
+            await manager.enableRescheduling()
+            return Rescheduler(settings: .init(nodeID: nodeID, nexus: nexus, rescheduleAfter: after), identity: identity,
+                               store: store, liveness: liveness, manager: manager, isLameDuck: { [self] in self.isLameDuck },
                                isLeaving: { [self] in self.leaving.withLock { $0 } }, logger: logger)
         } catch {
             logger.warning("no liveness bucket: no reschedulable workloads", metadata: ["error": "\(error)"])

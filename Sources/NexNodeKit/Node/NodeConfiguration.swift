@@ -80,6 +80,9 @@ public struct NodeConfiguration: Sendable, Equatable {
     public var rescheduleAfterSeconds = 10.0
     /// Workloads the node deploys itself when it starts (`autostart.workloads`, Nex 0.2's key).
     public var autostart: [AutostartWorkload] = []
+    /// The issuers whose stop JWTs stop an autostart workload (`autostart.stop_issuers`, ours):
+    /// the operator's keys; none by default (then only a config change stops one).
+    public var autostartStopIssuers: [String] = []
 
     public init() {}
 }
@@ -88,8 +91,8 @@ public struct NodeConfiguration: Sendable, Equatable {
 ///
 /// The node is its own issuer for these: it signs their deploy JWT with a key it makes at
 /// start and seals their environment to itself; `valid_issuers` is not asked. They are not
-/// recorded in the state bucket (the config brings them back), and a stop JWT from any of
-/// the node's `valid_issuers` stops one.
+/// recorded in the state bucket (the config brings them back), and only a stop JWT of an
+/// issuer in `autostart.stop_issuers` (the operator's) stops one.
 public struct AutostartWorkload: Sendable, Equatable {
     public var name: String
     public var namespace = "default"
@@ -237,6 +240,7 @@ extension NodeConfiguration {
                 var entry = entry
                 return try AutostartWorkload(&entry)
             }
+            autostartStopIssuers = try section.strings("stop_issuers") ?? []
             try section.finish()
         }
         if var rate = try reader.object("log_rate_limit") {
@@ -260,6 +264,9 @@ extension NodeConfiguration {
         }
         for issuer in validIssuers where !NKeyPair.isValidPublicKey(issuer) {
             throw NodeConfigurationError(key: "valid_issuers", problem: "'\(issuer)' is not a public nkey")
+        }
+        for issuer in autostartStopIssuers where !NKeyPair.isValidPublicKey(issuer) {
+            throw NodeConfigurationError(key: "autostart.stop_issuers", problem: "'\(issuer)' is not a public nkey")
         }
         for (key, _) in tags where key.isEmpty || key.contains(where: \.isWhitespace) {
             throw NodeConfigurationError(key: "tags", problem: "tag names must be non-empty without blanks ('\(key)')")

@@ -38,6 +38,9 @@ public actor WorkloadManager: Service {
         /// The curve key the nodes of this node's nexus share (`nexus_xkey_seed_file`): it
         /// opens the environments of reschedulable workloads. Nil: none are accepted.
         public var nexusCurveKey: XKeyPair?
+        /// Leaving (lame duck with a delay): a reschedulable service that ends now stays
+        /// recorded, for another node of the nexus to take over.
+        public var isLeaving: @Sendable () -> Bool = { false }
 
         /// The bus's event loop: a workload's own connections run there too, so an invocation
         /// crosses no thread inside the node.
@@ -45,10 +48,10 @@ public actor WorkloadManager: Service {
 
         public init(nodeID: String, configuration: NodeConfiguration, identity: NodeIdentity, control: NATSClient,
                     bus: BusLink, hostServices: NATSClient, isLameDuck: @escaping @Sendable () -> Bool,
-                    nexusCurveKey: XKeyPair? = nil) {
+                    nexusCurveKey: XKeyPair? = nil, isLeaving: @escaping @Sendable () -> Bool = { false }) {
             self.nodeID = nodeID; self.configuration = configuration; self.identity = identity
             self.control = control; self.bus = bus; self.hostServices = hostServices
-            self.isLameDuck = isLameDuck; self.nexusCurveKey = nexusCurveKey
+            self.isLameDuck = isLameDuck; self.nexusCurveKey = nexusCurveKey; self.isLeaving = isLeaving
         }
     }
 
@@ -79,6 +82,12 @@ public actor WorkloadManager: Service {
     private(set) var stateStore: WorkloadStateStore?
     /// Set by ``stopAll()``: workloads that end now end with the node and stay recorded.
     private var nodeStopping = false
+    /// Whether the node keeps the nexus's reschedulable services (its rescheduler runs):
+    /// without, it accepts none.
+    private var reschedules = false
+    /// Ids of recorded workloads being deployed again (restored or adopted), claimed before any
+    /// await: one id never runs twice here.
+    private var redeploying: Set<String> = []
 
     public init(context: Context, supervisor: AgentSupervisor, cache: ArtifactCache, logger: Logger) throws {
         self.context = context
@@ -210,6 +219,12 @@ public actor WorkloadManager: Service {
     private func deploy(namespace: String, request: DeployRequest, source: DeploySource) async throws -> RunResponse {
         let started = ContinuousClock.now
         let restoring = source.record
+        if let id = restoring?.id {
+            guard records[id] == nil, machine.workload(id)?.isLive != true, redeploying.insert(id).inserted else {
+                throw NexControlError.badRequest("workload \(id) already runs on node \(nodeID)")
+            }
+        }
+        defer { if let id = restoring?.id { redeploying.remove(id) } }
         let acceptedAt = restoring.map { Date(timeIntervalSince1970: TimeInterval($0.acceptedAt)) } ?? Date()
         // Reserve a workload slot and a deploy slot before any await; every failure below
         // gives them back.
@@ -383,9 +398,9 @@ public actor WorkloadManager: Service {
             throw NexControlError.badRequest(
                 "reschedulable: node \(nodeID) has no nexus xkey (nexus_xkey_seed_file), so no other node could open the environment")
         }
-        guard stateStore != nil else {
+        guard stateStore != nil, reschedules else {
             throw NexControlError.badRequest(
-                "reschedulable: node \(nodeID) has no state bucket (JetStream) to record it in, so no other node could find it")
+                "reschedulable: node \(nodeID) has no state or liveness bucket (JetStream), so no other node could find it or see this one lost")
         }
         return key
     }
@@ -587,12 +602,15 @@ public actor WorkloadManager: Service {
         }
         do {
             if record.autostarted {
-                // The node signed its deploy: any issuer it trusts may stop it.
-                let stop = try WorkloadClaims.verify(request.workloadJWT, validIssuers: configuration.validIssuers)
-                guard stop.name == record.name, !configuration.validIssuers.isEmpty else {
-                    throw NexControlError.badRequest(configuration.validIssuers.isEmpty
-                        ? "an autostart workload is stopped by an issuer of valid_issuers, and the node lists none"
-                        : "the stop token names \(stop.name), not \(record.name)")
+                // The node signed its deploy: only the operator's issuers stop it.
+                let operators = configuration.autostartStopIssuers
+                guard !operators.isEmpty else {
+                    throw NexControlError.badRequest(
+                        "an autostart workload is stopped only by an issuer of autostart.stop_issuers, and the node lists none")
+                }
+                let stop = try WorkloadClaims.verify(request.workloadJWT, validIssuers: operators)
+                guard stop.name == record.name else {
+                    throw NexControlError.badRequest("the stop token names \(stop.name), not \(record.name)")
                 }
             } else {
                 _ = try record.claims.verifyStop(request.workloadJWT, validIssuers: configuration.validIssuers)
@@ -625,12 +643,16 @@ public actor WorkloadManager: Service {
         do {
             stateStore = try await WorkloadStateStore.open(
                 bucket: configuration.stateBucket, replicas: configuration.stateReplicas, control: context.control,
-                identity: context.identity, nexus: configuration.nexus)
+                identity: context.identity, nexus: configuration.nexus,
+                nexusKey: try context.nexusCurveKey.map(WorkloadStateStore.nexusSigningKey))
         } catch {
             logger.warning("no workload state bucket: workloads will not come back after a restart",
                            metadata: ["bucket": "\(configuration.stateBucket)", "error": "\(error)"])
         }
     }
+
+    /// The rescheduler runs: reschedulable deploys are accepted.
+    func enableRescheduling() { reschedules = true }
 
     /// Deploys again what this node ran before it stopped (its records in the state bucket):
     /// same ids, same requests. Call once the agents' services run.
@@ -644,21 +666,38 @@ public actor WorkloadManager: Service {
             return
         }
         for stored in saved {
-            let record = stored.record
+            await resume(stored)
+        }
+    }
+
+    /// Deploys one of this node's records again: a reschedulable one once taken back by
+    /// compare-and-set (a node of the nexus that adopted it meanwhile wins). A refused deploy
+    /// forgets the record; a failure to reach the bucket leaves it.
+    func resume(_ stored: WorkloadStateStore.Stored) async {
+        guard let stateStore else { return }
+        let record = stored.record
+        if record.isReschedulable {
             do {
-                // Taken back by compare-and-set: a node of the nexus that adopted it meanwhile wins.
                 guard try await stateStore.claim(stored) else {
                     logger.info("a workload of this node was taken over by another node", metadata: ["id": "\(record.id)"])
-                    continue
+                    return
                 }
-                let run = try await deploy(namespace: record.namespace, request: record.request, source: .own(record))
-                await publishEvent(NexEventType.workloadRestored, namespace: record.namespace, source: "\(nodeID)-\(run.id)",
-                                   WorkloadStatusEvent(workloadName: run.name, workloadID: run.id, namespace: record.namespace,
-                                                       code: 0, message: "brought back after the node restarted"))
             } catch {
-                logger.error("workload not restored", metadata: ["id": "\(record.id)", "error": "\(error)"])
-                await forget(record.id)
+                logger.error("workload record not taken back; it stays for this node or another",
+                             metadata: ["id": "\(record.id)", "error": "\(error)"])
+                return
             }
+        }
+        do {
+            let run = try await deploy(namespace: record.namespace, request: record.request, source: .own(record))
+            await publishEvent(NexEventType.workloadRestored, namespace: record.namespace, source: "\(nodeID)-\(run.id)",
+                               WorkloadStatusEvent(workloadName: run.name, workloadID: run.id, namespace: record.namespace,
+                                                   code: 0, message: "brought back after the node restarted"))
+        } catch let refusal as NexControlError {
+            logger.error("workload not restored; its record is removed", metadata: ["id": "\(record.id)", "error": "\(refusal)"])
+            if records[record.id] == nil { await forget(record.id) }
+        } catch {
+            logger.error("workload not restored", metadata: ["id": "\(record.id)", "error": "\(error)"])
         }
     }
 
@@ -769,7 +808,8 @@ public actor WorkloadManager: Service {
             if let code { await publishWorkloadEvent(.workloadUndeployed, record: record, code: code, message: reason) }
             if let agentID { await release(agentID) }
             await cleanUp(id)
-            if !nodeStopping { await forget(id) }
+            // Kept when the node stops, and a leaving node's reschedulable service is the nexus's to move.
+            if !nodeStopping && !(record.reschedulable && context.isLeaving()) { await forget(id) }
             logger.info("workload ended", metadata: ["workload": "\(record.name)", "id": "\(id)", "reason": "\(reason)"])
         case .scheduleRestart(let id, let agentID, let delay, let restarts, let reason, let code):
             guard let record = records[id] else { return }
