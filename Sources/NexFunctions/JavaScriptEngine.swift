@@ -287,10 +287,6 @@ final class JavaScriptEngine: @unchecked Sendable {
     /// awaited it runs now (microtasks are drained when the call returns).
     func settleHostCall(_ callID: UInt64, service: String, method: String, outcome: Result<HostServiceReply, any Error>) {
         guard let context, let call = hostCalls.removeValue(forKey: callID) else { return }
-        defer {
-            JSValueUnprotect(context, call.resolve)
-            JSValueUnprotect(context, call.reject)
-        }
         let settle: JSObjectRef
         let argument: JSValueRef?
         switch outcome {
@@ -313,6 +309,9 @@ final class JavaScriptEngine: @unchecked Sendable {
         var exception: JSValueRef?
         JavaScriptValue.call(context, settle, [argument], exception: &exception)
         currentInvocation = 0
+        // Released while the context lives: the memory check below may replace it.
+        JSValueUnprotect(context, call.resolve)
+        JSValueUnprotect(context, call.reject)
         defer { resetIfOverMemory() }
         if memoryExceeded {
             finish(call.owner, .failure(memoryExceededError))

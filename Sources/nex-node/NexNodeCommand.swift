@@ -18,6 +18,22 @@ struct NexNodeCommand: AsyncParsableCommand {
         version: NexNode.version,
         subcommands: [Up.self, Preflight.self]
     )
+
+    /// Connection options (and `--config`, `--state-dir`) may stand before the subcommand too.
+    static func main() async {
+        let arguments = ConnectionOptions.movingLeadingOptions(
+            Array(CommandLine.arguments.dropFirst()), alsoTakingValues: ["--config", "--state-dir"])
+        do {
+            var command = try parseAsRoot(arguments)
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
 
 /// Where the node connects and keeps its state; shared by `up` and `preflight`.
@@ -42,8 +58,9 @@ struct NodeOptions: ParsableArguments {
 
     /// `--dev` with no server configured anywhere (flags, config, context, $NATS_URL).
     func wantsDevServer(_ configuration: NodeConfiguration) -> Bool {
-        dev && configuration.control.servers.isEmpty && configuration.control.context == nil
-            && (ProcessInfo.processInfo.environment["NATS_URL"] ?? "").isEmpty
+        let environment = ProcessInfo.processInfo.environment
+        return dev && configuration.control.servers.isEmpty && configuration.control.context == nil
+            && (environment["NATS_URL"] ?? "").isEmpty && (environment["NATS_CONTEXT"] ?? "").isEmpty
     }
 }
 

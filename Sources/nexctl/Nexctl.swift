@@ -14,6 +14,23 @@ struct Nexctl: AsyncParsableCommand {
         subcommands: [Node.self, Workload.self, Run.self, DevRun.self, Stop.self, Logs.self, Invoke.self, Monitor.self, Keys.self]
     )
 
+    /// Global options may stand before the subcommand, as with the `nats` CLI
+    /// (`nexctl -s URL node ls`): they are moved after it before parsing.
+    static func main() async {
+        let arguments = ConnectionOptions.movingLeadingOptions(
+            Array(CommandLine.arguments.dropFirst()), alsoTakingValues: ["--timeout", "--namespace"])
+        do {
+            var command = try parseAsRoot(arguments)
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
+
     /// Runs a command body, turning any failure into one clear line on stderr and exit code 1.
     static func perform(_ body: () async throws -> Void) async throws {
         do {
@@ -30,8 +47,8 @@ struct Nexctl: AsyncParsableCommand {
 /// Connection options, named as the `nats` CLI names them.
 struct GlobalOptions: ParsableArguments {
     @OptionGroup var connection: ConnectionOptions
-    @Option(help: "Seconds to wait for answers.")
-    var timeout: Double = 2
+    @Option(help: "Seconds to wait for answers (default: $NATS_TIMEOUT, seconds or a duration such as 5s; else 2).")
+    var timeout: Double = GlobalOptions.environmentTimeout ?? 2
     @Option(help: "Workload namespace.")
     var namespace: String = "default"
 
@@ -46,6 +63,14 @@ struct GlobalOptions: ParsableArguments {
     }
 
     var wait: Duration { .milliseconds(Int64(timeout * 1000)) }
+
+    /// `$NATS_TIMEOUT` in seconds: a number, or a Go duration as the `nats` CLI writes it.
+    static var environmentTimeout: Double? {
+        guard let text = ProcessInfo.processInfo.environment["NATS_TIMEOUT"], !text.isEmpty else { return nil }
+        if let seconds = Double(text), seconds > 0 { return seconds }
+        return GoDuration.parse(text).map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 }
+    }
+
 }
 
 struct Node: AsyncParsableCommand {

@@ -2,8 +2,9 @@ import FoundationEssentials
 
 /// A `nats` CLI context (`~/.config/nats/context/NAME.json`): saved server URLs and credentials.
 ///
-/// Only the connection fields are used: `url`, `token`, `user`, `password`, `creds`, `nkey`
-/// (a seed file). TLS fields are refused until TLS lands, rather than ignored.
+/// The connection fields are used: `url`, `token`, `user`, `password`, `creds`, `nkey` (a seed
+/// file), and TLS: `cert` and `key` (a client certificate), `ca` (the authorities to trust),
+/// `tls_first` (TLS before the server's INFO).
 public struct NATSContext: Sendable, Equatable {
     /// The context's name, as given to ``init(named:directory:)``.
     public var name: String
@@ -19,6 +20,8 @@ public struct NATSContext: Sendable, Equatable {
     public var creds: String?
     /// The path of an nkey seed file (`nkey`).
     public var nkey: String?
+    /// TLS settings from `cert`, `key`, `ca` and `tls_first`; nil when the context has none.
+    public var tls: NATSTLSOptions?
 
     private struct File: Decodable {
         var url: String?
@@ -30,6 +33,11 @@ public struct NATSContext: Sendable, Equatable {
         var cert: String?
         var key: String?
         var ca: String?
+        var tlsFirst: Bool?
+
+        enum CodingKeys: String, CodingKey {
+            case url, token, user, password, creds, nkey, cert, key, ca, tlsFirst = "tls_first"
+        }
     }
 
     /// The folder the `nats` CLI keeps contexts in: `$XDG_CONFIG_HOME/nats/context` or `~/.config/nats/context`.
@@ -52,10 +60,15 @@ public struct NATSContext: Sendable, Equatable {
         } catch {
             throw NATSError.invalidCredentials("NATS context \(path) is not valid JSON: \(error)")
         }
-        if [file.cert, file.key, file.ca].contains(where: { !($0 ?? "").isEmpty }) {
-            throw NATSError.unsupported("NATS context \(path) uses TLS settings, which this build does not offer yet")
-        }
         func value(_ text: String?) -> String? { (text ?? "").isEmpty ? nil : text }
+        let cert = value(file.cert).map(Self.expandingTilde), key = value(file.key).map(Self.expandingTilde)
+        guard (cert == nil) == (key == nil) else {
+            throw NATSError.invalidCredentials("NATS context \(path) names a TLS \(cert == nil ? "key" : "certificate") without its \(cert == nil ? "certificate (cert)" : "key (key)")")
+        }
+        let ca = value(file.ca).map(Self.expandingTilde)
+        if cert != nil || ca != nil || file.tlsFirst == true {
+            tls = NATSTLSOptions(caFile: ca, certificateFile: cert, keyFile: key, handshakeFirst: file.tlsFirst ?? false)
+        }
         self.name = name
         url = value(file.url)
         token = value(file.token)
@@ -65,8 +78,9 @@ public struct NATSContext: Sendable, Equatable {
         nkey = value(file.nkey).map(Self.expandingTilde)
     }
 
-    /// Applies the context to client options: its servers (when set) and its credentials.
+    /// Applies the context to client options: its servers (when set), its credentials and its TLS.
     public func apply(to options: inout NATSClientOptions) throws {
+        if let tls { options.tls = tls }
         if let url { options.servers = url.split(separator: ",").map { String($0).trimmingCharacters(in: " ") }.map(String.init) }
         if let creds {
             options.auth = .credentialsFile(path: creds)

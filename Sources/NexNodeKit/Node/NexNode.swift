@@ -317,6 +317,7 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
             } else if let seed = settings.natsUserSeed {
                 options.auth = .nkey(seed: seed)
             }
+            options.tls = settings.tls
         } else {
             options = clientOptions
             logger.warning("""

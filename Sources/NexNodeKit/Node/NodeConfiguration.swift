@@ -25,6 +25,8 @@ public struct NodeConfiguration: Sendable, Equatable {
         public var natsURL: String?
         public var natsUserJWT: String?
         public var natsUserSeed: String?
+        /// TLS of that connection (`host_services.tls`: `cert`, `key`, `ca`, `first`).
+        public var tls: NATSTLSOptions?
         /// Each service's settings and whether it is enabled (`host_services.services`).
         public var configuration = HostServicesConfiguration()
         public init() {}
@@ -197,6 +199,7 @@ extension NodeConfiguration {
             hostServices.natsURL = try services.string("nats_url")
             hostServices.natsUserJWT = try services.string("nats_user_jwt")
             hostServices.natsUserSeed = try services.string("nats_user_seed")
+            if var tls = try services.object("tls") { hostServices.tls = try Self.tls(&tls) }
             hostServices.configuration = try HostServicesConfiguration.parse(services: try services.any("services"))
             if let cap = try services.count("max_calls_in_flight_per_agent") {
                 guard cap > 0 else {
@@ -223,6 +226,13 @@ extension NodeConfiguration {
             self.control.password = try control.string("password")
             self.control.token = try control.string("token")
             self.control.context = try control.string("context")
+            if var tls = try control.object("tls") {
+                let options = try Self.tls(&tls)
+                self.control.tlsCertificate = options.certificateFile
+                self.control.tlsKey = options.keyFile
+                self.control.tlsCA = options.caFile
+                self.control.tlsFirst = options.handshakeFirst ? true : nil
+            }
             try control.finish()
         }
         heartbeatIntervalSeconds = try reader.seconds("heartbeat_interval_seconds") ?? heartbeatIntervalSeconds
@@ -255,6 +265,18 @@ extension NodeConfiguration {
         }
         try reader.finish()
         try validate()
+    }
+
+    /// A `tls` block: `cert` and `key` (a client certificate, both or neither), `ca`, `first`.
+    static func tls(_ reader: inout ConfigReader) throws(NodeConfigurationError) -> NATSTLSOptions {
+        let cert = try reader.string("cert"), key = try reader.string("key")
+        let options = NATSTLSOptions(caFile: try reader.string("ca"), certificateFile: cert, keyFile: key,
+                                     handshakeFirst: try reader.bool("first") ?? false)
+        try reader.finish()
+        guard (cert == nil) == (key == nil) else {
+            throw NodeConfigurationError(key: reader.path, problem: "cert and key go together: a client certificate needs its key")
+        }
+        return options
     }
 
     /// Checks values that are each well-typed but together or alone not acceptable.

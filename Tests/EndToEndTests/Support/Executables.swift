@@ -96,7 +96,8 @@ struct CommandTimeout: Error, CustomStringConvertible {
 enum ChildEnvironment {
     static func base() -> [String: String] {
         var environment = ProcessInfo.processInfo.environment
-        for key in ["NATS_URL", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "STATE_DIRECTORY"] {
+        for key in ["NATS_URL", "NATS_USER", "NATS_PASSWORD", "NATS_CREDS", "NATS_NKEY", "NATS_CERT", "NATS_KEY", "NATS_CA",
+                    "NATS_CONTEXT", "NATS_TIMEOUT", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "STATE_DIRECTORY"] {
             environment.removeValue(forKey: key)
         }
         return environment

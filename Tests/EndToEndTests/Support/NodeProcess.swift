@@ -36,6 +36,9 @@ final class NodeProcess: Sendable {
         /// Start the node as the tests' own user (root in CI) instead of ``NodeUser``: a node
         /// run as root maps its sandboxes' ids itself and makes cgroups anywhere it likes.
         var asTestUser = false
+        /// TLS of the test's own client that waits for the node to answer (a server that
+        /// requires TLS).
+        var readinessTLS: NATSTLSOptions?
     }
 
     let process: ChildProcess
@@ -79,7 +82,7 @@ final class NodeProcess: Sendable {
     ) async throws -> NodeProcess {
         let node = try await spawn(url: server.url, launch)
         do {
-            try await node.waitUntilAnswering(url: server.url, timeout: readyTimeout)
+            try await node.waitUntilAnswering(url: server.url, tls: launch.readinessTLS, timeout: readyTimeout)
         } catch {
             node.kill()
             throw error
@@ -154,8 +157,10 @@ final class NodeProcess: Sendable {
     }
 
     /// Polls `$NEX.PING.<id>` on a private connection until the node answers.
-    func waitUntilAnswering(url: String, timeout: Duration = .seconds(10)) async throws {
-        try await withConnectedClient(options: TestConnection.options(url: url)) { client in
+    func waitUntilAnswering(url: String, tls: NATSTLSOptions? = nil, timeout: Duration = .seconds(10)) async throws {
+        var options = TestConnection.options(url: url)
+        options.tls = tls
+        try await withConnectedClient(options: options) { client in
             let nex = NexClient(connection: client, timeout: .milliseconds(250))
             let deadline = ContinuousClock.now + timeout
             var lastError: (any Error)?
