@@ -32,9 +32,12 @@ build: deps
 # Each test target (a directory of Tests/) runs in its own process, one after the other: on a
 # 2-core machine the whole suite at once (nats-servers, nodes, agents, wasm and JS engines)
 # starves timers. A hung test must fail the run, not eat the CI budget.
+# End-to-end suites run one at a time: each starts real servers, nodes and agents (clusters of
+# three), and run side by side on two cores they starve each other into timeouts.
 RUN_TESTS = status=0; for target in $$(ls Tests); do \
 	  echo "== $$target"; \
-	  timeout 20m $(SWIFT) test --skip-build --filter "^$$target\." || status=1; \
+	  parallel=$$([ "$$target" = EndToEndTests ] && echo --no-parallel); \
+	  timeout 40m $(SWIFT) test --skip-build $$parallel --filter "^$$target\." || status=1; \
 	done; exit $$status
 
 test: deps

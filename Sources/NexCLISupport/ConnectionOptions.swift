@@ -91,3 +91,23 @@ public struct ConnectionOptions: ParsableArguments {
         return settings
     }
 }
+
+extension AsyncParsableCommand {
+    /// The executable's entry point with connection options allowed before the subcommand:
+    /// parses the command line after ``ConnectionOptions/movingLeadingOptions(_:alsoTakingValues:)``
+    /// and runs the command.
+    public static func mainMovingConnectionOptions(alsoTakingValues extra: Set<String>) async {
+        let arguments = ConnectionOptions.movingLeadingOptions(Array(CommandLine.arguments.dropFirst()),
+                                                               alsoTakingValues: extra)
+        do {
+            var command = try parseAsRoot(arguments)
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
+}

@@ -21,18 +21,7 @@ struct NexNodeCommand: AsyncParsableCommand {
 
     /// Connection options (and `--config`, `--state-dir`) may stand before the subcommand too.
     static func main() async {
-        let arguments = ConnectionOptions.movingLeadingOptions(
-            Array(CommandLine.arguments.dropFirst()), alsoTakingValues: ["--config", "--state-dir"])
-        do {
-            var command = try parseAsRoot(arguments)
-            if var asyncCommand = command as? any AsyncParsableCommand {
-                try await asyncCommand.run()
-            } else {
-                try command.run()
-            }
-        } catch {
-            exit(withError: error)
-        }
+        await mainMovingConnectionOptions(alsoTakingValues: ["--config", "--state-dir"])
     }
 }
 

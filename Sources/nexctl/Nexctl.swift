@@ -17,18 +17,7 @@ struct Nexctl: AsyncParsableCommand {
     /// Global options may stand before the subcommand, as with the `nats` CLI
     /// (`nexctl -s URL node ls`): they are moved after it before parsing.
     static func main() async {
-        let arguments = ConnectionOptions.movingLeadingOptions(
-            Array(CommandLine.arguments.dropFirst()), alsoTakingValues: ["--timeout", "--namespace"])
-        do {
-            var command = try parseAsRoot(arguments)
-            if var asyncCommand = command as? any AsyncParsableCommand {
-                try await asyncCommand.run()
-            } else {
-                try command.run()
-            }
-        } catch {
-            exit(withError: error)
-        }
+        await mainMovingConnectionOptions(alsoTakingValues: ["--timeout", "--namespace"])
     }
 
     /// Runs a command body, turning any failure into one clear line on stderr and exit code 1.

@@ -171,7 +171,7 @@ public struct ControlServer: Sendable {
         do {
             return try JSONDecoder().decode(T.self, from: Data(message.payload.readableBytesView))
         } catch let error as DecodingError {
-            throw NexControlError.badRequest("invalid \(T.self): \(error.requestDescription)")
+            throw NexControlError.badRequest("invalid \(T.self) on \(message.subject): \(error.requestDescription)")
         }
     }
 
