@@ -11,13 +11,18 @@ import Musl
 
 /// The native functions the host-services prelude is given (``JavaScriptHostServices``).
 extension JavaScriptEngine {
-    /// `{call, encode, decode, base64, fulfilled, rejected, log}` as native functions.
+    /// `{call, callSync, encode, decode, base64, fulfilled, rejected, log}` as native functions.
     func makeNatives(_ context: JSContextRef) -> JSObjectRef {
         let natives = JSObjectMake(context, nil, nil)!
         let functions: [(String, JSObjectCallAsFunctionCallback)] = [
             ("call", { context, _, _, count, arguments, exception in
                 native(context, count, arguments, exception) { engine, context, arguments in
                     try engine.hostCall(context, arguments)
+                }
+            }),
+            ("callSync", { context, _, _, count, arguments, exception in
+                native(context, count, arguments, exception) { engine, context, arguments in
+                    try engine.hostCallSync(context, arguments, exception: exception)
                 }
             }),
             ("encode", { context, _, _, count, arguments, exception in
@@ -71,9 +76,10 @@ extension JavaScriptEngine {
         return natives
     }
 
-    /// `call(service, method, headers, body)`: starts a host-service call on a Swift task and
-    /// returns a promise that ``settleHostCall(_:service:method:outcome:)`` settles on this thread.
-    fileprivate func hostCall(_ context: JSContextRef, _ arguments: [JSValueRef?]) throws(NativeError) -> JSValueRef? {
+    /// A host call's service, method, headers (an object of strings) and body from JavaScript.
+    private func hostCallArguments(_ context: JSContextRef, _ arguments: [JSValueRef?]) throws(NativeError)
+        -> (service: String, method: String, headers: [String: String], body: [UInt8])
+    {
         func argument(_ index: Int) -> JSValueRef? { index < arguments.count ? arguments[index] : nil }
         guard let service = argument(0).flatMap({ JavaScriptValue.string(context, $0) }),
               let method = argument(1).flatMap({ JavaScriptValue.string(context, $0) })
@@ -89,7 +95,34 @@ extension JavaScriptEngine {
                 }
             }
         }
-        let body = argument(3).flatMap { JavaScriptValue.bytes(context, $0) } ?? []
+        return (service, method, headers, argument(3).flatMap { JavaScriptValue.bytes(context, $0) } ?? [])
+    }
+
+    /// `callSync(service, method, headers, body)` (`v8` functions): blocks this thread until
+    /// the reply, returned as a `Uint8Array`; a failure is thrown as an `Error` with `code`.
+    /// The wait ends at the invocation's deadline ("timed out").
+    fileprivate func hostCallSync(_ context: JSContextRef, _ arguments: [JSValueRef?],
+                                  exception: UnsafeMutablePointer<JSValueRef?>?) throws(NativeError) -> JSValueRef? {
+        let (service, method, headers, body) = try hostCallArguments(context, arguments)
+        let outcome: Result<HostServiceReply, any Error>
+        do {
+            outcome = try BlockingHostCall.perform(hostServices, service: service, method: method, headers: headers,
+                                                   body: body, deadline: currentDeadline)
+        } catch {
+            throw NativeError("\(service).\(method) timed out: function \(name) ran out of time")
+        }
+        let (fulfilled, value) = hostCallValue(context, service: service, method: method, outcome: outcome)
+        guard fulfilled else {
+            exception?.pointee = value
+            return nil
+        }
+        return value
+    }
+
+    /// `call(service, method, headers, body)`: starts a host-service call on a Swift task and
+    /// returns a promise that ``settleHostCall(_:service:method:outcome:)`` settles on this thread.
+    fileprivate func hostCall(_ context: JSContextRef, _ arguments: [JSValueRef?]) throws(NativeError) -> JSValueRef? {
+        let (service, method, headers, body) = try hostCallArguments(context, arguments)
 
         var resolve: JSObjectRef?
         var reject: JSObjectRef?

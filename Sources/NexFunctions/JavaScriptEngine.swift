@@ -34,6 +34,8 @@ final class JavaScriptEngine: @unchecked Sendable {
     let name: String
     let limits: FunctionLimits
     let hostServices: any HostServiceCaller
+    /// Nex 0.2's `v8` semantics: host services answer synchronously (``hostCallSync``).
+    let synchronousHostCalls: Bool
     let thread: JavaScriptThread
 
     private(set) var context: JSGlobalContextRef?
@@ -49,6 +51,9 @@ final class JavaScriptEngine: @unchecked Sendable {
     var hostCalls: [UInt64: HostCall] = [:]
     /// The invocation whose JavaScript is running now (0 when none).
     var currentInvocation: UInt64 = 0
+    /// When the running invocation's time is up (``WasmConditionLock/now()`` nanoseconds):
+    /// a synchronous host call waits no longer.
+    var currentDeadline: UInt64 = .max
     var nextID: UInt64 = 1
     /// Set by the watchdog's callback when it stops the running script.
     var watchdogFired = false
@@ -63,10 +68,12 @@ final class JavaScriptEngine: @unchecked Sendable {
     /// How much JavaScript runs between two checks of the time and memory limits.
     static let watchdogSlice: Duration = .milliseconds(10)
 
-    init(name: String, limits: FunctionLimits, hostServices: any HostServiceCaller, thread: JavaScriptThread) {
+    init(name: String, limits: FunctionLimits, hostServices: any HostServiceCaller, synchronousHostCalls: Bool = false,
+         thread: JavaScriptThread) {
         self.name = name
         self.limits = limits
         self.hostServices = hostServices
+        self.synchronousHostCalls = synchronousHostCalls
         self.thread = thread
     }
 
@@ -229,7 +236,8 @@ final class JavaScriptEngine: @unchecked Sendable {
         guard exception == nil, let prelude, let preludeFunction = JSValueToObject(context, prelude, nil) else {
             throw FunctionError("cannot set up the JavaScript environment of function \(name): \(exception.map(describe) ?? "no function")")
         }
-        let exports = JavaScriptValue.call(context, preludeFunction, [natives], exception: &exception)
+        let exports = JavaScriptValue.call(context, preludeFunction, [natives, JSValueMakeBoolean(context, synchronousHostCalls)],
+                                           exception: &exception)
         guard exception == nil, let exports,
               let run = JavaScriptValue.property(context, exports, "run").flatMap({ JSValueToObject(context, $0, nil) }),
               let pending = JavaScriptValue.property(context, exports, "pending").flatMap({ JSValueToObject(context, $0, nil) })
@@ -261,11 +269,13 @@ final class JavaScriptEngine: @unchecked Sendable {
             function, JSValueMakeNumber(context, Double(id)), JavaScriptValue.make(context, string: subject), payloadValue,
         ]
         currentInvocation = id
+        currentDeadline = BlockingHostCall.deadline(after: limits.timeout)
         enteringVM()
         var exception: JSValueRef?
         // Microtasks (promise reactions) run before this returns, when the API lock is released.
         let result = JavaScriptValue.call(context, runner, arguments, exception: &exception)
         currentInvocation = 0
+        currentDeadline = .max
         defer { resetIfOverMemory() }
         if memoryExceeded {
             finish(id, .failure(memoryExceededError))
@@ -287,23 +297,8 @@ final class JavaScriptEngine: @unchecked Sendable {
     /// awaited it runs now (microtasks are drained when the call returns).
     func settleHostCall(_ callID: UInt64, service: String, method: String, outcome: Result<HostServiceReply, any Error>) {
         guard let context, let call = hostCalls.removeValue(forKey: callID) else { return }
-        let settle: JSObjectRef
-        let argument: JSValueRef?
-        switch outcome {
-        case .success(let reply) where reply.isSuccess:
-            settle = call.resolve
-            argument = JavaScriptValue.make(context, bytes: reply.body)
-        case .success(let reply):
-            settle = call.reject
-            let error = JavaScriptValue.makeError(context, "\(service).\(method) failed: \(reply.code) \(reply.message)")
-            JavaScriptValue.set(context, error, "code", JSValueMakeNumber(context, Double(reply.code)))
-            argument = error
-        case .failure(let failure):
-            settle = call.reject
-            let error = JavaScriptValue.makeError(context, "\(service).\(method) failed: \(failure)")
-            JavaScriptValue.set(context, error, "code", JSValueMakeNumber(context, 500))
-            argument = error
-        }
+        let (fulfilled, argument) = hostCallValue(context, service: service, method: method, outcome: outcome)
+        let settle = fulfilled ? call.resolve : call.reject
         currentInvocation = call.owner
         enteringVM()
         var exception: JSValueRef?
@@ -318,6 +313,24 @@ final class JavaScriptEngine: @unchecked Sendable {
         } else if watchdogFired {
             finish(call.owner, .failure(timedOut))
             recoverFromTermination(context)
+        }
+    }
+
+    /// A host call's outcome as JavaScript sees it: the reply's bytes (a `Uint8Array`), or an
+    /// `Error` whose `code` is the service's status (500 when the call itself failed).
+    func hostCallValue(_ context: JSContextRef, service: String, method: String,
+                       outcome: Result<HostServiceReply, any Error>) -> (fulfilled: Bool, value: JSValueRef?) {
+        switch outcome {
+        case .success(let reply) where reply.isSuccess:
+            return (true, JavaScriptValue.make(context, bytes: reply.body))
+        case .success(let reply):
+            let error = JavaScriptValue.makeError(context, "\(service).\(method) failed: \(reply.code) \(reply.message)")
+            JavaScriptValue.set(context, error, "code", JSValueMakeNumber(context, Double(reply.code)))
+            return (false, error)
+        case .failure(let failure):
+            let error = JavaScriptValue.makeError(context, "\(service).\(method) failed: \(failure)")
+            JavaScriptValue.set(context, error, "code", JSValueMakeNumber(context, 500))
+            return (false, error)
         }
     }
 

@@ -12,7 +12,8 @@ import NexControl
 /// else as its `JSON.stringify`. A returned promise is awaited.
 ///
 /// The script sees a `hostServices` global (`kv`, `objectStore`, `messaging`, `http`, whose
-/// methods return promises and go through the ``HostServiceCaller`` given at load), a
+/// methods go through the ``HostServiceCaller`` given at load and return promises, or, for
+/// the `v8` type, their results at once as in Nex 0.2), a
 /// `console` whose output goes to standard error, and UTF-8 `TextEncoder`/`TextDecoder`.
 ///
 /// One context per function, on a thread of its own: invocations run one at a time on that
@@ -63,19 +64,23 @@ public final class JavaScriptFunction: FunctionRunner {
             throw FunctionError("cannot read the script of function \(function.workloadName) at \(function.artifactPath): \(error)")
         }
         return try await load(source: String(decoding: data, as: UTF8.self), name: function.workloadName,
-                              sourceURL: url.lastPathComponent, limits: function.limits, hostServices: hostServices)
+                              sourceURL: url.lastPathComponent, limits: function.limits, hostServices: hostServices,
+                              synchronousHostCalls: function.type == .v8)
     }
 
-    /// Loads a script given as text; `sourceURL` is the name stack traces show for it.
-    /// Throws like ``load(_:hostServices:)``.
+    /// Loads a script given as text; `sourceURL` is the name stack traces show for it. With
+    /// `synchronousHostCalls` (the `v8` type), `hostServices` methods return their results
+    /// instead of promises, as in Nex 0.2. Throws like ``load(_:hostServices:)``.
     public static func load(source: String, name: String, sourceURL: String = "function.js",
                             limits: FunctionLimits = FunctionLimits(),
-                            hostServices: any HostServiceCaller) async throws(FunctionError) -> JavaScriptFunction
+                            hostServices: any HostServiceCaller,
+                            synchronousHostCalls: Bool = false) async throws(FunctionError) -> JavaScriptFunction
     {
         let size = source.utf8.count
         guard size <= limits.scriptBytes else { throw tooLarge(name: name, size: size, limit: limits.scriptBytes) }
         let thread = JavaScriptThread(name: "js-\(name)")
-        let engine = JavaScriptEngine(name: name, limits: limits, hostServices: hostServices, thread: thread)
+        let engine = JavaScriptEngine(name: name, limits: limits, hostServices: hostServices,
+                                      synchronousHostCalls: synchronousHostCalls, thread: thread)
         let outcome = await withCheckedContinuation { (continuation: CheckedContinuation<Result<Void, FunctionError>, Never>) in
             thread.post {
                 do throws(FunctionError) {

@@ -2,11 +2,14 @@
 /// the function's own script.
 ///
 /// The source is a function expression called with an object of native functions (see
-/// `JavaScriptEngine+Natives.swift`): `call(service, method, headers, body)` → promise of a
+/// `JavaScriptEngine+Natives.swift`) and a flag, `synchronous` (the `v8` type: Nex 0.2's
+/// semantics). Natives: `call(service, method, headers, body)` → promise of a
 /// `Uint8Array` (rejected with an `Error` carrying `code` when `x-nex-hs-code` is not 200),
+/// `callSync(...)` → the `Uint8Array` itself (or throws that `Error`),
 /// `encode(string)` → `Uint8Array` (UTF-8), `decode(bytes)` → string, `fulfilled(id, value)`,
 /// `rejected(id, error)`, `base64(text)` → `Uint8Array` and `log(level, text)`. It defines the `hostServices`, `console`,
-/// `TextEncoder` and `TextDecoder` globals and returns `{run, pending}`: `run(fn, id, subject,
+/// `TextEncoder` and `TextDecoder` globals (with `synchronous`, `hostServices` methods return
+/// their results instead of promises of them) and returns `{run, pending}`: `run(fn, id, subject,
 /// payload)` calls the function and returns its result, or `pending` after arranging for
 /// `fulfilled`/`rejected` to be called with the settled value of a returned promise.
 enum JavaScriptHostServices {
@@ -14,7 +17,7 @@ enum JavaScriptHostServices {
     static let sourceURL = "nex:host-services.js"
 
     static let source = #"""
-    (function (nex) {
+    (function (nex, synchronous) {
       'use strict';
       const PENDING = Object.freeze({});
       const promiseResolve = Promise.resolve.bind(Promise);
@@ -47,56 +50,65 @@ enum JavaScriptHostServices {
       }
       const empty = () => new Uint8Array(0);
       const json = (data) => data.length === 0 ? undefined : JSON.parse(nex.decode(data));
-      const call = (service, method, headers, body) => nex.call(service, method, headers, body || empty());
+      // A host call, and what becomes of its reply: at once (v8) or when the promise settles.
+      const call = (service, method, headers, body) =>
+        (synchronous ? nex.callSync : nex.call)(service, method, headers, body || empty());
+      const then = (reply, transform) => synchronous ? transform(reply) : promiseThen.call(reply, transform);
+      const same = (data) => data;
+      const jsonOr = (fallback) => (data) => json(data) ?? fallback;
+      // A method: its argument errors become rejections when it returns promises.
+      const method = (body) => synchronous ? body : async (...values) => body(...values);
 
-      const kvKey = (key, method) => ({ 'x-keyvalue-key': text(key, 'kv.' + method + ': key') });
+      const kvKey = (key, name) => ({ 'x-keyvalue-key': text(key, 'kv.' + name + ': key') });
       const kv = Object.freeze({
-        get: async (key) => call('kv', 'get', kvKey(key, 'get')),
-        set: async (key, value) => json(await call('kv', 'set', kvKey(key, 'set'), bytes(value, 'kv.set: value'))),
-        delete: async (key) => json(await call('kv', 'delete', kvKey(key, 'delete'))),
-        keys: async () => json(await call('kv', 'keys', {})) ?? [],
+        get: method((key) => call('kv', 'get', kvKey(key, 'get'))),
+        set: method((key, value) => then(call('kv', 'set', kvKey(key, 'set'), bytes(value, 'kv.set: value')), json)),
+        delete: method((key) => then(call('kv', 'delete', kvKey(key, 'delete')), json)),
+        keys: method(() => then(call('kv', 'keys', {}), jsonOr([]))),
       });
 
-      const objectName = (name, method) => ({ 'x-object-name': text(name, 'objectStore.' + method + ': name') });
+      const objectName = (name, verb) => ({ 'x-object-name': text(name, 'objectStore.' + verb + ': name') });
       const objectStore = Object.freeze({
-        get: async (name) => call('objectstore', 'get', objectName(name, 'get')),
-        put: async (name, data) =>
-          json(await call('objectstore', 'put', objectName(name, 'put'), bytes(data, 'objectStore.put: data'))),
-        delete: async (name) => json(await call('objectstore', 'delete', objectName(name, 'delete'))),
-        list: async () => json(await call('objectstore', 'list', {})) ?? [],
+        get: method((name) => call('objectstore', 'get', objectName(name, 'get'))),
+        put: method((name, data) =>
+          then(call('objectstore', 'put', objectName(name, 'put'), bytes(data, 'objectStore.put: data')), json)),
+        delete: method((name) => then(call('objectstore', 'delete', objectName(name, 'delete')), json)),
+        list: method(() => then(call('objectstore', 'list', {}), jsonOr([]))),
       });
 
-      const subjectHeader = (subject, method) => ({ 'x-subject': text(subject, 'messaging.' + method + ': subject') });
-      const messagePayload = (payload, method) =>
-        payload === undefined ? empty() : bytes(payload, 'messaging.' + method + ': payload');
+      const subjectHeader = (subject, verb) => ({ 'x-subject': text(subject, 'messaging.' + verb + ': subject') });
+      const messagePayload = (payload, verb) =>
+        payload === undefined ? empty() : bytes(payload, 'messaging.' + verb + ': payload');
       const messaging = Object.freeze({
-        publish: async (subject, payload) =>
-          json(await call('messaging', 'publish', subjectHeader(subject, 'publish'), messagePayload(payload, 'publish'))),
-        request: async (subject, payload) =>
-          call('messaging', 'request', subjectHeader(subject, 'request'), messagePayload(payload, 'request')),
-        requestMany: async (subject, payload) =>
-          json(await call('messaging', 'requestMany', subjectHeader(subject, 'requestMany'),
-                          messagePayload(payload, 'requestMany'))),
+        publish: method((subject, payload) =>
+          then(call('messaging', 'publish', subjectHeader(subject, 'publish'), messagePayload(payload, 'publish')), json)),
+        request: method((subject, payload) =>
+          then(call('messaging', 'request', subjectHeader(subject, 'request'), messagePayload(payload, 'request')), same)),
+        requestMany: method((subject, payload) =>
+          then(call('messaging', 'requestMany', subjectHeader(subject, 'requestMany'),
+                    messagePayload(payload, 'requestMany')), json)),
       });
 
-      function httpMethod(method, takesBody) {
-        return async (url, ...rest) => {
+      function httpMethod(verb, takesBody) {
+        return method((url, ...rest) => {
           const body = takesBody ? rest[0] : undefined;
           const options = (takesBody ? rest[1] : rest[0]) ?? {};
-          const headers = { 'x-http-url': text(url, 'http.' + method + ': url') };
+          const headers = { 'x-http-url': text(url, 'http.' + verb + ': url') };
           for (const [name, value] of Object.entries(options.headers ?? {})) {
             headers['x-http-header-' + name] = String(value);
           }
-          const data = body !== undefined && body !== null ? bytes(body, 'http.' + method + ': body') : empty();
-          const reply = json(await call('http', method, headers, data)) ?? {};
-          if (reply.error) {
-            const error = new Error('http.' + method + ' ' + url + ' failed: ' + reply.error);
-            error.status = reply.status;
-            throw error;
-          }
-          const response = reply.body_encoding === 'base64' ? nex.base64(reply.body ?? '') : (reply.body ?? '');
-          return { status: reply.status, headers: reply.headers ?? {}, response };
-        };
+          const data = body !== undefined && body !== null ? bytes(body, 'http.' + verb + ': body') : empty();
+          return then(call('http', verb, headers, data), (answer) => {
+            const reply = json(answer) ?? {};
+            if (reply.error) {
+              const error = new Error('http.' + verb + ' ' + url + ' failed: ' + reply.error);
+              error.status = reply.status;
+              throw error;
+            }
+            const response = reply.body_encoding === 'base64' ? nex.base64(reply.body ?? '') : (reply.body ?? '');
+            return { status: reply.status, headers: reply.headers ?? {}, response };
+          });
+        });
       }
       const http = Object.freeze({
         get: httpMethod('get', false),

@@ -12,7 +12,7 @@ public struct NexFunctionRuntime: FunctionRuntime {
     {
         switch function.type {
         case .wasm: return try await WasmFunction.load(function, hostServices: hostServices)
-        case .javascript: return try await JavaScriptFunction.load(function, hostServices: hostServices)
+        case .javascript, .v8: return try await JavaScriptFunction.load(function, hostServices: hostServices)
         case .native: throw FunctionError("native workloads are services, not functions")
         }
     }

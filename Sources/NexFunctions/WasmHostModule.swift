@@ -112,7 +112,7 @@ enum WasmHostModule {
         }
         let outcome: Result<HostServiceReply, any Error>
         do {
-            outcome = try WasmHostCall.perform(
+            outcome = try BlockingHostCall.perform(
                 invocation.hostServices, service: serviceName, method: methodName, headers: headers, body: body,
                 deadline: invocation.deadline)
         } catch {

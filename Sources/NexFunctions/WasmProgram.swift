@@ -267,7 +267,7 @@ struct WasmProgram: Sendable {
         job: WasmWorkerJob
     ) -> FunctionError {
         if let reason = job.abandonedReason { return reason }
-        if invocation.deadlineExceeded || error is WasmHostCall.DeadlineExceeded {
+        if invocation.deadlineExceeded || error is BlockingHostCall.DeadlineExceeded {
             return job.timeoutError
         }
         if let trap = error as? Trap {

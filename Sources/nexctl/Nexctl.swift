@@ -127,7 +127,8 @@ struct Node: AsyncParsableCommand {
                 for (key, value) in (info.tags ?? [:]).sorted(by: { $0.key < $1.key }) { print("  \(key) = \(value)") }
                 print("Workloads:   \(info.machines.count)")
                 for machine in info.machines {
-                    print("  \(machine.id)  \(machine.workload.name)  \(machine.workload.type)  up \(machine.uptime)")
+                    let unverified = machine.workload.unverified == true ? "  UNVERIFIED artifact (allow_unverified_hash)" : ""
+                    print("  \(machine.id)  \(machine.workload.name)  \(machine.workload.type)  up \(machine.uptime)\(unverified)")
                 }
             }
         }

@@ -5,7 +5,7 @@ import NexControl
 
 /// The options `run` and `devrun` share: what kind of workload, and how it runs.
 struct WorkloadOptions: ParsableArguments {
-    @Option(help: "Workload type: native, wasm or javascript.")
+    @Option(help: "Workload type: native, wasm, javascript or v8 (Nex 0.2 semantics: host calls answer synchronously).")
     var type: String = "native"
     @Option(name: .customLong("description"), help: "A description, shown by node info.")
     var workloadDescription: String?
@@ -16,7 +16,7 @@ struct WorkloadOptions: ParsableArguments {
     var essential = false
     @Flag(help: "Essential services: when the node is lost, another node of its nexus starts the service again (the environment is sealed to the nexus xkey).")
     var reschedule = false
-    @Option(name: .customLong("trigger"), help: "A subject that triggers the function (wasm, javascript); repeatable.")
+    @Option(name: .customLong("trigger"), help: "A subject that triggers the function (wasm, javascript, v8); repeatable.")
     var triggers: [String] = []
     @Option(name: .customLong("jsdomain"), help: "JetStream domain of the object store holding the artifact.")
     var jsDomain: String?

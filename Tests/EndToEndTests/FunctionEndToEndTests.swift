@@ -187,6 +187,49 @@ import Testing
     }
 }
 
+extension FunctionEndToEndTests {
+    /// Nex 0.2's `v8` functions call host services synchronously; deployed as `v8` they run
+    /// unchanged on the real host services (a counter counts 1, 2, 3), and a node reports
+    /// `v8` among its types only when configured for it.
+    @Test func aNex02V8FunctionRunsUnchanged() async throws {
+        let config = #"{"workload_types": ["native", "javascript", "v8"]}"#
+        try await withNATSServer(jetStream: true) { server in
+            try await withNode(server: server, .init(config: config)) { node in
+                try await withControlClient(server, timeout: .seconds(10)) { nex in
+                    let info = try await nex.info(namespace: "default", node: node.nodeID)
+                    #expect(info.supportedWorkloadTypes == ["native", "javascript", "v8"])
+                    let directory = try NodeUser.artifactDirectory(prefix: "nex-e2e-v8-")
+                    let issuer = try NKeyPair.generate(.account), sender = try XKeyPair.generate()
+                    let counter = try Self.example("v8-kv-counter.js", in: directory)
+                    _ = try await deploy(nex, node: node.nodeID, path: counter, type: "v8", name: "counter02",
+                                         triggers: ["v8.count"], issuer: issuer, sender: sender)
+                    var counts: [String] = []
+                    for _ in 0..<3 {
+                        counts.append(try await nex.connection.request("", to: "v8.count", timeout: .seconds(10)).string)
+                    }
+                    #expect(counts == ["1", "2", "3"])
+                    let kv = try await nex.connection.jetStream().keyValue("hs_default_counter02_kv")
+                    #expect(try await kv.get("count").string == "3")
+                }
+            }
+            // The default node (no v8 in workload_types) refuses a v8 deploy, naming the type.
+            try await withNode(server: server, .init(config: Self.config)) { node in
+                try await withControlClient(server, timeout: .seconds(10)) { nex in
+                    let info = try await nex.info(namespace: "default", node: node.nodeID)
+                    #expect(!(info.supportedWorkloadTypes ?? []).contains("v8"))
+                    let directory = try NodeUser.artifactDirectory(prefix: "nex-e2e-v8-")
+                    let counter = try Self.example("v8-kv-counter.js", in: directory)
+                    await #expect(throws: NexControlError.self) {
+                        _ = try await deploy(nex, node: node.nodeID, path: counter, type: "v8", name: "counter02",
+                                             triggers: ["v8.count"], issuer: try NKeyPair.generate(.account),
+                                             sender: try XKeyPair.generate())
+                    }
+                }
+            }
+        }
+    }
+}
+
 struct FunctionTestError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }

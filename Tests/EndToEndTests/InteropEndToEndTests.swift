@@ -1,5 +1,7 @@
 import Foundation
 import NATSTestSupport
+import NATSWire
+import NexControl
 import Testing
 
 /// A Nex 0.2-shaped client that is not ours (nats-py) drives a real node; the script prints what
@@ -108,6 +110,69 @@ import Testing
                 let lameDuck = try envelope(out["lameduck"], type: "io.nats.nex.v1.lameduck_response", "lameduck")
                 #expect(lameDuck["node_id"] as? String == node.nodeID)
                 #expect(lameDuck["success"] as? Bool == true)
+            }
+        }
+    }
+}
+
+/// Nex 0.2's CLI signs a placeholder (`abc12345TODOmakethisreal`) as the artifact hash: refused
+/// by default; with `allow_unverified_hash` the node runs it, warns, and marks it unverified.
+@Suite struct UnverifiedHashEndToEndTests {
+    /// A deploy request as the 0.2 CLI builds one: its token's `nats.hash` is the placeholder.
+    static func placeholderRequest(_ fixture: WorkloadFixture, node: String, xkey: String) throws -> DeployRequest {
+        let token = try NATSJWT.encode(
+            NATSJWTClaims(subject: "legacy", nats: ["hash": "abc12345TODOmakethisreal"]), signer: fixture.issuer)
+        let environment = try EnvironmentSealing.seal([:], sender: fixture.sender, recipientPublicKey: xkey)
+        return DeployRequest(type: "native", location: "file://" + fixture.path, workloadJWT: token.token,
+                             environment: environment, senderPublicKey: fixture.sender.publicKey, targetNode: node)
+    }
+
+    @Test func aPlaceholderHashIsRefusedByDefault() async throws {
+        try await withNATSServer { server in
+            try await withNode(server: server) { node in
+                try await withControlClient(server, timeout: .seconds(10)) { nex in
+                    let fixture = try WorkloadFixture()
+                    let info = try await nex.info(namespace: "default", node: node.nodeID)
+                    let request = try Self.placeholderRequest(fixture, node: node.nodeID, xkey: info.publicXKey)
+                    let error = await #expect(throws: NexControlError.self) {
+                        _ = try await nex.deploy(namespace: "default", node: node.nodeID, request: request)
+                    }
+                    #expect("\(error.map { "\($0)" } ?? "")".contains("nats.hash"), "\(String(describing: error))")
+                    #expect(try await nex.info(namespace: "default", node: node.nodeID).machines.isEmpty)
+                }
+            }
+        }
+    }
+
+    @Test func allowUnverifiedHashRunsItMarkedUnverified() async throws {
+        try await withNATSServer { server in
+            try await withNode(server: server, .init(config: #"{"allow_unverified_hash": true}"#)) { node in
+                try await withControlClient(server, timeout: .seconds(10)) { nex in
+                    #expect(node.log.contains("allow_unverified_hash is on"), "\(node.log)")
+                    let fixture = try WorkloadFixture()
+                    let info = try await nex.info(namespace: "default", node: node.nodeID)
+                    let request = try Self.placeholderRequest(fixture, node: node.nodeID, xkey: info.publicXKey)
+                    let response = try await nex.deploy(namespace: "default", node: node.nodeID, request: request)
+                    #expect(response.started)
+                    let machines = try await nex.info(namespace: "default", node: node.nodeID).machines
+                    let machine = try #require(machines.first { $0.id == response.id })
+                    #expect(machine.workload.unverified == true)
+                    #expect(machine.workload.hash == (try fixture.hash), "the hash shown is what runs")
+                    #expect(node.log.contains("hash is not verified"), "\(node.log)")
+
+                    // A real hash is still checked: a wrong one is refused even here.
+                    var wrong = try fixture.submission(name: "pinned", hash: String(repeating: "0", count: 64))
+                        .deployRequest(issuer: fixture.issuer, sender: fixture.sender, targetNode: node.nodeID,
+                                       targetXKey: info.publicXKey)
+                    wrong.description = nil
+                    await #expect(throws: NexControlError.self) {
+                        _ = try await nex.deploy(namespace: "default", node: node.nodeID, request: wrong)
+                    }
+                    // A verified deploy is not marked.
+                    let pinned = try await fixture.deploy(nex, node: node.nodeID, name: "pinned")
+                    let all = try await nex.info(namespace: "default", node: node.nodeID).machines
+                    #expect(all.first { $0.id == pinned.id }?.workload.unverified == nil)
+                }
             }
         }
     }

@@ -175,6 +175,24 @@ import Testing
         #expect(wrongType == .invalidClaim(name: "echo", claim: "nats.hash", reason: "must be a string"))
     }
 
+    @Test func aNodeAllowingUnverifiedHashesTakesThePlaceholderWithNoVerifiedHash() throws {
+        let todo = try NATSJWT.encode(NATSJWTClaims(subject: "echo", nats: ["hash": "abc12345TODOmakethisreal"]),
+                                      signer: issuer)
+        let claims = try WorkloadClaims.verifyDeploy(todo.token, allowUnverifiedHash: true)
+        #expect(claims.verifiedHash == nil)
+        let missing = try NATSJWT.encode(NATSJWTClaims(subject: "echo"), signer: issuer)
+        #expect(try WorkloadClaims.verifyDeploy(missing.token, allowUnverifiedHash: true).verifiedHash == nil)
+        // The signature and the issuer are still checked.
+        let other = try NKeyPair.generate(.account).publicKey
+        #expect(throws: WorkloadClaimsError.self) {
+            try WorkloadClaims.verifyDeploy(todo.token, validIssuers: [other], allowUnverifiedHash: true)
+        }
+        // A real digest is reported, lowercased, and so still checked against the artifact.
+        let real = String(repeating: "AB", count: 32)
+        let pinned = try NATSJWT.encode(NATSJWTClaims(subject: "echo", nats: ["hash": .string(real)]), signer: issuer)
+        #expect(try WorkloadClaims.verifyDeploy(pinned.token, allowUnverifiedHash: true).verifiedHash == real.lowercased())
+    }
+
     @Test func malformedHashIsNotSigned() throws {
         let error = try claimsError { try WorkloadClaims.deploy(name: "echo", artifactHash: "abc", issuer: issuer) }
         guard case .invalidClaim("echo", "nats.hash", _) = error else {

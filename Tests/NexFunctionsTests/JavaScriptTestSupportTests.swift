@@ -10,15 +10,17 @@ import Synchronization
 enum JS {
     /// Loads `source` as function "test", within 10 s.
     /// `caller`, when given, answers host-service calls instead of `services`.
+    /// `synchronous`: Nex 0.2's `v8` semantics (host calls answer at once).
     static func load(_ source: String, timeout: Duration = .seconds(5),
                      services: JavaScriptFakeHostServices = JavaScriptFakeHostServices(),
-                     caller: (any HostServiceCaller)? = nil) async throws -> JavaScriptFunction {
+                     caller: (any HostServiceCaller)? = nil, synchronous: Bool = false) async throws -> JavaScriptFunction {
         var settings = FunctionLimits()
         settings.timeout = timeout
         let limits = settings
         let hostServices = caller ?? services
         return try await within(.seconds(10), "load the script") {
-            try await JavaScriptFunction.load(source: source, name: "test", limits: limits, hostServices: hostServices)
+            try await JavaScriptFunction.load(source: source, name: "test", limits: limits, hostServices: hostServices,
+                                              synchronousHostCalls: synchronous)
         }
     }
 

@@ -153,7 +153,7 @@ import NexWorkloads
         let configuration = try Self.parse(json)
         #expect(configuration.tags == ["zone": "a", "rack": "7"])
         #expect(configuration.validIssuers == [issuer])
-        #expect(configuration.workloadTypes == [.native, .wasm, .javascript])
+        #expect(configuration.workloadTypes == [.native, .wasm, .v8])
         #expect(configuration.nodeLimits.maxWorkloads == 5)
         #expect(configuration.nodeLimits.maxTotalBytes == 1_000_000)
         #expect(configuration.nodeLimits.maxWorkloadBytes == 2000)

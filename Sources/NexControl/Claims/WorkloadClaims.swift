@@ -140,11 +140,14 @@ public struct WorkloadClaims: Sendable, Equatable {
         return claims
     }
 
-    /// ``verify(_:validIssuers:at:)``, and also requires `nats.hash` to be a SHA-256 hex digest.
+    /// ``verify(_:validIssuers:at:)``, and also requires `nats.hash` to be a SHA-256 hex digest,
+    /// unless `allowUnverifiedHash` (a node's `allow_unverified_hash`, for Nex 0.2 clients that
+    /// send a placeholder): then any `nats.hash`, or none, is accepted, and ``verifiedHash`` is nil.
     public static func verifyDeploy(
-        _ token: String, validIssuers: [String] = [], at date: Date = Date()
+        _ token: String, validIssuers: [String] = [], at date: Date = Date(), allowUnverifiedHash: Bool = false
     ) throws(WorkloadClaimsError) -> WorkloadClaims {
         let claims = try verify(token, validIssuers: validIssuers, at: date)
+        if allowUnverifiedHash { return claims }
         guard let hash = claims.artifactHash else {
             switch claims.hashClaim {
             case nil, .null?: throw .missingClaim(name: claims.name, claim: "nats.hash")
@@ -178,6 +181,13 @@ public struct WorkloadClaims: Sendable, Equatable {
         if stop.issuer != issuer {
             throw .stopClaimMismatch(claim: "iss", deployed: issuer, stop: stop.issuer)
         }
+    }
+
+    /// The `nats.hash` claim when it is a SHA-256 digest (64 hex digits), lowercased; nil when
+    /// it is missing or anything else (a Nex 0.2 placeholder).
+    public var verifiedHash: String? {
+        guard let artifactHash, let hash = try? Self.normalizedHash(artifactHash, name: name) else { return nil }
+        return hash
     }
 
     /// Checks the `nats.hash` claim against the SHA-256 (hex, any case) of the fetched artifact.

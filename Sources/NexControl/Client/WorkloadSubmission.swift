@@ -71,7 +71,7 @@ public struct WorkloadSubmission: Sendable, Equatable {
         let isFunction = type != "native"
         if let triggerSubjects, !triggerSubjects.isEmpty, !isFunction {
             throw WorkloadSubmissionError.fieldNotAllowed(
-                field: "trigger_subjects", type: type, reason: "only functions (wasm, javascript) have trigger subjects")
+                field: "trigger_subjects", type: type, reason: "only functions (wasm, javascript, v8) have trigger subjects")
         }
         if essential == true, isFunction {
             throw WorkloadSubmissionError.fieldNotAllowed(

@@ -163,7 +163,7 @@ public struct WorkloadSubmissionError: Error, Sendable, Equatable, CustomStringC
         case let .unknownArtifactDigest(location, reason):
             "cannot find the SHA-256 of artifact \(location): \(reason)"
         case let .unknownType(type):
-            "unknown workload type '\(type)'; use native, wasm or javascript"
+            "unknown workload type '\(type)'; use native, wasm, javascript or v8"
         case let .fieldNotAllowed(field, type, reason):
             "\(field) is not allowed for a \(type) workload: \(reason)"
         case let .notStarted(node, name):

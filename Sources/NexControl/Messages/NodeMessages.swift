@@ -175,14 +175,19 @@ public struct MachineSummary: Codable, Sendable, Equatable {
         public var description: String?
         /// `runtime`: functions: cumulative execution time; services: uptime.
         public var runtime: String
-        /// `type`: the workload type (`native`, `wasm`, `javascript`).
+        /// `type`: the workload type (`native`, `wasm`, `javascript`, `v8`).
         public var type: String
         /// `hash`: the SHA-256 of the artifact, hex.
         public var hash: String
+        /// `unverified` (ours): true when the deploy token's hash was not a SHA-256 digest and
+        /// the node ran the artifact anyway (`allow_unverified_hash`); absent otherwise.
+        public var unverified: Bool?
 
         /// A workload description.
-        public init(name: String, description: String?, runtime: String, type: String, hash: String) {
+        public init(name: String, description: String?, runtime: String, type: String, hash: String,
+                    unverified: Bool? = nil) {
             self.name = name; self.description = description; self.runtime = runtime; self.type = type; self.hash = hash
+            self.unverified = unverified
         }
     }
 

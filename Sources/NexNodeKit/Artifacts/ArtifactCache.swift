@@ -84,7 +84,9 @@ public final class ArtifactCache: Sendable {
     /// - Parameters:
     ///   - location: `file://` (read on this host, only under ``fileRoots``) or `nats://` (an
     ///     object store on `client`).
-    ///   - expectedSHA256: the workload JWT's `hash` claim, 64 hex digits in any case.
+    ///   - expectedSHA256: the workload JWT's `hash` claim, 64 hex digits in any case; nil for
+    ///     an unverified artifact (`allow_unverified_hash`): always fetched, and cached under
+    ///     the SHA-256 it turns out to have.
     ///   - maxBytes: `max_workload_bytes`; 0 means no limit. Checked against the file's or
     ///     object's size before anything is read, again while copying, and on cache hits.
     ///   - jetStreamDomain: the JetStream domain of the object store, nil for the local one.
@@ -94,18 +96,23 @@ public final class ArtifactCache: Sendable {
     ///   ``ArtifactError/hashMismatch(location:claimed:actual:)``,
     ///   ``ArtifactError/fetchFailed(location:reason:)``...
     public func fetch(
-        _ location: ArtifactLocation, expectedSHA256: String, maxBytes: Int,
+        _ location: ArtifactLocation, expectedSHA256: String?, maxBytes: Int,
         jetStreamDomain: String? = nil, client: NATSClient?
     ) async throws(ArtifactError) -> CachedArtifact {
-        guard ArtifactDigest.isSHA256Hex(expectedSHA256) else {
-            throw .invalidHash(location: location.url, hash: expectedSHA256)
+        let expected: String?
+        if let expectedSHA256 {
+            guard ArtifactDigest.isSHA256Hex(expectedSHA256) else {
+                throw .invalidHash(location: location.url, hash: expectedSHA256)
+            }
+            expected = expectedSHA256.lowercased()
+        } else {
+            expected = nil
         }
-        let expected = expectedSHA256.lowercased()
-        if let cached = cached(sha256: expected) {
+        if let expected, let cached = cached(sha256: expected) {
             try Self.checkSize(cached.size, of: location, maxBytes: maxBytes)
             return cached
         }
-        let temporary = "\(directory)/\(Self.temporaryPrefix)\(expected)-\(ArtifactFile.uniqueSuffix())"
+        let temporary = "\(directory)/\(Self.temporaryPrefix)\(expected ?? "unverified")-\(ArtifactFile.uniqueSuffix())"
         switch location {
         case let .file(path):
             try copyFile(path, of: location, to: temporary, maxBytes: maxBytes)
@@ -261,7 +268,7 @@ public final class ArtifactCache: Sendable {
     /// Checks the fetched file at `temporary` (size, then SHA-256) and renames it into the cache;
     /// removes it when it does not pass.
     private func store(
-        _ temporary: String, of location: ArtifactLocation, expectedSHA256 expected: String, maxBytes: Int
+        _ temporary: String, of location: ArtifactLocation, expectedSHA256 expected: String?, maxBytes: Int
     ) throws(ArtifactError) -> CachedArtifact {
         do throws(ArtifactError) {
             guard let info = ArtifactFile.linkStatus(temporary), ArtifactFile.isRegular(info) else {
@@ -275,12 +282,12 @@ public final class ArtifactCache: Sendable {
             } catch {
                 throw ArtifactError.fileError(path: temporary, operation: "hash", reason: "\(error)")
             }
-            guard actual == expected else {
+            if let expected, actual != expected {
                 throw ArtifactError.hashMismatch(location: location.url, claimed: expected, actual: actual)
             }
-            let path = path(forSHA256: expected)
+            let path = path(forSHA256: actual)
             guard rename(temporary, path) == 0 else { throw ArtifactFile.failure(path, "rename \(temporary) to") }
-            return CachedArtifact(path: path, sha256: expected, size: size, fromCache: false)
+            return CachedArtifact(path: path, sha256: actual, size: size, fromCache: false)
         } catch {
             unlink(temporary)
             throw error

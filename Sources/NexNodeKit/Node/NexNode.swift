@@ -90,6 +90,10 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
         if configuration.validIssuers.isEmpty {
             logger.warning("valid_issuers is empty: any account key may deploy workloads to this node; list the issuers you trust")
         }
+        if configuration.allowUnverifiedHash {
+            logger.warning(
+                "allow_unverified_hash is on: this node runs artifacts whose deploy token does not pin their SHA-256 (Nex 0.2 clients send a placeholder); whoever can write an artifact's location chooses the code that runs. Such workloads are marked unverified in INFO; turn it off once every client sends real hashes.")
+        }
         let workloads = try await startWorkloads(control: client, eventLoop: loop)
         let server = ControlServer(nodeID: nodeID, client: client, handler: self, logger: logger)
         // Serving the control API: shut down first (the node stops taking work), and when it

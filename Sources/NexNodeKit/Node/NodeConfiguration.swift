@@ -85,6 +85,10 @@ public struct NodeConfiguration: Sendable, Equatable {
     /// The issuers whose stop JWTs stop an autostart workload (`autostart.stop_issuers`, ours):
     /// the operator's keys; none by default (then only a config change stops one).
     public var autostartStopIssuers: [String] = []
+    /// Run artifacts whose deploy token's `hash` is not a SHA-256 digest (`allow_unverified_hash`):
+    /// Nex 0.2's CLI sends a placeholder. Off by default; when on, the node warns at start and
+    /// at each such deploy, and `info` marks those workloads `unverified`.
+    public var allowUnverifiedHash = false
 
     public init() {}
 }
@@ -240,6 +244,7 @@ extension NodeConfiguration {
         agentPath = try reader.string("agent_path")
         allowedFileRoots = try reader.strings("allowed_file_roots") ?? []
         noSandbox = try reader.bool("no_sandbox") ?? noSandbox
+        allowUnverifiedHash = try reader.bool("allow_unverified_hash") ?? allowUnverifiedHash
         nexus = try reader.string("nexus")
         stateBucket = try reader.string("state_bucket") ?? stateBucket
         stateReplicas = try reader.count("state_replicas") ?? stateReplicas

@@ -156,7 +156,8 @@ public actor WorkloadManager: Service {
         let triggers: [String]
         let environment: [String: String]
         let claims: WorkloadClaims
-        let claimedHash: String
+        /// Nil when the node allows unverified hashes and the token's is not a SHA-256 digest.
+        let claimedHash: String?
         let token: String
         let location: ArtifactLocation
     }
@@ -268,7 +269,8 @@ public actor WorkloadManager: Service {
             stopGraceMilliseconds: Int(configuration.stopGracePeriodSeconds * 1000),
             artifactPath: artifact.path)
         var record = WorkloadRecord(
-            id: id, namespace: namespace, name: claims.name, type: type, hash: artifact.sha256, size: artifact.size,
+            id: id, namespace: namespace, name: claims.name, type: type, hash: artifact.sha256,
+            unverified: checked.claimedHash == nil, size: artifact.size,
             description: request.description, essential: request.essential ?? false, claims: claims,
             agentRequest: template, startedAt: Date())
         record.reschedulable = request.reschedulable == true
@@ -352,7 +354,7 @@ public actor WorkloadManager: Service {
                 throw NexControlError.badRequest("functions cannot be essential: only native services are restarted")
             }
         } else if !triggers.isEmpty {
-            throw NexControlError.badRequest("trigger_subjects are for functions (wasm, javascript), not \(type.rawValue) services")
+            throw NexControlError.badRequest("trigger_subjects are for functions (wasm, javascript, v8), not \(type.rawValue) services")
         }
         let environment: [String: String]
         do {
@@ -363,12 +365,16 @@ public actor WorkloadManager: Service {
         }
         let claims: WorkloadClaims
         do {
-            claims = try WorkloadClaims.verifyDeploy(request.workloadJWT, validIssuers: validIssuers, at: date)
+            claims = try WorkloadClaims.verifyDeploy(request.workloadJWT, validIssuers: validIssuers, at: date,
+                                                     allowUnverifiedHash: configuration.allowUnverifiedHash)
         } catch {
             throw NexControlError.badRequest("workload_jwt: \(error)")
         }
-        guard let claimedHash = claims.artifactHash else {
-            throw NexControlError.badRequest("workload_jwt: the nats.hash claim is missing")
+        let claimedHash = claims.verifiedHash
+        if claimedHash == nil {
+            logger.warning("deploying an artifact whose hash is not verified (allow_unverified_hash)",
+                           metadata: ["workload": "\(claims.name)", "issuer": "\(claims.issuer)",
+                                      "claimed_hash": "\(claims.artifactHash ?? "none")"])
         }
         guard !claims.id.isEmpty else {
             throw NexControlError.badRequest("workload_jwt: the token has no jti; a deploy token needs one")
@@ -877,7 +883,7 @@ public actor WorkloadManager: Service {
             return MachineSummary(
                 id: record.id, healthy: state == "running", uptime: uptime, namespace: record.namespace,
                 workload: .init(name: record.name, description: record.description, runtime: runtime,
-                                type: record.type.rawValue, hash: record.hash),
+                                type: record.type.rawValue, hash: record.hash, unverified: record.unverified ? true : nil),
                 state: state, restarts: record.restarts, limitsApplied: record.limitsApplied,
                 logLinesDropped: routes.droppedLines(of: record.id))
         }

@@ -11,6 +11,9 @@ struct WorkloadRecord: Sendable {
     let name: String
     let type: WorkloadType
     let hash: String
+    /// Deployed with `allow_unverified_hash` and a token whose hash is not a SHA-256 digest:
+    /// nothing pinned what runs (``hash`` is what was fetched).
+    let unverified: Bool
     let size: Int
     let description: String?
     let essential: Bool

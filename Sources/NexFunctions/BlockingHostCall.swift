@@ -3,13 +3,22 @@ import NexAgentKit
 import NexAgentBus
 import Synchronization
 
-/// Runs one asynchronous ``HostServiceCaller/call(service:method:headers:body:)`` for a guest,
-/// whose host functions are synchronous: the call runs in a `Task`, and the worker thread
-/// (never a Swift concurrency thread) blocks on a semaphore until the answer or the
-/// invocation's deadline.
-enum WasmHostCall {
+/// Runs one asynchronous ``HostServiceCaller/call(service:method:headers:body:)`` for a guest
+/// whose host functions are synchronous (a wasm import, a `v8` function's `hostServices`):
+/// the call runs in a `Task`, and the guest's thread (never a Swift concurrency thread)
+/// blocks on a semaphore until the answer or the invocation's deadline.
+enum BlockingHostCall {
     /// The invocation's deadline passed while the guest waited for a host service.
     struct DeadlineExceeded: Error {}
+
+    /// ``WasmConditionLock/now()`` plus `timeout`, the deadline of an invocation starting now
+    /// (`UInt64.max - 1` when that overflows).
+    static func deadline(after timeout: Duration) -> UInt64 {
+        let components = timeout.components
+        let nanoseconds = UInt64(max(0, components.seconds)) &* 1_000_000_000 + UInt64(max(0, components.attoseconds) / 1_000_000_000)
+        let (deadline, overflow) = WasmConditionLock.now().addingReportingOverflow(nanoseconds)
+        return overflow ? .max - 1 : deadline
+    }
 
     /// Calls the host service; returns its reply or the error it threw. Throws
     /// ``DeadlineExceeded`` (after cancelling the call) when `deadline` passes first.
