@@ -2,7 +2,8 @@ import ArgumentParser
 import Foundation
 import NexControl
 
-/// `nexctl logs [--node ID] [--workload NAME] [--id WORKLOAD_ID] [--follow]`.
+/// `nexctl logs [--node ID] [--workload NAME] [--id WORKLOAD_ID] [--level LEVEL] [--follow]`
+/// (Nex 0.2's `--workload_name` and `--workload_id` are accepted too).
 struct Logs: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print workloads' log lines.",
@@ -13,8 +14,11 @@ struct Logs: AsyncParsableCommand {
             """)
     @OptionGroup var global: GlobalOptions
     @Option(help: "Only this node's workloads.") var node: String?
-    @Option(help: "Only workloads of this name.") var workload: String?
-    @Option(help: "Only this workload id.") var id: String?
+    @Option(name: [.customLong("workload"), .customLong("workload_name")], help: "Only workloads of this name.")
+    var workload: String?
+    @Option(name: [.customLong("id"), .customLong("workload_id")], help: "Only this workload id.") var id: String?
+    @Option(help: "Only lines this severe or more: panic, fatal, error, warn, info, debug, trace, or Nex's 0-6.")
+    var level: LogLevel?
     @Flag(help: "Keep printing until interrupted.") var follow = false
     @Flag(help: "Print each line as JSON.") var json = false
 
@@ -24,9 +28,10 @@ struct Logs: AsyncParsableCommand {
             let lines = try await nex.logs(namespace: global.namespace, node: node ?? "*",
                                            workloadName: workload ?? "*", workloadID: id ?? "*")
             try await nex.connection.flush()
-            let json = self.json
+            let json = self.json, level = self.level
             let printing = Task {
                 for await (subject, record) in lines {
+                    if let level, record.level > level.rawValue { continue }
                     let line = WorkloadLogLine(subject: subject, record: record, received: Date())
                     FileHandle.standardOutput.write(Data(((json ? line.json : line.formatted) + "\n").utf8))
                 }
@@ -38,6 +43,22 @@ struct Logs: AsyncParsableCommand {
                 printing.cancel()
                 await nex.connection.close()
             }
+        }
+    }
+}
+
+/// A log severity on Nex's scale (0 panic ... 6 trace), by name or number.
+enum LogLevel: Int, ExpressibleByArgument {
+    case panic, fatal, error, warn, info, debug, trace
+
+    init?(argument: String) {
+        let names = ["panic", "fatal", "error", "warn", "info", "debug", "trace"]
+        if let number = Int(argument), let level = LogLevel(rawValue: number) {
+            self = level
+        } else if let index = names.firstIndex(of: argument.lowercased() == "warning" ? "warn" : argument.lowercased()) {
+            self = LogLevel(rawValue: index)!
+        } else {
+            return nil
         }
     }
 }

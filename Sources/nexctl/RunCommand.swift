@@ -16,7 +16,7 @@ struct WorkloadOptions: ParsableArguments {
     var essential = false
     @Flag(help: "Essential services: when the node is lost, another node of its nexus starts the service again (the environment is sealed to the nexus xkey).")
     var reschedule = false
-    @Option(name: .customLong("trigger"), help: "A subject that triggers the function (wasm, javascript, v8); repeatable.")
+    @Option(name: [.customLong("trigger"), .customLong("trigger_subject")], help: "A subject that triggers the function (wasm, javascript, v8); repeatable.")
     var triggers: [String] = []
     @Option(name: .customLong("jsdomain"), help: "JetStream domain of the object store holding the artifact.")
     var jsDomain: String?

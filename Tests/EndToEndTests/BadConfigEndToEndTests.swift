@@ -40,6 +40,25 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: directory.appending("state/node.nk")))
     }
 
+    /// A Nex 0.2 node config (as its `preflight --init` writes one) starts a node: each key we
+    /// have no use for is one warning naming it, and the node serves.
+    @Test func aNex02ConfigStartsWithOneWarningPerUnusedKey() async throws {
+        try await withNATSServer { server in
+            try await withNode(server: server, .init(config: NodeConfigurationSamples.nex02)) { node in
+                try await withControlClient(server, timeout: .seconds(10)) { nex in
+                    let info = try await nex.info(namespace: "default", node: node.nodeID)
+                    #expect(info.supportedWorkloadTypes == ["native", "v8", "wasm"])
+                    #expect(info.tags?["simple"] == "true")
+                }
+                for key in ["cni", "default_resource_dir", "internal_node_host", "kernel_filepath", "machine_template",
+                            "rate_limiters", "rootfs_filepath"] {
+                    let warnings = node.log.components(separatedBy: "config key '\(key)' is Nex 0.2's and ignored").count - 1
+                    #expect(warnings == 1, "\(key): \(warnings) warnings in \(node.log)")
+                }
+            }
+        }
+    }
+
     /// The nexus seed opens every reschedulable workload's environment: a node refuses to start
     /// with one that others may read, naming the file and the fix.
     @Test func aNexusSeedOthersMayReadIsRefused() async throws {

@@ -1,6 +1,7 @@
 import Foundation
 import NATSWire
 import NexControl
+import NATSTestSupport
 import Testing
 @testable import NexNodeKit
 import NexWorkloads
@@ -191,6 +192,18 @@ import NexWorkloads
         #expect(configuration.hostServices.configuration.maxCallsInFlightPerAgent == 8)
         #expect(Self.refusal(#"{"host_services": {"max_calls_in_flight_per_agent": 0}}"#)?.key
             == "host_services.max_calls_in_flight_per_agent")
+    }
+
+    @Test func aNex02ConfigIsAcceptedAndItsUnusedKeysListed() throws {
+        let configuration = try Self.parse(NodeConfigurationSamples.nex02)
+        #expect(configuration.ignoredKeys.map(\.key)
+            == ["cni", "default_resource_dir", "internal_node_host", "kernel_filepath", "machine_template", "rate_limiters",
+                "rootfs_filepath"])
+        #expect(configuration.ignoredKeys.allSatisfy { !$0.reason.isEmpty })
+        #expect(configuration.workloadTypes == [.native, .v8, .wasm])
+        #expect(configuration.machinePoolSize == 1)
+        // A typo is still refused: only 0.2's own keys are read past.
+        #expect(Self.refusal(#"{"kernel_file_path": "/x"}"#)?.problem == "unknown key")
     }
 
     @Test func nullHostServiceEntryMeansEnabled() throws {

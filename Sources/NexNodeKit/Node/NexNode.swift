@@ -62,6 +62,9 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
     public var isLameDuck: Bool { lameDuckMode.withLock { $0 } }
 
     public func run() async throws {
+        for ignored in configuration.ignoredKeys {
+            logger.warning("\(ignored)")
+        }
         if let path = configuration.nexusXKeySeedFile {
             var info = stat()
             if stat(path, &info) == 0, info.st_mode & 0o077 != 0 {

@@ -89,6 +89,33 @@ public struct NodeConfiguration: Sendable, Equatable {
     /// Nex 0.2's CLI sends a placeholder. Off by default; when on, the node warns at start and
     /// at each such deploy, and `info` marks those workloads `unverified`.
     public var allowUnverifiedHash = false
+    /// Nex 0.2 keys the file set that this node has no use for, each with why: accepted so a
+    /// 0.2 config starts, and logged as one warning each at start.
+    public var ignoredKeys: [IgnoredKey] = []
+
+    /// A Nex 0.2 config key this node reads past (``NodeConfiguration/ignoredKeys``).
+    public struct IgnoredKey: Sendable, Equatable, CustomStringConvertible {
+        public var key: String
+        public var reason: String
+        public var description: String { "config key '\(key)' is Nex 0.2's and ignored here: \(reason)" }
+    }
+
+    /// Nex 0.2's node config keys with no meaning for this node, and why.
+    static let nex02IgnoredKeys: [String: String] = [
+        "bin_path": "executables are found beside nex-node or on PATH (agent_path)",
+        "cni": "no Firecracker VMs, so no CNI network (see docs/isolation.md)",
+        "default_resource_dir": "no Firecracker kernel or root file system",
+        "kernel_filepath": "no Firecracker kernel",
+        "rootfs_filepath": "no Firecracker root file system",
+        "machine_template": "no VMs; per-workload limits are workload_limits",
+        "rate_limiters": "no VM rate limiters (Nex 0.2 did not apply them either); see log_rate_limit",
+        "preserve_network": "no CNI network to preserve",
+        "internal_node_host": "the agent bus listens on loopback only",
+        "internal_node_port": "the agent bus takes its own port",
+        "pid_filepath": "run under systemd (Type=notify) for one node per state_dir",
+        "public_nats_server": "no embedded public server; connect to your NATS system (control.servers, --server)",
+        "otel_metrics_exporter": "metrics are served in Prometheus format only",
+    ]
 
     public init() {}
 }
@@ -268,6 +295,9 @@ extension NodeConfiguration {
             guard var limits = try reader.object(key) else { continue }
             self[keyPath: target] = try ResourceLimits(&limits)
         }
+        ignoredKeys = reader.skip(Self.nex02IgnoredKeys.keys.sorted()).map {
+            IgnoredKey(key: $0, reason: Self.nex02IgnoredKeys[$0] ?? "")
+        }
         try reader.finish()
         try validate()
     }
@@ -436,6 +466,14 @@ struct ConfigReader {
     mutating func object(_ key: String) throws(NodeConfigurationError) -> ConfigReader? {
         guard let value = try any(key) else { return nil }
         return try ConfigReader(value, path: name(key))
+    }
+
+    /// Marks `keys` as read without reading them; returns those present.
+    mutating func skip(_ keys: [String]) -> [String] {
+        keys.filter { key in
+            seen.insert(key)
+            return object[key] != nil
+        }
     }
 
     /// Refuses keys that were never read.
