@@ -63,6 +63,11 @@ public enum NexSubject {
         "\(prefix).events.\(namespace).\(type?.rawValue ?? "*")"
     }
 
+    /// `$NEX.logs.system.<node>`: the node's own log lines (`--logger nats`, as Nex 0.2).
+    public static func systemLogs(node: String) -> String {
+        "\(prefix).logs.system.\(node)"
+    }
+
     /// `$NEX.logs.<namespace>.<node>.<workload_name>.<workload_id>`: one token order everywhere.
     public static func logs(namespace: String, node: String, workloadName: String, workloadID: String) -> String {
         "\(prefix).logs.\(namespace).\(node).\(workloadName).\(workloadID)"

@@ -68,11 +68,27 @@ struct Up: AsyncParsableCommand {
             help: "A directory file:// artifacts may be read from (repeatable); added to the config's allowed_file_roots.")
     var fileRoots: [String] = []
 
+    @Option(name: .customLong("log-format"), help: "How log lines look on stderr: text or json.")
+    var logFormat: NodeLogFormat = .text
+
+    @Option(name: .customLong("logger"),
+            help: "std: log to stderr; nats: also publish the node's log lines on $NEX.logs.system.<node> (Nex 0.2's --logger).")
+    var loggerKind: LoggerKind = .std
+
+    @Option(name: .customLong("loglevel"),
+            help: "trace, debug, info, notice, warning, error or critical (default: $NEX_LOG_LEVEL, else info).")
+    var logLevel: Logger.Level?
+
+    enum LoggerKind: String, ExpressibleByArgument, CaseIterable {
+        case std, nats
+    }
+
     func run() async throws {
+        let level = logLevel ?? ProcessInfo.processInfo.environment["NEX_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        let systemLog = loggerKind == .nats ? NodeLogPublisher() : nil
+        let format = logFormat
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = ProcessInfo.processInfo.environment["NEX_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
-            return handler
+            NodeLogHandler(label: label, format: format, level: level, publisher: systemLog)
         }
         let logger = Logger(label: "nex-node")
         var configuration: NodeConfiguration
@@ -112,7 +128,7 @@ struct Up: AsyncParsableCommand {
         var clientOptions = try configuration.control.clientOptions()
         clientOptions.logger = logger
         let node = NexNode(configuration: configuration, identity: identity, clientOptions: clientOptions, logger: logger,
-                           ownsProcess: true)
+                           ownsProcess: true, systemLog: systemLog)
         let group = ServiceGroup(configuration: .init(
             // The node returns by itself when it leaves in lame duck mode: the process ends, exit 0.
             services: [.init(service: node, successTerminationBehavior: .gracefullyShutdownGroup)],
@@ -157,3 +173,6 @@ struct Preflight: AsyncParsableCommand {
         if checks.contains(where: { !$0.passed }) { throw ExitCode.failure }
     }
 }
+
+extension NodeLogFormat: ExpressibleByArgument {}
+extension Logger.Level: @retroactive ExpressibleByArgument {}

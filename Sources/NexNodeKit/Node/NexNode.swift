@@ -25,6 +25,7 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
     private let logger: Logger
     private let notifier: SystemdNotifier?
     private let ownsProcess: Bool
+    private let systemLog: NodeLogPublisher?
     private let startedAt = Date()
     private let lameDuckMode = Mutex(false)
     /// Lame duck with a delay: the node leaves, and its reschedulable services move now.
@@ -45,9 +46,13 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
     ///     subreaper and ends every child it did not start itself (the escaped descendants of a
     ///     workload that killed its own agent). Leave it false when embedding a node in a
     ///     program that has children of its own.
+    ///   - systemLog: where the node's log handler queues its lines for `$NEX.logs.system.<node>`
+    ///     (`--logger nats`); the node sends them on its control connection while it runs.
     public init(configuration: NodeConfiguration, identity: NodeIdentity, clientOptions: NATSClientOptions,
-                logger: Logger, notifier: SystemdNotifier? = SystemdNotifier(), ownsProcess: Bool = false) {
+                logger: Logger, notifier: SystemdNotifier? = SystemdNotifier(), ownsProcess: Bool = false,
+                systemLog: NodeLogPublisher? = nil) {
         self.ownsProcess = ownsProcess
+        self.systemLog = systemLog
         self.configuration = configuration
         self.identity = identity
         var options = clientOptions
@@ -115,7 +120,19 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
         // shutdown stops them in the reverse order: serving, the workloads, the agents, host
         // services, then the bus. The node's own bus link is closed after the bus (below), so it
         // is not reported as a lost link.
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let systemLog {
+            // First in, last out: the node's log lines are sent until the rest has stopped.
+            let nodeID = self.nodeID
+            services.append(.init(service: ClosureService {
+                await withGracefulShutdownHandler {
+                    await systemLog.run(client: client, nodeID: nodeID)
+                } onGracefulShutdown: {
+                    systemLog.close()
+                }
+            }, serviceName: "system log"))
+        }
+        services += [
             .init(service: workloads.bus, serviceName: "agent bus"),
             .init(service: workloads.hostServices, serviceName: "host services"),
             .init(service: workloads.supervisor, serviceName: "agent supervisor"),
