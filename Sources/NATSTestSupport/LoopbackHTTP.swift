@@ -3,12 +3,28 @@ import Foundation
 import Glibc
 #endif
 
-/// A plain HTTP/1.0 GET to a loopback port: enough for nats-server's monitoring endpoints,
-/// without FoundationNetworking (and the libcurl a statically linked tool would then need).
-enum LoopbackHTTP {
+/// Plain HTTP/1.0 to a loopback port: enough for nats-server's monitoring endpoints and the
+/// node's `/metrics`, without FoundationNetworking (and the libcurl a statically linked tool
+/// would then need).
+public enum LoopbackHTTP {
+    /// An answer: the status code and the body.
+    public struct Response: Sendable {
+        public var status: Int
+        public var body: Data
+        public var text: String { String(decoding: body, as: UTF8.self) }
+    }
+
     /// The body of `GET path` on 127.0.0.1:`port`, or nil when it does not answer with 200
     /// within two seconds.
-    static func get(port: Int, path: String) -> Data? {
+    public static func get(port: Int, path: String) -> Data? {
+        guard let response = exchange(port: port, request: Array("GET \(path) HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".utf8)),
+              response.status == 200 else { return nil }
+        return response.body
+    }
+
+    /// Sends `request` (any bytes) to 127.0.0.1:`port` and reads until the server closes; nil
+    /// when nothing that looks like an HTTP response came back within two seconds.
+    public static func exchange(port: Int, request: [UInt8]) -> Response? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
@@ -25,7 +41,6 @@ enum LoopbackHTTP {
             }
         }
         guard connected == 0 else { return nil }
-        let request = Array("GET \(path) HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".utf8)
         guard request.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == request.count else { return nil }
         var response = Data()
         var buffer = [UInt8](repeating: 0, count: 16 * 1024)
@@ -35,10 +50,10 @@ enum LoopbackHTTP {
             response.append(contentsOf: buffer[0..<count])
             if response.count > 16 * 1024 * 1024 { return nil }
         }
-        guard let split = response.range(of: Data("\r\n\r\n".utf8)),
-              String(decoding: response[..<split.lowerBound], as: UTF8.self).hasPrefix("HTTP/1.") ,
-              String(decoding: response[..<split.lowerBound], as: UTF8.self).split(separator: " ").dropFirst().first == "200"
+        guard let split = response.range(of: Data("\r\n\r\n".utf8)) else { return nil }
+        let head = String(decoding: response[..<split.lowerBound], as: UTF8.self)
+        guard head.hasPrefix("HTTP/1."), let status = head.split(separator: " ").dropFirst().first.flatMap({ Int($0) })
         else { return nil }
-        return response[split.upperBound...]
+        return Response(status: status, body: Data(response[split.upperBound...]))
     }
 }

@@ -68,6 +68,13 @@ struct Up: AsyncParsableCommand {
             help: "A directory file:// artifacts may be read from (repeatable); added to the config's allowed_file_roots.")
     var fileRoots: [String] = []
 
+    @Flag(help: "Serve Prometheus metrics at http://127.0.0.1:<port>/metrics (config: otel_metrics, metrics_address).")
+    var metrics = false
+
+    @Option(name: [.customLong("metrics-port"), .customLong("metrics_port")],
+            help: "The metrics port (default 8085, Nex 0.2's; 0 picks a free one and the node logs it).")
+    var metricsPort: Int?
+
     @Option(name: .customLong("log-format"), help: "How log lines look on stderr: text or json.")
     var logFormat: NodeLogFormat = .text
 
@@ -102,6 +109,8 @@ struct Up: AsyncParsableCommand {
                 configuration.tags[String(parts[0])] = String(parts[1])
             }
             if let heartbeat { configuration.heartbeatIntervalSeconds = heartbeat }
+            if metrics { configuration.metrics.enabled = true }
+            if let metricsPort { configuration.metrics.port = metricsPort }
             configuration.allowedFileRoots += fileRoots
             try configuration.validate()
         } catch {

@@ -44,3 +44,128 @@ import Testing
         #expect(result.status != 0 && result.stderr.contains("xml"), "\(result.stderr)")
     }
 }
+
+/// The node's Prometheus metrics, scraped over HTTP while workloads run.
+extension OperationsEndToEndTests {
+    /// One sample of a Prometheus text exposition: `name{label="value",...} number`.
+    struct Sample: Equatable {
+        var name: String
+        var labels: [String: String]
+        var value: Double
+
+        static func parse(_ text: String) -> [Sample] {
+            text.split(separator: "\n").compactMap { line -> Sample? in
+                guard !line.hasPrefix("#"), let space = line.lastIndex(of: " "), let value = Double(line[line.index(after: space)...])
+                else { return nil }
+                let series = line[..<space]
+                guard let brace = series.firstIndex(of: "{") else { return Sample(name: String(series), labels: [:], value: value) }
+                var labels: [String: String] = [:]
+                for pair in series[series.index(after: brace)..<series.index(before: series.endIndex)].split(separator: ",") {
+                    let parts = pair.split(separator: "=", maxSplits: 1)
+                    if parts.count == 2 { labels[String(parts[0])] = String(parts[1].dropFirst().dropLast()) }
+                }
+                return Sample(name: String(series[..<brace]), labels: labels, value: value)
+            }
+        }
+    }
+
+    static func value(_ samples: [Sample], _ name: String, _ labels: [String: String] = [:]) -> Double? {
+        samples.first { sample in sample.name == name && labels.allSatisfy { sample.labels[$0.key] == $0.value } }?.value
+    }
+
+    /// The port the node logged its metrics URL with.
+    static func metricsPort(_ node: NodeProcess) async throws -> Int {
+        var port: Int?
+        try await waitFor(timeout: .seconds(10), "the node logs its metrics URL") {
+            guard let range = node.log.range(of: "http://127.0.0.1:") else { return false }
+            port = Int(node.log[range.upperBound...].prefix { $0.isNumber })
+            return port != nil
+        }
+        return try #require(port)
+    }
+
+    static func scrape(_ port: Int) throws -> [Sample] {
+        let data = try #require(LoopbackHTTP.get(port: port, path: "/metrics"), "GET /metrics answered 200")
+        return Sample.parse(String(decoding: data, as: UTF8.self))
+    }
+
+    @Test func metricsAreScrapedAndMoveAsWorkloadsRun() async throws {
+        let config = #"{"workload_types": ["native", "javascript"], "otel_metrics": true}"#
+        try await withNATSServer(jetStream: true) { server in
+            try await withNode(server: server, .init(config: config, extraArguments: ["--metrics-port", "0"])) { node in
+                try await withControlClient(server, timeout: .seconds(10)) { nex in
+                    let port = try await Self.metricsPort(node)
+                    let before = try Self.scrape(port)
+                    #expect(Self.value(before, "nex_workload_count") == 0)
+                    #expect(Self.value(before, "nex_lame_duck") == 0)
+                    #expect((Self.value(before, "nex_agents_warm") ?? 0) >= 0)
+
+                    // A chatty service and a KV counter function.
+                    let service = try WorkloadFixture()
+                    let running = try await service.deploy(nex, node: node.nodeID, name: "svc")
+                    let directory = try NodeUser.artifactDirectory(prefix: "nex-e2e-metrics-")
+                    let counter = try FunctionEndToEndTests.example("kv-counter.js", in: directory)
+                    let submission = try WorkloadSubmission(
+                        name: "counter", type: "javascript", location: .file(path: counter),
+                        artifactHash: try ArtifactDigest.sha256Hex(ofFile: counter), triggerSubjects: ["m.count"])
+                    _ = try await nex.deploy(submission, namespace: "default", node: node.nodeID,
+                                             issuer: try NKeyPair.generate(.account), sender: try XKeyPair.generate())
+                    for _ in 0..<5 { _ = try await nex.connection.request("", to: "m.count", timeout: .seconds(10)) }
+                    // A refused deploy (a type the node does not run).
+                    _ = try? await nex.deploy(
+                        try WorkloadSubmission(name: "w", type: "wasm", location: .file(path: counter),
+                                               artifactHash: try ArtifactDigest.sha256Hex(ofFile: counter), triggerSubjects: ["m.w"]),
+                        namespace: "default", node: node.nodeID, issuer: try NKeyPair.generate(.account), sender: try XKeyPair.generate())
+                    try await Task.sleep(for: .milliseconds(600))  // a few ticks of the service's output
+
+                    let after = try Self.scrape(port)
+                    #expect(Self.value(after, "nex_workload_count") == 2)
+                    #expect(Self.value(after, "nex_workloads", ["state": "running"]) == 2)
+                    #expect(Self.value(after, "nex_deploys_total", ["result": "started"]) == 2)
+                    #expect(Self.value(after, "nex_deploys_total", ["result": "refused"]) == 1)
+                    let fn = ["namespace": "default", "workload_name": "counter"]
+                    #expect(Self.value(after, "nex_function_trigger", fn) == 5)
+                    #expect(Self.value(after, "nex_function_failed_trigger", fn) == 0)
+                    #expect(Self.value(after, "nex_function_duration_seconds_count", fn) == 5)
+                    // The counter's first get finds no key (404); each run then sets it (200).
+                    #expect(Self.value(after, "nex_host_calls_total", ["service": "kv", "code": "404"]) == 1)
+                    #expect((Self.value(after, "nex_host_calls_total", ["service": "kv", "code": "200"]) ?? 0) >= 9)
+                    let svc = ["workload_id": running.id, "workload_name": "svc"]
+                    #expect((Self.value(after, "nex_workload_memory_bytes", svc) ?? 0) > 0)
+                    #expect(Self.value(after, "nex_workload_cpu_seconds", svc) != nil)
+                    #expect((Self.value(after, "nex_workload_log_lines_total", svc) ?? 0) >= 3)
+                    #expect((Self.value(after, "nex_bus_messages_total") ?? 0) > (Self.value(before, "nex_bus_messages_total") ?? 0))
+
+                    // Stopped: its series go, the counts follow.
+                    _ = try await service.stop(nex, node: node.nodeID, id: running.id, name: "svc")
+                    try await waitFor(timeout: .seconds(10), "the stopped service leaves the metrics") {
+                        let samples = (try? Self.scrape(port)) ?? []
+                        return Self.value(samples, "nex_workload_count") == 1
+                            && Self.value(samples, "nex_workload_memory_bytes", svc) == nil
+                    }
+                }
+            }
+        }
+    }
+
+    @Test func theMetricsEndpointAnswersHostileRequestsAndKeepsServing() async throws {
+        try await withNATSServer { server in
+            try await withNode(server: server, .init(extraArguments: ["--metrics", "--metrics_port", "0"])) { node in
+                let port = try await Self.metricsPort(node)
+                #expect(LoopbackHTTP.exchange(port: port, request: Array("GET /secret HTTP/1.0\r\n\r\n".utf8))?.status == 404)
+                #expect(LoopbackHTTP.exchange(port: port, request: Array("POST /metrics HTTP/1.0\r\nContent-Length: 3\r\n\r\nabc".utf8))?.status == 405)
+                // Garbage and an endless header: answered 400 or cut off, never served.
+                let garbage = LoopbackHTTP.exchange(port: port, request: Array("\u{0}\u{1}NOT HTTP\r\n\r\n".utf8))
+                #expect(garbage == nil || garbage?.status == 400)
+                let huge = LoopbackHTTP.exchange(port: port, request: Array(("GET /metrics HTTP/1.0\r\nX: " + String(repeating: "a", count: 200_000) + "\r\n\r\n").utf8))
+                #expect(huge?.status != 200)
+                // Still serving, and so is the node.
+                #expect(try Self.scrape(port).contains { $0.name == "nex_workload_count" })
+                try await withControlClient(server, timeout: .seconds(5)) { nex in
+                    let pong = try await nex.ping(node: node.nodeID)
+                    #expect(pong.nodeID == node.nodeID)
+                }
+            }
+        }
+    }
+}

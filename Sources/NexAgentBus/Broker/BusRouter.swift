@@ -213,6 +213,8 @@ final class BusRouter: @unchecked Sendable {
     /// Delivers a message to every matching subscription, one member per queue group.
     func route(subject: String, replyTo: String?, headers: NATSHeaders?, payload: ByteBuffer,
                from publisher: any BusPeer) {
+        counters.messagesPublished &+= 1
+        counters.bytesPublished &+= payload.readableBytes
         let targets = matching(subject)
         guard !targets.isEmpty else {
             // A request nobody can answer: tell the requester at once (status 503), as

@@ -21,6 +21,10 @@ public struct BusStatistics: Sendable, Equatable {
     public var publishThrottles = 0
     /// Times untrusted publishers were paused because a trusted connection fell behind.
     public var trustedBackpressurePauses = 0
+    /// Messages published on the bus since it started, by agents and the node.
+    public var messagesPublished = 0
+    /// Their payload bytes.
+    public var bytesPublished = 0
 
     public init() {}
 }

@@ -19,6 +19,30 @@ struct AgentProcess: Sendable {
     let cgroup: SandboxCgroup?
 }
 
+extension AgentProcess {
+    /// What its sandbox uses (its cgroup), or without one the agent process itself (with the
+    /// children it has waited for) from `/proc`.
+    func usage() -> ResourceUsage {
+        if let cgroup { return cgroup.usage() }
+        var usage = ResourceUsage()
+        let pid = process.pid
+        if let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+           let end = stat.lastIndex(of: ")") {
+            // Fields after "(comm)": state is field 3; utime, stime, cutime, cstime are 14 to 17.
+            let fields = stat[stat.index(after: end)...].split(separator: " ")
+            if fields.count > 14 {
+                let ticks = fields[11...14].compactMap { Double($0) }.reduce(0, +)
+                usage.cpuSeconds = ticks / Double(sysconf(Int32(_SC_CLK_TCK)))
+            }
+        }
+        if let statm = try? String(contentsOfFile: "/proc/\(pid)/statm", encoding: .utf8) {
+            let fields = statm.split(separator: " ")
+            if fields.count > 1, let pages = Int(fields[1]) { usage.memoryBytes = pages * Int(sysconf(Int32(_SC_PAGESIZE))) }
+        }
+        return usage
+    }
+}
+
 /// What the supervisor reports about its agents.
 enum AgentNotice: Sendable {
     /// An agent ended (crashed, was killed, or exited after its workload). `status` is the

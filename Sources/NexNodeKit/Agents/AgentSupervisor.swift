@@ -112,6 +112,13 @@ public actor AgentSupervisor: Service {
     /// Every agent process alive.
     public var agentCount: Int { agents.count }
 
+    /// What each of `agentIDs` uses now (those still alive).
+    func usage(of agentIDs: [String]) -> [String: ResourceUsage] {
+        var usage: [String: ResourceUsage] = [:]
+        for id in agentIDs { if let agent = agents[id] { usage[id] = agent.usage() } }
+        return usage
+    }
+
     /// The process ids of every agent (for tests and diagnostics).
     public var agentPIDs: [Int32] { agents.values.map(\.process.pid) }
 

@@ -37,9 +37,11 @@ final class FunctionTrigger: Sendable {
     /// so a flood against a slow function cannot grow the node's memory without bound.
     private let inFlight = Atomic<Int>(0)
     static let maxInFlight = 1024
+    private let metrics: FunctionMetrics?
 
     init(target: Target, connection: NATSClient, ownsConnection: Bool, control: NATSClient, bus: BusLink,
-         timeout: Duration, logger: Logger) {
+         timeout: Duration, logger: Logger, metrics: FunctionMetrics? = nil) {
+        self.metrics = metrics
         self.target = target
         self.connection = connection
         self.ownsConnection = ownsConnection
@@ -104,7 +106,9 @@ final class FunctionTrigger: Sendable {
             await fail(message, reason: failure)
             return
         }
-        let measured = UInt64(started.duration(to: .now).nanoseconds)
+        let elapsed = started.duration(to: .now)
+        metrics?.succeeded(after: elapsed)
+        let measured = UInt64(elapsed.nanoseconds)
         let nanos = reply.headers?[AgentTriggerHeader.runtime].flatMap { UInt64($0) } ?? measured
         runtime.withLock { $0 += nanos }
         if let replyTo = message.replyTo {
@@ -117,6 +121,7 @@ final class FunctionTrigger: Sendable {
 
     /// Answers the requester with an empty body and the reason in `Nex-Function-Error`.
     private func fail(_ message: NATSMessage, reason: String) async {
+        metrics?.failedOnce()
         if let replyTo = message.replyTo {
             try? await connection.publish(ByteBuffer(), to: replyTo, headers: [FunctionHeader.error: reason])
         }

@@ -42,6 +42,7 @@ public final class HostServicesServer: Service, Sendable {
     let bus: BusLink
     let resolve: @Sendable (_ agentID: String) async -> HostServiceScope?
     let logger: Logger
+    private let metrics: NodeMetrics?
     let buckets = HostServiceBuckets()
     let http: HTTPHostService
 
@@ -68,8 +69,10 @@ public final class HostServicesServer: Service, Sendable {
 
     public init(
         busConnection: BusLink, configuration: HostServicesConfiguration,
-        resolve: @escaping @Sendable (_ agentID: String) async -> HostServiceScope?, logger: Logger
+        resolve: @escaping @Sendable (_ agentID: String) async -> HostServiceScope?, logger: Logger,
+        metrics: NodeMetrics? = nil
     ) {
+        self.metrics = metrics
         self.bus = busConnection
         self.configuration = configuration
         self.resolve = resolve
@@ -253,6 +256,7 @@ public final class HostServicesServer: Service, Sendable {
     /// Publishes the reply with its `x-nex-hs-code`/`x-nex-hs-msg`; a result too large for the bus
     /// becomes a 413 reply instead.
     private func send(_ reply: HostServiceReply, to replyTo: String, request subject: String) async {
+        metrics?.hostCall(service: (try? HostServiceSubject(parsing: subject))?.service ?? "other", code: reply.code)
         do {
             try bus.publish(reply.body, to: replyTo, headers: reply.natsHeaders)
         } catch let error as NATSError where error.code == .payloadTooLarge {

@@ -8,6 +8,7 @@ import NATSWire
 import NexAgentBus
 import NexControl
 import NIOCore
+import Prometheus
 import ServiceLifecycle
 import Synchronization
 
@@ -26,6 +27,8 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
     private let notifier: SystemdNotifier?
     private let ownsProcess: Bool
     private let systemLog: NodeLogPublisher?
+    /// With `otel_metrics`: the node's metrics and the registry `/metrics` is rendered from.
+    private let metrics: (counters: NodeMetrics, registry: PrometheusCollectorRegistry)?
     private let startedAt = Date()
     private let lameDuckMode = Mutex(false)
     /// Lame duck with a delay: the node leaves, and its reschedulable services move now.
@@ -53,6 +56,12 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
                 systemLog: NodeLogPublisher? = nil) {
         self.ownsProcess = ownsProcess
         self.systemLog = systemLog
+        if configuration.metrics.enabled {
+            let registry = PrometheusCollectorRegistry()
+            metrics = (NodeMetrics(factory: PrometheusMetricsFactory(registry: registry)), registry)
+        } else {
+            metrics = nil
+        }
         self.configuration = configuration
         self.identity = identity
         var options = clientOptions
@@ -139,6 +148,13 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
             .init(service: workloads.manager, serviceName: "workload manager"),
         ]
         if let rescheduler = workloads.rescheduler { services.append(.init(service: rescheduler, serviceName: "rescheduler")) }
+        if let metrics {
+            let settings = configuration.metrics
+            services.append(.init(service: MetricsServer(host: settings.address, port: settings.port, logger: logger) { [self] in
+                metrics.counters.update(await self.metricsSnapshot(workloads))
+                return metrics.registry.emitToBuffer()
+            }, serviceName: "metrics"))
+        }
         services.append(.init(service: serving, successTerminationBehavior: .gracefullyShutdownGroup,
                               failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: "control API"))
         let group = ServiceGroup(configuration: .init(services: services, logger: logger))
@@ -151,6 +167,15 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
         await workloads.closeLinks()
         await publishEvent(NexEventType.nodeStopped, NodeStoppedEvent(id: nodeID, graceful: true))
         try? await client.drain(timeout: .seconds(5))
+    }
+
+    /// What the node holds now, for its gauges.
+    private func metricsSnapshot(_ workloads: WorkloadRuntime) async -> NodeMetricsSnapshot {
+        let bus = await workloads.bus.statistics()
+        return NodeMetricsSnapshot(
+            lameDuck: isLameDuck, agents: await workloads.supervisor.agentCount, warmAgents: await workloads.supervisor.warmCount,
+            busMessages: bus.messagesPublished, busBytes: bus.bytesPublished,
+            workloads: await workloads.manager.metricsWorkloads())
     }
 
     /// Serves until a shutdown signal (returns) or a failure (throws).
@@ -242,12 +267,14 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
         let manager = try WorkloadManager(
             context: .init(nodeID: nodeID, configuration: configuration, identity: identity, control: control,
                            bus: link, hostServices: hostServicesConnection, isLameDuck: { [self] in self.isLameDuck },
-                           nexusCurveKey: nexusCurveKey.withLock { $0 }, isLeaving: { [self] in self.leaving.withLock { $0 } }),
+                           nexusCurveKey: nexusCurveKey.withLock { $0 }, isLeaving: { [self] in self.leaving.withLock { $0 } },
+                           metrics: metrics?.counters),
             supervisor: supervisor, cache: cache, logger: logger)
         try await manager.start()
         let hostServices = HostServicesServer(
             busConnection: link, configuration: configuration.hostServices.configuration,
-            resolve: { agentID in await manager.hostServiceScope(agentID: agentID) }, logger: logger)
+            resolve: { agentID in await manager.hostServiceScope(agentID: agentID) }, logger: logger,
+            metrics: metrics?.counters)
         try await hostServices.start()
         await manager.attach(hostServices)
         await manager.openStateBucket()

@@ -92,6 +92,19 @@ public struct NodeConfiguration: Sendable, Equatable {
     /// Nex 0.2 keys the file set that this node has no use for, each with why: accepted so a
     /// 0.2 config starts, and logged as one warning each at start.
     public var ignoredKeys: [IgnoredKey] = []
+    /// Prometheus metrics at `http://<address>:<port>/metrics` (`otel_metrics`,
+    /// `otel_metrics_port` as Nex 0.2 names them, and ours `metrics_address`).
+    public var metrics = MetricsSettings()
+
+    /// Where and whether the node serves its metrics.
+    public struct MetricsSettings: Sendable, Equatable {
+        public var enabled = false
+        /// Nex 0.2's default; 0 picks a free port (the node logs the URL).
+        public var port = 8085
+        /// Loopback unless the operator names another address.
+        public var address = "127.0.0.1"
+        public init() {}
+    }
 
     /// A Nex 0.2 config key this node reads past (``NodeConfiguration/ignoredKeys``).
     public struct IgnoredKey: Sendable, Equatable, CustomStringConvertible {
@@ -272,6 +285,9 @@ extension NodeConfiguration {
         allowedFileRoots = try reader.strings("allowed_file_roots") ?? []
         noSandbox = try reader.bool("no_sandbox") ?? noSandbox
         allowUnverifiedHash = try reader.bool("allow_unverified_hash") ?? allowUnverifiedHash
+        metrics.enabled = try reader.bool("otel_metrics") ?? metrics.enabled
+        metrics.port = try reader.count("otel_metrics_port") ?? metrics.port
+        metrics.address = try reader.string("metrics_address") ?? metrics.address
         nexus = try reader.string("nexus")
         stateBucket = try reader.string("state_bucket") ?? stateBucket
         stateReplicas = try reader.count("state_replicas") ?? stateReplicas
@@ -368,6 +384,12 @@ extension NodeConfiguration {
         }
         guard stopGracePeriodSeconds >= 0 else {
             throw NodeConfigurationError(key: "stop_grace_period_seconds", problem: "must not be negative")
+        }
+        guard (0...65535).contains(metrics.port) else {
+            throw NodeConfigurationError(key: "otel_metrics_port", problem: "\(metrics.port) is not a port (0 to 65535)")
+        }
+        guard !metrics.address.isEmpty, !metrics.address.contains(where: \.isWhitespace) else {
+            throw NodeConfigurationError(key: "metrics_address", problem: "'\(metrics.address)' is not an address")
         }
         for server in control.servers where server.isEmpty {
             throw NodeConfigurationError(key: "control.servers", problem: "empty server URL")

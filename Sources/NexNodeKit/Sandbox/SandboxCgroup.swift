@@ -185,6 +185,26 @@ struct SandboxCgroup: Sendable {
         }
     }
 
+    /// What the sandbox (its agent and workload) uses now: memory (`memory.current`, v1
+    /// `memory.usage_in_bytes`) and CPU time since it was made (`cpu.stat` `usage_usec`, v1
+    /// `cpuacct.usage`).
+    func usage() -> ResourceUsage {
+        var usage = ResourceUsage()
+        let v2 = hierarchies.version == .v2
+        if let directory = directories["memory"] {
+            usage.memoryBytes = Self.read(directory + (v2 ? "/memory.current" : "/memory.usage_in_bytes")).flatMap { Int($0) }
+        }
+        if let directory = directories["cpu"] {
+            if v2 {
+                let line = Self.read(directory + "/cpu.stat")?.split(separator: "\n").first { $0.hasPrefix("usage_usec ") }
+                usage.cpuSeconds = line.flatMap { Double($0.dropFirst("usage_usec ".count)) }.map { $0 / 1e6 }
+            } else {
+                usage.cpuSeconds = Self.read(directory + "/cpuacct.usage").flatMap { Double($0) }.map { $0 / 1e9 }
+            }
+        }
+        return usage
+    }
+
     /// A cgroup file's text without surrounding blanks.
     static func read(_ path: String) -> String? {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }

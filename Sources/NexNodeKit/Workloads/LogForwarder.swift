@@ -23,6 +23,15 @@ final class LogRoutes: Sendable {
     /// workload id → lines the node itself dropped: over the rate, which only an agent that does
     /// not keep its own limit sends.
     private let droppedByNode = Mutex<[String: Int]>([:])
+    /// workload id → lines forwarded as log records.
+    private let forwarded = Mutex<[String: Int]>([:])
+
+    func recordForwarded(_ count: Int, workloadID: String) {
+        forwarded.withLock { $0[workloadID, default: 0] += count }
+    }
+
+    /// Lines of the workload forwarded so far.
+    func forwardedLines(of workloadID: String) -> Int { forwarded.withLock { $0[workloadID] ?? 0 } }
 
     func set(_ agentID: String, _ route: LogRoute) { routes.withLock { $0[agentID] = route } }
     func remove(_ agentID: String) { routes.withLock { $0[agentID] = nil } }
@@ -47,6 +56,7 @@ final class LogRoutes: Sendable {
     func forget(workloadID: String) {
         dropped.withLock { $0[workloadID] = nil }
         droppedByNode.withLock { $0[workloadID] = nil }
+        forwarded.withLock { $0[workloadID] = nil }
     }
 }
 
@@ -103,6 +113,7 @@ struct LogForwarder: Sendable {
             var limiter = limiters[agentID] ?? LogRateLimiter(rate: rate)
             defer { limiters[agentID] = limiter }
             var overRate = 0
+            defer { routes.recordForwarded(lines.count - overRate, workloadID: route.workloadID) }
             for line in lines {
                 guard message.headers?[AgentLogHeader.droppedLines] != nil
                         || limiter.admit(bytes: line.readableBytes) != .drop else {

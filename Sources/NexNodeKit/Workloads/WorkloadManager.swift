@@ -41,6 +41,8 @@ public actor WorkloadManager: Service {
         /// Leaving (lame duck with a delay): a reschedulable service that ends now stays
         /// recorded, for another node of the nexus to take over.
         public var isLeaving: @Sendable () -> Bool = { false }
+        /// Where deploys, restarts and function invocations are counted; nil: not counted.
+        public var metrics: NodeMetrics?
 
         /// The bus's event loop: a workload's own connections run there too, so an invocation
         /// crosses no thread inside the node.
@@ -48,10 +50,12 @@ public actor WorkloadManager: Service {
 
         public init(nodeID: String, configuration: NodeConfiguration, identity: NodeIdentity, control: NATSClient,
                     bus: BusLink, hostServices: NATSClient, isLameDuck: @escaping @Sendable () -> Bool,
-                    nexusCurveKey: XKeyPair? = nil, isLeaving: @escaping @Sendable () -> Bool = { false }) {
+                    nexusCurveKey: XKeyPair? = nil, isLeaving: @escaping @Sendable () -> Bool = { false },
+                    metrics: NodeMetrics? = nil) {
             self.nodeID = nodeID; self.configuration = configuration; self.identity = identity
             self.control = control; self.bus = bus; self.hostServices = hostServices
             self.isLameDuck = isLameDuck; self.nexusCurveKey = nexusCurveKey; self.isLeaving = isLeaving
+            self.metrics = metrics
         }
     }
 
@@ -163,7 +167,14 @@ public actor WorkloadManager: Service {
     }
 
     public func deploy(namespace: String, request: DeployRequest) async throws -> RunResponse {
-        try await deploy(namespace: namespace, request: request, source: .request)
+        do {
+            let response = try await deploy(namespace: namespace, request: request, source: .request)
+            context.metrics?.deployed(result: "started")
+            return response
+        } catch {
+            context.metrics?.deployed(result: error is NexControlError ? "refused" : "failed")
+            throw error
+        }
     }
 
     /// Where a deploy comes from.
@@ -543,7 +554,8 @@ public actor WorkloadManager: Service {
         let trigger = FunctionTrigger(
             target: .init(namespace: record.namespace, workloadName: record.name, workloadID: record.id, nodeID: nodeID),
             connection: own ?? context.hostServices, ownsConnection: own != nil, control: context.control,
-            bus: context.bus, timeout: .seconds(FunctionLimits().timeout.components.seconds + 2), logger: logger)
+            bus: context.bus, timeout: .seconds(FunctionLimits().timeout.components.seconds + 2), logger: logger,
+            metrics: context.metrics?.function(namespace: record.namespace, name: record.name))
         trigger.route(to: agentID)
         do {
             try await trigger.start(subjects: record.triggerSubjects)
@@ -821,6 +833,7 @@ public actor WorkloadManager: Service {
             guard let record = records[id] else { return }
             record.trigger?.route(to: nil)
             records[id]?.restarts = restarts
+            context.metrics?.restarted()
             if let code { await publishWorkloadEvent(.workloadUndeployed, record: record, code: code, message: reason) }
             if let agentID { await release(agentID) }
             logger.warning("essential workload ended; restarting", metadata: [
@@ -886,6 +899,22 @@ public actor WorkloadManager: Service {
                                 type: record.type.rawValue, hash: record.hash, unverified: record.unverified ? true : nil),
                 state: state, restarts: record.restarts, limitsApplied: record.limitsApplied,
                 logLinesDropped: routes.droppedLines(of: record.id))
+        }
+    }
+
+    /// Every live workload for the metrics: state, what its sandbox uses, its log lines.
+    func metricsWorkloads() async -> [NodeMetricsSnapshot.Workload] {
+        let live = records.values.compactMap { record -> (WorkloadRecord, String, String?)? in
+            guard let workload = machine.workload(record.id), workload.isLive else { return nil }
+            let state = machine.state(of: record.id).map(Self.reportedState) ?? "stopping"
+            return (record, state, workload.agent)
+        }
+        let usage = await supervisor.usage(of: live.compactMap { $0.2 })
+        return live.map { record, state, agent in
+            NodeMetricsSnapshot.Workload(
+                id: record.id, name: record.name, namespace: record.namespace, type: record.type.rawValue, state: state,
+                usage: agent.flatMap { usage[$0] }, logLines: routes.forwardedLines(of: record.id),
+                logLinesDropped: routes.droppedLines(of: record.id) ?? 0)
         }
     }
 
