@@ -35,6 +35,8 @@ let package = Package(
         // The node's metrics (swift-metrics), served in Prometheus's text format.
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // Traces: the API everywhere, our OTLP/HTTP exporter in NexTelemetry.
+        .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.3"),
         // NexFunctions uses two of WasmKit's SPIs (resource limits, in-memory WASI files): stay on 0.4.x.
         .package(url: "https://github.com/swiftwasm/WasmKit", .upToNextMinor(from: "0.4.2")),
         // `swift package generate-documentation` (DocC catalogs of NATSWire and NexControl).
@@ -75,7 +77,7 @@ let package = Package(
         ),
         .target(
             name: "NexControl",
-            dependencies: ["NATSWire"],
+            dependencies: ["NATSWire", .product(name: "Tracing", package: "swift-distributed-tracing")],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -106,6 +108,21 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                "NexTelemetry",
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Traces out of the process: a swift-distributed-tracing Tracer and its OTLP/HTTP exporter
+        // (node and nexctl; the agent only carries `traceparent` along).
+        .target(
+            name: "NexTelemetry",
+            dependencies: [
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -140,7 +157,8 @@ let package = Package(
         .executableTarget(
             name: "nex-node",
             dependencies: [
-                "NexNodeKit", "NexCLISupport",
+                "NexNodeKit", "NexCLISupport", "NexTelemetry",
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -160,7 +178,7 @@ let package = Package(
         .executableTarget(
             name: "nexctl",
             dependencies: [
-                "NexControl", "NexCLISupport",
+                "NexControl", "NexCLISupport", "NexTelemetry",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -258,6 +276,11 @@ let package = Package(
         .testTarget(
             name: "NexFunctionsTests",
             dependencies: ["NexFunctions", "NexAgentKit", "NATSTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "NexTelemetryTests",
+            dependencies: ["NexTelemetry"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

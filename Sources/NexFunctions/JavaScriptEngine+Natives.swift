@@ -95,6 +95,8 @@ extension JavaScriptEngine {
                 }
             }
         }
+        // The invocation's trace context, never one the script wrote.
+        headers["traceparent"] = traceParents[currentInvocation]
         return (service, method, headers, argument(3).flatMap { JavaScriptValue.bytes(context, $0) } ?? [])
     }
 

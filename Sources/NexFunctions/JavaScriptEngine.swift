@@ -49,6 +49,8 @@ final class JavaScriptEngine: @unchecked Sendable {
     private var deadlines: [(id: UInt64, at: ContinuousClock.Instant)] = []
     private var deadlinesHead = 0
     var hostCalls: [UInt64: HostCall] = [:]
+    /// The `traceparent` of invocations under way that have one: their host calls carry it.
+    var traceParents: [UInt64: String] = [:]
     /// The invocation whose JavaScript is running now (0 when none).
     var currentInvocation: UInt64 = 0
     /// When the running invocation's time is up (``WasmConditionLock/now()`` nanoseconds):
@@ -252,7 +254,7 @@ final class JavaScriptEngine: @unchecked Sendable {
 
     /// Runs one invocation; `completion` is resumed exactly once, now or when the returned
     /// promise settles or the deadline passes.
-    func invoke(subject: String, payload: [UInt8], completion: Completion) {
+    func invoke(subject: String, payload: [UInt8], traceParent: String? = nil, completion: Completion) {
         guard let context, let runner, let function, let pendingMarker else {
             completion.resume(returning: .failure(FunctionError("function \(name) is unloaded")))
             return
@@ -260,6 +262,7 @@ final class JavaScriptEngine: @unchecked Sendable {
         let id = nextID
         nextID &+= 1
         invocations[id] = completion
+        if let traceParent { traceParents[id] = traceParent }
         let started = ContinuousClock.now
         guard let payloadValue = JavaScriptValue.make(context, bytes: payload) else {
             finish(id, .failure(FunctionError("function \(name): cannot make a Uint8Array of \(payload.count) bytes")))
@@ -373,6 +376,7 @@ final class JavaScriptEngine: @unchecked Sendable {
 
     /// Resumes the invocation `id` with `result`, if it is still waiting.
     func finish(_ id: UInt64, _ result: Result<[UInt8], FunctionError>) {
+        traceParents.removeValue(forKey: id)
         invocations.removeValue(forKey: id)?.resume(returning: result)
     }
 

@@ -102,10 +102,12 @@ public final class JavaScriptFunction: FunctionRunner {
     /// Runs the function for one message. Throws a ``FunctionError`` when the function throws
     /// or rejects ("function <name> failed: Error: message (line N)"), times out, or returns a
     /// value that cannot be converted to JSON. Cancelling the caller does not stop the call.
-    public func invoke(subject: String, payload: [UInt8]) async throws(FunctionError) -> [UInt8] {
+    public func invoke(subject: String, payload: [UInt8], traceParent: String?) async throws(FunctionError) -> [UInt8] {
         let result = await withCheckedContinuation { (continuation: JavaScriptEngine.Completion) in
             let engine = self.engine
-            let posted = thread.post { engine.invoke(subject: subject, payload: payload, completion: continuation) }
+            let posted = thread.post {
+                engine.invoke(subject: subject, payload: payload, traceParent: traceParent, completion: continuation)
+            }
             if !posted {
                 continuation.resume(returning: .failure(FunctionError("function \(name) is unloaded")))
             }

@@ -112,13 +112,14 @@ public final class WasmFunction: FunctionRunner {
     }
 
     /// Runs the module once for a message on `subject`; returns its stdout.
-    public func invoke(subject: String, payload: [UInt8]) async throws(FunctionError) -> [UInt8] {
+    public func invoke(subject: String, payload: [UInt8], traceParent: String?) async throws(FunctionError) -> [UInt8] {
         let now = WasmConditionLock.now()
         let (deadline, overflow) = now.addingReportingOverflow(timeoutNanoseconds)
         let program = self.program
         let hostServices = self.hostServices
         let job = WasmWorkerJob(deadline: overflow ? .max - 1 : deadline, timeoutError: timeoutError) { stack, warm, job in
-            program.run(subject: subject, payload: payload, hostServices: hostServices, job: job, stack: &stack, warm: &warm)
+            program.run(subject: subject, payload: payload, traceParent: traceParent, hostServices: hostServices, job: job,
+                        stack: &stack, warm: &warm)
         }
         return try await pool.run(job).get()
     }

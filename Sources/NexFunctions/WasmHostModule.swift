@@ -110,6 +110,8 @@ enum WasmHostModule {
             }
             headers = decoded
         }
+        // The invocation's trace context, never one the guest wrote.
+        headers["traceparent"] = invocation.traceParent
         let outcome: Result<HostServiceReply, any Error>
         do {
             outcome = try BlockingHostCall.perform(

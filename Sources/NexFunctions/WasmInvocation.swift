@@ -29,6 +29,8 @@ final class WasmInvocation {
     var lastResult = HostResult()
     /// Set when the deadline passed inside a host call.
     var deadlineExceeded = false
+    /// The call's trace context, sent as `traceparent` with its host calls.
+    var traceParent: String?
 
     /// Bytes of stderr kept for error messages.
     static let stderrLimit = 16 * 1024

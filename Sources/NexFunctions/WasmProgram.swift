@@ -160,8 +160,8 @@ struct WasmProgram: Sendable {
     /// Runs the module's `_start` once for a trigger message, on a worker thread: in `warm`
     /// (the worker's instance, kept when the module can be reset) or in a fresh instance.
     func run(
-        subject: String, payload: [UInt8], hostServices: any HostServiceCaller, job: WasmWorkerJob,
-        stack: inout ExecutionStack, warm: inout WasmWarmInstance?
+        subject: String, payload: [UInt8], traceParent: String? = nil, hostServices: any HostServiceCaller,
+        job: WasmWorkerJob, stack: inout ExecutionStack, warm: inout WasmWarmInstance?
     ) -> Result<[UInt8], FunctionError> {
         let instance: WasmWarmInstance
         if let kept = warm.take() {
@@ -176,6 +176,7 @@ struct WasmProgram: Sendable {
             instance = WasmWarmInstance(store: store, limiter: limiter, invocation: invocation)
         }
         let invocation = instance.invocation
+        invocation.traceParent = traceParent
         guard job.begin(in: instance.store) else {
             instance.discard()
             return .failure(job.timeoutError)

@@ -9,6 +9,8 @@ import NexCLISupport
 import NexControl
 import NexNodeKit
 import ServiceLifecycle
+import NexTelemetry
+import Tracing
 
 @main
 struct NexNodeCommand: AsyncParsableCommand {
@@ -75,6 +77,13 @@ struct Up: AsyncParsableCommand {
             help: "The metrics port (default 8085, Nex 0.2's; 0 picks a free one and the node logs it).")
     var metricsPort: Int?
 
+    @Flag(help: "Send traces over OTLP/HTTP (config: otel_traces; endpoint: --otlp-endpoint, otlp_exporter_url).")
+    var traces = false
+
+    @Option(name: [.customLong("otlp-endpoint"), .customLong("otlp_exporter_url")],
+            help: "The OTLP/HTTP collector's base URL (default $OTEL_EXPORTER_OTLP_ENDPOINT, else http://127.0.0.1:4318).")
+    var otlpEndpoint: String?
+
     @Option(name: .customLong("log-format"), help: "How log lines look on stderr: text or json.")
     var logFormat: NodeLogFormat = .text
 
@@ -111,6 +120,10 @@ struct Up: AsyncParsableCommand {
             if let heartbeat { configuration.heartbeatIntervalSeconds = heartbeat }
             if metrics { configuration.metrics.enabled = true }
             if let metricsPort { configuration.metrics.port = metricsPort }
+            if traces { configuration.traces.enabled = true }
+            if let endpoint = otlpEndpoint ?? ProcessInfo.processInfo.environment["OTEL_EXPORTER_OTLP_ENDPOINT"].flatMap({ $0.isEmpty ? nil : $0 }) {
+                configuration.traces.endpoint = endpoint
+            }
             configuration.allowedFileRoots += fileRoots
             try configuration.validate()
         } catch {
@@ -138,9 +151,19 @@ struct Up: AsyncParsableCommand {
         clientOptions.logger = logger
         let node = NexNode(configuration: configuration, identity: identity, clientOptions: clientOptions, logger: logger,
                            ownsProcess: true, systemLog: systemLog)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if configuration.traces.enabled {
+            // First, so it stops last: the node's last spans still leave.
+            let exporter = OTLPExporter(endpoint: try OTLPExporter.Endpoint(url: configuration.traces.endpoint),
+                                        serviceName: "nex-node", resource: ["nex.node_id": identity.nodeID], logger: logger)
+            InstrumentationSystem.bootstrap(OTLPTracer(exporter: exporter))
+            services.append(.init(service: exporter))
+            logger.info("traces exported", metadata: ["endpoint": "\(exporter.endpoint)"])
+        }
+        // The node returns by itself when it leaves in lame duck mode: the process ends, exit 0.
+        services.append(.init(service: node, successTerminationBehavior: .gracefullyShutdownGroup))
         let group = ServiceGroup(configuration: .init(
-            // The node returns by itself when it leaves in lame duck mode: the process ends, exit 0.
-            services: [.init(service: node, successTerminationBehavior: .gracefullyShutdownGroup)],
+            services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         try await group.run()

@@ -30,6 +30,11 @@ struct Invoke: AsyncParsableCommand {
                 requestHeaders = requestHeaders ?? NATSHeaders()
                 requestHeaders![String(header[..<equals])] = String(header[header.index(after: equals)...])
             }
+            // The command's trace context travels with the request (unless --header set one).
+            if let traced = NATSHeaders.tracing(), requestHeaders?["traceparent"] == nil {
+                requestHeaders = requestHeaders ?? NATSHeaders()
+                for field in traced.fields { requestHeaders![field.name] = field.value }
+            }
             let nex = try await global.connect()
             defer { Task { await nex.connection.close() } }
             let reply = try await nex.connection.request(

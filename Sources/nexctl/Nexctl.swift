@@ -25,7 +25,7 @@ struct Nexctl: AsyncParsableCommand {
     /// Runs a command body, turning any failure into one clear line on stderr and exit code 1.
     static func perform(_ body: () async throws -> Void) async throws {
         do {
-            try await body()
+            try await NexctlTracing.run(body)
         } catch let exit as ExitCode {
             throw exit
         } catch {

@@ -169,3 +169,64 @@ extension OperationsEndToEndTests {
         }
     }
 }
+
+/// Traces across processes: nexctl, the node, the agent (which carries the context) and host
+/// services, received by an OTLP/HTTP collector started by the test.
+extension OperationsEndToEndTests {
+    @Test func oneTraceFollowsADeployAndAnInvocationAcrossProcesses() async throws {
+        let receiver = try OTLPReceiver()
+        defer { receiver.stop() }
+        let config = #"{"workload_types": ["native", "javascript"], "otel_traces": true}"#
+        try await withNATSServer(jetStream: true) { server in
+            try await withNode(server: server, .init(config: config, extraArguments: ["--otlp-endpoint", receiver.url])) { node in
+                let nexctl = try Executables.nexctl
+                let home = try TemporaryDirectory(prefix: "nexctl-home-")
+                let environment = ChildEnvironment.base().merging([
+                    "NEX_HOME": home.appending("nex"), "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
+                ]) { $1 }
+                let artifacts = try NodeUser.artifactDirectory(prefix: "nex-e2e-traces-")
+                let counter = try FunctionEndToEndTests.example("kv-counter.js", in: artifacts)
+                let devrun = try await runCommand(
+                    nexctl, ["devrun", counter, "--type", "javascript", "--trigger", "t.count", "--name", "counter",
+                             "-s", server.url, "--timeout", "5", "--auction-wait", "0.5"],
+                    environment: environment, timeout: .seconds(60))
+                #expect(devrun.status == 0, "\(devrun.stderr)")
+                let invoke = try await runCommand(nexctl, ["invoke", "t.count", "-s", server.url], environment: environment)
+                #expect(invoke.stdout.contains("1"), "\(invoke.stdout) \(invoke.stderr)")
+
+                // The deploy: nexctl's command span, its $NEX.DEPLOY client span, the node's server
+                // span under it, and the deploy steps under that.
+                var spans: [OTLPReceiver.ReceivedSpan] = []
+                try await waitFor(timeout: .seconds(15), "the node's spans arrive: \(receiver.spans.map(\.name))") {
+                    spans = receiver.spans
+                    return spans.contains { $0.name == "host service kv.set" } && spans.contains { $0.name == "deploy: start in an agent" }
+                }
+                func one(_ name: String, _ service: String) throws -> OTLPReceiver.ReceivedSpan {
+                    try #require(spans.first { $0.name == name && $0.service == service }, "no \(name) from \(service): \(spans.map { "\($0.service):\($0.name)" })")
+                }
+                let devrunSpan = try one("nexctl devrun", "nexctl")
+                let deployClient = try #require(spans.first { $0.name == "$NEX.DEPLOY" && $0.service == "nexctl" })
+                let deployServer = try #require(spans.first { $0.name == "$NEX.DEPLOY" && $0.service == "nex-node" })
+                #expect(deployClient.parentSpanID == devrunSpan.spanID && deployClient.traceID == devrunSpan.traceID)
+                #expect(deployServer.parentSpanID == deployClient.spanID && deployServer.traceID == devrunSpan.traceID)
+                #expect(deployServer.kind == 2 && deployClient.kind == 3, "server and client kinds")
+                for step in ["deploy: check", "deploy: fetch artifact", "deploy: start in an agent"] {
+                    let span = try one(step, "nex-node")
+                    #expect(span.parentSpanID == deployServer.spanID && span.traceID == devrunSpan.traceID, "\(step)")
+                }
+
+                // The invocation: nexctl invoke → the node's function span → (through the agent)
+                // the host-service calls the function made.
+                let invokeSpan = try one("nexctl invoke", "nexctl")
+                let function = try one("function counter", "nex-node")
+                #expect(function.parentSpanID == invokeSpan.spanID && function.traceID == invokeSpan.traceID)
+                #expect(function.attributes["messaging.destination.name"] == "t.count")
+                let hostCalls = spans.filter { $0.name.hasPrefix("host service kv.") }
+                #expect(hostCalls.count >= 2, "\(hostCalls)")
+                #expect(hostCalls.allSatisfy { $0.parentSpanID == function.spanID && $0.traceID == invokeSpan.traceID }, "\(hostCalls)")
+                #expect(hostCalls.contains { $0.name == "host service kv.get" && $0.attributes["nex.host_service.code"] == "404" })
+                #expect(node.log.contains("traces exported"), "\(node.log)")
+            }
+        }
+    }
+}

@@ -63,7 +63,7 @@ private final class RecordingHandler: AgentRequestHandler {
 
     func ping() async -> AgentPingResponse { AgentPingResponse(id: "me", workloadID: "w1", running: true) }
 
-    func trigger(subject: String, payload: ByteBuffer) async -> AgentTriggerResult {
+    func trigger(subject: String, payload: ByteBuffer, traceParent: String?) async -> AgentTriggerResult {
         subject == "fail.me" ? .failed("it failed") : .reply(Array(("\(subject):" + String(buffer: payload)).utf8), runtimeNanoseconds: 1234)
     }
 }

@@ -3,10 +3,11 @@ import NexControl
 import Testing
 
 @Suite struct WorkloadTypeTests {
-    @Test func parsesNamesAndTheV8Alias() {
+    @Test func parsesNamesWithV8AsItsOwnType() {
         #expect(WorkloadType(name: "native") == .native)
         #expect(WorkloadType(name: "WASM") == .wasm)
-        #expect(WorkloadType(name: "v8") == .javascript)
+        #expect(WorkloadType(name: "v8") == .v8)
+        #expect(WorkloadType(name: "V8").map(\.isJavaScript) == true && WorkloadType.v8.isFunction)
         #expect(WorkloadType(name: "javascript") == .javascript)
         #expect(WorkloadType(name: "oci") == nil)
         #expect(WorkloadType(name: "") == nil)
@@ -14,10 +15,10 @@ import Testing
         #expect(WorkloadType.wasm.isFunction)
     }
 
-    @Test func decodesAliasesAndEncodesItsName() throws {
-        let decoded = try JSONDecoder().decode([WorkloadType].self, from: Data(#"["v8","WASM","native"]"#.utf8))
-        #expect(decoded == [.javascript, .wasm, .native])
-        #expect(String(decoding: try JSONEncoder().encode([WorkloadType.javascript]), as: UTF8.self) == #"["javascript"]"#)
+    @Test func decodesAnyCaseAndEncodesItsName() throws {
+        let decoded = try JSONDecoder().decode([WorkloadType].self, from: Data(#"["v8","WASM","native","JavaScript"]"#.utf8))
+        #expect(decoded == [.v8, .wasm, .native, .javascript])
+        #expect(String(decoding: try JSONEncoder().encode([WorkloadType.javascript, .v8]), as: UTF8.self) == #"["javascript","v8"]"#)
     }
 
     @Test func anUnknownTypeIsAnErrorThatNamesIt() {

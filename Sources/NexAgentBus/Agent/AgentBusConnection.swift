@@ -158,7 +158,8 @@ public final class AgentBusConnection: Sendable {
     private func answerTrigger(_ message: NATSMessage, handler: some AgentRequestHandler) async {
         let result: AgentTriggerResult
         if let subject = message.headers?[AgentTriggerHeader.subject] {
-            result = await handler.trigger(subject: subject, payload: message.payload)
+            result = await handler.trigger(subject: subject, payload: message.payload,
+                                           traceParent: message.headers?["traceparent"])
         } else {
             result = .failed("trigger request without the \(AgentTriggerHeader.subject) header")
         }

@@ -9,6 +9,7 @@ public protocol AgentRequestHandler: Sendable {
     func undeploy() async -> AgentUndeployResponse
     /// `agentint.<id>.ping`.
     func ping() async -> AgentPingResponse
-    /// `agentint.<id>.trigger`: one invocation of the agent's function.
-    func trigger(subject: String, payload: ByteBuffer) async -> AgentTriggerResult
+    /// `agentint.<id>.trigger`: one invocation of the agent's function; `traceParent` is the
+    /// request's `traceparent` header, carried on to the invocation's host-service calls.
+    func trigger(subject: String, payload: ByteBuffer, traceParent: String?) async -> AgentTriggerResult
 }

@@ -405,7 +405,7 @@ public final class AgentService: AgentRequestHandler, Service {
         finish.finish()
     }
 
-    public func trigger(subject: String, payload: ByteBuffer) async -> AgentTriggerResult {
+    public func trigger(subject: String, payload: ByteBuffer, traceParent: String?) async -> AgentTriggerResult {
         let runner = state.withLock { s -> (any FunctionRunner)? in
             if case .running(.function(let runner), _) = s.phase { return runner }
             return nil
@@ -413,7 +413,8 @@ public final class AgentService: AgentRequestHandler, Service {
         guard let runner else { return .failed("agent \(settings.agentID) runs no function") }
         let started = ContinuousClock.now
         do {
-            let result = try await runner.invoke(subject: subject, payload: Array(payload.readableBytesView))
+            let result = try await runner.invoke(subject: subject, payload: Array(payload.readableBytesView),
+                                                 traceParent: traceParent)
             return .reply(result, runtimeNanoseconds: UInt64(started.duration(to: .now).nanoseconds))
         } catch {
             return .failed(error.message)

@@ -8,9 +8,18 @@ import NexWorkloads
 /// The runtimes live in the `NexFunctions` module (WasmKit, JavaScriptCore), which only
 /// `nex-agent` links; the agent reaches them through these protocols.
 public protocol FunctionRunner: Sendable {
-    /// Runs one invocation: `subject` is the trigger subject the message arrived on.
-    /// Returns the reply bytes; throws a ``FunctionError`` saying what failed.
-    func invoke(subject: String, payload: [UInt8]) async throws(FunctionError) -> [UInt8]
+    /// Runs one invocation: `subject` is the trigger subject the message arrived on;
+    /// `traceParent` (W3C) is the invocation's trace context, added as the `traceparent`
+    /// header of every host-service call the invocation makes. Returns the reply bytes;
+    /// throws a ``FunctionError`` saying what failed.
+    func invoke(subject: String, payload: [UInt8], traceParent: String?) async throws(FunctionError) -> [UInt8]
+}
+
+extension FunctionRunner {
+    /// Runs one invocation outside any trace.
+    public func invoke(subject: String, payload: [UInt8]) async throws(FunctionError) -> [UInt8] {
+        try await invoke(subject: subject, payload: payload, traceParent: nil)
+    }
 }
 
 /// Loads functions. `nex-agent` passes one to `AgentService`.

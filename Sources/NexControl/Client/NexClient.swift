@@ -1,5 +1,6 @@
 import FoundationEssentials
 import NATSWire
+import Tracing
 import NIOCore
 
 /// A typed client of the `$NEX` control API over a NATSWire connection: for `nexctl`, and for
@@ -106,9 +107,19 @@ public struct NexClient: Sendable {
 
     // MARK: Plumbing
 
+    /// One request, in a client span named by its subject's verb (`$NEX.DEPLOY`), whose
+    /// `traceparent` travels in the request's headers.
     private func call<T: Codable & Sendable>(_ type: T.Type, subject: String, body: ByteBuffer) async throws -> T {
-        let reply = try await connection.request(body, to: subject, timeout: timeout)
-        return try Self.unwrap(type, reply, subject: subject)
+        try await withSpan(Self.operation(subject), ofKind: .client) { span in
+            span.attributes["messaging.destination.name"] = subject
+            let reply = try await connection.request(body, to: subject, headers: .tracing(), timeout: timeout)
+            return try Self.unwrap(type, reply, subject: subject)
+        }
+    }
+
+    /// `$NEX.DEPLOY.ns.node` → `$NEX.DEPLOY`: span names stay few.
+    static func operation(_ subject: String) -> String {
+        subject.split(separator: ".").prefix(2).joined(separator: ".")
     }
 
     /// Publishes once with a private inbox and collects every decodable reply until `window`
@@ -119,7 +130,7 @@ public struct NexClient: Sendable {
         let inbox = connection.newInbox()
         let replies = try await connection.subscribe(to: inbox)
         defer { Task { try? await replies.unsubscribe() } }
-        try await connection.publish(body, to: subject, replyTo: inbox)
+        try await connection.publish(body, to: subject, replyTo: inbox, headers: .tracing())
         return await withTaskGroup(of: [T]?.self) { group in
             group.addTask {
                 var collected: [T] = []

@@ -1,6 +1,7 @@
 import FoundationEssentials
 import Logging
 import NATSWire
+import Tracing
 import NIOCore
 
 /// Serves one node's `$NEX` subjects on a NATSWire connection.
@@ -58,7 +59,15 @@ public struct ControlServer: Sendable {
                 group.addTask {
                     await withDiscardingTaskGroup { requests in
                         for await message in subscription {
-                            requests.addTask { await serve(route, message) }
+                            requests.addTask {
+                                // A server span, child of the requester's (its `traceparent`).
+                                await withSpan(NexClient.operation(message.subject), context: .extracted(from: message),
+                                               ofKind: .server) { span in
+                                    span.attributes["messaging.destination.name"] = message.subject
+                                    span.attributes["nex.node_id"] = nodeID
+                                    await serve(route, message)
+                                }
+                            }
                         }
                     }
                 }

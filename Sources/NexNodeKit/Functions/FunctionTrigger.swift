@@ -6,6 +6,7 @@ import NexAgentBus
 import NexControl
 import NIOCore
 import Synchronization
+import Tracing
 
 /// The node's side of one function: its trigger subscriptions (a queue group per workload, so
 /// replicas on several nodes share the load), each message handed to the function's agent and
@@ -88,21 +89,34 @@ final class FunctionTrigger: Sendable {
         try await connection.flush()
     }
 
+    /// One invocation, in a server span (a child of the requester's, when its message carries
+    /// `traceparent`) whose context travels to the agent, and from it to host services.
     private func invoke(_ message: NATSMessage) async {
+        let span = InstrumentationSystem.legacyTracer.startAnySpan(
+            "function \(target.workloadName)", context: .extracted(from: message), ofKind: .server)
+        defer { span.end() }
+        span.attributes["messaging.destination.name"] = message.subject
+        span.attributes["nex.workload_id"] = target.workloadID
+        span.attributes["nex.namespace"] = target.namespace
         guard let agentID = agentID.withLock({ $0 }) else {
+            span.setStatus(SpanStatus(code: .error, message: "not running"))
             await fail(message, reason: "function \(target.workloadName) is not running (restarting or stopping)")
             return
         }
         let started = ContinuousClock.now
+        var headers: NATSHeaders = [AgentTriggerHeader.subject: message.subject]
+        InstrumentationSystem.instrument.inject(span.context, into: &headers, using: NATSHeadersInjector())
         let reply: NATSMessage
         do {
             reply = try await bus.request(message.payload, to: AgentBusSubject.toAgent(agentID, AgentVerb.trigger),
-                                          headers: [AgentTriggerHeader.subject: message.subject], timeout: timeout)
+                                          headers: headers, timeout: timeout)
         } catch {
+            span.setStatus(SpanStatus(code: .error, message: "agent did not answer"))
             await fail(message, reason: "agent did not answer: \(error)")
             return
         }
         if let failure = reply.headers?[AgentTriggerHeader.error] {
+            span.setStatus(SpanStatus(code: .error, message: failure))
             await fail(message, reason: failure)
             return
         }

@@ -6,6 +6,7 @@ import NATSWire
 import NIOCore
 import ServiceLifecycle
 import Synchronization
+import Tracing
 
 /// The node's host services: key-value, object store, messaging and HTTP for functions,
 /// served on the agent bus at `hostint.<agent>.rpc.<namespace>.<workload>.<service>.<method>`.
@@ -201,8 +202,16 @@ public final class HostServicesServer: Service, Sendable {
                  metadata: ["subject": "\(message.subject)"])
             return
         }
+        let parsed = try? HostServiceSubject(parsing: message.subject)
+        let span = InstrumentationSystem.legacyTracer.startAnySpan(
+            "host service \(parsed.map { "\($0.service).\($0.method)" } ?? "request")", context: .extracted(from: message),
+            ofKind: .server)
+        defer { span.end() }
         let reply = await serve(
             subject: message.subject, headers: message.headers ?? NATSHeaders(), body: Array(message.payload.readableBytesView))
+        span.attributes["nex.host_service.code"] = reply.code
+        if let parsed { span.attributes["nex.namespace"] = parsed.namespace; span.attributes["nex.workload_name"] = parsed.workloadName }
+        if reply.code >= 400 { span.setStatus(SpanStatus(code: .error, message: "\(reply.code) \(reply.message)")) }
         await send(reply, to: replyTo, request: message.subject)
     }
 

@@ -3,6 +3,7 @@ import NexWorkloads
 import FoundationEssentials
 import NATSWire
 import NexControl
+import NexTelemetry
 
 /// The node's configuration file (JSON), with Nex 0.2's key names where they apply.
 ///
@@ -95,6 +96,18 @@ public struct NodeConfiguration: Sendable, Equatable {
     /// Prometheus metrics at `http://<address>:<port>/metrics` (`otel_metrics`,
     /// `otel_metrics_port` as Nex 0.2 names them, and ours `metrics_address`).
     public var metrics = MetricsSettings()
+
+    /// Traces over OTLP/HTTP (`otel_traces`, `otel_traces_exporter` = `http`,
+    /// `otlp_exporter_url`, as Nex 0.2 names them).
+    public var traces = TracesSettings()
+
+    /// Whether and where the node sends its spans.
+    public struct TracesSettings: Sendable, Equatable {
+        public var enabled = false
+        /// The collector's base URL (`/v1/traces` is added); `host:port` means `http://host:port`.
+        public var endpoint = "http://127.0.0.1:4318"
+        public init() {}
+    }
 
     /// Where and whether the node serves its metrics.
     public struct MetricsSettings: Sendable, Equatable {
@@ -288,6 +301,11 @@ extension NodeConfiguration {
         metrics.enabled = try reader.bool("otel_metrics") ?? metrics.enabled
         metrics.port = try reader.count("otel_metrics_port") ?? metrics.port
         metrics.address = try reader.string("metrics_address") ?? metrics.address
+        traces.enabled = try reader.bool("otel_traces") ?? traces.enabled
+        traces.endpoint = try reader.string("otlp_exporter_url") ?? traces.endpoint
+        if let exporter = try reader.string("otel_traces_exporter"), exporter != "http" {
+            throw NodeConfigurationError(key: "otel_traces_exporter", problem: "'\(exporter)' is not offered: traces go over OTLP/HTTP (http)")
+        }
         nexus = try reader.string("nexus")
         stateBucket = try reader.string("state_bucket") ?? stateBucket
         stateReplicas = try reader.count("state_replicas") ?? stateReplicas
@@ -384,6 +402,11 @@ extension NodeConfiguration {
         }
         guard stopGracePeriodSeconds >= 0 else {
             throw NodeConfigurationError(key: "stop_grace_period_seconds", problem: "must not be negative")
+        }
+        do {
+            _ = try OTLPExporter.Endpoint(url: traces.endpoint)
+        } catch {
+            throw NodeConfigurationError(key: "otlp_exporter_url", problem: "\(error)")
         }
         guard (0...65535).contains(metrics.port) else {
             throw NodeConfigurationError(key: "otel_metrics_port", problem: "\(metrics.port) is not a port (0 to 65535)")

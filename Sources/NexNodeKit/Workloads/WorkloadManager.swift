@@ -9,6 +9,7 @@ import NexAgentBus
 import NexControl
 import NIOCore
 import ServiceLifecycle
+import Tracing
 import Synchronization
 
 /// Deploys, watches, restarts and stops the node's workloads, each in an agent from the
@@ -243,6 +244,8 @@ public actor WorkloadManager: Service {
         let reserved = machine.deployRequested(nodeID: nodeID, lameDuck: context.isLameDuck())
         guard case .fetchArtifact(let reservation) = reserved else { throw Self.refusal(reserved) }
         let checked: CheckedDeploy
+        let checking = Self.step("deploy: check")
+        defer { checking.end() }
         do {
             let issuers = if case .autostart(let issuer) = source { [issuer] } else { configuration.validIssuers }
             checked = try check(request, at: acceptedAt, restoring: restoring != nil, validIssuers: issuers)
@@ -251,10 +254,14 @@ public actor WorkloadManager: Service {
             }
         } catch {
             machine.reservationAbandoned(reservation)
+            checking.recordError(error)
             throw error
         }
+        checking.end()
         let claims = checked.claims, type = checked.type
         let artifact: CachedArtifact
+        let fetching = Self.step("deploy: fetch artifact")
+        defer { fetching.end() }
         do throws(ArtifactError) {
             artifact = try await cache.fetch(checked.location, expectedSHA256: checked.claimedHash,
                                              maxBytes: configuration.nodeLimits.maxWorkloadBytes,
@@ -263,8 +270,12 @@ public actor WorkloadManager: Service {
             machine.reservationAbandoned(reservation)
             logger.info("artifact refused", metadata: ["workload": "\(claims.name)", "namespace": "\(namespace)",
                                                        "error": "\(error.operatorDetail)"])
+            fetching.recordError(error)
             throw NexControlError.badRequest("\(error)")
         }
+        fetching.attributes["nex.artifact.cached"] = artifact.fromCache
+        fetching.attributes["nex.artifact.bytes"] = artifact.size
+        fetching.end()
         let sized = machine.artifactFetched(reservation, bytes: artifact.size, workloadName: claims.name)
         guard case .createWorkload = sized else { throw Self.refusal(sized) }
 
@@ -299,7 +310,17 @@ public actor WorkloadManager: Service {
         records[id] = record
         let committed = machine.reservationCommitted(reservation, workload: id, essential: record.essential,
                                                      isFunction: type.isFunction)
-        let agentID = try await drive(committed, trigger: (request: request, environment: checked.environment))
+        let starting = Self.step("deploy: start in an agent")
+        starting.attributes["nex.workload_id"] = id
+        defer { starting.end() }
+        let agentID: String
+        do {
+            agentID = try await drive(committed, trigger: (request: request, environment: checked.environment))
+        } catch {
+            starting.recordError(error)
+            throw error
+        }
+        starting.end()
         switch source {
         case .own, .autostart: break
         case .request, .adopted:
@@ -323,6 +344,12 @@ public actor WorkloadManager: Service {
             "cached": "\(artifact.fromCache)", "ms": "\(started.duration(to: .now).milliseconds)",
         ])
         return RunResponse(started: true, id: id, issuer: claims.issuer, name: claims.name)
+    }
+
+    /// A span for one step of a deploy, a child of the control request's span (ended by the
+    /// caller; ending twice is harmless).
+    static func step(_ name: String) -> any Span {
+        InstrumentationSystem.legacyTracer.startAnySpan(name, context: .current ?? .topLevel)
     }
 
     /// The deploy request's checks, in Nex 0.2's order; none awaits.
