@@ -5,7 +5,10 @@
 # trigger subject. The dev server has two accounts: the control plane ($url: the node's
 # control connection and nexctl's control commands) and the workload plane ($wurl: the
 # service's own connection, host services and function triggers), so requests to workloads
-# go to $wurl. Ctrl-C (or NEX_RUN_SECONDS, when set) stops the workloads, then the node.
+# go to $wurl. The node serves Prometheus metrics on a loopback port it picks (printed).
+# Ctrl-C (or NEX_RUN_SECONDS, when set) stops the workloads, then the node: the node runs in a
+# session of its own (setsid), so the terminal's SIGINT reaches only this script, which stops
+# the workloads while the node still serves and then sends the node SIGTERM.
 # Usage: examples/run-system.sh BIN_DIR
 set -euo pipefail
 bin="${1:?usage: run-system.sh BIN_DIR}"
@@ -14,12 +17,17 @@ state="$(mktemp -d)"
 export NEX_HOME="$state/nex-home"   # nexctl's issuer and xkey for this run
 logs=""
 node=""
+tail_pid=""
 
 stop_all() {
   trap - EXIT INT TERM
-  if [ -n "${url:-}" ] && [ -n "${workload:-}" ]; then
-    echo "== nexctl stop $workload"
-    "$bin/nexctl" stop "$node_id" "$workload" --name echo -s "$url" --timeout 15 || true
+  if [ -n "${url:-}" ] && [ -n "${node_id:-}" ]; then
+    echo "== stopping the workloads"
+    "$bin/nexctl" workload ls -s "$url" --json --timeout 2 2>/dev/null \
+      | python3 -c 'import json,sys; [print(w["id"], w["name"]) for w in json.load(sys.stdin)]' 2>/dev/null \
+      | while read -r id name; do
+          "$bin/nexctl" stop "$node_id" "$id" --name "$name" -s "$url" --timeout 15 || true
+        done
   fi
   [ -n "$logs" ] && kill "$logs" 2>/dev/null || true
   if [ -n "$node" ]; then
@@ -27,13 +35,19 @@ stop_all() {
     kill -TERM "$node" 2>/dev/null || true
     wait "$node" 2>/dev/null || true
   fi
+  [ -n "$tail_pid" ] && kill "$tail_pid" 2>/dev/null || true
   rm -rf "$state"
 }
 trap stop_all EXIT
 trap 'exit 130' INT TERM
 
 echo '{"workload_types": ["native", "wasm", "javascript"]}' > "$state/node.json"
-"$bin/nex-node" up --dev --state-dir "$state/node" --config "$state/node.json" --tag node_name=dev-node &
+: > "$state/node.log"
+tail -n +1 -f "$state/node.log" &
+tail_pid=$!
+# Its own session: Ctrl-C is the script's to handle (stop the workloads first).
+setsid "$bin/nex-node" up --dev --state-dir "$state/node" --config "$state/node.json" --tag node_name=dev-node \
+  --metrics --metrics-port 0 2>>"$state/node.log" &
 node=$!
 for _ in $(seq 1 200); do
   [ -s "$state/node/dev-nats/url" ] && break
@@ -79,10 +93,16 @@ if command -v wat2wasm >/dev/null; then
   echo "== nexctl invoke fn.echo.wasm 'hello wasm' -> $("$bin/nexctl" invoke fn.echo.wasm 'hello wasm' -s "$wurl" --timeout 5)"
 fi
 "$bin/nexctl" node info "$node_id" -s "$url"
+metrics="$(grep -o 'metrics served url=[^ ]*' "$state/node.log" | head -1 | cut -d= -f2)"
+if [ -n "$metrics" ]; then
+  echo "== metrics: curl -s $metrics   (Prometheus text; e.g. the function counters:)"
+  python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())' "$metrics" \
+    | grep -E '^nex_(workload_count|function_trigger)' || true
+fi
 
 if [ -n "${NEX_RUN_SECONDS:-}" ]; then
   sleep "$NEX_RUN_SECONDS"
 else
-  echo "== running; Ctrl-C stops the workload and the node"
+  echo "== running; Ctrl-C stops the workloads, then the node"
   wait "$node"
 fi
