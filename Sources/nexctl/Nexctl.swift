@@ -11,7 +11,7 @@ struct Nexctl: AsyncParsableCommand {
         commandName: "nexctl",
         abstract: "Drives Nex nodes over the $NEX control API.",
         version: "0.1.0",
-        subcommands: [Node.self, Workload.self, Run.self, DevRun.self, Stop.self, Logs.self, Invoke.self, Monitor.self, Keys.self,
+        subcommands: [Node.self, Workload.self, Run.self, DevRun.self, Stop.self, Logs.self, Invoke.self, Monitor.self, Keys.self, Top.self,
                       // Nex 0.2's top-level commands.
                       Monitor.Events.self, Node.LameDuck.self]
     )

@@ -133,6 +133,9 @@ extension OperationsEndToEndTests {
                     let svc = ["workload_id": running.id, "workload_name": "svc"]
                     #expect((Self.value(after, "nex_workload_memory_bytes", svc) ?? 0) > 0)
                     #expect(Self.value(after, "nex_workload_cpu_seconds", svc) != nil)
+                    let listed = try await nex.runningWorkloads(namespace: "default", node: node.nodeID)
+                    #expect(listed.first { $0.id == running.id }?.cpuSeconds != nil, "the sandbox's CPU time is read: \(listed)")
+                    #expect((listed.first { $0.id == running.id }?.memoryBytes ?? 0) > 0)
                     #expect((Self.value(after, "nex_workload_log_lines_total", svc) ?? 0) >= 3)
                     #expect((Self.value(after, "nex_bus_messages_total") ?? 0) > (Self.value(before, "nex_bus_messages_total") ?? 0))
 

@@ -20,14 +20,22 @@ public struct RunningWorkload: Sendable, Equatable, Codable {
     public var uptime: String?
     /// `restarts`: how often an essential service was restarted; nil when the node does not say.
     public var restarts: Int?
+    /// `cpu_seconds`: CPU time used so far; nil when the node does not say.
+    public var cpuSeconds: Double?
+    /// `memory_bytes`: memory used now; nil when the node does not say.
+    public var memoryBytes: Int?
 
-    enum CodingKeys: String, CodingKey { case nodeID = "node_id", id, namespace, name, type, state, uptime, restarts }
+    enum CodingKeys: String, CodingKey {
+        case nodeID = "node_id", id, namespace, name, type, state, uptime, restarts
+        case cpuSeconds = "cpu_seconds", memoryBytes = "memory_bytes"
+    }
 
     /// A workload on `nodeID`.
     public init(nodeID: String, id: String, namespace: String, name: String, type: String, state: String? = nil,
-                uptime: String? = nil, restarts: Int? = nil) {
+                uptime: String? = nil, restarts: Int? = nil, cpuSeconds: Double? = nil, memoryBytes: Int? = nil) {
         self.nodeID = nodeID; self.id = id; self.namespace = namespace; self.name = name; self.type = type
         self.state = state; self.uptime = uptime; self.restarts = restarts
+        self.cpuSeconds = cpuSeconds; self.memoryBytes = memoryBytes
     }
 }
 
@@ -44,7 +52,8 @@ extension NexClient {
             for machine in reply.runningMachines where idOrName == nil || machine.id == idOrName || machine.name == idOrName {
                 found.append(RunningWorkload(nodeID: reply.nodeID, id: machine.id, namespace: machine.namespace,
                                              name: machine.name, type: machine.type, state: machine.state,
-                                             uptime: machine.uptime, restarts: machine.restarts))
+                                             uptime: machine.uptime, restarts: machine.restarts,
+                                             cpuSeconds: machine.cpuSeconds, memoryBytes: machine.memoryBytes))
             }
         }
         return found.sorted { ($0.nodeID, $0.name, $0.id) < ($1.nodeID, $1.name, $1.id) }

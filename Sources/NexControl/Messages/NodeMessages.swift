@@ -78,12 +78,21 @@ public struct WorkloadPingResponse: Codable, Sendable, Equatable {
         public var uptime: String?
         /// `restarts`, ours: how often an essential service was restarted.
         public var restarts: Int?
+        /// `cpu_seconds`, ours: CPU time its sandbox has used (its cgroup, else its agent).
+        public var cpuSeconds: Double?
+        /// `memory_bytes`, ours: memory its sandbox uses now.
+        public var memoryBytes: Int?
+
+        enum CodingKeys: String, CodingKey {
+            case id, namespace, name, type, state, uptime, restarts, cpuSeconds = "cpu_seconds", memoryBytes = "memory_bytes"
+        }
 
         /// A workload entry.
         public init(id: String, namespace: String, name: String, type: String, state: String? = nil,
-                    uptime: String? = nil, restarts: Int? = nil) {
+                    uptime: String? = nil, restarts: Int? = nil, cpuSeconds: Double? = nil, memoryBytes: Int? = nil) {
             self.id = id; self.namespace = namespace; self.name = name; self.type = type
             self.state = state; self.uptime = uptime; self.restarts = restarts
+            self.cpuSeconds = cpuSeconds; self.memoryBytes = memoryBytes
         }
     }
 

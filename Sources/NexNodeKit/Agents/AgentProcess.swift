@@ -24,22 +24,35 @@ extension AgentProcess {
     /// children it has waited for) from `/proc`.
     func usage() -> ResourceUsage {
         if let cgroup { return cgroup.usage() }
-        var usage = ResourceUsage()
-        let pid = process.pid
-        if let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-           let end = stat.lastIndex(of: ")") {
+        return ResourceUsage(cpuSeconds: ProcessUsage.cpuSeconds(of: [process.pid]),
+                             memoryBytes: ProcessUsage.residentBytes(of: process.pid))
+    }
+}
+
+/// CPU time and memory of processes, from `/proc`.
+enum ProcessUsage {
+    /// The CPU time of `pids`, with the children each has waited for (`utime`, `stime`,
+    /// `cutime`, `cstime`); nil when none could be read.
+    static func cpuSeconds(of pids: [pid_t]) -> Double? {
+        var ticks = 0.0, found = false
+        for pid in pids {
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let end = stat.lastIndex(of: ")") else { continue }
             // Fields after "(comm)": state is field 3; utime, stime, cutime, cstime are 14 to 17.
             let fields = stat[stat.index(after: end)...].split(separator: " ")
-            if fields.count > 14 {
-                let ticks = fields[11...14].compactMap { Double($0) }.reduce(0, +)
-                usage.cpuSeconds = ticks / Double(sysconf(Int32(_SC_CLK_TCK)))
-            }
+            guard fields.count > 14 else { continue }
+            ticks += fields[11...14].compactMap { Double($0) }.reduce(0, +)
+            found = true
         }
-        if let statm = try? String(contentsOfFile: "/proc/\(pid)/statm", encoding: .utf8) {
-            let fields = statm.split(separator: " ")
-            if fields.count > 1, let pages = Int(fields[1]) { usage.memoryBytes = pages * Int(sysconf(Int32(_SC_PAGESIZE))) }
-        }
-        return usage
+        return found ? ticks / Double(sysconf(Int32(_SC_CLK_TCK))) : nil
+    }
+
+    /// Resident memory of `pid`.
+    static func residentBytes(of pid: pid_t) -> Int? {
+        guard let statm = try? String(contentsOfFile: "/proc/\(pid)/statm", encoding: .utf8) else { return nil }
+        let fields = statm.split(separator: " ")
+        guard fields.count > 1, let pages = Int(fields[1]) else { return nil }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
     }
 }
 

@@ -202,6 +202,11 @@ struct SandboxCgroup: Sendable {
                 usage.cpuSeconds = Self.read(directory + "/cpuacct.usage").flatMap { Double($0) }.map { $0 / 1e9 }
             }
         }
+        if usage.cpuSeconds == nil, let directory = directories["memory"] ?? directories.values.first {
+            // cgroup v1 without cpuacct beside cpu: the sandbox's processes' own times.
+            let pids = (Self.read(directory + "/cgroup.procs") ?? "").split(separator: "\n").compactMap { pid_t($0) }
+            usage.cpuSeconds = ProcessUsage.cpuSeconds(of: pids)
+        }
         return usage
     }
 

@@ -963,17 +963,20 @@ public actor WorkloadManager: Service {
     }
 
     /// Workloads of `namespace`, optionally only the one with this id or name.
-    public func running(namespace: String, matching workload: String?) -> [WorkloadPingResponse.Machine] {
-        records.values
+    public func running(namespace: String, matching workload: String?) async -> [WorkloadPingResponse.Machine] {
+        let found = records.values
             .filter { $0.namespace == namespace && machine.workload($0.id)?.isLive == true }
             .filter { workload == nil || $0.id == workload || $0.name == workload }
-            .map { record in
-                WorkloadPingResponse.Machine(
-                    id: record.id, namespace: record.namespace, name: record.name, type: record.type.rawValue,
-                    state: machine.state(of: record.id).map(Self.reportedState) ?? "stopping",
-                    uptime: Uptime.format(seconds: Int(Date().timeIntervalSince(record.startedAt))),
-                    restarts: record.restarts)
-            }
+        let agents = found.compactMap { machine.workload($0.id)?.agent }
+        let usage = await supervisor.usage(of: agents)
+        return found.map { record in
+            let used = machine.workload(record.id)?.agent.flatMap { usage[$0] }
+            return WorkloadPingResponse.Machine(
+                id: record.id, namespace: record.namespace, name: record.name, type: record.type.rawValue,
+                state: machine.state(of: record.id).map(Self.reportedState) ?? "stopping",
+                uptime: Uptime.format(seconds: Int(Date().timeIntervalSince(record.startedAt))),
+                restarts: record.restarts, cpuSeconds: used?.cpuSeconds, memoryBytes: used?.memoryBytes)
+        }
     }
 }
 
