@@ -175,23 +175,40 @@ struct Preflight: AsyncParsableCommand {
 
     @OptionGroup var options: NodeOptions
 
-    @Flag(name: .customLong("init"), help: "As root: give --node-user a subordinate uid and gid range for its sandboxes (in /etc/subuid and /etc/subgid) where it has none.")
+    @Flag(name: .customLong("init"), help: """
+        As root: make what the node needs where it is missing: the --node-user system user, its state \
+        directory (0700), a default config at --config (default /etc/nex/config.json; never overwritten), \
+        a subordinate uid and gid range for its sandboxes, and a delegated cgroup; then check.
+        """)
     var initialize = false
+
+    @Flag(help: "Only report (the default): nats-server and its version, nex-agent, JavaScriptCore, cgroups, user namespaces, seccomp, the state directory.")
+    var check = false
 
     @Option(help: "The user the node runs as, for --init.")
     var nodeUser = "nex"
 
     func run() async throws {
+        var options = self.options
+        if initialize {
+            guard !check else { throw ValidationError("--init changes the host and --check only reports: choose one") }
+            guard getuid() == 0 else { throw ValidationError("--init makes a user, directories and cgroups: run it as root") }
+            let configPath = options.config ?? "/etc/nex/config.json"
+            let stateDirectory = options.stateDir ?? StateDirectory.defaultPath
+            var failed = false
+            for step in NodeInitialization(user: nodeUser, stateDirectory: stateDirectory, configPath: configPath).run() {
+                print("\(step.passed ? "ok  " : "FAIL") init: \(step.text)")
+                failed = failed || !step.passed
+            }
+            if failed { throw ExitCode.failure }
+            options.config = configPath
+            options.stateDir = stateDirectory
+        }
         let configuration: NodeConfiguration
         do {
             configuration = try options.loadConfiguration()
         } catch {
             throw ValidationError("\(error)")
-        }
-        if initialize {
-            guard getuid() == 0 else { throw ValidationError("--init edits /etc/subuid and /etc/subgid: run it as root") }
-            let ranges = try SubordinateIDRange.ensure(user: nodeUser)
-            print("ok   sandbox ids for \(nodeUser): uids \(ranges.uids), gids \(ranges.gids)")
         }
         let checks = await NexNodeKit.Preflight.run(
             control: configuration.control,

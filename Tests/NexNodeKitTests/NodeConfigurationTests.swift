@@ -206,6 +206,13 @@ import NexWorkloads
         #expect(Self.refusal(#"{"kernel_file_path": "/x"}"#)?.problem == "unknown key")
     }
 
+    @Test func theConfigPreflightInitWritesIsValid() throws {
+        let configuration = try Self.parse(NodeInitialization.defaultConfig(stateDirectory: "/var/lib/nex-node"))
+        #expect(configuration.stateDirectory == "/var/lib/nex-node")
+        #expect(configuration.workloadTypes == [.native, .wasm, .javascript] && configuration.metrics.enabled)
+        #expect(configuration.ignoredKeys.isEmpty)
+    }
+
     @Test func nullHostServiceEntryMeansEnabled() throws {
         // Used to crash the node (a force unwrap of the entry).
         let configuration = try Self.parse(#"{"host_services": {"services": {"kv": null, "http": {"enabled": false}}}}"#)

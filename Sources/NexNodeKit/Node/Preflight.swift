@@ -1,4 +1,7 @@
 import NexWorkloads
+#if canImport(Glibc)
+import Glibc
+#endif
 import FoundationEssentials
 import NATSWire
 import NexControl
@@ -15,14 +18,7 @@ public enum Preflight {
 
     public static func run(control: ControlConnectionSettings, stateDirectory: String, dev: Bool,
                            agentPath: String? = nil, sandboxed: Bool = true) async -> [Check] {
-        var checks: [Check] = []
-        do {
-            try StateDirectory.prepare(stateDirectory)
-            checks.append(Check(name: "state directory", passed: true, detail: "\(stateDirectory) is writable"))
-        } catch {
-            checks.append(Check(name: "state directory", passed: false, detail: "\(error)",
-                                fix: "create it writable by the node's user, or pass --state-dir DIR"))
-        }
+        var checks: [Check] = [stateDirectoryCheck(stateDirectory)]
         if dev {
             if let binary = DevNATSServer.binaryPath {
                 checks.append(Check(name: "nats-server for --dev", passed: true, detail: binary))
@@ -40,8 +36,65 @@ public enum Preflight {
                                 fix: agentPath.map { "agent_path is \($0): make it an executable nex-agent" }
                                     ?? "install nex-agent next to nex-node (swift build puts them together)"))
         }
+        checks.append(javaScriptCoreCheck())
+        checks.append(userNamespacesCheck())
+        checks.append(seccompCheck())
         checks.append(contentsOf: sandboxChecks(sandboxed: sandboxed))
         return checks
+    }
+
+    /// The state directory holds the node's identity keys: it must exist, belong to the node's
+    /// user and be closed to group and others. Only looked at, never made.
+    static func stateDirectoryCheck(_ path: String) -> Check {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            return Check(name: "state directory", passed: false, detail: "\(path) does not exist",
+                         fix: "sudo nex-node preflight --init (makes it for the node's user), or pass --state-dir DIR")
+        }
+        let owner = getpwuid(info.st_uid).map { String(cString: $0.pointee.pw_name) } ?? "uid \(info.st_uid)"
+        let mode = String(info.st_mode & 0o777, radix: 8)
+        guard info.st_mode & S_IFMT == S_IFDIR else {
+            return Check(name: "state directory", passed: false, detail: "\(path) is not a directory", fix: "pass --state-dir DIR")
+        }
+        guard info.st_mode & 0o077 == 0 else {
+            return Check(name: "state directory", passed: false, detail: "\(path): owner \(owner), mode \(mode): group or others may read the node's keys",
+                         fix: "chmod 700 \(path)")
+        }
+        return Check(name: "state directory", passed: true, detail: "\(path): owner \(owner), mode \(mode)")
+    }
+
+    /// nex-agent runs JavaScript functions on JavaScriptCore (libjavascriptcoregtk-4.1).
+    static func javaScriptCoreCheck() -> Check {
+        if let handle = dlopen("libjavascriptcoregtk-4.1.so.0", RTLD_LAZY) {
+            dlclose(handle)
+            return Check(name: "JavaScriptCore", passed: true, detail: "libjavascriptcoregtk-4.1.so.0 (javascript and v8 functions)")
+        }
+        return Check(name: "JavaScriptCore", passed: false, detail: "libjavascriptcoregtk-4.1.so.0 not found: nex-agent cannot start",
+                     fix: "apt-get install libjavascriptcoregtk-4.1-0")
+    }
+
+    static func userNamespacesCheck() -> Check {
+        let maximum = SandboxCgroup.read("/proc/sys/user/max_user_namespaces").flatMap { Int($0) }
+        let unprivileged = SandboxCgroup.read("/proc/sys/kernel/unprivileged_userns_clone")
+        guard let maximum, maximum > 0 else {
+            return Check(name: "user namespaces", passed: false, detail: "off (user.max_user_namespaces is \(maximum.map(String.init) ?? "unreadable"))",
+                         fix: "sysctl -w user.max_user_namespaces=15000")
+        }
+        if unprivileged == "0" {
+            return Check(name: "user namespaces", passed: false, detail: "only for root (kernel.unprivileged_userns_clone=0)",
+                         fix: "sysctl -w kernel.unprivileged_userns_clone=1, or run the node as root")
+        }
+        return Check(name: "user namespaces", passed: true, detail: "up to \(maximum)")
+    }
+
+    static func seccompCheck() -> Check {
+        let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+        guard status.contains("Seccomp:") else {
+            return Check(name: "seccomp", passed: false, detail: "the kernel has no seccomp",
+                         fix: "a kernel built with CONFIG_SECCOMP_FILTER")
+        }
+        let actions = SandboxCgroup.read("/proc/sys/kernel/seccomp/actions_avail")
+        return Check(name: "seccomp", passed: true, detail: actions.map { "filters (\($0))" } ?? "filters")
     }
 
     /// What the host offers for isolation and what the node will use.
