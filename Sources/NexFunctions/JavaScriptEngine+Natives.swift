@@ -106,11 +106,19 @@ extension JavaScriptEngine {
     fileprivate func hostCallSync(_ context: JSContextRef, _ arguments: [JSValueRef?],
                                   exception: UnsafeMutablePointer<JSValueRef?>?) throws(NativeError) -> JSValueRef? {
         let (service, method, headers, body) = try hostCallArguments(context, arguments)
+        guard currentInvocation != 0, currentDeadline != .max else {
+            throw NativeError("\(service).\(method): host services answer only while the function runs for a message")
+        }
+        guard WasmConditionLock.now() < currentDeadline else {
+            synchronousCallTimedOut = true
+            throw NativeError("\(service).\(method) timed out: function \(name) ran out of time")
+        }
         let outcome: Result<HostServiceReply, any Error>
         do {
             outcome = try BlockingHostCall.perform(hostServices, service: service, method: method, headers: headers,
                                                    body: body, deadline: currentDeadline)
         } catch {
+            synchronousCallTimedOut = true
             throw NativeError("\(service).\(method) timed out: function \(name) ran out of time")
         }
         let (fulfilled, value) = hostCallValue(context, service: service, method: method, outcome: outcome)

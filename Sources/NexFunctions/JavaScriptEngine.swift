@@ -54,8 +54,12 @@ final class JavaScriptEngine: @unchecked Sendable {
     /// The invocation whose JavaScript is running now (0 when none).
     var currentInvocation: UInt64 = 0
     /// When the running invocation's time is up (``WasmConditionLock/now()`` nanoseconds):
-    /// a synchronous host call waits no longer.
+    /// a synchronous host call waits no longer. `.max` outside an invocation: then no
+    /// synchronous host call is made at all (not at load, not from a result's `toJSON`).
     var currentDeadline: UInt64 = .max
+    /// A synchronous host call of the running invocation ran out of its time: the invocation
+    /// fails even if the script caught the error.
+    var synchronousCallTimedOut = false
     var nextID: UInt64 = 1
     /// Set by the watchdog's callback when it stops the running script.
     var watchdogFired = false
@@ -254,7 +258,10 @@ final class JavaScriptEngine: @unchecked Sendable {
 
     /// Runs one invocation; `completion` is resumed exactly once, now or when the returned
     /// promise settles or the deadline passes.
-    func invoke(subject: String, payload: [UInt8], traceParent: String? = nil, completion: Completion) {
+    /// `deadline`: when the invocation's time is up, taken when it was asked for (a call that
+    /// waited its turn behind others past it fails without running).
+    func invoke(subject: String, payload: [UInt8], traceParent: String? = nil, deadline: UInt64? = nil,
+                completion: Completion) {
         guard let context, let runner, let function, let pendingMarker else {
             completion.resume(returning: .failure(FunctionError("function \(name) is unloaded")))
             return
@@ -272,7 +279,14 @@ final class JavaScriptEngine: @unchecked Sendable {
             function, JSValueMakeNumber(context, Double(id)), JavaScriptValue.make(context, string: subject), payloadValue,
         ]
         currentInvocation = id
-        currentDeadline = BlockingHostCall.deadline(after: limits.timeout)
+        currentDeadline = deadline ?? BlockingHostCall.deadline(after: limits.timeout)
+        guard WasmConditionLock.now() < currentDeadline else {
+            currentInvocation = 0
+            currentDeadline = .max
+            finish(id, .failure(timedOut))
+            return
+        }
+        synchronousCallTimedOut = false
         enteringVM()
         var exception: JSValueRef?
         // Microtasks (promise reactions) run before this returns, when the API lock is released.
@@ -282,6 +296,9 @@ final class JavaScriptEngine: @unchecked Sendable {
         defer { resetIfOverMemory() }
         if memoryExceeded {
             finish(id, .failure(memoryExceededError))
+        } else if synchronousCallTimedOut {
+            synchronousCallTimedOut = false
+            finish(id, .failure(timedOut))
         } else if watchdogFired {
             finish(id, .failure(timedOut))
             recoverFromTermination(context)
@@ -461,6 +478,7 @@ final class JavaScriptEngine: @unchecked Sendable {
         deadlines.removeAll()
         deadlinesHead = 0
         invocations = [:]
+        traceParents = [:]
         guard let context else { return }
         for call in hostCalls.values {
             JSValueUnprotect(context, call.resolve)

@@ -103,10 +103,14 @@ public final class JavaScriptFunction: FunctionRunner {
     /// or rejects ("function <name> failed: Error: message (line N)"), times out, or returns a
     /// value that cannot be converted to JSON. Cancelling the caller does not stop the call.
     public func invoke(subject: String, payload: [UInt8], traceParent: String?) async throws(FunctionError) -> [UInt8] {
+        // The time starts now: a call that waits behind others (a v8 function's host calls
+        // hold its thread) is not given a fresh 5 s when its turn comes.
+        let deadline = BlockingHostCall.deadline(after: engine.limits.timeout)
         let result = await withCheckedContinuation { (continuation: JavaScriptEngine.Completion) in
             let engine = self.engine
             let posted = thread.post {
-                engine.invoke(subject: subject, payload: payload, traceParent: traceParent, completion: continuation)
+                engine.invoke(subject: subject, payload: payload, traceParent: traceParent, deadline: deadline,
+                              completion: continuation)
             }
             if !posted {
                 continuation.resume(returning: .failure(FunctionError("function \(name) is unloaded")))

@@ -110,7 +110,8 @@ enum WasmHostModule {
             }
             headers = decoded
         }
-        // The invocation's trace context, never one the guest wrote.
+        // The invocation's trace context, never one the guest wrote (in any letter case).
+        headers = headers.filter { $0.key.lowercased() != "traceparent" }
         headers["traceparent"] = invocation.traceParent
         let outcome: Result<HostServiceReply, any Error>
         do {

@@ -155,7 +155,7 @@ public final class OTLPExporter: Service, Sendable {
             }
             guard !batch.isEmpty else { return }
             do {
-                try await post(OTLPJSON.body(batch, serviceName: serviceName, resource: resource))
+                try await postWithin(.seconds(5), OTLPJSON.body(batch, serviceName: serviceName, resource: resource))
             } catch {
                 let first = state.withLock { state -> Bool in
                     state.failuresLogged += 1
@@ -170,6 +170,20 @@ public final class OTLPExporter: Service, Sendable {
         }
     }
 
+    /// ``post(_:)``, given up after `limit`: a collector that takes the connection and never
+    /// answers holds up neither the exporter nor a shutdown.
+    private func postWithin(_ limit: Duration, _ body: [UInt8]) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await self.post(body) }
+            group.addTask {
+                try await Task.sleep(for: limit)
+                throw OTLPExportError(status: nil, timedOut: true)
+            }
+            defer { group.cancelAll() }
+            try await group.next()
+        }
+    }
+
     private func post(_ body: [UInt8]) async throws {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(.seconds(2))
@@ -179,7 +193,8 @@ public final class OTLPExporter: Service, Sendable {
                     return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
                 }
             }
-        let status = try await channel.executeThenClose { inbound, outbound in
+        let status = try await withTaskCancellationHandler {
+          try await channel.executeThenClose { inbound, outbound in
             var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: endpoint.path)
             head.headers.add(name: "host", value: "\(endpoint.host):\(endpoint.port)")
             head.headers.add(name: "content-type", value: "application/json")
@@ -194,6 +209,9 @@ public final class OTLPExporter: Service, Sendable {
                 if case .end = part { break }
             }
             return status
+          }
+        } onCancel: {
+            channel.channel.close(promise: nil)
         }
         guard let status, (200..<300).contains(status.code) else {
             throw OTLPExportError(status: status.map { Int($0.code) })
@@ -204,7 +222,11 @@ public final class OTLPExporter: Service, Sendable {
 /// The collector answered with something other than 2xx (or not at all).
 struct OTLPExportError: Error, CustomStringConvertible {
     var status: Int?
-    var description: String { status.map { "the collector answered \($0)" } ?? "the collector sent no answer" }
+    var timedOut = false
+    var description: String {
+        timedOut ? "the collector did not answer within 5 s"
+            : status.map { "the collector answered \($0)" } ?? "the collector sent no answer"
+    }
 }
 
 /// An OTLP endpoint URL that cannot be used, and why.

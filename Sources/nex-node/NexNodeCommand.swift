@@ -121,7 +121,11 @@ struct Up: AsyncParsableCommand {
             if metrics { configuration.metrics.enabled = true }
             if let metricsPort { configuration.metrics.port = metricsPort }
             if traces { configuration.traces.enabled = true }
-            if let endpoint = otlpEndpoint ?? ProcessInfo.processInfo.environment["OTEL_EXPORTER_OTLP_ENDPOINT"].flatMap({ $0.isEmpty ? nil : $0 }) {
+            if let otlpEndpoint {
+                configuration.traces.endpoint = otlpEndpoint
+            } else if configuration.traces.enabled, configuration.traces.endpoint == NodeConfiguration.TracesSettings().endpoint,
+                      let endpoint = ProcessInfo.processInfo.environment["OTEL_EXPORTER_OTLP_ENDPOINT"], !endpoint.isEmpty {
+                // The OpenTelemetry variable, read only when traces are on and the config names no other URL.
                 configuration.traces.endpoint = endpoint
             }
             configuration.allowedFileRoots += fileRoots
@@ -194,7 +198,10 @@ struct Preflight: AsyncParsableCommand {
             guard !check else { throw ValidationError("--init changes the host and --check only reports: choose one") }
             guard getuid() == 0 else { throw ValidationError("--init makes a user, directories and cgroups: run it as root") }
             let configPath = options.config ?? "/etc/nex/config.json"
-            let stateDirectory = options.stateDir ?? StateDirectory.defaultPath
+            // The state directory the node will use: --state-dir, else the config's, else the default.
+            let configured = FileManager.default.fileExists(atPath: configPath)
+                ? (try? NodeConfiguration(contentsOf: configPath))?.stateDirectory : nil
+            let stateDirectory = options.stateDir ?? configured ?? StateDirectory.defaultPath
             var failed = false
             for step in NodeInitialization(user: nodeUser, stateDirectory: stateDirectory, configPath: configPath).run() {
                 print("\(step.passed ? "ok  " : "FAIL") init: \(step.text)")

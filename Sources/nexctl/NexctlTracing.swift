@@ -23,7 +23,7 @@ enum NexctlTracing {
     /// Runs `body` in the command's span, then sends the spans.
     static func run(_ body: () async throws -> Void) async throws {
         guard let exporter else { return try await body() }
-        let span = InstrumentationSystem.legacyTracer.startAnySpan("nexctl \(commandName)", context: .topLevel, ofKind: .client)
+        let span = InstrumentationSystem.tracer.startSpan("nexctl \(commandName)", context: .topLevel, ofKind: .client)
         do {
             try await InstrumentationContext.withValue(span.context) { try await body() }
             span.end()

@@ -2,6 +2,7 @@ import NexFunctions
 import NexAgentKit
 import NexAgentBus
 import NexControl
+import Synchronization
 import Testing
 
 /// The `v8` type: Nex 0.2's functions call host services synchronously
@@ -90,7 +91,7 @@ import Testing
             """, timeout: .milliseconds(300), caller: SilentCaller(), synchronous: true)
         let started = ContinuousClock.now
         let error = await JS.invokeError(function, "hang")
-        #expect(error.message.contains("kv.get timed out"), "\(error)")
+        #expect(error.message.contains("timed out after 300 ms"), "\(error)")
         #expect(ContinuousClock.now - started < .seconds(5))
         #expect(try await JS.text(function, "next") == "fine")
     }
@@ -99,6 +100,61 @@ import Testing
 /// A host service that never answers (until cancelled).
 private struct SilentCaller: HostServiceCaller {
     func call(service: String, method: String, headers: [String: String], body: [UInt8]) async throws -> HostServiceReply {
+        try await Task.sleep(for: .seconds(3600))
+        throw CancellationError()
+    }
+}
+
+extension V8HostServicesTests {
+    /// Host calls only while the function runs for a message: not at load, and not from the
+    /// result's `toJSON` after it returned (where no deadline would bound the wait).
+    @Test func hostCallsOutsideAnInvocationAreRefused() async throws {
+        do {
+            _ = try await JS.load("hostServices.kv.get('k'); (s) => s", synchronous: true)
+            Issue.record("a host call at load was made")
+        } catch {
+            #expect("\(error)".contains("threw while loading"), "\(error)")
+        }
+
+        let services = JavaScriptFakeHostServices()
+        let function = try await JS.load("""
+            (subject) => ({ toJSON() { try { hostServices.kv.get('k'); return 'called'; } catch (e) { return String(e); } } })
+            """, services: services, synchronous: true)
+        let reply = try await JS.text(function, "x")
+        #expect(reply.contains("host services answer only while the function runs"), "\(reply)")
+        #expect(services.calls.isEmpty)
+    }
+
+    /// A timed-out host call fails the invocation even when the script catches the error.
+    @Test func aCaughtTimeoutStillFailsTheInvocation() async throws {
+        let function = try await JS.load("""
+            (subject) => { try { hostServices.kv.get('k'); } catch (e) {} return 'swallowed'; }
+            """, timeout: .milliseconds(300), caller: CountingSilentCaller(), synchronous: true)
+        let error = await JS.invokeError(function, "x")
+        #expect(error.message.contains("timed out"), "\(error)")
+    }
+
+    /// Calls that wait behind a blocked one keep the time they were asked with: once it is up
+    /// they fail without running (no host call made long after).
+    @Test func queuedCallsPastTheirDeadlineDoNotRun() async throws {
+        let counter = CountingSilentCaller()
+        let function = try await JS.load("(subject) => hostServices.kv.get(subject)",
+                                         timeout: .milliseconds(300), caller: counter, synchronous: true)
+        async let first = JS.invokeError(function, "a")
+        async let second = JS.invokeError(function, "b")
+        async let third = JS.invokeError(function, "c")
+        let errors = await [first, second, third]
+        #expect(errors.allSatisfy { $0.message.contains("timed out") }, "\(errors)")
+        #expect(counter.calls <= 1, "calls made after their time was up: \(counter.calls)")
+    }
+}
+
+/// A host service that never answers (until cancelled), counting the calls it got.
+private final class CountingSilentCaller: HostServiceCaller {
+    private let count = Mutex(0)
+    var calls: Int { count.withLock { $0 } }
+    func call(service: String, method: String, headers: [String: String], body: [UInt8]) async throws -> HostServiceReply {
+        count.withLock { $0 += 1 }
         try await Task.sleep(for: .seconds(3600))
         throw CancellationError()
     }

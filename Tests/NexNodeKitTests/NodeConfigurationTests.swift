@@ -209,7 +209,7 @@ import NexWorkloads
     @Test func theConfigPreflightInitWritesIsValid() throws {
         let configuration = try Self.parse(NodeInitialization.defaultConfig(stateDirectory: "/var/lib/nex-node"))
         #expect(configuration.stateDirectory == "/var/lib/nex-node")
-        #expect(configuration.workloadTypes == [.native, .wasm, .javascript] && configuration.metrics.enabled)
+        #expect(configuration.workloadTypes == [.native, .wasm, .javascript] && !configuration.metrics.enabled)
         #expect(configuration.ignoredKeys.isEmpty)
     }
 

@@ -27,7 +27,11 @@ public struct AgentHostServices: HostServiceCaller {
         var requestHeaders: NATSHeaders?
         if !headers.isEmpty {
             var built = NATSHeaders()
-            for (name, value) in headers { built[name] = value }
+            // The runtimes put the invocation's own `traceparent` under this exact name; any
+            // other spelling came from the function and is dropped, so it cannot pick a trace.
+            for (name, value) in headers where name == "traceparent" || name.lowercased() != "traceparent" {
+                built[name] = value
+            }
             requestHeaders = built
         }
         let reply: NATSMessage

@@ -92,7 +92,7 @@ final class FunctionTrigger: Sendable {
     /// One invocation, in a server span (a child of the requester's, when its message carries
     /// `traceparent`) whose context travels to the agent, and from it to host services.
     private func invoke(_ message: NATSMessage) async {
-        let span = InstrumentationSystem.legacyTracer.startAnySpan(
+        let span = InstrumentationSystem.tracer.startSpan(
             "function \(target.workloadName)", context: .extracted(from: message), ofKind: .server)
         defer { span.end() }
         span.attributes["messaging.destination.name"] = message.subject

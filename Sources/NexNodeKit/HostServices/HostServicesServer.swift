@@ -203,7 +203,7 @@ public final class HostServicesServer: Service, Sendable {
             return
         }
         let parsed = try? HostServiceSubject(parsing: message.subject)
-        let span = InstrumentationSystem.legacyTracer.startAnySpan(
+        let span = InstrumentationSystem.tracer.startSpan(
             "host service \(parsed.map { "\($0.service).\($0.method)" } ?? "request")", context: .extracted(from: message),
             ofKind: .server)
         defer { span.end() }

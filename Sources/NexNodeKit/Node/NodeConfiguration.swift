@@ -403,10 +403,12 @@ extension NodeConfiguration {
         guard stopGracePeriodSeconds >= 0 else {
             throw NodeConfigurationError(key: "stop_grace_period_seconds", problem: "must not be negative")
         }
-        do {
-            _ = try OTLPExporter.Endpoint(url: traces.endpoint)
-        } catch {
-            throw NodeConfigurationError(key: "otlp_exporter_url", problem: "\(error)")
+        if traces.enabled {
+            do {
+                _ = try OTLPExporter.Endpoint(url: traces.endpoint)
+            } catch {
+                throw NodeConfigurationError(key: "otlp_exporter_url", problem: "\(error)")
+            }
         }
         guard (0...65535).contains(metrics.port) else {
             throw NodeConfigurationError(key: "otel_metrics_port", problem: "\(metrics.port) is not a port (0 to 65535)")

@@ -67,16 +67,34 @@ public struct NodeInitialization: Sendable {
         return "created system user \(user) (uid \(account.uid))"
     }
 
+    /// Makes the state directory, or takes one that is the node's already or empty and root's;
+    /// never follows a symbolic link, and never takes over a directory someone else filled.
     private func ensureStateDirectory(owner: (uid: uid_t, gid: gid_t)) throws -> String {
+        guard stateDirectory.hasPrefix("/"), stateDirectory != "/" else {
+            throw InitError("the state directory must be an absolute path other than /, not '\(stateDirectory)'")
+        }
         var created = false
         var info = stat()
-        if stat(stateDirectory, &info) != 0 {
-            try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
+        if lstat(stateDirectory, &info) != 0 {
+            let parent = String(stateDirectory[..<(stateDirectory.lastIndex(of: "/") ?? stateDirectory.startIndex)])
+            if !parent.isEmpty { try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true) }
+            guard mkdir(stateDirectory, 0o700) == 0 else {
+                throw InitError("cannot make \(stateDirectory): \(String(cString: strerror(errno)))")
+            }
             created = true
         } else if info.st_mode & S_IFMT != S_IFDIR {
-            throw InitError("\(stateDirectory) exists and is not a directory")
+            throw InitError("\(stateDirectory) exists and is not a directory (a symbolic link is not followed)")
+        } else if info.st_uid != owner.uid {
+            let entries = (try? FileManager.default.contentsOfDirectory(atPath: stateDirectory)) ?? ["?"]
+            guard info.st_uid == 0, entries.isEmpty else {
+                throw InitError("\(stateDirectory) exists, belongs to uid \(info.st_uid) and is not empty: not taking it over; choose another --state-dir")
+            }
         }
-        guard chown(stateDirectory, owner.uid, owner.gid) == 0, chmod(stateDirectory, 0o700) == 0 else {
+        // Opened without following links, changed through the descriptor: no race with a swap.
+        let fd = open(stateDirectory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw InitError("cannot open \(stateDirectory): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        guard fchown(fd, owner.uid, owner.gid) == 0, fchmod(fd, 0o700) == 0 else {
             throw InitError("cannot give \(stateDirectory) to \(user): \(String(cString: strerror(errno)))")
         }
         return "\(created ? "created" : "kept") state directory \(stateDirectory), owner \(user), mode 0700"
@@ -103,7 +121,7 @@ public struct NodeInitialization: Sendable {
           "machine_pool_size": 1,
           "node_limits": {"max_workloads": 64, "max_workload_bytes": 104857600},
           "workload_limits": {"memory_bytes": 268435456, "processes": 256},
-          "otel_metrics": true,
+          "otel_metrics": false,
           "otel_metrics_port": 8085
         }
 

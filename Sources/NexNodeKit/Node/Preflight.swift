@@ -56,6 +56,10 @@ public enum Preflight {
         guard info.st_mode & S_IFMT == S_IFDIR else {
             return Check(name: "state directory", passed: false, detail: "\(path) is not a directory", fix: "pass --state-dir DIR")
         }
+        guard info.st_uid == geteuid() || geteuid() == 0 else {
+            return Check(name: "state directory", passed: false, detail: "\(path): owner \(owner), not this user: the node could not write its keys",
+                         fix: "run preflight as the node's user, or chown it to that user")
+        }
         guard info.st_mode & 0o077 == 0 else {
             return Check(name: "state directory", passed: false, detail: "\(path): owner \(owner), mode \(mode): group or others may read the node's keys",
                          fix: "chmod 700 \(path)")

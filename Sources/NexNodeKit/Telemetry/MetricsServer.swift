@@ -3,11 +3,19 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
+import Synchronization
 
 /// Serves `GET /metrics` (Prometheus's text format, from `render`) over HTTP/1.1 on one
 /// address; anything else gets 404 or 405. A `Service`: it listens until a graceful shutdown or
 /// cancellation.
+///
+/// Whoever reaches the address (on loopback: the node's host, and workloads on the host's
+/// network) gets little to push on: at most ``maxConnections`` connections (more are closed at
+/// once), each closed after ``idleTimeout`` without a request, and the text rendered at most
+/// once a second however often it is asked for.
 final class MetricsServer: Service {
+    static let maxConnections = 16
+    static let idleTimeout = TimeAmount.seconds(10)
     private let host: String
     private let port: Int
     private let logger: Logger
@@ -21,16 +29,20 @@ final class MetricsServer: Service {
     }
 
     func run() async throws {
-        let render = self.render
+        let render = MetricsRenderCache(render: self.render)
+        let connections = ConnectionCount()
         let channel: any Channel
         do {
             channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .serverChannelOption(.backlog, value: 32)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
+                    guard connections.open(limit: Self.maxConnections) else { return channel.close() }
+                    channel.closeFuture.whenComplete { _ in connections.closed() }
+                    return channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: Self.idleTimeout))
                         try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                        try channel.pipeline.syncOperations.addHandler(MetricsHTTPHandler(render: render))
+                        try channel.pipeline.syncOperations.addHandler(MetricsHTTPHandler(render: { await render.text() }))
                     }
                 }
                 .bind(host: host, port: port).get()
@@ -62,6 +74,14 @@ private final class MetricsHTTPHandler: ChannelInboundHandler, RemovableChannelH
     private var request: HTTPRequestHead?
 
     init(render: @escaping @Sendable () async -> [UInt8]) { self.render = render }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
@@ -102,4 +122,33 @@ private final class MetricsHTTPHandler: ChannelInboundHandler, RemovableChannelH
             if !keepAlive { context.close(promise: nil) }
         }
     }
+}
+
+/// The rendered metrics, kept for a second: scrapes in a burst share one rendering.
+actor MetricsRenderCache {
+    private let render: @Sendable () async -> [UInt8]
+    private var last: (text: [UInt8], at: ContinuousClock.Instant)?
+
+    init(render: @escaping @Sendable () async -> [UInt8]) { self.render = render }
+
+    func text() async -> [UInt8] {
+        if let last, last.at.duration(to: .now) < .seconds(1) { return last.text }
+        let text = await render()
+        last = (text, .now)
+        return text
+    }
+}
+
+/// Connections open now, bounded.
+final class ConnectionCount: Sendable {
+    private let count = Atomic(0)
+
+    /// Counts one more unless `limit` are open already.
+    func open(limit: Int) -> Bool {
+        if count.wrappingAdd(1, ordering: .relaxed).newValue <= limit { return true }
+        count.wrappingSubtract(1, ordering: .relaxed)
+        return false
+    }
+
+    func closed() { count.wrappingSubtract(1, ordering: .relaxed) }
 }

@@ -349,7 +349,7 @@ public actor WorkloadManager: Service {
     /// A span for one step of a deploy, a child of the control request's span (ended by the
     /// caller; ending twice is harmless).
     static func step(_ name: String) -> any Span {
-        InstrumentationSystem.legacyTracer.startAnySpan(name, context: .current ?? .topLevel)
+        InstrumentationSystem.tracer.startSpan(name, context: .current ?? .topLevel)
     }
 
     /// The deploy request's checks, in Nex 0.2's order; none awaits.
@@ -412,7 +412,7 @@ public actor WorkloadManager: Service {
         if claimedHash == nil {
             logger.warning("deploying an artifact whose hash is not verified (allow_unverified_hash)",
                            metadata: ["workload": "\(claims.name)", "issuer": "\(claims.issuer)",
-                                      "claimed_hash": "\(claims.artifactHash ?? "none")"])
+                                      "claimed_hash": "\(ArtifactError.shown(claims.artifactHash ?? "none").debugDescription)"])
         }
         guard !claims.id.isEmpty else {
             throw NexControlError.badRequest("workload_jwt: the token has no jti; a deploy token needs one")

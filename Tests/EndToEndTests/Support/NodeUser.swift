@@ -72,16 +72,19 @@ enum NodeUser {
     }
 
     /// What `dist/nex-node.service`'s install step does for the `nex` user: a subordinate uid
-    /// and gid range for the node's sandboxes, with `nex-node preflight --init` (as root).
+    /// and gid range for the node's sandboxes, with `nex-node preflight --init` (as root; its
+    /// state directory and config in a temporary directory, so nothing of the host changes but
+    /// the id range and the delegated cgroup).
     private static func giveSandboxIDs(nexNode: String) throws {
         let state = try TemporaryDirectory(prefix: "nex-preflight-")
         let output = state.appending("out")
         let child = try ChildProcess(executable: nexNode, arguments: [
             "preflight", "--dev", "--init", "--node-user", "nobody", "--state-dir", state.appending("state"),
+            "--config", state.appending("config.json"),
         ], outputPath: output)
         while child.isRunning { usleep(10_000) }
         let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
-        guard text.contains("ok   sandbox ids for nobody") else {
+        guard text.contains("ok   init: sandbox ids for nobody") else {
             throw NodeProcessError("nex-node preflight --init --node-user nobody did not give sandbox ids", log: text)
         }
     }
