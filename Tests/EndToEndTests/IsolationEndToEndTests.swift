@@ -153,7 +153,7 @@ import Testing
             return try await withNode(server: server, launch) { node in
                 try await withControlClient(server) { nex in
                     // A sandboxed node does not listen: its agents get socket pairs.
-                    let busPort = node.log.firstMatch(of: #/url=nats://127\.0\.0\.1:(\d+)[^\n]*agent bus ready/#)?.1 ?? "0"
+                    let busPort = node.log.firstMatch(of: #/agent bus ready[^\n]*url=nats://127\.0\.0\.1:(\d+)/#)?.1 ?? "0"
                     #expect((busPort == "0") == sandboxed, "\(node.log)")
                     let environment = ["PROBE_NODE_PID": String(node.pid), "PROBE_STATE_DIR": node.stateDirectory,
                                        "PROBE_BUS_PORT": String(busPort)]

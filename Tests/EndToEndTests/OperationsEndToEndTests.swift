@@ -116,7 +116,8 @@ extension OperationsEndToEndTests {
                         try WorkloadSubmission(name: "w", type: "wasm", location: .file(path: counter),
                                                artifactHash: try ArtifactDigest.sha256Hex(ofFile: counter), triggerSubjects: ["m.w"]),
                         namespace: "default", node: node.nodeID, issuer: try NKeyPair.generate(.account), sender: try XKeyPair.generate())
-                    try await Task.sleep(for: .milliseconds(600))  // a few ticks of the service's output
+                    // A few ticks of the service's output, and past the second the rendering is kept.
+                    try await Task.sleep(for: .milliseconds(1200))
 
                     let after = try Self.scrape(port)
                     #expect(Self.value(after, "nex_workload_count") == 2)

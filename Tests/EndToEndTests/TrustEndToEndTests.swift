@@ -305,7 +305,7 @@ import Testing
         try await withNATSServer(jetStream: true) { server in
             try await withNode(server: server, .init(config: #"{"no_sandbox": true}"#)) { node in
                 try await withControlClient(server) { nex in
-                    let port = try #require(node.log.firstMatch(of: #/url=nats://127\.0\.0\.1:(\d+)[^\n]*agent bus ready/#)
+                    let port = try #require(node.log.firstMatch(of: #/agent bus ready[^\n]*url=nats://127\.0\.0\.1:(\d+)/#)
                         .map { String($0.1) }, "\(node.log)")
                     let killed = try await runCommand("/usr/bin/ss", ["-K", "-t", "dport", "=", ":\(port)"])
                     #expect(killed.status == 0, "\(killed.stderr)")
