@@ -38,3 +38,10 @@ extension NATSHeaders {
         return headers.isEmpty ? nil : headers
     }
 }
+
+/// Whether the process traces at all.
+public enum NexTracing {
+    /// True once a tracer other than the no-op one is bootstrapped: hot paths skip span and
+    /// header work otherwise.
+    public static var isOn: Bool { !(InstrumentationSystem.tracer is NoOpTracer) }
+}

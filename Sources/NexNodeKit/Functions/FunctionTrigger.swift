@@ -39,6 +39,8 @@ final class FunctionTrigger: Sendable {
     private let inFlight = Atomic<Int>(0)
     static let maxInFlight = 1024
     private let metrics: FunctionMetrics?
+    /// A tracer is bootstrapped (`--traces`): invocations get spans.
+    private let tracing = NexTracing.isOn
 
     init(target: Target, connection: NATSClient, ownsConnection: Bool, control: NATSClient, bus: BusLink,
          timeout: Duration, logger: Logger, metrics: FunctionMetrics? = nil) {
@@ -92,31 +94,32 @@ final class FunctionTrigger: Sendable {
     /// One invocation, in a server span (a child of the requester's, when its message carries
     /// `traceparent`) whose context travels to the agent, and from it to host services.
     private func invoke(_ message: NATSMessage) async {
-        let span = InstrumentationSystem.tracer.startSpan(
-            "function \(target.workloadName)", context: .extracted(from: message), ofKind: .server)
-        defer { span.end() }
-        span.attributes["messaging.destination.name"] = message.subject
-        span.attributes["nex.workload_id"] = target.workloadID
-        span.attributes["nex.namespace"] = target.namespace
+        // No tracer bootstrapped: no span, no header work on the hot path.
+        let span = tracing ? InstrumentationSystem.tracer.startSpan(
+            "function \(target.workloadName)", context: .extracted(from: message), ofKind: .server) : nil
+        defer { span?.end() }
+        span?.attributes["messaging.destination.name"] = message.subject
+        span?.attributes["nex.workload_id"] = target.workloadID
+        span?.attributes["nex.namespace"] = target.namespace
         guard let agentID = agentID.withLock({ $0 }) else {
-            span.setStatus(SpanStatus(code: .error, message: "not running"))
+            span?.setStatus(SpanStatus(code: .error, message: "not running"))
             await fail(message, reason: "function \(target.workloadName) is not running (restarting or stopping)")
             return
         }
         let started = ContinuousClock.now
         var headers: NATSHeaders = [AgentTriggerHeader.subject: message.subject]
-        InstrumentationSystem.instrument.inject(span.context, into: &headers, using: NATSHeadersInjector())
+        if let span { InstrumentationSystem.instrument.inject(span.context, into: &headers, using: NATSHeadersInjector()) }
         let reply: NATSMessage
         do {
             reply = try await bus.request(message.payload, to: AgentBusSubject.toAgent(agentID, AgentVerb.trigger),
                                           headers: headers, timeout: timeout)
         } catch {
-            span.setStatus(SpanStatus(code: .error, message: "agent did not answer"))
+            span?.setStatus(SpanStatus(code: .error, message: "agent did not answer"))
             await fail(message, reason: "agent did not answer: \(error)")
             return
         }
         if let failure = reply.headers?[AgentTriggerHeader.error] {
-            span.setStatus(SpanStatus(code: .error, message: failure))
+            span?.setStatus(SpanStatus(code: .error, message: failure))
             await fail(message, reason: failure)
             return
         }

@@ -3,6 +3,7 @@ import NexWorkloads
 import FoundationEssentials
 import Logging
 import NATSWire
+import NexControl
 import NIOCore
 import ServiceLifecycle
 import Synchronization
@@ -202,16 +203,19 @@ public final class HostServicesServer: Service, Sendable {
                  metadata: ["subject": "\(message.subject)"])
             return
         }
-        let parsed = try? HostServiceSubject(parsing: message.subject)
-        let span = InstrumentationSystem.tracer.startSpan(
-            "host service \(parsed.map { "\($0.service).\($0.method)" } ?? "request")", context: .extracted(from: message),
-            ofKind: .server)
-        defer { span.end() }
+        var span: (any Span)?
+        if NexTracing.isOn {
+            let parsed = try? HostServiceSubject(parsing: message.subject)
+            span = InstrumentationSystem.tracer.startSpan(
+                "host service \(parsed.map { "\($0.service).\($0.method)" } ?? "request")", context: .extracted(from: message),
+                ofKind: .server)
+            if let parsed { span?.attributes["nex.namespace"] = parsed.namespace; span?.attributes["nex.workload_name"] = parsed.workloadName }
+        }
+        defer { span?.end() }
         let reply = await serve(
             subject: message.subject, headers: message.headers ?? NATSHeaders(), body: Array(message.payload.readableBytesView))
-        span.attributes["nex.host_service.code"] = reply.code
-        if let parsed { span.attributes["nex.namespace"] = parsed.namespace; span.attributes["nex.workload_name"] = parsed.workloadName }
-        if reply.code >= 400 { span.setStatus(SpanStatus(code: .error, message: "\(reply.code) \(reply.message)")) }
+        span?.attributes["nex.host_service.code"] = reply.code
+        if reply.code >= 400 { span?.setStatus(SpanStatus(code: .error, message: "\(reply.code) \(reply.message)")) }
         await send(reply, to: replyTo, request: message.subject)
     }
 
