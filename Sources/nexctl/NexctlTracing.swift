@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NexTelemetry
+import ArgumentParser
 import Tracing
 
 /// nexctl's traces: with `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`)
@@ -36,13 +37,16 @@ enum NexctlTracing {
         }
     }
 
-    /// The subcommand words of this run: `node ls`, `invoke`.
+    /// The subcommand words of this run (`node ls`, `invoke`), wherever options stand.
     static var commandName: String {
-        let words = CommandLine.arguments.dropFirst().prefix { !$0.hasPrefix("-") }
-        let known = ["node", "workload", "monitor", "keys"]
-        if let first = words.first, known.contains(first), words.count > 1 {
-            return "\(first) \(words[words.index(after: words.startIndex)])"
+        let commands = Set(Nexctl.configuration.subcommands.map { $0._commandName })
+        let groups = ["node", "workload", "monitor", "keys"]
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        guard let index = arguments.firstIndex(where: commands.contains) else { return "help" }
+        let first = arguments[index]
+        if groups.contains(first), let next = arguments[(index + 1)...].first(where: { !$0.hasPrefix("-") }) {
+            return "\(first) \(next)"
         }
-        return words.first ?? "help"
+        return first
     }
 }
