@@ -236,39 +236,72 @@ public struct OTLPEndpointError: Error, Sendable, CustomStringConvertible {
     public var description: String { "OTLP endpoint '\(url)': \(problem)" }
 }
 
-/// OTLP/JSON (`ExportTraceServiceRequest`): ids in hex, times as decimal strings.
+/// OTLP/JSON (`ExportTraceServiceRequest`): ids in hex, times as decimal strings, fields that
+/// are absent left out.
 enum OTLPJSON {
+    struct Request: Encodable { var resourceSpans: [ResourceSpans] }
+    struct ResourceSpans: Encodable {
+        var resource: Resource
+        var scopeSpans: [ScopeSpans]
+    }
+    struct Resource: Encodable { var attributes: [KeyValue] }
+    struct ScopeSpans: Encodable {
+        var scope: Scope
+        var spans: [Span]
+    }
+    struct Scope: Encodable { var name: String }
+    struct Span: Encodable {
+        var traceId: String
+        var spanId: String
+        var parentSpanId: String?
+        var name: String
+        var kind: Int
+        var startTimeUnixNano: String
+        var endTimeUnixNano: String
+        var attributes: [KeyValue]?
+        var status: Status?
+        var events: [Event]?
+    }
+    struct Status: Encodable {
+        var code: Int
+        var message: String?
+    }
+    struct Event: Encodable {
+        var name: String
+        var timeUnixNano: String
+        var attributes: [KeyValue]
+    }
+    struct KeyValue: Encodable {
+        var key: String
+        var value: Value
+    }
+    /// One of OTLP's `AnyValue` fields (64-bit integers as strings, as OTLP/JSON writes them).
+    struct Value: Encodable {
+        var stringValue: String?
+        var intValue: String?
+        var doubleValue: Double?
+        var boolValue: Bool?
+    }
+
     static func body(_ spans: [FinishedSpan], serviceName: String, resource: [String: String]) -> [UInt8] {
-        var resourceAttributes: [[String: Any]] = [attribute("service.name", .string(serviceName))]
-        for (key, value) in resource.sorted(by: { $0.key < $1.key }) { resourceAttributes.append(attribute(key, .string(value))) }
-        let encoded: [[String: Any]] = spans.map { span in
-            var object: [String: Any] = [
-                "traceId": TraceParent.hex(span.traceID), "spanId": TraceParent.hex(span.spanID), "name": span.name,
-                "kind": kind(span.kind), "startTimeUnixNano": String(span.start), "endTimeUnixNano": String(span.end),
-            ]
-            if let parent = span.parentSpanID { object["parentSpanId"] = TraceParent.hex(parent) }
-            var attributes: [[String: Any]] = []
-            span.attributes.forEach { key, value in attributes.append(attribute(key, value)) }
-            if !attributes.isEmpty { object["attributes"] = attributes }
-            if let status = span.status {
-                var encodedStatus: [String: Any] = ["code": status.code == .ok ? 1 : 2]
-                if let message = status.message { encodedStatus["message"] = message }
-                object["status"] = encodedStatus
-            }
-            if !span.events.isEmpty {
-                object["events"] = span.events.map { event -> [String: Any] in
-                    var attributes: [[String: Any]] = []
-                    event.attributes.forEach { key, value in attributes.append(attribute(key, value)) }
-                    return ["name": event.name, "timeUnixNano": String(event.nanosecondsSinceEpoch), "attributes": attributes]
-                }
-            }
-            return object
+        let resourceAttributes = [KeyValue(key: "service.name", value: Value(stringValue: serviceName))]
+            + resource.sorted { $0.key < $1.key }.map { KeyValue(key: $0.key, value: Value(stringValue: $0.value)) }
+        let encoded = spans.map { span in
+            Span(traceId: TraceParent.hex(span.traceID), spanId: TraceParent.hex(span.spanID),
+                 parentSpanId: span.parentSpanID.map(TraceParent.hex), name: span.name, kind: kind(span.kind),
+                 startTimeUnixNano: String(span.start), endTimeUnixNano: String(span.end),
+                 attributes: attributes(span.attributes).nonEmpty,
+                 status: span.status.map { Status(code: $0.code == .ok ? 1 : 2, message: $0.message) },
+                 events: span.events.map { event in
+                     Event(name: event.name, timeUnixNano: String(event.nanosecondsSinceEpoch), attributes: attributes(event.attributes))
+                 }.nonEmpty)
         }
-        let request: [String: Any] = ["resourceSpans": [[
-            "resource": ["attributes": resourceAttributes],
-            "scopeSpans": [["scope": ["name": "nex"], "spans": encoded]],
-        ]]]
-        return Array(JSONText.encode(request).utf8)
+        let request = Request(resourceSpans: [ResourceSpans(
+            resource: Resource(attributes: resourceAttributes),
+            scopeSpans: [ScopeSpans(scope: Scope(name: "nex"), spans: encoded)])])
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? encoder.encode(request)).map(Array.init) ?? []
     }
 
     static func kind(_ kind: SpanKind) -> Int {
@@ -281,50 +314,25 @@ enum OTLPJSON {
         }
     }
 
-    static func attribute(_ key: String, _ value: SpanAttribute) -> [String: Any] {
-        let encoded: [String: Any]
-        switch value {
-        case .int32(let number): encoded = ["intValue": String(number)]
-        case .int64(let number): encoded = ["intValue": String(number)]
-        case .double(let number): encoded = ["doubleValue": number]
-        case .bool(let flag): encoded = ["boolValue": flag]
-        case .string(let text): encoded = ["stringValue": text]
-        default: encoded = ["stringValue": "\(value)"]
+    static func attributes(_ attributes: SpanAttributes) -> [KeyValue] {
+        var list: [KeyValue] = []
+        attributes.forEach { key, value in list.append(KeyValue(key: key, value: self.value(value))) }
+        return list.sorted { $0.key < $1.key }
+    }
+
+    static func value(_ attribute: SpanAttribute) -> Value {
+        switch attribute {
+        case .int32(let number): Value(intValue: String(number))
+        case .int64(let number): Value(intValue: String(number))
+        case .double(let number) where number.isFinite: Value(doubleValue: number)
+        case .bool(let flag): Value(boolValue: flag)
+        case .string(let text): Value(stringValue: text)
+        default: Value(stringValue: "\(attribute)")
         }
-        return ["key": key, "value": encoded]
     }
 }
 
-/// A small JSON writer for the exporter's dictionaries (strings, numbers, booleans, arrays,
-/// objects), with keys in sorted order.
-enum JSONText {
-    static func encode(_ value: Any) -> String {
-        switch value {
-        case let text as String: return quote(text)
-        case let flag as Bool: return flag ? "true" : "false"
-        case let number as Int: return String(number)
-        case let number as Double: return number.isFinite ? String(number) : "0"
-        case let array as [Any]: return "[" + array.map(encode).joined(separator: ",") + "]"
-        case let object as [String: Any]:
-            return "{" + object.keys.sorted().map { quote($0) + ":" + encode(object[$0]!) }.joined(separator: ",") + "}"
-        default: return "null"
-        }
-    }
-
-    static func quote(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count) + String(scalar.value, radix: 16)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
-    }
+extension Array {
+    /// Nil for an empty array: the field is then left out.
+    var nonEmpty: Self? { isEmpty ? nil : self }
 }
