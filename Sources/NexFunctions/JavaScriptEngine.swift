@@ -142,16 +142,28 @@ final class JavaScriptEngine: @unchecked Sendable {
         return .seconds(now.tv_sec) + .nanoseconds(now.tv_nsec)
     }
 
-    /// This process's resident memory, bytes (`/proc/self/statm`); 0 when unknown.
+    /// This process's resident memory, bytes (`/proc/self/statm`); 0 when unknown. Read after
+    /// every call, so it allocates nothing: one `pread` and a parse on the stack.
     func residentBytes() -> Int {
         guard statm >= 0 else { return 0 }
-        var buffer = [UInt8](repeating: 0, count: 128)
-        let count = buffer.withUnsafeMutableBytes { pread(statm, $0.baseAddress, $0.count, 0) }
-        guard count > 0 else { return 0 }
-        let fields = buffer[0..<count].split(separator: UInt8(ascii: " "))
-        guard fields.count > 1, let pages = Int(String(decoding: fields[1], as: UTF8.self)) else { return 0 }
-        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 128) { buffer in
+            let count = pread(statm, buffer.baseAddress, buffer.count, 0)
+            guard count > 0 else { return 0 }
+            // "size resident shared ...": the second field, in pages.
+            var index = 0
+            while index < count && buffer[index] != UInt8(ascii: " ") { index += 1 }
+            index += 1
+            var pages = 0, digits = 0
+            while index < count, buffer[index] >= UInt8(ascii: "0"), buffer[index] <= UInt8(ascii: "9"), digits < 18 {
+                pages = pages * 10 + Int(buffer[index] - UInt8(ascii: "0"))
+                index += 1
+                digits += 1
+            }
+            return digits == 0 ? 0 : pages * Self.pageSize
+        }
     }
+
+    private static let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
 
     var memoryExceededError: FunctionError {
         FunctionError("function \(name) exceeded its memory limit of \(limits.javaScriptMemoryBytes / (1024 * 1024)) MiB; "

@@ -61,6 +61,29 @@ import Testing
         }
     }
 
+    /// The link keeps one timer for all its requests: a short request made while a long one
+    /// waits must still time out on time, and the long one must go on waiting.
+    @Test func aShortRequestTimesOutOnTimeBesideALongOne() async throws {
+        try await withTestBus { test in
+            let link = try await test.bus.link()
+            let agent = try await test.connectAgent("a1")
+            _ = try await agent.subscribe(to: "agentint.a1.>")
+            try await agent.flush()
+            let long = Task { try await link.request(ByteBuffer(), to: "agentint.a1.ping", timeout: .seconds(60)) }
+            try await Task.sleep(for: .milliseconds(50))
+            let started = ContinuousClock.now
+            await #expect(throws: NATSError.timeout(operation: "request to 'agentint.a1.ping'", seconds: 0.3)) {
+                _ = try await link.request(ByteBuffer(), to: "agentint.a1.ping", timeout: .milliseconds(300))
+            }
+            let waited = started.duration(to: .now)
+            #expect(waited >= .milliseconds(300) && waited < .seconds(5))
+            // Still waiting: cancelled now, it ends as cancelled, not as timed out.
+            long.cancel()
+            await #expect(throws: CancellationError.self) { _ = try await long.value }
+            await agent.close()
+        }
+    }
+
     @Test func aCancelledRequestEndsAtOnce() async throws {
         try await withTestBus { test in
             let link = try await test.bus.link()

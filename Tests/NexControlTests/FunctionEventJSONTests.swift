@@ -34,7 +34,7 @@ import Testing
         #expect(Set((object["data"] as? [String: Any] ?? [:]).keys) == Set((reference["data"] as? [String: Any] ?? [:]).keys))
     }
 
-    /// Ids are random version 4 UUIDs, lowercase, never repeated.
+    /// Ids are version 4 UUIDs, lowercase, never repeated within a process.
     @Test func idsAreFreshVersion4UUIDs() throws {
         var seen = Set<String>()
         for _ in 0..<2000 {

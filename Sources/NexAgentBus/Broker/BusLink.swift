@@ -264,7 +264,8 @@ final class BusLinkPeer: BusPeer, @unchecked Sendable {
     private struct PendingRequest {
         let subject: String
         let continuation: CheckedContinuation<NATSMessage, any Error>
-        let timer: Scheduled<Void>
+        let deadline: NIODeadline
+        let timeout: Duration
     }
 
     private let router: BusRouter
@@ -283,6 +284,9 @@ final class BusLinkPeer: BusPeer, @unchecked Sendable {
     private var behind: Set<String> = []
     private let inbox = "_INBOX.nexnode." + String(UInt64.random(in: 0...UInt64.max), radix: 36)
     private var requests: [Int: PendingRequest] = [:]
+    /// One timer for every pending request, due at the earliest deadline (not one per
+    /// request: scheduling and cancelling a timer per invocation was a cost of the hot path).
+    private var sweep: (due: NIODeadline, timer: Scheduled<Void>)?
     /// Requests cancelled before they were sent (each is removed when its request starts).
     private var cancelled: Set<Int> = []
     /// The highest request token started: a cancellation for one at or below it that is not
@@ -351,12 +355,33 @@ final class BusLinkPeer: BusPeer, @unchecked Sendable {
             continuation.resume(throwing: NATSError.connectionClosed)
             return
         }
-        let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
-        let timer = router.eventLoop.scheduleTask(in: TimeAmount(timeout)) { [self] in
-            self.complete(token, with: .failure(NATSError.timeout(operation: "request to '\(subject)'", seconds: seconds)))
-        }
-        requests[token] = PendingRequest(subject: subject, continuation: continuation, timer: timer)
+        let deadline = NIODeadline.now() + TimeAmount(timeout)
+        requests[token] = PendingRequest(subject: subject, continuation: continuation, deadline: deadline, timeout: timeout)
+        if sweep == nil || deadline < sweep!.due { scheduleSweep(at: deadline) }
         publish(subject: subject, replyTo: "\(inbox).\(String(token, radix: 36))", headers: headers, payload: payload)
+    }
+
+    private func scheduleSweep(at due: NIODeadline) {
+        sweep?.timer.cancel()
+        sweep = (due, router.eventLoop.scheduleTask(deadline: due) { [self] in
+            sweep = nil
+            timeOutExpiredRequests()
+        })
+    }
+
+    /// Fails the requests past their deadline and sets the timer for the next one.
+    private func timeOutExpiredRequests() {
+        let now = NIODeadline.now()
+        var next: NIODeadline?
+        for (token, request) in requests {
+            if request.deadline <= now {
+                let seconds = Double(request.timeout.components.seconds) + Double(request.timeout.components.attoseconds) / 1e18
+                complete(token, with: .failure(NATSError.timeout(operation: "request to '\(request.subject)'", seconds: seconds)))
+            } else if next == nil || request.deadline < next! {
+                next = request.deadline
+            }
+        }
+        if let next { scheduleSweep(at: next) }
     }
 
     func cancelRequest(token: Int) {
@@ -369,7 +394,6 @@ final class BusLinkPeer: BusPeer, @unchecked Sendable {
 
     private func complete(_ token: Int, with result: Result<NATSMessage, any Error>) {
         guard let request = requests.removeValue(forKey: token) else { return }
-        request.timer.cancel()
         if case .success(let message) = result, message.status == 503, message.payload.readableBytes == 0 {
             request.continuation.resume(throwing: NATSError.noResponders(subject: request.subject))
         } else {
@@ -432,6 +456,8 @@ final class BusLinkPeer: BusPeer, @unchecked Sendable {
         behind.removeAll()
         toSignal.removeAll()
         for token in Array(requests.keys) { complete(token, with: .failure(NATSError.connectionClosed)) }
+        sweep?.timer.cancel()
+        sweep = nil
         router.unregister(self)
     }
 }

@@ -25,11 +25,17 @@ final class BusRouter: @unchecked Sendable {
     private var connectionsPerUser: [String: Int] = [:]
     /// Connections not authenticated yet, oldest first.
     private var unauthenticated: [BusClientHandler] = []
-    private var subscriptions: [BusSubscription] = []
+    private var subscriptions: [BusSubscription] = [] {
+        didSet { subscriptionsChanged() }
+    }
+    /// The subscriptions that can match an `_INBOX.` subject (their first token is `_INBOX`,
+    /// `*` or `>`): a reply is matched against these few, not against every agent's.
+    private var inboxCandidates: [BusSubscription] = []
     /// Subject → matching subscriptions; cleared whenever subscriptions change.
     private var matchCache: [String: [BusSubscription]] = [:]
     private static let matchCacheLimit = 8192
     private static let inboxPrefix = "_INBOX.".utf8
+    private static let inboxToken = "_INBOX".utf8
     /// Clients written to during the current read; flushed when it completes.
     private var dirty: [any BusPeer] = []
     private var nextClientID: UInt64 = 1
@@ -101,9 +107,7 @@ final class BusRouter: @unchecked Sendable {
             connectionsPerUser[user] = max(0, connectionsPerUser[user, default: 1] - 1)
             if connectionsPerUser[user] == 0 { connectionsPerUser[user] = nil }
         }
-        let before = subscriptions.count
-        subscriptions.removeAll { $0.client === client }
-        if subscriptions.count != before { matchCache.removeAll(keepingCapacity: true) }
+        if subscriptions.contains(where: { $0.client === client }) { subscriptions.removeAll { $0.client === client } }
         dirty.removeAll { $0 === client }
         trustedWritabilityChanged(client, isWritable: true)
         if client.isTrusted, !isShuttingDown, let user = client.userKey {
@@ -128,9 +132,7 @@ final class BusRouter: @unchecked Sendable {
     /// A link closed: its subscriptions go, and untrusted publishers no longer wait for it.
     func unregister(_ link: BusLinkPeer) {
         guard links.removeValue(forKey: ObjectIdentifier(link)) != nil else { return }
-        let before = subscriptions.count
-        subscriptions.removeAll { $0.client === link }
-        if subscriptions.count != before { matchCache.removeAll(keepingCapacity: true) }
+        if subscriptions.contains(where: { $0.client === link }) { subscriptions.removeAll { $0.client === link } }
         dirty.removeAll { $0 === link }
         trustedWritabilityChanged(link, isWritable: true)
     }
@@ -190,19 +192,27 @@ final class BusRouter: @unchecked Sendable {
 
     func add(_ subscription: BusSubscription) {
         subscriptions.append(subscription)
-        matchCache.removeAll(keepingCapacity: true)
     }
 
     func remove(_ subscription: BusSubscription) {
         subscriptions.removeAll { $0 === subscription }
+    }
+
+    private func subscriptionsChanged() {
         matchCache.removeAll(keepingCapacity: true)
+        inboxCandidates = subscriptions.filter { subscription in
+            let first = subscription.pattern.utf8.prefix { $0 != UInt8(ascii: ".") }
+            return first.elementsEqual(Self.inboxToken) || first.elementsEqual("*".utf8) || first.elementsEqual(">".utf8)
+        }
     }
 
     private func matching(_ subject: String) -> [BusSubscription] {
+        // A reply subject is used once: caching it would only push out the subjects that recur.
+        if subject.utf8.starts(with: Self.inboxPrefix) {
+            return inboxCandidates.filter { SubjectPattern.matches($0.pattern, subject) }
+        }
         if let cached = matchCache[subject] { return cached }
         let found = subscriptions.filter { SubjectPattern.matches($0.pattern, subject) }
-        // A reply subject is used once: caching it would only push out the subjects that recur.
-        if subject.utf8.starts(with: Self.inboxPrefix) { return found }
         if matchCache.count >= Self.matchCacheLimit { matchCache.removeAll(keepingCapacity: true) }
         matchCache[subject] = found
         return found

@@ -1,4 +1,5 @@
 import FoundationEssentials
+import Synchronization
 
 /// The per-invocation function events as JSON, written without `JSONEncoder`.
 ///
@@ -43,11 +44,17 @@ package enum FunctionEventJSON {
 
         mutating func raw(_ text: String) { json.raw(text) }
 
-        /// A random (version 4) UUID in lowercase, as `UUID().uuidString.lowercased()` gives,
-        /// without the two string conversions.
+        /// A version 4 UUID in lowercase, as `UUID().uuidString.lowercased()` writes one, made
+        /// without a system call: event ids must be unique, not secret, and the node writes one
+        /// per invocation. Each is a bijective mix (SplitMix64) of a per-process random seed plus
+        /// a counter, so no two from one process are equal, and two processes collide as rarely
+        /// as random UUIDs do.
         static func randomUUID() -> String {
-            var generator = SystemRandomNumberGenerator()
-            var bytes = (0..<2).flatMap { _ in withUnsafeBytes(of: generator.next() as UInt64) { Array($0) } }
+            let count = EventIDSource.counter.add(1, ordering: .relaxed).newValue
+            let high = EventIDSource.mix(EventIDSource.seeds.0 &+ count)
+            let low = EventIDSource.mix(EventIDSource.seeds.1 &+ count)
+            var bytes = (0..<8).map { UInt8(truncatingIfNeeded: high >> (56 - 8 * $0)) }
+                + (0..<8).map { UInt8(truncatingIfNeeded: low >> (56 - 8 * $0)) }
             bytes[6] = bytes[6] & 0x0F | 0x40
             bytes[8] = bytes[8] & 0x3F | 0x80
             let hex = Array("0123456789abcdef".utf8)
@@ -81,6 +88,23 @@ package enum FunctionEventJSON {
 
 /// JSON text written by hand: for the messages a node sends per invocation or per log line,
 /// where `JSONEncoder` would cost more than the rest of the work.
+/// Where ``FunctionEventJSON`` event ids come from.
+private enum EventIDSource {
+    static let counter = Atomic<UInt64>(0)
+    static let seeds: (UInt64, UInt64) = {
+        var generator = SystemRandomNumberGenerator()
+        return (generator.next(), generator.next())
+    }()
+
+    /// SplitMix64's finaliser: a bijection on 64 bits that spreads every input bit.
+    static func mix(_ value: UInt64) -> UInt64 {
+        var z = value &+ 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
 package struct JSONText {
     package private(set) var bytes: [UInt8] = []
 
@@ -93,14 +117,22 @@ package struct JSONText {
     /// characters as their UTF-8 bytes.
     package mutating func string(_ value: String) {
         bytes.append(UInt8(ascii: "\""))
-        for byte in value.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
-            case UInt8(ascii: "\\"): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
-            case 0..<0x20:
-                bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
-                                          Self.hex[Int(byte >> 4)], Self.hex[Int(byte & 0xF)]])
-            default: bytes.append(byte)
+        var value = value
+        value.withUTF8 { utf8 in
+            // Names and subjects rarely need escaping: copy them whole when they do not.
+            guard utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) else {
+                bytes.append(contentsOf: utf8)
+                return
+            }
+            for byte in utf8 {
+                switch byte {
+                case UInt8(ascii: "\""): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
+                case UInt8(ascii: "\\"): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
+                case 0..<0x20:
+                    bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
+                                              Self.hex[Int(byte >> 4)], Self.hex[Int(byte & 0xF)]])
+                default: bytes.append(byte)
+                }
             }
         }
         bytes.append(UInt8(ascii: "\""))
