@@ -7,6 +7,11 @@ public enum NexSubject {
     /// The prefix every control subject starts with.
     public static let prefix = "$NEX"
 
+    /// The node's own namespace: its events (`$NEX.events.system.*`) and log lines
+    /// (`$NEX.logs.system.<node>`) go there, so no workload may be deployed into it (a tenant
+    /// named `system` would read, and mix its own lines into, every node's).
+    public static let systemNamespace = "system"
+
     /// The longest namespace a node accepts.
     public static let maxNamespaceLength = 64
 
@@ -65,7 +70,7 @@ public enum NexSubject {
 
     /// `$NEX.logs.system.<node>`: the node's own log lines (`--logger nats`, as Nex 0.2).
     public static func systemLogs(node: String) -> String {
-        "\(prefix).logs.system.\(node)"
+        "\(prefix).logs.\(systemNamespace).\(node)"
     }
 
     /// `$NEX.logs.<namespace>.<node>.<workload_name>.<workload_id>`: one token order everywhere.

@@ -177,7 +177,7 @@ struct Monitor: AsyncParsableCommand {
             try await Nexctl.perform {
                 let nex = try await global.connect()
                 // Events of the namespace, plus the node's own (`system`), as Nex 0.2 does.
-                let namespaces = global.namespace == "system" || global.namespace == "*" ? [global.namespace] : [global.namespace, "system"]
+                let namespaces = global.namespace == NexSubject.systemNamespace || global.namespace == "*" ? [global.namespace] : [global.namespace, NexSubject.systemNamespace]
                 let json = self.json
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     for namespace in namespaces {

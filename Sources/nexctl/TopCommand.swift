@@ -25,7 +25,7 @@ struct Top: AsyncParsableCommand {
             guard interval >= 0.2 else { throw ValidationError("--interval must be at least 0.2 seconds") }
             let nex = try await global.connect()
             let activity = TopActivity()
-            let namespaces = global.namespace == "system" ? ["system"] : [global.namespace, "system"]
+            let namespaces = global.namespace == NexSubject.systemNamespace ? [NexSubject.systemNamespace] : [global.namespace, NexSubject.systemNamespace]
             let watchers = try await namespaces.asyncMap { namespace in
                 let events = try await nex.events(namespace: namespace)
                 return Task { for await event in events { activity.record(event) } }

@@ -251,6 +251,11 @@ import Testing
                         .deployRequest(issuer: fixture.issuer, sender: fixture.sender, targetNode: node.nodeID, targetXKey: info.publicXKey)
                     let wild = try await refusal { try await nex.deploy(namespace: "*", node: node.nodeID, request: request) }
                     #expect(wild.contains("invalid namespace"), "\(wild)")
+                    // Nor may a tenant take the node's own namespace, where its events and log lines go.
+                    let systemRequest = try fixture.submission(name: "system-squatter")
+                        .deployRequest(issuer: fixture.issuer, sender: fixture.sender, targetNode: node.nodeID, targetXKey: info.publicXKey)
+                    let system = try await refusal { try await nex.deploy(namespace: "system", node: node.nodeID, request: systemRequest) }
+                    #expect(system.contains("namespace 'system' is the node's own"), "\(system)")
                     #expect(try await nex.ping(node: node.nodeID).runningMachines == 1)
                 }
             }

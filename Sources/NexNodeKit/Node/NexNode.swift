@@ -408,7 +408,7 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
         let event = NexEvent(source: nodeID, type: type, data: data)
         do {
             let body = try JSONEncoder().encode(event)
-            try await client.publish(Array(body), to: NexSubject.event(namespace: "system", type: type))
+            try await client.publish(Array(body), to: NexSubject.event(namespace: NexSubject.systemNamespace, type: type))
         } catch {
             logger.warning("event not published", metadata: ["type": "\(type)", "error": "\(error)"])
         }
@@ -481,6 +481,10 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
     }
 
     public func deploy(namespace: String, request: DeployRequest) async throws -> RunResponse {
+        if namespace == NexSubject.systemNamespace {
+            throw NexControlError.badRequest(
+                "namespace '\(namespace)' is the node's own (its events and log lines): deploy workloads into another namespace")
+        }
         if isLameDuck { throw NexControlError.badRequest("node \(nodeID) is in lame duck mode and accepts no new workloads") }
         guard let manager = workloadManager else { throw NexControlError.badRequest("node \(nodeID) is starting") }
         return try await manager.deploy(namespace: namespace, request: request)
