@@ -96,6 +96,7 @@ import NexWorkloads
         #expect(Self.refusal(#"{"autostart": {"workloads": [{"name": "a", "type": "docker", "location": "file:///x"}]}}"#)?.key == "autostart.workloads[0].type")
         #expect(Self.refusal(#"{"autostart": {"workloads": [{"name": "a b", "type": "native", "location": "file:///x"}]}}"#)?.key == "autostart.workloads[0]")
         #expect(Self.refusal(#"{"autostart": {"workloads": [{"name": "a", "type": "native", "location": "http://x"}]}}"#)?.key == "autostart.workloads[0]")
+        #expect(Self.refusal(#"{"autostart": {"workloads": [{"name": "a", "namespace": "system", "type": "native", "location": "file:///x"}]}}"#)?.key == "autostart.workloads[0]")
         #expect(Self.refusal(#"{"autostart": {"workloads": {}}}"#)?.key == "autostart.workloads")
         #expect(Self.refusal(#"{"autostart": {"workloadz": []}}"#)?.key == "autostart.workloadz")
         #expect(Self.refusal(#"{"autostart": {"stop_issuers": ["nope"]}}"#)?.key == "autostart.stop_issuers")

@@ -287,6 +287,9 @@ final class BusLinkPeer: BusPeer, @unchecked Sendable {
     /// One timer for every pending request, due at the earliest deadline (not one per
     /// request: scheduling and cancelling a timer per invocation was a cost of the hot path).
     private var sweep: (due: NIODeadline, timer: Scheduled<Void>)?
+    /// Which sweep is current: a timer already due in this pass of the loop runs even when
+    /// cancelled, and must then do nothing.
+    private var sweepGeneration = 0
     /// Requests cancelled before they were sent (each is removed when its request starts).
     private var cancelled: Set<Int> = []
     /// The highest request token started: a cancellation for one at or below it that is not
@@ -363,7 +366,10 @@ final class BusLinkPeer: BusPeer, @unchecked Sendable {
 
     private func scheduleSweep(at due: NIODeadline) {
         sweep?.timer.cancel()
+        sweepGeneration += 1
+        let generation = sweepGeneration
         sweep = (due, router.eventLoop.scheduleTask(deadline: due) { [self] in
+            guard generation == sweepGeneration else { return }
             sweep = nil
             timeOutExpiredRequests()
         })
@@ -458,6 +464,7 @@ final class BusLinkPeer: BusPeer, @unchecked Sendable {
         for token in Array(requests.keys) { complete(token, with: .failure(NATSError.connectionClosed)) }
         sweep?.timer.cancel()
         sweep = nil
+        sweepGeneration += 1
         router.unregister(self)
     }
 }

@@ -46,9 +46,9 @@ package enum FunctionEventJSON {
 
         /// A version 4 UUID in lowercase, as `UUID().uuidString.lowercased()` writes one, made
         /// without a system call: event ids must be unique, not secret, and the node writes one
-        /// per invocation. Each is a bijective mix (SplitMix64) of a per-process random seed plus
-        /// a counter, so no two from one process are equal, and two processes collide as rarely
-        /// as random UUIDs do.
+        /// per invocation. Each half is a bijective mix (SplitMix64) of a per-process random seed
+        /// plus a counter, so ids repeat (within or across processes) about as rarely as random
+        /// UUIDs do.
         static func randomUUID() -> String {
             let count = EventIDSource.counter.add(1, ordering: .relaxed).newValue
             let high = EventIDSource.mix(EventIDSource.seeds.0 &+ count)
@@ -86,8 +86,6 @@ package enum FunctionEventJSON {
     }
 }
 
-/// JSON text written by hand: for the messages a node sends per invocation or per log line,
-/// where `JSONEncoder` would cost more than the rest of the work.
 /// Where ``FunctionEventJSON`` event ids come from.
 private enum EventIDSource {
     static let counter = Atomic<UInt64>(0)
@@ -105,6 +103,8 @@ private enum EventIDSource {
     }
 }
 
+/// JSON text written by hand: for the messages a node sends per invocation or per log line,
+/// where `JSONEncoder` would cost more than the rest of the work.
 package struct JSONText {
     package private(set) var bytes: [UInt8] = []
 

@@ -481,10 +481,6 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
     }
 
     public func deploy(namespace: String, request: DeployRequest) async throws -> RunResponse {
-        if namespace == NexSubject.systemNamespace {
-            throw NexControlError.badRequest(
-                "namespace '\(namespace)' is the node's own (its events and log lines): deploy workloads into another namespace")
-        }
         if isLameDuck { throw NexControlError.badRequest("node \(nodeID) is in lame duck mode and accepts no new workloads") }
         guard let manager = workloadManager else { throw NexControlError.badRequest("node \(nodeID) is starting") }
         return try await manager.deploy(namespace: namespace, request: request)

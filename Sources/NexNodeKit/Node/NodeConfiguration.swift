@@ -191,6 +191,9 @@ public struct AutostartWorkload: Sendable, Equatable {
         do {
             try WorkloadClaims.validateName(name)
             try NexSubject.validateNamespace(namespace)
+            guard namespace != NexSubject.systemNamespace else {
+                throw NexControlError.badRequest("namespace '\(namespace)' is the node's own: autostart workloads into another namespace")
+            }
             _ = try ArtifactLocation(validating: location)
         } catch {
             throw NodeConfigurationError(key: reader.path, problem: "\(error)")

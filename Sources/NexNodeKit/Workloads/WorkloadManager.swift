@@ -230,6 +230,11 @@ public actor WorkloadManager: Service {
     }
 
     private func deploy(namespace: String, request: DeployRequest, source: DeploySource) async throws -> RunResponse {
+        // Every way in (a request, autostart, a restored or rescheduled record) passes here.
+        if namespace == NexSubject.systemNamespace {
+            throw NexControlError.badRequest(
+                "namespace '\(namespace)' is the node's own (its events and log lines): deploy workloads into another namespace")
+        }
         let started = ContinuousClock.now
         let restoring = source.record
         if let id = restoring?.id {
