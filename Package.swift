@@ -288,6 +288,7 @@ let package = Package(
             dependencies: [
                 "NexNodeKit", "NATSTestSupport",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -108,8 +108,9 @@ extension OperationsEndToEndTests {
                     let submission = try WorkloadSubmission(
                         name: "counter", type: "javascript", location: .file(path: counter),
                         artifactHash: try ArtifactDigest.sha256Hex(ofFile: counter), triggerSubjects: ["m.count"])
-                    _ = try await nex.deploy(submission, namespace: "default", node: node.nodeID,
-                                             issuer: try NKeyPair.generate(.account), sender: try XKeyPair.generate())
+                    let functionIssuer = try NKeyPair.generate(.account)
+                    let function = try await nex.deploy(submission, namespace: "default", node: node.nodeID,
+                                                        issuer: functionIssuer, sender: try XKeyPair.generate())
                     for _ in 0..<5 { _ = try await nex.connection.request("", to: "m.count", timeout: .seconds(10)) }
                     // A refused deploy (a type the node does not run).
                     _ = try? await nex.deploy(
@@ -146,6 +147,16 @@ extension OperationsEndToEndTests {
                         let samples = (try? Self.scrape(port)) ?? []
                         return Self.value(samples, "nex_workload_count") == 1
                             && Self.value(samples, "nex_workload_memory_bytes", svc) == nil
+                    }
+                    // So do a stopped function's invocation series (a deployer cycling through
+                    // names must not grow them without bound).
+                    _ = try await nex.stopWorkload(namespace: "default", node: node.nodeID, id: function.id, name: "counter",
+                                                   issuer: functionIssuer)
+                    try await waitFor(timeout: .seconds(10), "the stopped function leaves the metrics") {
+                        let samples = (try? Self.scrape(port)) ?? []
+                        return Self.value(samples, "nex_workload_count") == 0
+                            && Self.value(samples, "nex_function_trigger", fn) == nil
+                            && Self.value(samples, "nex_function_duration_seconds_count", fn) == nil
                     }
                 }
             }

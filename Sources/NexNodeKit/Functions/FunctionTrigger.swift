@@ -39,6 +39,7 @@ final class FunctionTrigger: Sendable {
     private let inFlight = Atomic<Int>(0)
     static let maxInFlight = 1024
     private let metrics: FunctionMetrics?
+    private let metricsReleased = Atomic(false)
     /// A tracer is bootstrapped (`--traces`): invocations get spans.
     private let tracing = NexTracing.isOn
 
@@ -153,8 +154,10 @@ final class FunctionTrigger: Sendable {
         try? await control.publish(ByteBuffer(bytes: body), to: NexSubject.event(namespace: target.namespace, type: type))
     }
 
-    /// Unsubscribes; invocations under way still answer.
+    /// Unsubscribes; invocations under way still answer (and are still counted, in series
+    /// removed once no trigger of the function is left).
     func stop() async {
+        if !metricsReleased.exchange(true, ordering: .relaxed) { metrics?.release() }
         for subscription in subscriptions.withLock({ value in defer { value = [] }; return value }) {
             try? await subscription.unsubscribe()
         }

@@ -21,7 +21,10 @@ public final class NodeMetrics: Sendable {
     private let deploys = Mutex<[String: Counter]>([:])
     private let hostCalls = Mutex<[String: Counter]>([:])
     private let byState = Mutex<[String: Gauge]>([:])
-    private let functions = Mutex<[String: FunctionMetrics]>([:])
+    /// Each function's series and how many triggers use them (replicas, a redeploy overlapping
+    /// its predecessor): the series go when the last one stops, so a deployer cycling through
+    /// names cannot grow the node's memory and the scrape without bound.
+    private let functions = Mutex<[String: (metrics: FunctionMetrics, users: Int)]>([:])
     private let workloads = Mutex<[String: WorkloadMetrics]>([:])
 
     /// The workload states reported (``WorkloadManager/reportedState(_:)``).
@@ -55,15 +58,34 @@ public final class NodeMetrics: Sendable {
         }.increment()
     }
 
-    /// The invocation metrics of one function (by namespace and name: they outlive redeploys).
+    /// The invocation metrics of one function, by namespace and name, for a trigger that calls
+    /// ``FunctionMetrics/release()`` when it stops.
     func function(namespace: String, name: String) -> FunctionMetrics {
-        functions.withLock { functions in
-            let key = namespace + "/" + name
-            if let existing = functions[key] { return existing }
-            let made = FunctionMetrics(namespace: namespace, name: name, factory: factory)
-            functions[key] = made
+        let key = namespace + "/" + name
+        return functions.withLock { functions in
+            if let (existing, users) = functions[key] {
+                functions[key] = (existing, users + 1)
+                return existing
+            }
+            let made = FunctionMetrics(namespace: namespace, name: name, factory: factory) { [weak self] in
+                self?.release(key: key)
+            }
+            functions[key] = (made, 1)
             return made
         }
+    }
+
+    private func release(key: String) {
+        let unused: FunctionMetrics? = functions.withLock { functions in
+            guard let (metrics, users) = functions[key] else { return nil }
+            if users > 1 {
+                functions[key] = (metrics, users - 1)
+                return nil
+            }
+            functions[key] = nil
+            return metrics
+        }
+        unused?.destroy()
     }
 
     /// Sets the gauges from what the node holds now; a workload no longer in `snapshot` loses
@@ -134,12 +156,24 @@ final class FunctionMetrics: Sendable {
     private let triggered: Counter
     private let failed: Counter
     private let duration: Timer
+    private let onRelease: @Sendable () -> Void
 
-    init(namespace: String, name: String, factory: any MetricsFactory) {
+    init(namespace: String, name: String, factory: any MetricsFactory, onRelease: @escaping @Sendable () -> Void) {
         let dimensions = [("namespace", namespace), ("workload_name", name)]
         triggered = Counter(label: "nex_function_trigger", dimensions: dimensions, factory: factory)
         failed = Counter(label: "nex_function_failed_trigger", dimensions: dimensions, factory: factory)
         duration = Timer(label: "nex_function_duration_seconds", dimensions: dimensions, factory: factory)
+        self.onRelease = onRelease
+    }
+
+    /// A trigger that got these from ``NodeMetrics/function(namespace:name:)`` stopped (call it
+    /// once per trigger); once no trigger of the function is left, its series are removed.
+    func release() { onRelease() }
+
+    fileprivate func destroy() {
+        triggered.destroy()
+        failed.destroy()
+        duration.destroy()
     }
 
     func succeeded(after elapsed: Duration) {
