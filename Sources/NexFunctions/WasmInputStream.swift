@@ -5,11 +5,17 @@
 /// Used only by the thread running the invocation, hence `@unchecked Sendable` (WASI asks
 /// for `Sendable` entries).
 final class WasmInputStream: WASIFile, @unchecked Sendable {
-    private let bytes: [UInt8]
+    private var bytes: [UInt8]
     private var position = 0
 
     init(_ bytes: [UInt8]) {
         self.bytes = bytes
+    }
+
+    /// Starts over with the next call's payload (the stream stays the one the WASI bridge holds).
+    func reset(_ payload: [UInt8]) {
+        bytes = payload
+        position = 0
     }
 
     var isBorrowed: Bool { true }

@@ -15,15 +15,17 @@ final class WasmInvocation {
         var message: [UInt8] = []
     }
 
-    private(set) var stdin: WasmInputStream
-    private(set) var stdout: WasmOutputStream
-    private(set) var stderr: WasmOutputStream
+    let stdin: WasmInputStream
+    let stdout: WasmOutputStream
+    let stderr: WasmOutputStream
     let hostServices: any HostServiceCaller
-    private let stdoutLimit: Int
     /// Monotonic deadline of the call, nanoseconds (`UInt64.max`: none).
     private(set) var deadline: UInt64
-    /// The WASI functions of this call's bridge (its arguments and streams), by name.
+    /// The WASI functions of the bridge in use (its arguments and these streams), by name.
     var wasi: [String: WASIHostFunction<Memory>] = [:]
+    /// Set when the guest called a WASI function that may change the bridge's state (its
+    /// descriptor table: `fd_close`, `fd_renumber`, ...): the bridge is then not used again.
+    var touchedWASIState = false
     /// The guest's exported `memory`, once instantiated.
     var memory: Memory?
     var lastResult = HostResult()
@@ -39,20 +41,20 @@ final class WasmInvocation {
         stdin = WasmInputStream(payload)
         stdout = WasmOutputStream(limit: stdoutLimit, failsWhenFull: true)
         stderr = WasmOutputStream(limit: Self.stderrLimit, failsWhenFull: false)
-        self.stdoutLimit = stdoutLimit
         self.hostServices = hostServices
         self.deadline = deadline
     }
 
-    /// Starts the next call on the same instance: new streams, deadline and host-call result.
+    /// Starts the next call on the same instance: emptied streams, a new deadline and
+    /// host-call result.
     func begin(payload: [UInt8], deadline: UInt64) {
-        stdin = WasmInputStream(payload)
-        stdout = WasmOutputStream(limit: stdoutLimit, failsWhenFull: true)
-        stderr = WasmOutputStream(limit: Self.stderrLimit, failsWhenFull: false)
+        stdin.reset(payload)
+        stdout.reset()
+        stderr.reset()
         self.deadline = deadline
         lastResult = HostResult()
         deadlineExceeded = false
-        wasi = [:]
+        touchedWASIState = false
     }
 
     /// The guest's memory: the one found at instantiation, else the caller's `memory` export

@@ -21,6 +21,12 @@ final class WasmOutputStream: WASIFile, @unchecked Sendable {
         self.failsWhenFull = failsWhenFull
     }
 
+    /// Empties the stream for the next call (it stays the one the WASI bridge holds).
+    func reset() {
+        bytes = []
+        overflowed = false
+    }
+
     /// Hands the written bytes over (without copying), leaving the stream empty.
     func take() -> [UInt8] {
         defer { bytes = [] }

@@ -181,21 +181,23 @@ struct WasmProgram: Sendable {
             instance.discard()
             return .failure(job.timeoutError)
         }
-        let bridge: WASIBridgeToHost
-        do {
-            bridge = try WASIBridgeToHost(
-                args: [workloadName, subject], environment: environment,
-                fileSystem: .memory(Self.emptyFileSystem).withStdio(
-                    stdin: invocation.stdin, stdout: invocation.stdout, stderr: invocation.stderr))
-        } catch {
-            instance.discard()
-            return .failure(FunctionError("cannot set up WASI for the call: \(error)"))
+        if instance.bridge?.subject != subject {
+            instance.dropBridge()
+            do {
+                let bridge = try WASIBridgeToHost(
+                    args: [workloadName, subject], environment: environment,
+                    fileSystem: .memory(Self.emptyFileSystem).withStdio(
+                        stdin: invocation.stdin, stdout: invocation.stdout, stderr: invocation.stderr))
+                instance.use(bridge, for: subject, functions: wasiFunctions(of: bridge))
+            } catch {
+                instance.discard()
+                return .failure(FunctionError("cannot set up WASI for the call: \(error)"))
+            }
         }
-        defer { try? bridge.close() }
-        invocation.wasi = wasiFunctions(of: bridge)
 
         let outcome = call(instance, job: job, stack: &stack)
-        invocation.wasi = [:]
+        // A call that may have changed the bridge's descriptors leaves the next one a fresh bridge.
+        if invocation.touchedWASIState { instance.dropBridge() }
         if case .success = outcome, instance.reset() {
             warm = instance
         } else {
@@ -233,6 +235,15 @@ struct WasmProgram: Sendable {
         return .success(invocation.stdout.take())
     }
 
+    /// The WASI functions that leave a bridge as they found it: they read its arguments and
+    /// environment, the clocks and randomness, or use the stdio streams (emptied for each
+    /// call) and descriptors no call can add. A call of any other marks the bridge used up.
+    static let stateFreeWASIFunctions: Set<String> = [
+        "args_get", "args_sizes_get", "environ_get", "environ_sizes_get", "clock_res_get", "clock_time_get",
+        "random_get", "proc_exit", "sched_yield", "fd_read", "fd_write", "fd_fdstat_get", "fd_filestat_get",
+        "fd_prestat_get", "fd_prestat_dir_name",
+    ]
+
     /// The WASI functions the module imports, from this call's bridge.
     private func wasiFunctions(of bridge: WASIBridgeToHost) -> [String: WASIHostFunction<Memory>] {
         guard !wasiImports.isEmpty else { return [:] }
@@ -245,9 +256,11 @@ struct WasmProgram: Sendable {
         var imports = Imports()
         for name in wasiImports {
             guard let type = invocation.wasi[name]?.type else { continue }
+            let touchesState = !Self.stateFreeWASIFunctions.contains(name)
             imports.define(
                 module: Self.wasiModuleName, name: name,
                 Function(store: store, type: type) { caller, arguments in
+                    if touchesState { invocation.touchedWASIState = true }
                     guard let memory = invocation.guestMemory(caller) else {
                         throw WasmProgramError("WASI \(name) needs an exported memory named \"memory\"")
                     }

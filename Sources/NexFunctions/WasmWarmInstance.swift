@@ -1,4 +1,6 @@
+@_spi(WASIPlatform) import WASI
 import WasmKit
+import WasmKitWASI
 
 /// A store and instance of a function's module that a worker keeps from one call to the next,
 /// put back after each call into the state it had when instantiated: its linear memory's bytes,
@@ -15,6 +17,10 @@ final class WasmWarmInstance {
     /// The call state the instance's imports read; begun anew for each call.
     let invocation: WasmInvocation
     private(set) var instance: Instance?
+    /// The WASI bridge of the calls so far and the subject it was made for (it is `argv[1]`):
+    /// kept while the calls leave its state as they found it, since making one (and its
+    /// table of functions) was a tenth of a call's cost.
+    private(set) var bridge: (bridge: WASIBridgeToHost, subject: String)?
     private(set) var start: Function?
     /// What the instance looked like before its first call; nil when it cannot be reset.
     private var snapshot: Snapshot?
@@ -73,11 +79,24 @@ final class WasmWarmInstance {
         return true
     }
 
+    /// Uses `bridge`, made for `subject`, for this call and the next ones.
+    func use(_ bridge: WASIBridgeToHost, for subject: String, functions: [String: WASIHostFunction<Memory>]) {
+        self.bridge = (bridge, subject)
+        invocation.wasi = functions
+    }
+
+    /// Closes the bridge; the next call makes a fresh one.
+    func dropBridge() {
+        try? bridge?.bridge.close()
+        bridge = nil
+        invocation.wasi = [:]
+    }
+
     /// Drops the instance: its memory refers back to the store, whose host functions refer
     /// to the invocation, so the cycle is broken here or the store would never be freed.
     func discard() {
+        dropBridge()
         invocation.memory = nil
-        invocation.wasi = [:]
         snapshot = nil
         instance = nil
         start = nil

@@ -109,6 +109,44 @@ struct WasmWarmInstanceTests {
         }
     }
 
+    /// The WASI bridge (descriptors, arguments) is kept between calls only while they leave it
+    /// as they found it: a call that closes its stdout does not close the next call's.
+    @Test func aDescriptorClosedInACallIsOpenInTheNext() async throws {
+        let directory = try TemporaryDirectory(prefix: "wasm-fd-close-")
+        let function = try await Kit.function("""
+            (module
+              \(Kit.fdWriteImport)
+              (import "wasi_snapshot_preview1" "fd_close" (func $fd_close (param i32) (result i32)))
+              \(Kit.helpers)
+              (func (export "_start")
+                (call $write_int (i32.const 1) (i32.const 7))
+                (drop (call $fd_close (i32.const 1)))
+                (drop (call $fd_close (i32.const 2)))))
+            """, named: "fd-close", in: directory, workers: 1)
+        try await expectEveryCall(function, "7")
+    }
+
+    /// A kept bridge is one made for the call's subject (its argv[1]): a, b, then a again.
+    @Test func aKeptBridgeFollowsTheSubject() async throws {
+        let directory = try TemporaryDirectory(prefix: "wasm-argv-")
+        let function = try await Kit.function("""
+            (module
+              \(Kit.fdWriteImport)
+              (import "wasi_snapshot_preview1" "args_sizes_get" (func $args_sizes_get (param i32 i32) (result i32)))
+              (import "wasi_snapshot_preview1" "args_get" (func $args_get (param i32 i32) (result i32)))
+              \(Kit.helpers)
+              (func (export "_start")
+                (drop (call $args_sizes_get (i32.const 64) (i32.const 68)))
+                (drop (call $args_get (i32.const 1024) (i32.const 4096)))
+                (call $write (i32.const 1) (i32.load (i32.const 1028))
+                  (i32.sub (i32.add (i32.const 4096) (i32.load (i32.const 68))) (i32.add (i32.load (i32.const 1028)) (i32.const 1))))))
+            """, named: "argv", in: directory, workers: 1)
+        for subject in ["orders.a", "orders.a", "orders.b", "orders.a", "x"] {
+            let reply = try await function.invoke(subject: subject, payload: [])
+            #expect(String(decoding: reply, as: UTF8.self) == subject)
+        }
+    }
+
     @Test func eachCallSeesItsOwnArgumentsAndInput() async throws {
         let directory = try TemporaryDirectory(prefix: "wasm-args-")
         let echo = try await Kit.load(try Kit.echoPath(in: directory), workers: 1)
