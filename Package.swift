@@ -215,7 +215,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "function-bench",
-            dependencies: ["NATSWire", "NexControl", "BenchSupport"],
+            dependencies: ["NATSWire", "NexControl", "BenchSupport", "NATSTestSupport"],
             path: "Benchmarks/function-bench",
             swiftSettings: swiftSettings
         ),

@@ -94,13 +94,14 @@ node_bench_cleanup() {
     exit $status
 }
 
-# start_nex_node CONFIG_JSON: starts $BIN/nex-node against $NATS_URL with that config and
+# start_nex_node CONFIG_JSON: starts $BIN/nex-node against $NATS_URL (with NODE_ARGS, an
+# optional array of more arguments, e.g. --creds FILE) with that config and
 # $WORK/artifacts as its one file root (file:// artifacts must lie there), sets NODE_PID and
 # NODE_ID (read from the identity it writes), and gives its warm pool a second.
 start_nex_node() {
     printf '%s\n' "$1" > "$WORK/node.json"
     mkdir -p "$WORK/artifacts"
-    "$BIN/nex-node" up -s "$NATS_URL" --state-dir "$WORK/state" --config "$WORK/node.json" \
+    "$BIN/nex-node" up -s "$NATS_URL" ${NODE_ARGS[@]+"${NODE_ARGS[@]}"} --state-dir "$WORK/state" --config "$WORK/node.json" \
         --allow-file-root "$WORK/artifacts" >"$WORK/node.log" 2>&1 &
     NODE_PID=$!
     for _ in $(seq 100); do [[ -s "$WORK/state/node.nk" ]] && break; sleep 0.05; done

@@ -4,8 +4,13 @@
 // the same run. Targets (2 cores): p50 < 250 µs wasm, < 400 µs JS; >= 5,000 calls/s;
 // overhead <= 3x the plain responder. Also cold start: deploy sent -> first reply.
 //
-// Usage: function-bench NATS_URL NODE_ID ECHO_JS ECHO_WASM
+// Usage: function-bench NATS_URL NODE_ID ECHO_JS ECHO_WASM (BENCH_CREDS: a .creds file to
+// connect with; BENCH_MODE: a label for the lines printed)
+//        function-bench --operator-setup DIR: writes an operator-mode server's config
+//        (server.conf), a user's creds (user.creds) and the account's signing key seed
+//        (signing.nk), for the direct-trigger pass of function-bench.sh.
 import Foundation
+import NATSTestSupport
 import NATSWire
 import NexControl
 import NIOCore
@@ -16,11 +21,20 @@ import BenchSupport
 struct FunctionBench {
     static func main() async throws {
         let arguments = CommandLine.arguments
+        if arguments.count == 3, arguments[1] == "--operator-setup" {
+            let directory = arguments[2], setup = try NATSOperator()
+            try Data(setup.serverConfig.utf8).write(to: URL(fileURLWithPath: directory + "/server.conf"))
+            try Data(try setup.userCreds(name: "function-bench").utf8).write(to: URL(fileURLWithPath: directory + "/user.creds"))
+            try Data(setup.signingKey.seed.utf8).write(to: URL(fileURLWithPath: directory + "/signing.nk"))
+            try Data(setup.accountKey.publicKey.utf8).write(to: URL(fileURLWithPath: directory + "/account.pub"))
+            return
+        }
         guard arguments.count == 5 else {
             FileHandle.standardError.write(Data("usage: function-bench NATS_URL NODE_ID ECHO_JS ECHO_WASM\n".utf8))
             exit(2)
         }
         let url = arguments[1], node = arguments[2]
+        let mode = ProcessInfo.processInfo.environment["BENCH_MODE"].map { " mode=\($0)" } ?? ""
         let calls = Int(ProcessInfo.processInfo.environment["BENCH_CALLS"] ?? "") ?? 2000
         let client = try await connect(url, name: "function-bench")
         let nex = NexClient(connection: client, timeout: .seconds(30))
@@ -53,17 +67,17 @@ struct FunctionBench {
                    reply.headers?[FunctionHeader.error] == nil { break }
             }
             let cold = started.duration(to: .now)
-            report(String(format: "functions %@ cold_start_ms=%.1f (deploy sent -> first reply)", name, milliseconds(cold)))
+            report(String(format: "functions %@ cold_start_ms=%.1f (deploy sent -> first reply)%@", name, milliseconds(cold), mode))
             results.append((name, try await measure(client, subject: subject, calls: calls)))
         }
         let plain = results[0].1
         for (name, stats) in results {
-            report(String(format: "functions %@ p50_us=%.0f p99_us=%.0f calls_per_s=%.0f (16 concurrent) overhead_p50=%.2fx",
-                          name, stats.p50, stats.p99, stats.throughput, stats.p50 / plain.p50))
+            report(String(format: "functions %@ p50_us=%.0f p99_us=%.0f calls_per_s=%.0f (16 concurrent) overhead_p50=%.2fx%@",
+                          name, stats.p50, stats.p99, stats.throughput, stats.p50 / plain.p50, mode))
         }
         for (name, stats) in results {
             report("functions \(name) cpu_us_per_call " + stats.cpu.map { String(format: "%@=%.1f", $0.0, $0.1) }
-                .joined(separator: " ") + " (16 concurrent)")
+                .joined(separator: " ") + " (16 concurrent)" + mode)
         }
         await client.close()
         await responder.close()
@@ -130,6 +144,7 @@ struct FunctionBench {
     static func connect(_ url: String, name: String) async throws -> NATSClient {
         var options = NATSClientOptions(servers: [url])
         options.name = name
+        if let creds = ProcessInfo.processInfo.environment["BENCH_CREDS"] { options.auth = .credentialsFile(path: creds) }
         let client = try NATSClient(options: options)
         try await client.connect()
         return client

@@ -10,6 +10,12 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -78,6 +84,97 @@ static int join_cgroup(const char *procs, pid_t pid) {
     return 0;
 }
 
+
+int nex_send_descriptor(int socket, int fd) {
+    char byte = 0;
+    struct iovec data = { .iov_base = &byte, .iov_len = 1 };
+    union { char buffer[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control;
+    memset(&control, 0, sizeof control);
+    struct msghdr message = { .msg_iov = &data, .msg_iovlen = 1, .msg_control = control.buffer,
+                              .msg_controllen = sizeof control.buffer };
+    struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+    header->cmsg_level = SOL_SOCKET;
+    header->cmsg_type = SCM_RIGHTS;
+    header->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(header), &fd, sizeof(int));
+    ssize_t sent;
+    do { sent = sendmsg(socket, &message, MSG_NOSIGNAL); } while (sent < 0 && errno == EINTR);
+    return sent == 1 ? 0 : (sent < 0 ? errno : EPROTO);
+}
+
+int nex_receive_descriptor(int socket, int timeout_ms, int *fd) {
+    struct pollfd waiting = { .fd = socket, .events = POLLIN };
+    int ready;
+    do { ready = poll(&waiting, 1, timeout_ms); } while (ready < 0 && errno == EINTR);
+    if (ready < 0) return errno;
+    if (ready == 0) return ETIMEDOUT;
+    char byte;
+    struct iovec data = { .iov_base = &byte, .iov_len = 1 };
+    // Room for a few descriptors: a sender that packs more than one gets all of them closed.
+    union { char buffer[CMSG_SPACE(4 * sizeof(int))]; struct cmsghdr align; } control;
+    struct msghdr message = { .msg_iov = &data, .msg_iovlen = 1, .msg_control = control.buffer,
+                              .msg_controllen = sizeof control.buffer };
+    ssize_t received;
+    do { received = recvmsg(socket, &message, MSG_CMSG_CLOEXEC | MSG_DONTWAIT); } while (received < 0 && errno == EINTR);
+    if (received < 0) return errno;
+    int found = -1, extra = 0;
+    for (struct cmsghdr *header = CMSG_FIRSTHDR(&message); header; header = CMSG_NXTHDR(&message, header)) {
+        if (header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS) continue;
+        size_t count = (header->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < count; i++) {
+            int each;
+            memcpy(&each, CMSG_DATA(header) + i * sizeof(int), sizeof(int));
+            if (found < 0) found = each; else { close(each); extra = 1; }
+        }
+    }
+    if (received == 0 && found < 0) return ECONNRESET;
+    if (found < 0 || extra || (message.msg_flags & MSG_CTRUNC)) {
+        if (found >= 0) close(found);
+        return EPROTO;
+    }
+    *fd = found;
+    return 0;
+}
+
+int nex_dial_tcp(const char *host, int port, int timeout_ms, int *fd) {
+    char service[8];
+    snprintf(service, sizeof service, "%d", port);
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    struct addrinfo *addresses = NULL;
+    if (getaddrinfo(host, service, &hints, &addresses) != 0 || !addresses) return EHOSTUNREACH;
+    int error = ECONNREFUSED;
+    for (struct addrinfo *address = addresses; address; address = address->ai_next) {
+        int sock = socket(address->ai_family, address->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, address->ai_protocol);
+        if (sock < 0) { error = errno; continue; }
+        int connected = connect(sock, address->ai_addr, address->ai_addrlen);
+        if (connected != 0 && errno == EINPROGRESS) {
+            struct pollfd waiting = { .fd = sock, .events = POLLOUT };
+            int ready;
+            do { ready = poll(&waiting, 1, timeout_ms); } while (ready < 0 && errno == EINTR);
+            socklen_t length = sizeof error;
+            if (ready == 0) { error = ETIMEDOUT; }
+            else if (ready < 0) { error = errno; }
+            else if (getsockopt(sock, SOL_SOCKET, SO_ERROR, &error, &length) != 0) { error = errno; }
+            connected = (ready > 0 && error == 0) ? 0 : -1;
+        } else if (connected != 0) {
+            error = errno;
+        }
+        if (connected == 0) {
+            int one = 1;
+            setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            fcntl(sock, F_SETFL, fcntl(sock, F_GETFL) & ~O_NONBLOCK);
+            freeaddrinfo(addresses);
+            *fd = sock;
+            return 0;
+        }
+        close(sock);
+    }
+    freeaddrinfo(addresses);
+    return error;
+}
 
 int nex_set_undumpable(void) {
     return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0 ? 0 : errno;
@@ -148,11 +245,18 @@ static void run_child(const char *path, char *const argv[], char *const envp[], 
     if (move_fd(options->stdin_fd, 0, O_RDONLY) != 0 || move_fd(options->stdout_fd, 1, O_WRONLY) != 0
         || move_fd(options->stderr_fd, 2, O_WRONLY) != 0) report_and_exit(report, STEP_FDS, errno);
     if (options->working_directory && chdir(options->working_directory) != 0) report_and_exit(report, STEP_CHDIR, errno);
-    if (options->passed_fd > 2) {
-        // dup2 onto itself keeps close-on-exec: clear it by hand then.
-        if (options->passed_fd == 3 ? fcntl(3, F_SETFD, 0) != 0 : dup2(options->passed_fd, 3) < 0) report_and_exit(report, STEP_FDS, errno);
+    // Each passed descriptor is first copied above 9 (close-on-exec), so moving one onto 3 or 4
+    // cannot overwrite another still to be moved; dup2 clears close-on-exec on the target.
+    int passed = 0, copies[2];
+    while (passed < 2 && options->passed_fds[passed] > 2) {
+        copies[passed] = fcntl(options->passed_fds[passed], F_DUPFD_CLOEXEC, 10);
+        if (copies[passed] < 0) report_and_exit(report, STEP_FDS, errno);
+        passed++;
     }
-    if (options->close_other_descriptors) close_others_at_exec(options->passed_fd > 2 ? 4 : 3);
+    for (int i = 0; i < passed; i++) {
+        if (dup2(copies[i], 3 + i) < 0) report_and_exit(report, STEP_FDS, errno);
+    }
+    if (options->close_other_descriptors) close_others_at_exec(3 + passed);
     if (set_limit(RLIMIT_AS, options->limit_address_space) != 0
         || set_limit(RLIMIT_NOFILE, options->limit_open_files) != 0
         || set_limit(RLIMIT_NPROC, options->limit_processes) != 0) report_and_exit(report, STEP_RLIMIT, errno);

@@ -66,6 +66,10 @@ private final class RecordingHandler: AgentRequestHandler {
     func trigger(subject: String, payload: ByteBuffer, traceParent: String?) async -> AgentTriggerResult {
         subject == "fail.me" ? .failed("it failed") : .reply(Array(("\(subject):" + String(buffer: payload)).utf8), runtimeNanoseconds: 1234)
     }
+
+    func serveTriggers(_ setup: AgentTriggerSetup) async -> AgentTriggerSetupResponse {
+        AgentTriggerSetupResponse(serving: false, message: "no socket channel")
+    }
 }
 
 private struct TestTimeout: Error, CustomStringConvertible {

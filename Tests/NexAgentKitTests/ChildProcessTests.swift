@@ -25,6 +25,49 @@ import NexControl
         #expect(info.st_mode & 0o777 == 0o600)
     }
 
+    /// Two passed descriptors arrive as 3 and 4, in order; nothing else of the parent's is
+    /// inherited.
+    @Test func passedDescriptorsArriveAsThreeAndFour() async throws {
+        let directory = try TemporaryDirectory(prefix: "child-")
+        let first = open(directory.appending("first"), O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
+        let second = open(directory.appending("second"), O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
+        defer { close(first); close(second) }
+        let out = directory.appending("out")
+        let child = try ChildProcess(
+            executable: "/bin/sh", arguments: ["-c", "echo one >&3; echo two >&4; ls /proc/self/fd"], environment: [:],
+            options: { var options = SpawnOptions(stdout: .file(out)); options.passedDescriptors = [second, first]; return options }())
+        #expect(try await withTimeLimit(.seconds(5), "child") { try await child.waitForExit() } == 0)
+        #expect(try String(contentsOfFile: directory.appending("second"), encoding: .utf8) == "one\n")
+        #expect(try String(contentsOfFile: directory.appending("first"), encoding: .utf8) == "two\n")
+        // 0-2, 3, 4 and the descriptor ls opens to list them.
+        let listed = try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n").compactMap { Int($0) }
+        #expect(listed.filter { $0 > 4 }.count <= 1, "\(listed)")
+    }
+
+    /// A descriptor sent over a socket channel arrives usable; a message that carries more
+    /// than one is refused, none of them kept.
+    @Test func aSocketChannelCarriesOneDescriptorPerMessage() throws {
+        var ends: [Int32] = [0, 0]
+        #expect(socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &ends) == 0)
+        defer { close(ends[0]); close(ends[1]) }
+        var pipeEnds: [Int32] = [0, 0]
+        #expect(pipe(&pipeEnds) == 0)
+        defer { close(pipeEnds[0]); close(pipeEnds[1]) }
+        #expect(nex_send_descriptor(ends[0], pipeEnds[1]) == 0)
+        var received: Int32 = -1
+        #expect(nex_receive_descriptor(ends[1], 1000, &received) == 0)
+        defer { close(received) }
+        #expect(write(received, "x", 1) == 1)
+        var byte: UInt8 = 0
+        #expect(read(pipeEnds[0], &byte, 1) == 1 && byte == UInt8(ascii: "x"))
+        // Nothing queued: a short wait times out.
+        var none: Int32 = -1
+        #expect(nex_receive_descriptor(ends[1], 10, &none) == ETIMEDOUT)
+        // A plain message without a descriptor is a protocol error.
+        #expect(send(ends[0], "y", 1, 0) == 1)
+        #expect(nex_receive_descriptor(ends[1], 1000, &none) == EPROTO)
+    }
+
     @Test func execFailureNamesTheStepAndThePath() throws {
         let directory = try TemporaryDirectory(prefix: "child-")
         let path = try ProcessTestKit.write("#!/bin/sh\n", to: directory.appending("not-executable"), mode: 0o644)

@@ -32,6 +32,25 @@ import NexWorkloads
         #expect(configuration.noSandbox == false, "sandboxed unless the operator says otherwise")
     }
 
+    @Test func directTriggersNeedAnAccountKeyFileAndASaneLifetime() throws {
+        let account = try NKeyPair.generate(.account).publicKey
+        let configuration = try Self.parse(#"{"direct_triggers": {"signing_key_file": "/etc/nex/signing.nk", "account": "\#(account)", "ttl_seconds": 600}}"#)
+        #expect(configuration.directTriggers == .init(signingKeyFile: "/etc/nex/signing.nk", account: account, lifetimeSeconds: 600))
+        #expect(try Self.parse(#"{"direct_triggers": {"signing_key_file": "/k"}}"#).directTriggers?.lifetimeSeconds == 3600)
+        #expect(try Self.parse("{}").directTriggers == nil)
+        let user = try NKeyPair.generate(.user).publicKey
+        for (json, key) in [
+            (#"{"direct_triggers": {}}"#, "direct_triggers.signing_key_file"),
+            (#"{"direct_triggers": {"signing_key_file": "relative.nk"}}"#, "direct_triggers.signing_key_file"),
+            (#"{"direct_triggers": {"signing_key_file": "/k", "account": "\#(user)"}}"#, "direct_triggers.account"),
+            (#"{"direct_triggers": {"signing_key_file": "/k", "ttl_seconds": 5}}"#, "direct_triggers.ttl_seconds"),
+            (#"{"direct_triggers": {"signing_key_file": "/k", "ttl_seconds": 100000}}"#, "direct_triggers.ttl_seconds"),
+            (#"{"direct_triggers": {"signing_key_file": "/k", "seed": "SA..."}}"#, "direct_triggers.seed"),
+        ] {
+            #expect(Self.refusal(json)?.key == key, "\(json)")
+        }
+    }
+
     @Test func workloadLimitsHaveMaximaTheDefaultsMustRespect() throws {
         let configuration = try Self.parse(#"""
             {"workload_limits": {"memory_bytes": 1000, "cpu_millicores": 500},

@@ -59,9 +59,10 @@ typedef struct {
     int cgroup_procs_count;
     /// Close every descriptor above 2 at exec (the parent's sockets must not leak into the child).
     int close_other_descriptors;
-    /// A descriptor of the parent the child gets as descriptor 3 (kept open at exec); 0-2 or
-    /// negative = none (so a zeroed struct passes nothing).
-    int passed_fd;
+    /// Descriptors of the parent the child gets as descriptors 3 and 4 (kept open at exec), in
+    /// order; the list ends at the first one that is 0-2 or negative (so a zeroed struct passes
+    /// nothing).
+    int passed_fds[2];
     /// The child's working directory (chdir before exec); NULL = this process's.
     const char *working_directory;
     /// Start the child in this sandbox; NULL = none. The cgroup.procs files are then written
@@ -84,6 +85,21 @@ int nex_set_undumpable(void);
 /// Makes this process a child subreaper (PR_SET_CHILD_SUBREAPER): orphaned descendants are
 /// re-parented to it instead of init, so it can find and kill them. Returns 0 or errno.
 int nex_become_subreaper(void);
+
+/// Sends descriptor `fd` over the Unix socket `socket` (SCM_RIGHTS, with one byte of data).
+/// Returns 0 or errno.
+int nex_send_descriptor(int socket, int fd);
+
+/// Receives one descriptor sent by `nex_send_descriptor` on `socket`, close-on-exec, waiting at
+/// most `timeout_ms`. Returns 0 and the descriptor in `*fd`, or errno (ETIMEDOUT, EPROTO when
+/// the message carries no descriptor: any it did carry are closed).
+int nex_receive_descriptor(int socket, int timeout_ms, int *fd);
+
+/// Opens a TCP connection to `host`:`port` (each address getaddrinfo gives, in turn), close-on-
+/// exec, with TCP_NODELAY, waiting at most `timeout_ms` per address. Returns 0 and the socket
+/// (blocking) in `*fd`, or the last errno (ETIMEDOUT, ECONNREFUSED, EHOSTUNREACH when the name
+/// does not resolve).
+int nex_dial_tcp(const char *host, int port, int timeout_ms, int *fd);
 
 /// Sets this process's parent-death signal (PR_SET_PDEATHSIG): `signal_number` arrives when
 /// the thread that started it ends. Returns 0 or errno.

@@ -73,6 +73,15 @@ public final class NATSClient: Sendable {
         isConnected ? state.withLock { $0.currentServer?.description } : nil
     }
 
+    /// The server currently connected: its host, port, and whether the connection uses TLS
+    /// (`tls://`, configured TLS, or a server that requires it).
+    package var connectedAddress: (host: String, port: Int, tls: Bool)? {
+        guard isConnected else { return nil }
+        return state.withLock { s in
+            s.currentServer.map { ($0.host, $0.port, $0.tls || options.tls != nil || s.info?.tlsRequired == true) }
+        }
+    }
+
     /// Every server the client knows: configured ones, then those learned from `connect_urls`.
     public var knownServers: [String] { state.withLock { $0.machine.servers.map(\.description) } }
 

@@ -141,6 +141,16 @@ public final class AgentBusConnection: Sendable {
                 reply = try JSONEncoder().encode(response)
             case AgentVerb.undeploy:
                 reply = try JSONEncoder().encode(await handler.undeploy())
+            case AgentVerb.triggers:
+                let response: AgentTriggerSetupResponse
+                do {
+                    let setup = try JSONDecoder().decode(AgentTriggerSetup.self, from: Data(message.payload.readableBytesView))
+                    response = await handler.serveTriggers(setup)
+                } catch {
+                    response = AgentTriggerSetupResponse(
+                        serving: false, message: "malformed trigger setup on \(message.subject): \(error)")
+                }
+                reply = try JSONEncoder().encode(response)
             case AgentVerb.ping:
                 reply = try JSONEncoder().encode(await handler.ping())
             default:
@@ -213,6 +223,12 @@ public final class AgentBusConnection: Sendable {
     public func publishEvent(_ type: String, _ event: AgentWorkloadEvent) async throws {
         let body = try JSONEncoder().encode(event)
         try await client.publish(Array(body), to: AgentBusSubject.toHost(agentID, "\(AgentVerb.events).\(type)"))
+    }
+
+    /// Publishes a batch of directly answered invocations to `hostint.<id>.invocations`.
+    public func publishInvocations(_ report: AgentInvocationReport) async throws {
+        try await client.publish(Array(try JSONEncoder().encode(report)),
+                                 to: AgentBusSubject.toHost(agentID, AgentVerb.invocations))
     }
 
     /// Waits until everything published so far has reached the server.

@@ -12,4 +12,7 @@ public protocol AgentRequestHandler: Sendable {
     /// `agentint.<id>.trigger`: one invocation of the agent's function; `traceParent` is the
     /// request's `traceparent` header, carried on to the invocation's host-service calls.
     func trigger(subject: String, payload: ByteBuffer, traceParent: String?) async -> AgentTriggerResult
+    /// `agentint.<id>.triggers`: serve the function's triggers on a connection of the agent's
+    /// own (its socket already sent on the socket channel).
+    func serveTriggers(_ setup: AgentTriggerSetup) async -> AgentTriggerSetupResponse
 }

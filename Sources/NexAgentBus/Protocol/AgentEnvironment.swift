@@ -7,6 +7,10 @@ public enum AgentEnvironment {
     /// A descriptor connected to the bus (a socket pair's end, `3`), used instead of dialing
     /// ``busURL``: how a sandboxed agent reaches its bus.
     public static let busDescriptor = "NEX_AGENT_BUS_FD"
+    /// A Unix socket (`SOCK_SEQPACKET`) on which the node hands the agent sockets it has
+    /// connected (`SCM_RIGHTS`): a function's own connection to the NATS server, for
+    /// ``AgentTriggerSetup``. The agent never dials the server itself.
+    public static let socketDescriptor = "NEX_AGENT_SOCKET_FD"
     /// What ``busURL`` says when ``busDescriptor`` is set: a name for logs, never dialed.
     public static let socketPairURL = "nats://agent-bus.socketpair"
     /// The agent's id: its subjects are `agentint.<id>.>` and `hostint.<id>.>`.

@@ -85,12 +85,79 @@ public struct AgentDeployResponse: Codable, Sendable, Equatable {
     public var pid: Int32?
     /// What was applied, e.g. `["rlimit_as", "rlimit_nofile", "rlimit_nproc"]`, plus `cgroup` when one was used.
     public var limitsApplied: [String]
+    /// A function's agent that can serve its triggers itself (it has a socket channel): the
+    /// public user nkey (`U...`) it made for that connection. The node may sign a user JWT for
+    /// it (``AgentTriggerSetup``); the seed never leaves the agent.
+    public var triggerKey: String?
 
-    enum CodingKeys: String, CodingKey { case accepted, message, pid, limitsApplied = "limits_applied" }
-
-    public init(accepted: Bool, message: String, pid: Int32? = nil, limitsApplied: [String] = []) {
-        self.accepted = accepted; self.message = message; self.pid = pid; self.limitsApplied = limitsApplied
+    enum CodingKeys: String, CodingKey {
+        case accepted, message, pid, limitsApplied = "limits_applied", triggerKey = "trigger_key"
     }
+
+    public init(accepted: Bool, message: String, pid: Int32? = nil, limitsApplied: [String] = [],
+                triggerKey: String? = nil) {
+        self.accepted = accepted; self.message = message; self.pid = pid; self.limitsApplied = limitsApplied
+        self.triggerKey = triggerKey
+    }
+}
+
+/// `agentint.<id>.triggers` (node to agent, request): serve the function's trigger subjects on
+/// a NATS connection of the agent's own, replying to requesters directly. The node first sends
+/// the connection's socket, connected to the NATS server, on the agent's socket channel
+/// (``AgentEnvironment/socketDescriptor``); the agent logs in with ``jwt`` and its trigger
+/// key. A later setup (a renewal) replaces the connection: the new one subscribes before the
+/// old one drains.
+public struct AgentTriggerSetup: Codable, Sendable, Equatable {
+    /// A user JWT for the agent's trigger key: subscribe only to ``subjects`` in ``queue``,
+    /// publish only replies, until it expires.
+    public var jwt: String
+    /// The server the socket is connected to, for logs (never dialed).
+    public var server: String
+    public var subjects: [String]
+    public var queue: String
+
+    enum CodingKeys: String, CodingKey { case jwt, server, subjects, queue }
+
+    public init(jwt: String, server: String, subjects: [String], queue: String) {
+        self.jwt = jwt; self.server = server; self.subjects = subjects; self.queue = queue
+    }
+}
+
+/// The agent's answer to an ``AgentTriggerSetup``: `serving` once every subject is subscribed.
+public struct AgentTriggerSetupResponse: Codable, Sendable, Equatable {
+    public var serving: Bool
+    public var message: String
+
+    public init(serving: Bool, message: String) {
+        self.serving = serving; self.message = message
+    }
+}
+
+/// `hostint.<id>.invocations` (agent to node): invocations the agent answered on its own
+/// trigger connection, in batches (at most ``maximumCount``, at least every 100 ms while
+/// any are waiting). The node turns each into a `function_exec_succeeded` or
+/// `function_exec_failed` event and its metrics.
+public struct AgentInvocationReport: Codable, Sendable, Equatable {
+    public static let maximumCount = 1024
+
+    public struct Invocation: Codable, Sendable, Equatable {
+        /// The subject the message arrived on.
+        public var subject: String
+        /// From the message's arrival at the agent to its reply.
+        public var elapsedNanoseconds: UInt64
+        /// Why it failed (what the requester got in `Nex-Function-Error`); nil: it succeeded.
+        public var error: String?
+
+        enum CodingKeys: String, CodingKey { case subject, elapsedNanoseconds = "elapsed_ns", error }
+
+        public init(subject: String, elapsedNanoseconds: UInt64, error: String? = nil) {
+            self.subject = subject; self.elapsedNanoseconds = elapsedNanoseconds; self.error = error
+        }
+    }
+
+    public var invocations: [Invocation]
+
+    public init(invocations: [Invocation]) { self.invocations = invocations }
 }
 
 /// `agentint.<id>.undeploy` reply: the workload was stopped (SIGTERM, then SIGKILL after the grace period).
@@ -198,4 +265,11 @@ public enum AgentVerb {
     public static let events = "events"
     public static let workloadDeployed = "workload_deployed"
     public static let workloadUndeployed = "workload_undeployed"
+    /// Node to agent: serve the function's triggers directly (``AgentTriggerSetup``).
+    public static let triggers = "triggers"
+    /// Agent to node: invocations answered directly (``AgentInvocationReport``).
+    public static let invocations = "invocations"
+    /// Agent event: its own trigger connection closed (the server went, or its JWT expired)
+    /// while it was serving; the node answers on its own until it sets up another.
+    public static let triggersLost = "triggers_lost"
 }

@@ -37,6 +37,9 @@ public final class AgentService: AgentRequestHandler, Service {
         public var workDirectory: String?
         /// A descriptor connected to the bus, used instead of dialing ``busURL``.
         public var busDescriptor: Int32?
+        /// The socket channel on which the node hands over connected sockets
+        /// (``AgentEnvironment/socketDescriptor``); nil: functions are only triggered through the node.
+        public var socketDescriptor: Int32?
         /// The node's pid: the agent stops when its parent is another process. 0: the node
         /// lies outside the agent's pid namespace (a sandbox), where `getppid()` is 0.
         public var nodePID: Int32
@@ -64,13 +67,16 @@ public final class AgentService: AgentRequestHandler, Service {
             nkeySeed = try value(AgentEnvironment.nkeySeed)
             directory = try value(AgentEnvironment.directory)
             workDirectory = environment[AgentEnvironment.workDirectory].flatMap { $0.isEmpty ? nil : $0 }
-            if let text = environment[AgentEnvironment.busDescriptor] {
+            func descriptor(_ name: String) throws -> Int32? {
+                guard let text = environment[name] else { return nil }
                 guard let descriptor = Int32(text), descriptor >= 3 else {
-                    throw AgentServiceError.invalidEnvironment(name: AgentEnvironment.busDescriptor, value: text,
+                    throw AgentServiceError.invalidEnvironment(name: name, value: text,
                                                                reason: "not a descriptor number of 3 or more")
                 }
-                busDescriptor = descriptor
+                return descriptor
             }
+            busDescriptor = try descriptor(AgentEnvironment.busDescriptor)
+            socketDescriptor = try descriptor(AgentEnvironment.socketDescriptor)
             let pid = try value(AgentEnvironment.nodePID)
             guard let nodePID = Int32(pid), nodePID >= 0 else {
                 throw AgentServiceError.invalidEnvironment(name: AgentEnvironment.nodePID, value: pid, reason: "not a process id")
@@ -101,6 +107,8 @@ public final class AgentService: AgentRequestHandler, Service {
         /// The native workload's cgroup, if it has one.
         var cgroup: WorkloadCgroup?
         var endWaiters: [CheckedContinuation<Int32, Never>] = []
+        /// The function's own trigger connection, when the agent has a socket channel.
+        var directTriggers: DirectTriggers?
     }
 
     public let settings: Settings
@@ -376,14 +384,40 @@ public final class AgentService: AgentRequestHandler, Service {
         } catch {
             return refuse(request, error)
         }
+        var direct: DirectTriggers?
+        if let channel = settings.socketDescriptor {
+            do {
+                direct = try DirectTriggers(
+                    channel: channel, runner: runner,
+                    workload: AgentWorkloadEvent(workloadID: request.workloadID, workloadName: request.workloadName, code: 0),
+                    bus: connection, logger: logger)
+            } catch {
+                logger.warning("no trigger key: the function is triggered through the node", metadata: ["error": "\(error)"])
+            }
+        }
+        state.withLock { $0.directTriggers = direct }
         await running(.function(runner), request, message: "\(type.rawValue) function loaded")
         return AgentDeployResponse(accepted: true,
-                                   message: "\(type.rawValue) function \(request.workloadName) (\(request.workloadID)) loaded")
+                                   message: "\(type.rawValue) function \(request.workloadName) (\(request.workloadID)) loaded",
+                                   triggerKey: direct?.key.publicKey)
     }
 
-    /// A function has no process to wait for: undeploying ends it at once.
+    /// A function has no process to wait for: undeploying ends it at once, once its own
+    /// trigger connection (if any) has answered what it took.
     private func endFunction(_ request: AgentDeployRequest) async {
+        await state.withLock({ $0.directTriggers })?.stop()
         await ended(request, code: 0, message: "function undeployed")
+    }
+
+    public func serveTriggers(_ setup: AgentTriggerSetup) async -> AgentTriggerSetupResponse {
+        let direct = state.withLock { s -> DirectTriggers? in
+            guard case .running(.function, _) = s.phase else { return nil }
+            return s.directTriggers
+        }
+        guard let direct else {
+            return AgentTriggerSetupResponse(serving: false, message: "agent \(settings.agentID) serves no function triggers")
+        }
+        return await direct.serve(setup)
     }
 
     /// The workload is over: report `workload_undeployed` with its code (flushed, so the node

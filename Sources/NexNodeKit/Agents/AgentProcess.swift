@@ -17,6 +17,8 @@ struct AgentProcess: Sendable {
     /// Its sandbox's cgroup, where the node sets its workload's limits; nil when unsandboxed or
     /// the node may make no cgroups.
     let cgroup: SandboxCgroup?
+    /// Where the node hands it connected sockets; nil without `direct_triggers`.
+    let socketChannel: AgentSocketChannel?
 }
 
 extension AgentProcess {

@@ -37,6 +37,9 @@ public actor AgentSupervisor: Service {
         /// Start each agent in a sandbox of its own; nil: agents are plain processes of the
         /// node's user (`no_sandbox`).
         public var sandbox: NodeSandbox?
+        /// Give each agent a socket channel (``AgentSocketChannel``), so its function can serve
+        /// its triggers on a connection the node makes (`direct_triggers`).
+        public var socketChannels = false
 
         public init(agentExecutable: String, stateDirectory: String, poolSize: Int, handshakeTimeout: Duration,
                     pingTimeout: Duration, logLevel: String? = nil) {
@@ -232,7 +235,11 @@ public actor AgentSupervisor: Service {
                                    stdout: .fileDescriptor(2), stderr: .fileDescriptor(2))
         var cgroup: SandboxCgroup?
         var busSocket: BusSocketPair?
-        defer { busSocket?.closeAgentEnd() }
+        var socketChannel: AgentSocketChannel?
+        defer {
+            busSocket?.closeAgentEnd()
+            socketChannel?.closeAgentEnd()
+        }
         let process: ChildProcess
         do {
             if let sandbox = settings.sandbox, let identity {
@@ -241,7 +248,7 @@ public actor AgentSupervisor: Service {
                 let pair = try BusSocketPair()
                 busSocket = pair
                 try await bus.adopt(connectedSocket: pair.nodeEnd)
-                options.passedDescriptor = pair.agentEnd
+                options.passedDescriptors = [pair.agentEnd]
                 environment[AgentEnvironment.busDescriptor] = "3"
                 environment[AgentEnvironment.busURL] = AgentEnvironment.socketPairURL
                 environment[AgentEnvironment.workDirectory] = NodeSandbox.workDirectory
@@ -253,9 +260,16 @@ public actor AgentSupervisor: Service {
                     options.cgroupProcsPaths = cgroup?.procsFiles ?? []
                 }
             }
+            if settings.socketChannels {
+                let channel = try AgentSocketChannel()
+                socketChannel = channel
+                options.passedDescriptors.append(channel.agentEnd)
+                environment[AgentEnvironment.socketDescriptor] = String(2 + options.passedDescriptors.count)
+            }
             process = try ChildProcess(executable: settings.agentExecutable, arguments: [], environment: environment,
                                        options: options)
         } catch {
+            socketChannel?.close()
             await bus.removeUser(publicKey: key.publicKey)
             try? FileManager.default.removeItem(atPath: directory)
             cgroup?.remove()
@@ -264,7 +278,7 @@ public actor AgentSupervisor: Service {
         }
         logger.debug("agent started", metadata: ["agent": "\(id)", "pid": "\(process.pid)", "uid": "\(identity?.uid ?? getuid())"])
         return AgentProcess(id: id, key: key, process: process, directory: directory, sandboxIdentity: identity,
-                            cgroup: cgroup)
+                            cgroup: cgroup, socketChannel: socketChannel)
     }
 
     // MARK: Handshakes
@@ -361,6 +375,7 @@ public actor AgentSupervisor: Service {
     /// Gives an ended agent's uid back and removes its cgroup (its sandbox's pid 1 is gone,
     /// so the kernel ends the rest).
     private func release(_ agent: AgentProcess) {
+        agent.socketChannel?.close()
         agent.cgroup?.remove()
         if let identity = agent.sandboxIdentity { settings.sandbox?.identities.release(identity) }
     }

@@ -12,6 +12,11 @@ import Tracing
 /// replicas on several nodes share the load), each message handed to the function's agent and
 /// the result (or the failure, in `Nex-Function-Error`) sent back to the requester, with a
 /// `function_exec_succeeded` / `function_exec_failed` event per invocation.
+///
+/// With `direct_triggers`, the function's agent serves the subjects itself on a connection of
+/// its own (``DirectTriggerSession``); the node then only relays while the agent cannot (until
+/// it is set up, after a failure, during a restart), and turns the agent's reports into the
+/// same events and metrics (``record(_:)``).
 final class FunctionTrigger: Sendable {
     struct Target: Sendable {
         let namespace: String
@@ -27,8 +32,10 @@ final class FunctionTrigger: Sendable {
     private let control: NATSClient
     private let bus: BusLink
     private let agentID = Mutex<String?>(nil)
-    private let subscriptions = Mutex<[NATSSubscription]>([])
-    private let tasks = Mutex<[Task<Void, Never>]>([])
+    private let subjects = Mutex<[String]>([])
+    /// The node's own (relaying) subscriptions and their loops; empty while the agent serves.
+    private let relaying = Mutex<(subscriptions: [NATSSubscription], tasks: [Task<Void, Never>])>(([], []))
+    private let direct: DirectTriggerSession?
     private let timeout: Duration
     private let logger: Logger
     /// Cumulative execution time (ns) reported by the agent.
@@ -43,9 +50,13 @@ final class FunctionTrigger: Sendable {
     /// A tracer is bootstrapped (`--traces`): invocations get spans.
     private let tracing = NexTracing.isOn
 
-    init(target: Target, connection: NATSClient, ownsConnection: Bool, control: NATSClient, bus: BusLink,
-         timeout: Duration, logger: Logger, metrics: FunctionMetrics? = nil) {
+    /// `credentials`: the agent may serve the subjects itself (`direct_triggers`; never on a
+    /// deploy's own trigger connection, nor while invocations are traced by the node).
+    init(target: Target, subjects: [String], connection: NATSClient, ownsConnection: Bool, control: NATSClient,
+         bus: BusLink, timeout: Duration, logger: Logger, metrics: FunctionMetrics? = nil,
+         credentials: TriggerCredentials? = nil) {
         self.metrics = metrics
+        self.subjects.withLock { $0 = subjects }
         self.target = target
         self.connection = connection
         self.ownsConnection = ownsConnection
@@ -53,20 +64,60 @@ final class FunctionTrigger: Sendable {
         self.bus = bus
         self.timeout = timeout
         self.logger = logger
+        let queue = Self.queue(target)
+        direct = credentials.flatMap { credentials in
+            guard !ownsConnection, !NexTracing.isOn else { return nil }
+            return DirectTriggerSession(credentials: credentials, connection: connection, bus: bus, subjects: subjects,
+                                        queue: queue, name: "\(target.namespace)/\(target.workloadName)", logger: logger)
+        }
+        direct?.relay { [weak self] on in await self?.relay(on) }
     }
+
+    /// `nex:<ns>:<workload>`. ':' appears in neither namespaces nor workload names, so two
+    /// workloads never share a group.
+    static func queue(_ target: Target) -> String { "nex:\(target.namespace):\(target.workloadName)" }
 
     var runtimeNanoseconds: UInt64 { runtime.withLock { $0 } }
 
-    /// The agent that runs the function now (changes if it is redeployed).
-    func route(to agentID: String?) { self.agentID.withLock { $0 = agentID } }
+    /// The agent that runs the function now (changes if it is restarted); `direct` when that
+    /// agent can serve the triggers itself.
+    func route(to agentID: String?, direct agent: DirectTriggerAgent? = nil) {
+        self.agentID.withLock { $0 = agentID }
+        direct?.send(.agent(agentID == nil ? nil : agent))
+    }
 
-    /// Subscribes every trigger subject with the queue group `nex:<ns>:<workload>`.
-    func start(subjects: [String]) async throws {
-        // ':' appears in neither namespaces nor workload names, so two workloads never share a group.
-        let queue = "nex:\(target.namespace):\(target.workloadName)"
-        for subject in subjects {
+    /// Subscribes every trigger subject with the function's queue group; with direct triggers,
+    /// the agent is then set up to take over.
+    func start() async throws {
+        try await subscribeRelay()
+        direct?.start()
+    }
+
+    /// The agent's own trigger connection closed (`triggers_lost`).
+    func directConnectionLost(agentID: String) {
+        direct?.send(.lost(agentID: agentID))
+    }
+
+    private func relay(_ on: Bool) async {
+        if on {
+            do {
+                try await subscribeRelay()
+            } catch {
+                logger.error("cannot subscribe the trigger subjects", metadata: ["function": "\(target.workloadName)",
+                                                                               "error": "\(error)"])
+            }
+        } else {
+            await unsubscribeRelay()
+        }
+    }
+
+    /// Subscribes every trigger subject with the queue group, unless already subscribed.
+    private func subscribeRelay() async throws {
+        guard relaying.withLock({ $0.subscriptions.isEmpty }) else { return }
+        let queue = Self.queue(target)
+        for subject in subjects.withLock({ $0 }) {
             let subscription = try await connection.subscribe(to: subject, queue: queue)
-            subscriptions.withLock { $0.append(subscription) }
+            relaying.withLock { $0.subscriptions.append(subscription) }
             // On the bus connection's event loop: the hop to the agent then needs no thread switch.
             // The subscription's task is the trigger's: stop() (the workload manager calls it
             // before the function's agent is undeployed, and when the node stops) ends it. Each
@@ -87,9 +138,35 @@ final class FunctionTrigger: Sendable {
                     }
                 }
             }
-            tasks.withLock { $0.append(task) }
+            relaying.withLock { $0.tasks.append(task) }
         }
         try await connection.flush()
+    }
+
+    /// Unsubscribes the node's own subscriptions; invocations under way still answer.
+    private func unsubscribeRelay() async {
+        let (subscriptions, tasks) = relaying.withLock { value in defer { value = ([], []) }; return value }
+        for subscription in subscriptions { try? await subscription.unsubscribe() }
+        for task in tasks { task.cancel() }
+    }
+
+    /// Invocations the agent answered on its own connection: counted, timed and announced
+    /// like those the node relays. Entries for subjects that are not the function's are dropped
+    /// (the report is the agent's word), and error texts are cut to 1 KiB.
+    func record(_ report: AgentInvocationReport) async {
+        let patterns = subjects.withLock { $0 }
+        for invocation in report.invocations {
+            guard patterns.contains(where: { SubjectPattern.matches($0, invocation.subject) }) else { continue }
+            runtime.withLock { $0 += invocation.elapsedNanoseconds }
+            if let error = invocation.error {
+                await recordFailure(subject: invocation.subject, reason: String(decoding: error.utf8.prefix(1024), as: UTF8.self))
+            } else {
+                metrics?.succeeded(after: .nanoseconds(Int64(clamping: invocation.elapsedNanoseconds)))
+                await publish(.functionExecSucceeded, FunctionEventJSON.succeeded(source: eventSource, FunctionExecSucceededEvent(
+                    workloadName: target.workloadName, triggerSubject: invocation.subject,
+                    elapsedNanos: invocation.elapsedNanoseconds, namespace: target.namespace)))
+            }
+        }
     }
 
     /// One invocation, in a server span (a child of the requester's, when its message carries
@@ -139,13 +216,16 @@ final class FunctionTrigger: Sendable {
 
     /// Answers the requester with an empty body and the reason in `Nex-Function-Error`.
     private func fail(_ message: NATSMessage, reason: String) async {
-        metrics?.failedOnce()
         if let replyTo = message.replyTo {
             try? await connection.publish(ByteBuffer(), to: replyTo, headers: [FunctionHeader.error: reason])
         }
+        await recordFailure(subject: message.subject, reason: reason)
+    }
+
+    private func recordFailure(subject: String, reason: String) async {
+        metrics?.failedOnce()
         await publish(.functionExecFailed, FunctionEventJSON.failed(source: eventSource, FunctionExecFailedEvent(
-            workloadName: target.workloadName, triggerSubject: message.subject, namespace: target.namespace,
-            error: reason)))
+            workloadName: target.workloadName, triggerSubject: subject, namespace: target.namespace, error: reason)))
     }
 
     private var eventSource: String { "\(target.nodeID)-\(target.workloadID)" }
@@ -157,11 +237,9 @@ final class FunctionTrigger: Sendable {
     /// Unsubscribes; invocations under way still answer (and are still counted, in series
     /// removed once no trigger of the function is left).
     func stop() async {
+        await direct?.stop()
         if !metricsReleased.exchange(true, ordering: .relaxed) { metrics?.release() }
-        for subscription in subscriptions.withLock({ value in defer { value = [] }; return value }) {
-            try? await subscription.unsubscribe()
-        }
-        for task in tasks.withLock({ value in defer { value = [] }; return value }) { task.cancel() }
+        await unsubscribeRelay()
         if ownsConnection { await connection.close() }
     }
 }

@@ -249,6 +249,14 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
             pingTimeout: .milliseconds(configuration.agentPingTimeoutMilliseconds),
             logLevel: ProcessInfo.processInfo.environment["NEX_LOG_LEVEL"])
         settings.sandbox = sandbox
+        let triggerCredentials = try configuration.directTriggers.map { direct in
+            do {
+                return try TriggerCredentials(direct, replyWindow: WorkloadManager.invocationTimeout)
+            } catch {
+                throw NodeStartError("\(error)")
+            }
+        }
+        settings.socketChannels = triggerCredentials != nil
         // A workload can kill its own agent; what it left running is then re-parented to the
         // nearest subreaper. When the process is ours, be that subreaper and end those orphans.
         if ownsProcess {
@@ -268,7 +276,7 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
             context: .init(nodeID: nodeID, configuration: configuration, identity: identity, control: control,
                            bus: link, hostServices: hostServicesConnection, isLameDuck: { [self] in self.isLameDuck },
                            nexusCurveKey: nexusCurveKey.withLock { $0 }, isLeaving: { [self] in self.leaving.withLock { $0 } },
-                           metrics: metrics?.counters),
+                           metrics: metrics?.counters, triggerCredentials: triggerCredentials),
             supervisor: supervisor, cache: cache, logger: logger)
         try await manager.start()
         let hostServices = HostServicesServer(

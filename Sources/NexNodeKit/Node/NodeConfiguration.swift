@@ -33,7 +33,25 @@ public struct NodeConfiguration: Sendable, Equatable {
         public init() {}
     }
 
+    /// Functions' agents serve their own triggers on connections the node makes, with user
+    /// JWTs it signs (`direct_triggers`): see `docs/functions.md`.
+    public struct DirectTriggers: Sendable, Equatable {
+        /// A file holding the seed (`SA...`) of the workload account's key or of one of its
+        /// signing keys (`signing_key_file`).
+        public var signingKeyFile: String
+        /// The account's public key, when the key above is a signing key (`account`).
+        public var account: String?
+        /// How long each JWT is valid (`ttl_seconds`, 10 to 86400); renewed at two thirds.
+        public var lifetimeSeconds = 3600.0
+
+        public init(signingKeyFile: String, account: String? = nil, lifetimeSeconds: Double = 3600) {
+            self.signingKeyFile = signingKeyFile; self.account = account; self.lifetimeSeconds = lifetimeSeconds
+        }
+    }
+
     public var tags: [String: String] = [:]
+    /// Nil: the node relays every function invocation itself.
+    public var directTriggers: DirectTriggers?
     public var validIssuers: [String] = []
     public var workloadTypes: [WorkloadType] = [.native]
     public var nodeLimits = Limits()
@@ -275,6 +293,16 @@ extension NodeConfiguration {
             }
             try services.finish()
         }
+        if var section = try reader.object("direct_triggers") {
+            guard let file = try section.string("signing_key_file") else {
+                throw NodeConfigurationError(key: "direct_triggers.signing_key_file",
+                                             problem: "is required: the account key that signs the agents' JWTs")
+            }
+            var direct = DirectTriggers(signingKeyFile: file, account: try section.string("account"))
+            direct.lifetimeSeconds = try section.seconds("ttl_seconds") ?? direct.lifetimeSeconds
+            try section.finish()
+            directTriggers = direct
+        }
         agentHandshakeTimeoutMilliseconds = try reader.count("agent_handshake_timeout_ms") ?? agentHandshakeTimeoutMilliseconds
         agentPingTimeoutMilliseconds = try reader.count("agent_ping_timeout_ms") ?? agentPingTimeoutMilliseconds
         stateDirectory = try reader.string("state_dir")
@@ -390,6 +418,18 @@ extension NodeConfiguration {
         }
         guard rescheduleAfterSeconds >= 2 else {
             throw NodeConfigurationError(key: "reschedule_after_seconds", problem: "must be at least 2 (nodes refresh their liveness every second)")
+        }
+        if let directTriggers {
+            guard directTriggers.signingKeyFile.hasPrefix("/") else {
+                throw NodeConfigurationError(key: "direct_triggers.signing_key_file",
+                                             problem: "'\(directTriggers.signingKeyFile)' is not an absolute path")
+            }
+            if let account = directTriggers.account, !(account.hasPrefix("A") && NKeyPair.isValidPublicKey(account)) {
+                throw NodeConfigurationError(key: "direct_triggers.account", problem: "'\(account)' is not an account public key")
+            }
+            guard (10...86400).contains(directTriggers.lifetimeSeconds) else {
+                throw NodeConfigurationError(key: "direct_triggers.ttl_seconds", problem: "must be 10 to 86400")
+            }
         }
         for root in allowedFileRoots where !root.hasPrefix("/") {
             throw NodeConfigurationError(key: "allowed_file_roots", problem: "'\(root)' is not an absolute path")

@@ -44,6 +44,9 @@ public actor WorkloadManager: Service {
         public var isLeaving: @Sendable () -> Bool = { false }
         /// Where deploys, restarts and function invocations are counted; nil: not counted.
         public var metrics: NodeMetrics?
+        /// Signs the JWTs of agents that serve their function's triggers (`direct_triggers`);
+        /// nil: the node relays every invocation.
+        public var triggerCredentials: TriggerCredentials?
 
         /// The bus's event loop: a workload's own connections run there too, so an invocation
         /// crosses no thread inside the node.
@@ -52,11 +55,11 @@ public actor WorkloadManager: Service {
         public init(nodeID: String, configuration: NodeConfiguration, identity: NodeIdentity, control: NATSClient,
                     bus: BusLink, hostServices: NATSClient, isLameDuck: @escaping @Sendable () -> Bool,
                     nexusCurveKey: XKeyPair? = nil, isLeaving: @escaping @Sendable () -> Bool = { false },
-                    metrics: NodeMetrics? = nil) {
+                    metrics: NodeMetrics? = nil, triggerCredentials: TriggerCredentials? = nil) {
             self.nodeID = nodeID; self.configuration = configuration; self.identity = identity
             self.control = control; self.bus = bus; self.hostServices = hostServices
             self.isLameDuck = isLameDuck; self.nexusCurveKey = nexusCurveKey; self.isLeaving = isLeaving
-            self.metrics = metrics
+            self.metrics = metrics; self.triggerCredentials = triggerCredentials
         }
     }
 
@@ -73,7 +76,8 @@ public actor WorkloadManager: Service {
     private let routes = LogRoutes()
     /// Routes of retired agents, removed 30 s later (lines may still be queued behind the end).
     private var retiredRoutes: [(agentID: String, until: ContinuousClock.Instant)] = []
-    private var subscriptions: (logs: BusLinkSubscription, events: BusLinkSubscription)?
+    private var subscriptions: (logs: BusLinkSubscription, events: BusLinkSubscription,
+                                invocations: BusLinkSubscription)?
     /// Essential restarts to time: ``run()`` waits out each backoff in a child task (a timer
     /// that fires after a stop finds the machine uninterested).
     private let restartRequests: AsyncStream<(id: String, delay: Duration)>
@@ -114,14 +118,15 @@ public actor WorkloadManager: Service {
     public func start() async throws {
         let logs = try await context.bus.subscribe(to: AgentBusSubject.toHost("*", AgentVerb.logs))
         let events = try await context.bus.subscribe(to: AgentBusSubject.toHost("*", AgentVerb.events) + ".*")
-        subscriptions = (logs, events)
+        let invocations = try await context.bus.subscribe(to: AgentBusSubject.toHost("*", AgentVerb.invocations))
+        subscriptions = (logs, events, invocations)
     }
 
     /// Forwards agent logs and events, watches agents and runs restart timers, each in a child
     /// task, until a graceful shutdown (or cancellation); then stops every workload
     /// (``stopAll()``). Nothing it started outlives it.
     public func run() async throws {
-        guard let (logs, events) = subscriptions else { return await stopAll() }
+        guard let (logs, events, invocations) = subscriptions else { return await stopAll() }
         let forwarder = LogForwarder(nodeID: nodeID, routes: routes, control: context.control, logger: logger,
                                      rate: LogForwarder.nodeRate(for: context.configuration.logRateLimit))
         let notices = supervisor.noticeStream
@@ -129,6 +134,7 @@ public actor WorkloadManager: Service {
         await withDiscardingTaskGroup { group in
             group.addTask { await forwarder.run(logs) }
             group.addTask { for await message in events { await self.handleAgentEvent(message) } }
+            group.addTask { for await message in invocations { await self.handleInvocations(message) } }
             group.addTask {
                 for await notice in notices {
                     if case .exited(let agentID, let status) = notice { await self.agentExited(agentID, status: status) }
@@ -507,7 +513,7 @@ public actor WorkloadManager: Service {
                 }
             case .replyStarted(let id, let agentID), .restarted(let id, let agentID):
                 records[id]?.startedAt = Date()
-                records[id]?.trigger?.route(to: agentID)
+                records[id]?.trigger?.route(to: agentID, direct: records[id]?.directAgent)
                 return agentID
             case .abandon(let id, let reason, let releaseAgent, let cleanUp):
                 if let releaseAgent { await release(releaseAgent) }
@@ -569,6 +575,9 @@ public actor WorkloadManager: Service {
             return machine.agentRefused(record.id, agent: agent.id,
                                         reason: "workload \(record.name) did not start: \(response.message)")
         }
+        records[record.id]?.directAgent = response.triggerKey.flatMap { key in
+            agent.socketChannel.map { DirectTriggerAgent(id: agent.id, key: key, channel: $0) }
+        }
         records[record.id]?.limitsApplied = enforced + response.limitsApplied
             + (record.agentRequest.network == .none ? ["network_none"] : [])
         return machine.agentAccepted(record.id, agent: agent.id)
@@ -585,18 +594,23 @@ public actor WorkloadManager: Service {
             eventLoop: context.workloadLoop)
         let trigger = FunctionTrigger(
             target: .init(namespace: record.namespace, workloadName: record.name, workloadID: record.id, nodeID: nodeID),
-            connection: own ?? context.hostServices, ownsConnection: own != nil, control: context.control,
-            bus: context.bus, timeout: .seconds(FunctionLimits().timeout.components.seconds + 2), logger: logger,
-            metrics: context.metrics?.function(namespace: record.namespace, name: record.name))
+            subjects: record.triggerSubjects, connection: own ?? context.hostServices, ownsConnection: own != nil,
+            control: context.control, bus: context.bus, timeout: Self.invocationTimeout, logger: logger,
+            metrics: context.metrics?.function(namespace: record.namespace, name: record.name),
+            credentials: context.triggerCredentials)
         trigger.route(to: agentID)
         do {
-            try await trigger.start(subjects: record.triggerSubjects)
+            try await trigger.start()
         } catch {
             await trigger.stop()
             throw NexControlError.badRequest("cannot subscribe the trigger subjects: \(error)")
         }
         return trigger
     }
+
+    /// How long the node waits for an invocation's answer from the agent: the longest a
+    /// function may run, and 2 s more.
+    static let invocationTimeout = Duration.seconds(FunctionLimits().timeout.components.seconds + 2)
 
     func attach(_ server: HostServicesServer) {
         hostServicesServer = server
@@ -823,10 +837,12 @@ public actor WorkloadManager: Service {
         guard tokens.count == 4 else { return }
         let agentID = String(tokens[1]), type = String(tokens[3])
         // Only the agent protocol's events are republished under the node's name.
-        guard type == AgentVerb.workloadDeployed || type == AgentVerb.workloadUndeployed else { return }
+        guard type == AgentVerb.workloadDeployed || type == AgentVerb.workloadUndeployed
+                || type == AgentVerb.triggersLost else { return }
         guard let event = try? JSONDecoder().decode(AgentWorkloadEvent.self, from: Data(message.payload.readableBytesView)),
               machine.workload(runningOn: agentID) == event.workloadID, let record = records[event.workloadID]
         else { return }
+        if type == AgentVerb.triggersLost { return record.trigger?.directConnectionLost(agentID: agentID) ?? () }
         await publishWorkloadEvent(NexEventType(type), record: record, code: event.code, message: event.message)
         if type == AgentVerb.workloadUndeployed {
             let action = machine.workloadExited(
@@ -834,6 +850,19 @@ public actor WorkloadManager: Service {
                 ranFor: ranFor(record), lameDuck: context.isLameDuck())
             await perform(action)
         }
+    }
+
+    /// `hostint.<id>.invocations`: what a function's agent answered on its own connection.
+    private func handleInvocations(_ message: NATSMessage) async {
+        let tokens = message.subject.split(separator: ".")
+        guard tokens.count == 3, let id = machine.workload(runningOn: String(tokens[1])),
+              let trigger = records[id]?.trigger else { return }
+        guard let report = try? JSONDecoder().decode(AgentInvocationReport.self, from: Data(message.payload.readableBytesView)),
+              report.invocations.count <= AgentInvocationReport.maximumCount else {
+            logger.warning("agent sent a malformed invocation report", metadata: ["agent": "\(tokens[1])"])
+            return
+        }
+        await trigger.record(report)
     }
 
     private func agentExited(_ agentID: String, status: Int32) async {

@@ -31,6 +31,9 @@ struct WorkloadRecord: Sendable {
     /// Functions: the trigger subjects and the node's subscriptions for them.
     var triggerSubjects: [String] = []
     var trigger: FunctionTrigger?
+    /// The function's current agent, when it can serve the triggers itself (it returned a
+    /// trigger key and has a socket channel).
+    var directAgent: DirectTriggerAgent?
     /// The deploy's own `host_services` connection, if it brought one (closed when it ends).
     var hostServicesConnection: NATSClient?
 }

@@ -123,7 +123,10 @@ public final class ChildProcess: Sendable {
         spawn.cgroup_procs_count = Int32(cgroups.count)
 
         spawn.close_other_descriptors = options.inheritDescriptors ? 0 : 1
-        spawn.passed_fd = options.passedDescriptor ?? -1
+        precondition(options.passedDescriptors.count <= 2 && options.passedDescriptors.allSatisfy { $0 > 2 },
+                     "at most two passed descriptors, each above 2")
+        let passed = options.passedDescriptors + [-1, -1]
+        spawn.passed_fds = (passed[0], passed[1])
         let workingDirectory = options.workingDirectory.map { strdup($0) }
         defer { workingDirectory.map { free($0) } }
         spawn.working_directory = workingDirectory.map { UnsafePointer($0) } ?? nil

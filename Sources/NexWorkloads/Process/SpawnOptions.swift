@@ -43,9 +43,9 @@ public struct SpawnOptions: Sendable {
     /// Start the child in this sandbox (the working directory and executable are then paths
     /// inside it); nil: a plain child. The cgroups are joined on the child's behalf.
     public var sandbox: Sandbox?
-    /// A descriptor of this process the child gets as its descriptor 3 (the caller keeps and
-    /// closes its own copy), e.g. one end of a socket pair.
-    public var passedDescriptor: Int32?
+    /// Descriptors of this process the child gets as its descriptors 3 and 4, in order (the
+    /// caller keeps and closes its own copies), e.g. ends of socket pairs. At most two.
+    public var passedDescriptors: [Int32] = []
 
     public init(newProcessGroup: Bool = false, parentDeathSignal: Int32? = nil, limits: ResourceLimits = ResourceLimits(),
                 stdin: Stream = .null, stdout: Stream = .null, stderr: Stream = .null, cgroupProcsPaths: [String] = [],

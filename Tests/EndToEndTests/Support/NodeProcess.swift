@@ -39,6 +39,8 @@ final class NodeProcess: Sendable {
         /// TLS of the test's own client that waits for the node to answer (a server that
         /// requires TLS).
         var readinessTLS: NATSTLSOptions?
+        /// Credentials of that client (a server in operator mode).
+        var readinessAuth: NATSAuth = .none
     }
 
     let process: ChildProcess
@@ -82,7 +84,8 @@ final class NodeProcess: Sendable {
     ) async throws -> NodeProcess {
         let node = try await spawn(url: server.url, launch)
         do {
-            try await node.waitUntilAnswering(url: server.url, tls: launch.readinessTLS, timeout: readyTimeout)
+            try await node.waitUntilAnswering(url: server.url, tls: launch.readinessTLS, auth: launch.readinessAuth,
+                                              timeout: readyTimeout)
         } catch {
             node.kill()
             throw error
@@ -157,9 +160,11 @@ final class NodeProcess: Sendable {
     }
 
     /// Polls `$NEX.PING.<id>` on a private connection until the node answers.
-    func waitUntilAnswering(url: String, tls: NATSTLSOptions? = nil, timeout: Duration = .seconds(10)) async throws {
+    func waitUntilAnswering(url: String, tls: NATSTLSOptions? = nil, auth: NATSAuth = .none,
+                            timeout: Duration = .seconds(10)) async throws {
         var options = TestConnection.options(url: url)
         options.tls = tls
+        options.auth = auth
         try await withConnectedClient(options: options) { client in
             let nex = NexClient(connection: client, timeout: .milliseconds(250))
             let deadline = ContinuousClock.now + timeout
