@@ -13,6 +13,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -98,7 +99,7 @@ int nex_send_descriptor(int socket, int fd) {
     header->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(header), &fd, sizeof(int));
     ssize_t sent;
-    do { sent = sendmsg(socket, &message, MSG_NOSIGNAL); } while (sent < 0 && errno == EINTR);
+    do { sent = sendmsg(socket, &message, MSG_NOSIGNAL | MSG_DONTWAIT); } while (sent < 0 && errno == EINTR);
     return sent == 1 ? 0 : (sent < 0 ? errno : EPROTO);
 }
 
@@ -165,7 +166,8 @@ int nex_dial_tcp(const char *host, int port, int timeout_ms, int *fd) {
         if (connected == 0) {
             int one = 1;
             setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-            fcntl(sock, F_SETFL, fcntl(sock, F_GETFL) & ~O_NONBLOCK);
+            int flags = fcntl(sock, F_GETFL);
+            if (flags >= 0) fcntl(sock, F_SETFL, flags & ~O_NONBLOCK);
             freeaddrinfo(addresses);
             *fd = sock;
             return 0;
@@ -174,6 +176,16 @@ int nex_dial_tcp(const char *host, int port, int timeout_ms, int *fd) {
     }
     freeaddrinfo(addresses);
     return error;
+}
+
+int nex_local_address(int socket, char *text, int length) {
+    struct sockaddr_storage address;
+    socklen_t size = sizeof address;
+    if (getsockname(socket, (struct sockaddr *)&address, &size) != 0) return errno;
+    const void *raw = address.ss_family == AF_INET ? (const void *)&((struct sockaddr_in *)&address)->sin_addr
+                    : address.ss_family == AF_INET6 ? (const void *)&((struct sockaddr_in6 *)&address)->sin6_addr : NULL;
+    if (!raw) return EAFNOSUPPORT;
+    return inet_ntop(address.ss_family, raw, text, (socklen_t)length) ? 0 : errno;
 }
 
 int nex_set_undumpable(void) {

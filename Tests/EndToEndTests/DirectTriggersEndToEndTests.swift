@@ -84,11 +84,12 @@ import Testing
     }
 
     func deployEcho(_ nex: NexClient, node: String, triggers: [String], directory: TemporaryDirectory,
-                    issuer: NKeyPair, sender: XKeyPair) async throws -> RunResponse {
+                    issuer: NKeyPair, sender: XKeyPair, network: WorkloadNetwork? = nil) async throws -> RunResponse {
         let path = try FunctionEndToEndTests.example("echo.js", in: directory)
-        let submission = try WorkloadSubmission(
+        var submission = try WorkloadSubmission(
             name: "echo", type: "javascript", location: .file(path: path),
             artifactHash: try ArtifactDigest.sha256Hex(ofFile: path), triggerSubjects: triggers)
+        submission.network = network
         return try await nex.deploy(submission, namespace: "default", node: node, issuer: issuer, sender: sender)
     }
 
@@ -99,8 +100,9 @@ import Testing
                 try await account.withControlClient(server) { nex in
                     let events = try await EventRecorder.start(nex, namespace: "default")
                     let issuer = try NKeyPair.generate(.account), sender = try XKeyPair.generate()
+                    // In a sandbox without a network: the agent never dials, the node hands it the socket.
                     let run = try await deployEcho(nex, node: node.nodeID, triggers: ["fn.direct.>", "fn.other"],
-                                                   directory: account.directory, issuer: issuer, sender: sender)
+                                                   directory: account.directory, issuer: issuer, sender: sender, network: WorkloadNetwork.none)
                     #expect(run.started)
                     // The agent takes over from the node: its connection holds exactly the
                     // function's subjects in the function's queue group, and the node none.
@@ -116,9 +118,11 @@ import Testing
                         #expect(try await Self.echo(nex, "fn.direct.\(index)", "call \(index)") == "call \(index)")
                     }
                     // The node still tells of each invocation, from the agent's reports.
+                    try await waitFor(timeout: .seconds(5), pollInterval: .milliseconds(50), "20 events; got \(events.summary)") {
+                        events.all.filter { $0.type == "function_exec_succeeded" && "\($0.data)".contains("fn.direct.") }.count == 20
+                    }
                     let succeeded = try await events.waitFor("function_exec_succeeded")
                     #expect(succeeded.source == "\(node.nodeID)-\(run.id)")
-                    #expect("\(succeeded.data)".contains("fn.direct."))
 
                     _ = try await nex.stopWorkload(namespace: "default", node: node.nodeID, id: run.id, name: "echo", issuer: issuer)
                     try await waitFor(timeout: .seconds(5), pollInterval: .milliseconds(100), "the trigger connection closes") {
@@ -171,7 +175,30 @@ import Testing
                         try Self.triggerConnection(server, function: "echo") != nil
                     }
                     #expect(try await Self.echo(nex, "fn.renew", "after") == "after")
+                    try await waitFor(timeout: .seconds(5), pollInterval: .milliseconds(100), "the node lets go again") {
+                        try Self.connections(server).filter { $0.name?.hasPrefix("nex-node") == true }
+                            .allSatisfy { !$0.subscriptions.contains { $0.hasPrefix("fn.") } }
+                    }
                     #expect(node.log.contains("trigger connection closed"))
+                }
+            }
+        }
+    }
+
+    /// A trigger with a `*` token cannot be granted narrowly (its holder could subscribe to
+    /// `>` in its place): the node keeps relaying it.
+    @Test func aStarTriggerStaysWithTheNode() async throws {
+        let account = try Account()
+        try await withNATSServer(config: account.setup.serverConfig, jetStream: false, monitoring: true) { server in
+            try await withNode(server: server, account.launch()) { node in
+                try await account.withControlClient(server) { nex in
+                    let issuer = try NKeyPair.generate(.account), sender = try XKeyPair.generate()
+                    _ = try await deployEcho(nex, node: node.nodeID, triggers: ["fn.star.*"], directory: account.directory,
+                                             issuer: issuer, sender: sender)
+                    #expect(try await Self.echo(nex, "fn.star.x", "relayed") == "relayed")
+                    try await Task.sleep(for: .seconds(1))
+                    #expect(try Self.triggerConnection(server, function: "echo") == nil)
+                    #expect(try Self.connections(server).contains { $0.subscriptions.contains("fn.star.* nex:default:echo") })
                 }
             }
         }

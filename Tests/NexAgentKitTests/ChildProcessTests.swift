@@ -44,8 +44,8 @@ import NexControl
         #expect(listed.filter { $0 > 4 }.count <= 1, "\(listed)")
     }
 
-    /// A descriptor sent over a socket channel arrives usable; a message that carries more
-    /// than one is refused, none of them kept.
+    /// A descriptor sent over a socket channel arrives usable; with nothing queued a short wait
+    /// times out, and a message without a descriptor is refused.
     @Test func aSocketChannelCarriesOneDescriptorPerMessage() throws {
         var ends: [Int32] = [0, 0]
         #expect(socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &ends) == 0)

@@ -36,7 +36,7 @@ import NexWorkloads
         let account = try NKeyPair.generate(.account).publicKey
         let configuration = try Self.parse(#"{"direct_triggers": {"signing_key_file": "/etc/nex/signing.nk", "account": "\#(account)", "ttl_seconds": 600}}"#)
         #expect(configuration.directTriggers == .init(signingKeyFile: "/etc/nex/signing.nk", account: account, lifetimeSeconds: 600))
-        #expect(try Self.parse(#"{"direct_triggers": {"signing_key_file": "/k"}}"#).directTriggers?.lifetimeSeconds == 3600)
+        #expect(try Self.parse(#"{"direct_triggers": {"signing_key_file": "/k"}}"#).directTriggers?.lifetimeSeconds == 600)
         #expect(try Self.parse("{}").directTriggers == nil)
         let user = try NKeyPair.generate(.user).publicKey
         for (json, key) in [

@@ -26,8 +26,9 @@ import Testing
             agentKey = try NKeyPair.generate(.user)
         }
 
-        func agentJWT(now: Date = Date()) throws -> String {
-            try credentials.jwt(for: agentKey.publicKey, subjects: [subject], queue: queue, name: "echo", now: now).token
+        func agentJWT(subjects: [String] = [subject], source: String? = "127.0.0.1", now: Date = Date()) throws -> String {
+            try credentials.jwt(for: agentKey.publicKey, subjects: subjects, queue: queue, name: "echo", source: source,
+                                now: now).token
         }
     }
 
@@ -105,6 +106,8 @@ import Testing
         #expect(jwt.claims.nats["sub"] == ["allow": [.string("\(Self.subject) \(Self.queue)")]])
         #expect(jwt.claims.nats["resp"] == ["max": 1, "ttl": .int(5_000_000_000)])
         #expect(jwt.claims.nats["subs"] == 1)
+        #expect(jwt.claims.nats["src"] == ["127.0.0.1/32"])
+        #expect(jwt.claims.nats["allowed_connection_types"] == ["STANDARD"])
         #expect(jwt.claims.expires == Int64(now.timeIntervalSince1970) + 60)
         // Only an account key signs; only a user key is signed for.
         #expect(throws: DirectTriggerSetupError.self) {
@@ -112,6 +115,39 @@ import Testing
         }
         #expect(throws: DirectTriggerSetupError.self) {
             try setup.credentials.jwt(for: setup.setup.accountKey.publicKey, subjects: [Self.subject], queue: Self.queue, name: "x")
+        }
+        // A '*' token would let its holder subscribe to '>' in its place: no JWT for it.
+        for subject in ["fn.*", "*", "fn.*.x", "fn.a.*.>"] {
+            #expect(throws: DirectTriggerSetupError.self, "\(subject)") { try setup.agentJWT(subjects: [subject]) }
+            #expect(!TriggerCredentials.canServe([subject]))
+        }
+        #expect(TriggerCredentials.canServe(["fn.>", "fn.a", "fn.a.>"]))
+    }
+
+    /// A trailing '>' stays what it says: the holder cannot widen it within its queue group.
+    @Test func aWildcardTriggerCannotBeWidened() async throws {
+        let setup = try Setup()
+        try await withNATSServer(config: setup.setup.serverConfig, jetStream: false) { server in
+            let admin = try await Self.admin(server, setup.setup)
+            let attacker = try await Self.connect(server, .jwt(try setup.agentJWT(subjects: ["fn.direct.>"]), seed: setup.agentKey.seed))
+            let own = try await attacker.client.subscribe(to: "fn.direct.>", queue: Self.queue)
+            var wider: [NATSSubscription] = []
+            for subject in ["fn.>", ">", "fn.*.>", "fn.*", "*.direct.>"] {
+                wider.append(try await attacker.client.subscribe(to: subject, queue: Self.queue))
+            }
+            try await Self.settle(attacker, admin)
+            for subject in ["fn.other.x", "fn.x", "other.direct.x", "fn.direct.mine"] {
+                try await admin.client.publish("data", to: subject)
+            }
+            try await Self.settle(attacker, admin)
+            #expect(try await Self.received(own) == ["fn.direct.mine: data"])
+            for subscription in wider {
+                #expect(try await Self.received(subscription, within: .milliseconds(50)) == [], "\(subscription.subject)")
+            }
+            // The subscription limit counts the wider attempts as refused, not held.
+            #expect(attacker.violations().count >= 5, "\(attacker.errors)")
+            await attacker.close()
+            await admin.close()
         }
     }
 
@@ -168,18 +204,46 @@ import Testing
         }
     }
 
-    @Test func anExpiredJWTDoesNotLogIn() async throws {
+    @Test func aJWTOutOfItsTermPlaceOrKeyDoesNotLogIn() async throws {
         let setup = try Setup()
         try await withNATSServer(config: setup.setup.serverConfig, jetStream: false) { server in
-            let expired = try setup.agentJWT(now: Date().addingTimeInterval(-120))
-            await #expect(throws: (any Error).self) {
-                _ = try await Self.connect(server, .jwt(expired, seed: setup.agentKey.seed))
+            func refused(_ auth: NATSAuth) async -> Bool {
+                do {
+                    let client = try await Self.connect(server, auth)
+                    await client.close()
+                    return false
+                } catch {
+                    return "\(error)".lowercased().contains("authorization")
+                }
             }
-            // Another key cannot use the agent's JWT either.
-            let thief = try NKeyPair.generate(.user)
-            await #expect(throws: (any Error).self) {
-                _ = try await Self.connect(server, .jwt(try setup.agentJWT(), seed: thief.seed))
-            }
+            // The control: the same JWT, on time, from its place, with its key.
+            let onTime = try setup.agentJWT(), expired = try setup.agentJWT(now: Date().addingTimeInterval(-120))
+            let elsewhere = try setup.agentJWT(source: "10.99.99.99"), otherKey = try NKeyPair.generate(.user).seed
+            #expect(!(await refused(.jwt(onTime, seed: setup.agentKey.seed))))
+            #expect(await refused(.jwt(expired, seed: setup.agentKey.seed)))
+            #expect(await refused(.jwt(elsewhere, seed: setup.agentKey.seed)))
+            #expect(await refused(.jwt(onTime, seed: otherKey)))
         }
+    }
+
+    @Test func reportedInvocationsAreTakenAtABoundedRate() {
+        var budget = InvocationBudget(perSecond: 1000)
+        let start = ContinuousClock.now
+        #expect(budget.take(800, now: start) == 800)
+        #expect(budget.take(800, now: start) == 200)
+        #expect(budget.take(10, now: start + .milliseconds(1)) == 1)
+        #expect(budget.take(5000, now: start + .seconds(10)) == 1000)
+    }
+
+    @Test func theNodeMustBeAUserOfTheAccountItSignsFor() throws {
+        let setup = try NATSOperator()
+        let user = try NKeyPair.generate(.user)
+        let jwt = try setup.userJWT(for: user)
+        try NexNode.checkAccount(of: .jwt(jwt, seed: user.seed), is: setup.accountKey.publicKey)
+        #expect(throws: NodeStartError.self) {
+            try NexNode.checkAccount(of: .jwt(jwt, seed: user.seed), is: try NKeyPair.generate(.account).publicKey)
+        }
+        #expect(throws: NodeStartError.self) { try NexNode.checkAccount(of: .none, is: setup.accountKey.publicKey) }
+        #expect(throws: NodeStartError.self) { try NexNode.checkAccount(of: .nkey(seed: user.seed), is: setup.accountKey.publicKey) }
     }
 }

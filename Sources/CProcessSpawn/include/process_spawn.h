@@ -86,8 +86,8 @@ int nex_set_undumpable(void);
 /// re-parented to it instead of init, so it can find and kill them. Returns 0 or errno.
 int nex_become_subreaper(void);
 
-/// Sends descriptor `fd` over the Unix socket `socket` (SCM_RIGHTS, with one byte of data).
-/// Returns 0 or errno.
+/// Sends descriptor `fd` over the Unix socket `socket` (SCM_RIGHTS, with one byte of data),
+/// without waiting: a receiver that does not read makes it fail (EAGAIN). Returns 0 or errno.
 int nex_send_descriptor(int socket, int fd);
 
 /// Receives one descriptor sent by `nex_send_descriptor` on `socket`, close-on-exec, waiting at
@@ -100,6 +100,9 @@ int nex_receive_descriptor(int socket, int timeout_ms, int *fd);
 /// (blocking) in `*fd`, or the last errno (ETIMEDOUT, ECONNREFUSED, EHOSTUNREACH when the name
 /// does not resolve).
 int nex_dial_tcp(const char *host, int port, int timeout_ms, int *fd);
+
+/// The local IP address of a connected socket, as text (`inet_ntop`) into `text`. Returns 0 or errno.
+int nex_local_address(int socket, char *text, int length);
 
 /// Sets this process's parent-death signal (PR_SET_PDEATHSIG): `signal_number` arrives when
 /// the thread that started it ends. Returns 0 or errno.

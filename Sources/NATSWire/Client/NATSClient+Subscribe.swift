@@ -42,6 +42,21 @@ extension NATSClient {
         return value
     }
 
+    func drain(_ subscription: NATSSubscription, timeout: Duration) async throws {
+        let sid = subscription.sid
+        try register { s throws(NATSError) -> Void in
+            guard s.subscriptions[sid] != nil else { throw NATSError.subscriptionClosed(subject: subscription.subject) }
+        } write: { _, out in
+            out.writeUnsubscribe(sid: sid, max: nil)
+        }
+        defer {
+            state.withLock { s in _ = s.subscriptions.removeValue(forKey: sid) }
+            subscription.buffer.finish()
+        }
+        // Once the PONG is back, the server has delivered everything it routed to this sid.
+        try await flush(timeout: timeout)
+    }
+
     func unsubscribe(_ subscription: NATSSubscription, after max: Int?) throws {
         if let max, max < 0 { throw NATSError.invalidSubject(subscription.subject, reason: "max messages must be >= 0") }
         let sid = subscription.sid

@@ -36,6 +36,15 @@ public final class NATSSubscription: AsyncSequence, Sendable {
         try client.unsubscribe(self, after: max)
     }
 
+    /// Stops the subscription without losing what the server already routed to it (for a
+    /// queue subscription, messages no other member will get): sends `UNSUB`, waits for the
+    /// server's answer to a `PING` behind it, then ends the sequence after the messages that
+    /// arrived meanwhile. Throws ``NATSError/timeout(operation:seconds:)`` when the server does
+    /// not answer within `timeout`; the subscription ends either way.
+    public func drain(timeout: Duration = .seconds(5)) async throws {
+        try await client.drain(self, timeout: timeout)
+    }
+
     /// The iterator of the messages; make one, from one task.
     public func makeAsyncIterator() -> Iterator {
         Iterator(buffer: buffer)

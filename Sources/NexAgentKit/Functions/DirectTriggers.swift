@@ -38,6 +38,8 @@ final class DirectTriggers: Sendable {
         var current: Connection?
         var stopped = false
         var reporter: Task<Void, Never>?
+        /// Connections being retired after a renewal (awaited by ``stop()``).
+        var retiring: [Task<Void, Never>] = []
         /// Setups run one at a time: each takes the next socket from the channel.
         var settingUp = false
     }
@@ -67,8 +69,9 @@ final class DirectTriggers: Sendable {
         self.logger = logger
     }
 
-    /// Takes the socket the node sent, logs in with the setup's JWT, subscribes, and then
-    /// retires the connection it replaces.
+    /// Takes the socket the node sent, logs in with the setup's JWT, subscribes, answers, and
+    /// then retires the connection it replaces (in the background: its calls under way may take
+    /// as long as a function may run).
     func serve(_ setup: AgentTriggerSetup) async -> AgentTriggerSetupResponse {
         let refusal = state.withLock { s -> String? in
             if s.stopped { return "the function is stopping" }
@@ -99,26 +102,35 @@ final class DirectTriggers: Sendable {
             await retire(connection)
             return AgentTriggerSetupResponse(serving: false, message: "the function is stopping")
         }
-        if let replaced { await retire(replaced) }
+        if let replaced {
+            let retiring = Task { await self.retire(replaced) }
+            state.withLock { s in
+                s.retiring.removeAll { $0.isCancelled }
+                s.retiring.append(retiring)
+            }
+        }
         logger.debug("serving triggers directly", metadata: ["server": "\(setup.server)", "subjects": "\(setup.subjects)"])
         return AgentTriggerSetupResponse(serving: true, message: "serving \(setup.subjects.count) trigger subjects")
     }
 
     /// Stops taking messages, answers those taken, and sends the last report.
     func stop() async {
-        let (current, reporter) = state.withLock { s in
+        let (current, reporter, retiring) = state.withLock { s in
             s.stopped = true
-            defer { s.current = nil; s.reporter = nil }
-            return (s.current, s.reporter)
+            defer { s.current = nil; s.reporter = nil; s.retiring = [] }
+            return (s.current, s.reporter, s.retiring)
         }
         if let current { await retire(current) }
+        for task in retiring { await task.value }
         reporter?.cancel()
         await sendReports()
     }
 
     private func connect(_ setup: AgentTriggerSetup) async throws -> Connection {
+        // The node sends the socket before the request: it is there already, and this runs on
+        // the bus connection's event loop, which must not wait.
         var descriptor: Int32 = -1
-        let received = nex_receive_descriptor(channel, 2000, &descriptor)
+        let received = nex_receive_descriptor(channel, 0, &descriptor)
         guard received == 0 else {
             throw DirectTriggerError("no socket from the node on the socket channel: \(String(cString: strerror(received)))")
         }
@@ -186,10 +198,11 @@ final class DirectTriggers: Sendable {
             try? await client.publish(ByteBuffer(), to: replyTo, headers: [FunctionHeader.error: failure])
         }
         let elapsed = started.duration(to: .now)
+        // The requester got the whole error; the report carries its first KiB.
         let invocation = AgentInvocationReport.Invocation(
             subject: message.subject,
             elapsedNanoseconds: UInt64(max(elapsed.nanoseconds, 0)),
-            error: failure)
+            error: failure.map { String(decoding: $0.utf8.prefix(1024), as: UTF8.self) })
         let full = reports.withLock { pending in
             pending.append(invocation)
             return pending.count >= AgentInvocationReport.maximumCount
@@ -215,11 +228,11 @@ final class DirectTriggers: Sendable {
         }
     }
 
-    /// Unsubscribes, waits until what the connection took is answered, and closes it.
+    /// Unsubscribes without dropping what the server already routed here, waits until what the
+    /// connection took is answered, and closes it.
     private func retire(_ connection: Connection) async {
         connection.retired.store(true, ordering: .relaxed)
-        for subscription in connection.subscriptions { try? await subscription.unsubscribe() }
-        try? await connection.client.flush()
+        for subscription in connection.subscriptions { try? await subscription.drain() }
         for loop in connection.loops.withLock({ $0 }) { await loop.value }
         await connection.client.close()
     }

@@ -25,7 +25,9 @@ struct DirectTriggerAgent: Sendable {
 /// to the server its workload-plane connection uses, handed over the agent's socket channel,
 /// and `agentint.<id>.triggers`. It is renewed at two thirds of the JWT's life. While no agent
 /// serves (before the first setup, after a failure or a lost connection, while the function
-/// restarts) the node relays; a failed setup is retried after 5 s, doubling up to 5 minutes.
+/// restarts) the node relays; a failed setup is retried after 5 s, doubling up to 5 minutes,
+/// and a lost connection after 1 s, doubling up to a minute until one lasts to its renewal
+/// (an agent that drops its connection on purpose cannot make the node set up without pause).
 ///
 /// Events are handled one at a time by ``run()``'s loop, in order.
 final class DirectTriggerSession: Sendable {
@@ -50,6 +52,8 @@ final class DirectTriggerSession: Sendable {
     private let events: AsyncStream<Event>
     private let sink: AsyncStream<Event>.Continuation
     private let loop = Mutex<Task<Void, Never>?>(nil)
+    /// A `.lost` is waiting in the stream: more are not queued.
+    private let lossPending = Atomic(false)
 
     init(credentials: TriggerCredentials, connection: NATSClient, bus: BusLink, subjects: [String], queue: String,
          name: String, logger: Logger) {
@@ -76,7 +80,10 @@ final class DirectTriggerSession: Sendable {
         loop.withLock { $0 = Task { await self.run() } }
     }
 
-    func send(_ event: Event) { sink.yield(event) }
+    func send(_ event: Event) {
+        if case .lost = event, lossPending.exchange(true, ordering: .relaxed) { return }
+        sink.yield(event)
+    }
 
     /// Ends the loop (and its timers); the agent's connection is the agent's to close.
     func stop() async {
@@ -89,7 +96,7 @@ final class DirectTriggerSession: Sendable {
     private func run() async {
         var agent: DirectTriggerAgent?
         var generation = 0
-        var failures = 0
+        var failures = 0, losses = 0
         var timer: Task<Void, Never>?
         defer { timer?.cancel() }
         func schedule(after delay: Duration) {
@@ -124,14 +131,20 @@ final class DirectTriggerSession: Sendable {
                 timer?.cancel()
                 if let next { await attempt(next) } else { await relay(true) }
             case .timer(let due):
-                if due == generation, let agent { await attempt(agent) }
+                guard due == generation, let agent else { continue }
+                let renewal = failures == 0
+                await attempt(agent)
+                if renewal && failures == 0 { losses = 0 }  // served a whole term
             case .lost(let agentID):
+                lossPending.store(false, ordering: .relaxed)
                 guard agent?.id == agentID else { continue }
                 generation += 1
+                losses += 1
                 await relay(true)
+                let delay = Duration.seconds(min(1 << min(losses - 1, 6), 60))
                 logger.warning("the function's trigger connection closed; the node relays until it is set up again",
-                               metadata: ["function": "\(name)", "agent": "\(agentID)"])
-                schedule(after: .seconds(1))
+                               metadata: ["function": "\(name)", "agent": "\(agentID)", "retry_in": "\(delay)"])
+                schedule(after: delay)
             }
         }
     }
@@ -145,9 +158,17 @@ final class DirectTriggerSession: Sendable {
         guard !address.tls else {
             throw DirectTriggerSetupError("the server takes TLS connections, which agents' trigger connections do not make")
         }
-        let jwt = try credentials.jwt(for: agent.key, subjects: subjects, queue: queue, name: "nex triggers \(name)")
+        // A server that checks no credentials would give the agent everything.
+        guard let info = connection.serverInfo, info.authRequired, info.nonce != nil else {
+            throw DirectTriggerSetupError("the server does not authenticate clients by nkey: a JWT would bound nothing")
+        }
         let socket = try await Self.dial(address.host, address.port)
         defer { close(socket) }
+        var text = [CChar](repeating: 0, count: 64)
+        let source = nex_local_address(socket, &text, Int32(text.count)) == 0
+            ? String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : nil
+        let jwt = try credentials.jwt(for: agent.key, subjects: subjects, queue: queue, name: "nex triggers \(name)",
+                                      source: source)
         try agent.channel.send(socket)
         let server = "nats://\(address.host.contains(":") ? "[\(address.host)]" : address.host):\(address.port)"
         let setup = AgentTriggerSetup(jwt: jwt.token, server: server, subjects: subjects, queue: queue)

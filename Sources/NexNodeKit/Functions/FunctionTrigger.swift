@@ -36,6 +36,10 @@ final class FunctionTrigger: Sendable {
     /// The node's own (relaying) subscriptions and their loops; empty while the agent serves.
     private let relaying = Mutex<(subscriptions: [NATSSubscription], tasks: [Task<Void, Never>])>(([], []))
     private let direct: DirectTriggerSession?
+    /// Reported invocations taken per second (``record(_:from:)``).
+    static let reportedPerSecond = 50_000
+    private let reportBudget = Mutex(InvocationBudget(perSecond: FunctionTrigger.reportedPerSecond))
+    private let reportWarning = Atomic(false)
     private let timeout: Duration
     private let logger: Logger
     /// Cumulative execution time (ns) reported by the agent.
@@ -66,7 +70,7 @@ final class FunctionTrigger: Sendable {
         self.logger = logger
         let queue = Self.queue(target)
         direct = credentials.flatMap { credentials in
-            guard !ownsConnection, !NexTracing.isOn else { return nil }
+            guard !ownsConnection, !NexTracing.isOn, TriggerCredentials.canServe(subjects) else { return nil }
             return DirectTriggerSession(credentials: credentials, connection: connection, bus: bus, subjects: subjects,
                                         queue: queue, name: "\(target.namespace)/\(target.workloadName)", logger: logger)
         }
@@ -111,11 +115,11 @@ final class FunctionTrigger: Sendable {
         }
     }
 
-    /// Subscribes every trigger subject with the queue group, unless already subscribed.
+    /// Subscribes every trigger subject not yet subscribed with the queue group.
     private func subscribeRelay() async throws {
-        guard relaying.withLock({ $0.subscriptions.isEmpty }) else { return }
         let queue = Self.queue(target)
-        for subject in subjects.withLock({ $0 }) {
+        let held = Set(relaying.withLock { $0.subscriptions.map(\.subject) })
+        for subject in subjects.withLock({ $0 }) where !held.contains(subject) {
             let subscription = try await connection.subscribe(to: subject, queue: queue)
             relaying.withLock { $0.subscriptions.append(subscription) }
             // On the bus connection's event loop: the hop to the agent then needs no thread switch.
@@ -143,21 +147,31 @@ final class FunctionTrigger: Sendable {
         try await connection.flush()
     }
 
-    /// Unsubscribes the node's own subscriptions; invocations under way still answer.
+    /// Ends the node's own subscriptions without dropping what the server already routed to
+    /// them (each is drained); invocations under way still answer.
     private func unsubscribeRelay() async {
         let (subscriptions, tasks) = relaying.withLock { value in defer { value = ([], []) }; return value }
-        for subscription in subscriptions { try? await subscription.unsubscribe() }
-        for task in tasks { task.cancel() }
+        for subscription in subscriptions { try? await subscription.drain() }
+        for task in tasks { await task.value }
     }
 
     /// Invocations the agent answered on its own connection: counted, timed and announced
-    /// like those the node relays. Entries for subjects that are not the function's are dropped
-    /// (the report is the agent's word), and error texts are cut to 1 KiB.
-    func record(_ report: AgentInvocationReport) async {
+    /// like those the node relays. The report is the agent's word: taken only from the agent
+    /// the function runs on, with direct triggers; entries for subjects that are not the
+    /// function's are dropped, error texts cut to 1 KiB, and at most ``reportedPerSecond``
+    /// invocations a second are taken (a burst of as many), so an agent cannot make the node
+    /// publish without bound.
+    func record(_ report: AgentInvocationReport, from agent: String) async {
+        guard direct != nil, agentID.withLock({ $0 }) == agent else { return }
         let patterns = subjects.withLock { $0 }
-        for invocation in report.invocations {
+        let admitted = reportBudget.withLock { $0.take(report.invocations.count, now: .now) }
+        if admitted < report.invocations.count, !reportWarning.exchange(true, ordering: .relaxed) {
+            logger.warning("the function's agent reports more invocations than a function can serve; the rest are dropped",
+                           metadata: ["function": "\(target.workloadName)", "per_second": "\(Self.reportedPerSecond)"])
+        }
+        for invocation in report.invocations.prefix(admitted) {
             guard patterns.contains(where: { SubjectPattern.matches($0, invocation.subject) }) else { continue }
-            runtime.withLock { $0 += invocation.elapsedNanoseconds }
+            addRuntime(invocation.elapsedNanoseconds)
             if let error = invocation.error {
                 await recordFailure(subject: invocation.subject, reason: String(decoding: error.utf8.prefix(1024), as: UTF8.self))
             } else {
@@ -205,7 +219,7 @@ final class FunctionTrigger: Sendable {
         metrics?.succeeded(after: elapsed)
         let measured = UInt64(elapsed.nanoseconds)
         let nanos = reply.headers?[AgentTriggerHeader.runtime].flatMap { UInt64($0) } ?? measured
-        runtime.withLock { $0 += nanos }
+        addRuntime(nanos)
         if let replyTo = message.replyTo {
             try? await connection.publish(reply.payload, to: replyTo)
         }
@@ -228,6 +242,14 @@ final class FunctionTrigger: Sendable {
             workloadName: target.workloadName, triggerSubject: subject, namespace: target.namespace, error: reason)))
     }
 
+    /// Adds to the cumulative run time, saturating (the figures are the agent's).
+    private func addRuntime(_ nanoseconds: UInt64) {
+        runtime.withLock { total in
+            let (sum, overflow) = total.addingReportingOverflow(nanoseconds)
+            total = overflow ? .max : sum
+        }
+    }
+
     private var eventSource: String { "\(target.nodeID)-\(target.workloadID)" }
 
     private func publish(_ type: NexEventType, _ body: [UInt8]) async {
@@ -241,5 +263,30 @@ final class FunctionTrigger: Sendable {
         if !metricsReleased.exchange(true, ordering: .relaxed) { metrics?.release() }
         await unsubscribeRelay()
         if ownsConnection { await connection.close() }
+    }
+}
+
+/// A token bucket of invocations: `perSecond` a second, a burst of as many.
+struct InvocationBudget {
+    let perSecond: Int
+    private var tokens: Double
+    private var last: ContinuousClock.Instant?
+
+    init(perSecond: Int) {
+        self.perSecond = perSecond
+        tokens = Double(perSecond)
+    }
+
+    /// Takes up to `count`; returns how many were taken.
+    mutating func take(_ count: Int, now: ContinuousClock.Instant) -> Int {
+        if let last {
+            let elapsed = last.duration(to: now)
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            tokens = min(Double(perSecond), tokens + seconds * Double(perSecond))
+        }
+        last = now
+        let taken = min(count, Int(tokens))
+        tokens -= Double(taken)
+        return taken
     }
 }

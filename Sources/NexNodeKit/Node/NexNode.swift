@@ -272,6 +272,14 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
             bus: bus, connection: link, logger: logger)
         try await supervisor.start()
         let hostServicesConnection = try await connectHostServices(eventLoop: workloadLoop)
+        if let triggerCredentials {
+            do {
+                try Self.checkAccount(of: hostServicesConnection.options.auth, is: triggerCredentials.issuingAccount)
+            } catch {
+                await hostServicesConnection.close()
+                throw error
+            }
+        }
         let manager = try WorkloadManager(
             context: .init(nodeID: nodeID, configuration: configuration, identity: identity, control: control,
                            bus: link, hostServices: hostServicesConnection, isLameDuck: { [self] in self.isLameDuck },
@@ -392,6 +400,29 @@ public final class NexNode: Service, NodeControlHandler, Sendable {
         let client = try NATSClient(options: options)
         try await client.connect()
         return client
+    }
+
+    /// The agents' JWTs log in to the account of `direct_triggers`: the node's workload-plane
+    /// connection must be a user of that same account, or the agents would serve in another one
+    /// while the node lets go of the subjects.
+    static func checkAccount(of auth: NATSAuth, is account: String) throws(NodeStartError) {
+        let jwt: NATSJWT
+        do {
+            switch auth {
+            case .jwt(let token, _): jwt = try NATSJWT(token: token)
+            case .credentialsFile(let path): jwt = try NATSCredentials(contentsOf: path).decodedJWT()
+            default:
+                throw NodeStartError("direct_triggers needs the host-services connection to log in with a user JWT of account \(account)")
+            }
+        } catch let error as NodeStartError {
+            throw error
+        } catch {
+            throw NodeStartError("direct_triggers: cannot read the host-services connection's user JWT: \(error)")
+        }
+        let own = jwt.claims.nats["issuer_account"]?.stringValue ?? jwt.claims.issuer
+        guard own == account else {
+            throw NodeStartError("direct_triggers signs for account \(account), but the host-services connection is a user of account \(own)")
+        }
     }
 
     private var workloadManager: WorkloadManager? { manager.withLock { $0 } }

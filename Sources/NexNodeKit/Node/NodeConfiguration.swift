@@ -41,10 +41,11 @@ public struct NodeConfiguration: Sendable, Equatable {
         public var signingKeyFile: String
         /// The account's public key, when the key above is a signing key (`account`).
         public var account: String?
-        /// How long each JWT is valid (`ttl_seconds`, 10 to 86400); renewed at two thirds.
-        public var lifetimeSeconds = 3600.0
+        /// How long each JWT is valid (`ttl_seconds`, 10 to 86400); renewed at two thirds. Short:
+        /// a JWT stays valid after its function stops, until it expires.
+        public var lifetimeSeconds = 600.0
 
-        public init(signingKeyFile: String, account: String? = nil, lifetimeSeconds: Double = 3600) {
+        public init(signingKeyFile: String, account: String? = nil, lifetimeSeconds: Double = 600) {
             self.signingKeyFile = signingKeyFile; self.account = account; self.lifetimeSeconds = lifetimeSeconds
         }
     }

@@ -862,7 +862,7 @@ public actor WorkloadManager: Service {
             logger.warning("agent sent a malformed invocation report", metadata: ["agent": "\(tokens[1])"])
             return
         }
-        await trigger.record(report)
+        await trigger.record(report, from: String(tokens[1]))
     }
 
     private func agentExited(_ agentID: String, status: Int32) async {

@@ -132,74 +132,17 @@ import Testing
 
     // MARK: JWT / creds in operator mode
 
-    /// An operator, one account and one user, with JWTs as nsc would issue them.
+    /// An operator-mode setup (NATSTestSupport's) and one user of its account.
     struct Operator {
-        let operatorKey: NKeyPair
-        let accountKey: NKeyPair
+        let setup: NATSOperator
         let userKey: NKeyPair
-        let operatorJWT: String
-        let accountJWT: String
         let userJWT: String
+        var serverConfig: String { setup.serverConfig }
 
         init() throws {
-            operatorKey = try NKeyPair.generate(.operator)
-            accountKey = try NKeyPair.generate(.account)
+            setup = try NATSOperator()
             userKey = try NKeyPair.generate(.user)
-            operatorJWT = try NATSJWT.encode(
-                NATSJWTClaims(subject: operatorKey.publicKey, name: "test-operator",
-                              nats: ["type": "operator", "version": 2]),
-                signer: operatorKey
-            ).token
-            accountJWT = try NATSJWT.encode(
-                NATSJWTClaims(subject: accountKey.publicKey, name: "test-account", nats: [
-                    "type": "account", "version": 2,
-                    "limits": [
-                        "subs": -1, "conn": -1, "leaf": -1, "imports": -1, "exports": -1,
-                        "data": -1, "payload": -1, "wildcards": true,
-                    ],
-                ]),
-                signer: operatorKey
-            ).token
-            userJWT = try Self.userJWT(for: userKey, signer: accountKey)
-        }
-
-        static func userJWT(for user: NKeyPair, signer: NKeyPair) throws -> String {
-            try NATSJWT.encode(
-                NATSJWTClaims(subject: user.publicKey, name: "test-user", nats: [
-                    "type": "user", "version": 2, "pub": [:], "sub": [:], "subs": -1, "data": -1, "payload": -1,
-                ]),
-                signer: signer
-            ).token
-        }
-
-        var serverConfig: String {
-            """
-            operator: "\(operatorJWT)"
-            resolver: MEMORY
-            resolver_preload: {
-              \(accountKey.publicKey): "\(accountJWT)"
-            }
-            """
-        }
-
-        /// A decorated `.creds` file as `nsc generate creds` writes it.
-        static func creds(jwt: String, seed: String) -> String {
-            """
-            -----BEGIN NATS USER JWT-----
-            \(jwt)
-            ------END NATS USER JWT------
-
-            ************************* IMPORTANT *************************
-            NKEY Seed printed below can be used to sign and prove identity.
-            NKEYs are sensitive and should be treated as secrets.
-
-            -----BEGIN USER NKEY SEED-----
-            \(seed)
-            ------END USER NKEY SEED------
-
-            *************************************************************
-
-            """
+            userJWT = try setup.userJWT(for: userKey)
         }
     }
 
@@ -207,7 +150,7 @@ import Testing
         let setup = try Operator()
         try await withNATSServer(config: setup.serverConfig, jetStream: false) { server in
             let directory = try TemporaryDirectory(prefix: "natswire-creds-")
-            let path = try directory.write(Operator.creds(jwt: setup.userJWT, seed: setup.userKey.seed), to: "user.creds")
+            let path = try directory.write(NATSOperator.creds(jwt: setup.userJWT, seed: setup.userKey.seed), to: "user.creds")
 
             let client: NATSClient
             do {
@@ -244,14 +187,13 @@ import Testing
 
             // The user JWT with another user's seed: the nonce signature does not match the JWT subject.
             let otherSeed = try NKeyPair.generate(.user).seed
-            let wrongSeed = try directory.write(Operator.creds(jwt: setup.userJWT, seed: otherSeed), to: "wrong-seed.creds")
+            let wrongSeed = try directory.write(NATSOperator.creds(jwt: setup.userJWT, seed: otherSeed), to: "wrong-seed.creds")
             await expectRefused(server.url, auth: .credentialsFile(path: wrongSeed), by: server)
 
             // A user JWT signed by an account the server does not know.
-            let rogueAccount = try NKeyPair.generate(.account)
             let rogueUser = try NKeyPair.generate(.user)
-            let rogueJWT = try Operator.userJWT(for: rogueUser, signer: rogueAccount)
-            let rogue = try directory.write(Operator.creds(jwt: rogueJWT, seed: rogueUser.seed), to: "rogue.creds")
+            let rogueJWT = try NATSOperator().userJWT(for: rogueUser)
+            let rogue = try directory.write(NATSOperator.creds(jwt: rogueJWT, seed: rogueUser.seed), to: "rogue.creds")
             await expectRefused(server.url, auth: .credentialsFile(path: rogue), by: server)
 
             // No credentials at all.

@@ -55,6 +55,42 @@ import Testing
         }
     }
 
+    /// A queue member that leaves by draining its subscription loses none of the messages the
+    /// server already routed to it: between the two members every message arrives once.
+    @Test func aDrainedQueueSubscriptionLosesNothing() async throws {
+        try await withNATSServer(jetStream: false) { server in
+            try await withConnectedClient(to: server) { publisher in
+                try await withConnectedClient(to: server) { first in
+                    try await withConnectedClient(to: server) { second in
+                        let leaving = try await first.subscribe(to: "work.items", queue: "workers")
+                        let staying = try await second.subscribe(to: "work.items", queue: "workers")
+                        try await first.flush()
+                        try await second.flush()
+                        let count = 20000
+                        let counting = { (subscription: NATSSubscription) in
+                            Task { var seen = 0; for await _ in subscription { seen += 1 }; return seen }
+                        }
+                        let left = counting(leaving), stayed = counting(staying)
+                        // The member leaves while messages stream to it.
+                        let publishing = Task {
+                            for index in 0..<count { try await publisher.publish("\(index)", to: "work.items") }
+                            try await publisher.flush()
+                        }
+                        try await Task.sleep(for: .milliseconds(5))
+                        try await leaving.drain()
+                        try await publishing.value
+                        try await second.flush()
+                        try await Task.sleep(for: .milliseconds(200))
+                        try await staying.unsubscribe()
+                        let (a, b) = (await left.value, await stayed.value)
+                        #expect(a + b == count, "first \(a), second \(b)")
+                        #expect(a > 0 && a < count)
+                    }
+                }
+            }
+        }
+    }
+
     @Test func drainEndsTheSubscriptionAndStopsDeliveries() async throws {
         try await withNATSServer(jetStream: false) { server in
             let client = try await server.connectedClient()
