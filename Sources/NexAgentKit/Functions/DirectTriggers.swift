@@ -6,6 +6,7 @@ import Logging
 import NATSWire
 import NexAgentBus
 import NexControl
+import NexWorkloads
 import NIOCore
 import Synchronization
 
@@ -21,9 +22,8 @@ import Synchronization
 final class DirectTriggers: Sendable {
     /// The user nkey the node signs JWTs for; its seed never leaves this process.
     let key: NKeyPair
-    /// Invocations under way on all connections; past ``maxInFlight`` a message is answered
-    /// "busy" at once, as the node does.
-    static let maxInFlight = 1024
+    /// Bounds the invocations under way on all connections, as the node's relay does.
+    private let limits = FunctionLimits()
 
     private let channel: Int32
     private let runner: any FunctionRunner
@@ -38,8 +38,10 @@ final class DirectTriggers: Sendable {
         var current: Connection?
         var stopped = false
         var reporter: Task<Void, Never>?
-        /// Connections being retired after a renewal (awaited by ``stop()``).
-        var retiring: [Task<Void, Never>] = []
+        /// Connections being retired after a renewal (awaited by ``stop()``); each removes
+        /// itself when done.
+        var retiring: [Int: Task<Void, Never>] = [:]
+        var nextRetirement = 0
         /// Setups run one at a time: each takes the next socket from the channel.
         var settingUp = false
     }
@@ -103,10 +105,13 @@ final class DirectTriggers: Sendable {
             return AgentTriggerSetupResponse(serving: false, message: "the function is stopping")
         }
         if let replaced {
-            let retiring = Task { await self.retire(replaced) }
             state.withLock { s in
-                s.retiring.removeAll { $0.isCancelled }
-                s.retiring.append(retiring)
+                let id = s.nextRetirement
+                s.nextRetirement += 1
+                s.retiring[id] = Task {
+                    await self.retire(replaced)
+                    self.state.withLock { _ = $0.retiring.removeValue(forKey: id) }
+                }
             }
         }
         logger.debug("serving triggers directly", metadata: ["server": "\(setup.server)", "subjects": "\(setup.subjects)"])
@@ -117,8 +122,8 @@ final class DirectTriggers: Sendable {
     func stop() async {
         let (current, reporter, retiring) = state.withLock { s in
             s.stopped = true
-            defer { s.current = nil; s.reporter = nil; s.retiring = [] }
-            return (s.current, s.reporter, s.retiring)
+            defer { s.current = nil; s.reporter = nil }
+            return (s.current, s.reporter, Array(s.retiring.values))
         }
         if let current { await retire(current) }
         for task in retiring { await task.value }
@@ -164,7 +169,7 @@ final class DirectTriggers: Sendable {
                             let running = inFlight.add(1, ordering: .relaxed).newValue
                             group.addTask {
                                 defer { self.inFlight.subtract(1, ordering: .relaxed) }
-                                await self.invoke(message, on: client, busy: running > Self.maxInFlight)
+                                await self.invoke(message, on: client, busy: running > self.limits.invocationsInFlight)
                             }
                         }
                     }
@@ -184,7 +189,7 @@ final class DirectTriggers: Sendable {
         let started = ContinuousClock.now
         var failure: String?
         if busy {
-            failure = "function \(workload.workloadName) is busy: \(Self.maxInFlight) invocations under way"
+            failure = limits.busyReason(workload.workloadName)
         } else {
             do {
                 let result = try await runner.invoke(subject: message.subject, payload: Array(message.payload.readableBytesView),

@@ -45,10 +45,9 @@ final class FunctionTrigger: Sendable {
     /// Cumulative execution time (ns) reported by the agent.
     private let runtime = Mutex<UInt64>(0)
     private let ownsConnection: Bool
-    /// Invocations under way; past ``maxInFlight`` new messages are answered "busy" at once,
-    /// so a flood against a slow function cannot grow the node's memory without bound.
+    /// Invocations under way (bounded by ``FunctionLimits/invocationsInFlight``).
     private let inFlight = Atomic<Int>(0)
-    static let maxInFlight = 1024
+    private let limits = FunctionLimits()
     private let metrics: FunctionMetrics?
     private let metricsReleased = Atomic(false)
     /// A tracer is bootstrapped (`--traces`): invocations get spans.
@@ -134,8 +133,8 @@ final class FunctionTrigger: Sendable {
                     let running = inFlight.add(1, ordering: .relaxed).newValue
                     Task(executorPreference: executor) {
                         defer { self.inFlight.subtract(1, ordering: .relaxed) }
-                        if running > Self.maxInFlight {
-                            await self.fail(message, reason: "function \(self.target.workloadName) is busy: \(Self.maxInFlight) invocations under way")
+                        if running > self.limits.invocationsInFlight {
+                            await self.fail(message, reason: self.limits.busyReason(self.target.workloadName))
                         } else {
                             await self.invoke(message)
                         }

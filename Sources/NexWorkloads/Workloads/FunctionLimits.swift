@@ -11,6 +11,16 @@ public struct FunctionLimits: Sendable, Equatable {
     /// ("exceeded its memory limit") and the function's context is discarded and made anew
     /// from its script, so the next call does not see the garbage.
     public var javaScriptMemoryBytes = 256 * 1024 * 1024
+    /// Invocations of one function under way at once, where its messages are taken (the
+    /// node's relay, or the agent's own trigger connection); past it a message is answered at
+    /// once with ``busyReason(_:)``, so a flood against a slow function cannot grow memory
+    /// without bound.
+    public var invocationsInFlight = 1024
+
+    /// The `Nex-Function-Error` of a message past ``invocationsInFlight``.
+    public func busyReason(_ function: String) -> String {
+        "function \(function) is busy: \(invocationsInFlight) invocations under way"
+    }
 
     public init() {}
 }
