@@ -203,4 +203,48 @@ import Testing
             }
         }
     }
+
+    /// A flood against a slow function served directly: past the in-flight bound the agent
+    /// answers "busy" at once instead of queueing without end, every requester gets an answer,
+    /// and the function serves on afterwards.
+    @Test func aFloodIsBoundedByTheAgent() async throws {
+        let account = try Account()
+        try await withNATSServer(config: account.setup.serverConfig, jetStream: false, monitoring: true) { server in
+            try await withNode(server: server, account.launch()) { node in
+                try await account.withControlClient(server) { nex in
+                    let issuer = try NKeyPair.generate(.account), sender = try XKeyPair.generate()
+                    let path = try account.directory.write(
+                        "(subject, payload) => { const end = Date.now() + 3; while (Date.now() < end) {} return 'done'; }",
+                        to: "slow.js")
+                    chmod(path, 0o644)
+                    let submission = try WorkloadSubmission(
+                        name: "slow", type: "javascript", location: .file(path: path),
+                        artifactHash: try ArtifactDigest.sha256Hex(ofFile: path), triggerSubjects: ["fn.slow"])
+                    _ = try await nex.deploy(submission, namespace: "default", node: node.nodeID, issuer: issuer, sender: sender)
+                    _ = try await waitForValue(timeout: .seconds(10), pollInterval: .milliseconds(100), "the agent serves") {
+                        try Self.triggerConnection(server, function: "slow")
+                    }
+                    let flood = 1200
+                    let outcomes = try await withThrowingTaskGroup(of: String.self) { group in
+                        for _ in 0..<flood {
+                            group.addTask {
+                                let reply = try await nex.connection.request("x", to: "fn.slow", timeout: .seconds(30))
+                                return reply.headers?[FunctionHeader.error] ?? reply.string
+                            }
+                        }
+                        return try await group.reduce(into: [String]()) { $0.append($1) }
+                    }
+                    // Every requester is answered: done, busy at once, or timed out in the
+                    // function's queue (an invocation's 5 s count from its arrival).
+                    let busy = outcomes.filter { $0 == "function slow is busy: 1024 invocations under way" }.count
+                    let done = outcomes.filter { $0 == "done" }.count
+                    let late = outcomes.filter { $0 == "function slow timed out after 5 s" }.count
+                    #expect(busy + done + late == flood, "\(Set(outcomes))")
+                    #expect(busy > 0 && done > 900, "busy \(busy), done \(done), timed out \(late)")
+                    #expect(try await nex.connection.request("x", to: "fn.slow", timeout: .seconds(5)).string == "done")
+                    #expect(try Self.triggerConnection(server, function: "slow") != nil)
+                }
+            }
+        }
+    }
 }
