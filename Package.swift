@@ -195,9 +195,10 @@ let package = Package(
             path: "Benchmarks/jetstream-bench",
             swiftSettings: swiftSettings
         ),
-        // What the node benchmarks read about processes (/proc).
+        // What the node benchmarks read about processes (/proc), and their operator-mode setup.
         .target(
             name: "BenchSupport",
+            dependencies: ["NATSWire", "NATSTestSupport"],
             path: "Benchmarks/BenchSupport",
             swiftSettings: swiftSettings
         ),
@@ -215,7 +216,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "function-bench",
-            dependencies: ["NATSWire", "NexControl", "BenchSupport", "NATSTestSupport"],
+            dependencies: ["NATSWire", "NexControl", "BenchSupport"],
             path: "Benchmarks/function-bench",
             swiftSettings: swiftSettings
         ),

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # A soak of one node: SOAK_CYCLES deploy/stop cycles and SOAK_CALLS wasm invocations, with the
-# node's memory, descriptors, threads and processes before and after. Prints `soak ...` lines;
-# the last says `soak flat` or `soak NOT FLAT` (and the script then fails).
+# memory, descriptors, threads and processes of the node (and of the function's agent) before and
+# after. Prints `soak ...` lines; each pass's last says `soak flat` or `soak NOT FLAT` (and the
+# script then fails). Two passes: the node relaying invocations (mode=relayed), then the agent
+# serving them on its own connection (mode=direct: an operator-mode server, `direct_triggers`).
 #
 #   swift build -c release --product nex-node --product nex-agent --product soak-bench
 #   Benchmarks/soak-bench.sh
 #
 # Environment: BIN (release bin dir), NATS_SERVER_BIN, SOAK_CYCLES (1000), SOAK_CALLS (1000000),
-# SOAK_CONCURRENCY (32).
+# SOAK_CONCURRENCY (32), SOAK_MODES ("relayed direct").
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -20,8 +22,31 @@ node_bench_setup soak-bench
 command -v wat2wasm >/dev/null || die "wat2wasm is needed (apt-get install wabt)"
 
 find_nats_server
-start_nats_server "$WORK/server.log" -js -sd "$WORK/js"
-start_nex_node '{"workload_types": ["native", "wasm"], "machine_pool_size": 2}'
+mkdir -p "$WORK/artifacts"
 wat2wasm examples/functions/echo.wat -o "$WORK/artifacts/echo.wasm"
-"$BIN/soak-bench" "$NATS_URL" "$NODE_ID" "$NODE_PID" "$WORK/artifacts" "$WORK/artifacts/echo.wasm" | tee "$WORK/soak.out"
-grep -q '^soak flat$' "$WORK/soak.out" || die "the node did not stay flat"
+NODE_CONFIG='"workload_types": ["native", "wasm"], "machine_pool_size": 2'
+
+for mode in ${SOAK_MODES:-relayed direct}; do
+    case "$mode" in
+        relayed)
+            start_nats_server "$WORK/server-$mode.log" -js -sd "$WORK/js"
+            start_nex_node "{$NODE_CONFIG}"
+            unset BENCH_CREDS ;;
+        direct)
+            mkdir -p "$WORK/operator"
+            "$BIN/soak-bench" --operator-setup "$WORK/operator"
+            start_nats_server "$WORK/server-$mode.log" -c "$WORK/operator/server.conf"
+            export BENCH_CREDS="$WORK/operator/user.creds"
+            NODE_ARGS=(--creds "$BENCH_CREDS")
+            start_nex_node "{$NODE_CONFIG, \"direct_triggers\": {\"signing_key_file\": \"$WORK/operator/signing.nk\", \"account\": \"$(cat "$WORK/operator/account.pub")\"}}"
+            NODE_ARGS=() ;;
+        *) die "unknown mode '$mode' (relayed, direct)" ;;
+    esac
+    BENCH_MODE="$mode" "$BIN/soak-bench" "$NATS_URL" "$NODE_ID" "$NODE_PID" "$WORK/artifacts" "$WORK/artifacts/echo.wasm" \
+        | tee "$WORK/soak-$mode.out"
+    grep -q '^soak flat$' "$WORK/soak-$mode.out" || die "the node did not stay flat ($mode)"
+    stop_process "$NODE_PID"
+    stop_process "$SERVER_PID"
+    NODE_PID="" SERVER_PID=""
+    rm -rf "$WORK/state"
+done

@@ -10,7 +10,6 @@
 //        (server.conf), a user's creds (user.creds) and the account's signing key seed
 //        (signing.nk), for the direct-trigger pass of function-bench.sh.
 import Foundation
-import NATSTestSupport
 import NATSWire
 import NexControl
 import NIOCore
@@ -22,12 +21,7 @@ struct FunctionBench {
     static func main() async throws {
         let arguments = CommandLine.arguments
         if arguments.count == 3, arguments[1] == "--operator-setup" {
-            let directory = arguments[2], setup = try NATSOperator()
-            try Data(setup.serverConfig.utf8).write(to: URL(fileURLWithPath: directory + "/server.conf"))
-            try Data(try setup.userCreds(name: "function-bench").utf8).write(to: URL(fileURLWithPath: directory + "/user.creds"))
-            try Data(setup.signingKey.seed.utf8).write(to: URL(fileURLWithPath: directory + "/signing.nk"))
-            try Data(setup.accountKey.publicKey.utf8).write(to: URL(fileURLWithPath: directory + "/account.pub"))
-            return
+            return try OperatorSetup.write(to: arguments[2])
         }
         guard arguments.count == 5 else {
             FileHandle.standardError.write(Data("usage: function-bench NATS_URL NODE_ID ECHO_JS ECHO_WASM\n".utf8))
@@ -142,10 +136,7 @@ struct FunctionBench {
     }
 
     static func connect(_ url: String, name: String) async throws -> NATSClient {
-        var options = NATSClientOptions(servers: [url])
-        options.name = name
-        if let creds = ProcessInfo.processInfo.environment["BENCH_CREDS"] { options.auth = .credentialsFile(path: creds) }
-        let client = try NATSClient(options: options)
+        let client = try NATSClient(options: OperatorSetup.clientOptions(url, name: name))
         try await client.connect()
         return client
     }

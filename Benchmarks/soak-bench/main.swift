@@ -7,8 +7,12 @@
 // is taken after a warm-up, so lazily made things (the artifact cache, the first connection
 // of a kind) do not count as leaks.
 //
+// The function's agent is sampled too: with `direct_triggers` it holds the trigger connection.
+//
 // Usage: soak-bench NATS_URL NODE_ID NODE_PID ARTIFACT_DIR ECHO_WASM
-// Environment: SOAK_CYCLES (1000), SOAK_CALLS (1000000), SOAK_CONCURRENCY (32).
+//        soak-bench --operator-setup DIR (see BenchSupport's OperatorSetup)
+// Environment: SOAK_CYCLES (1000), SOAK_CALLS (1000000), SOAK_CONCURRENCY (32), BENCH_CREDS (a
+// .creds file to connect with), BENCH_MODE (a label for the lines printed).
 import BenchSupport
 import Foundation
 import NATSWire
@@ -38,6 +42,9 @@ struct SoakBench {
 
     static func main() async throws {
         let arguments = CommandLine.arguments
+        if arguments.count == 3, arguments[1] == "--operator-setup" {
+            return try OperatorSetup.write(to: arguments[2])
+        }
         guard arguments.count == 6, let nodePID = Int32(arguments[3]) else {
             FileHandle.standardError.write(Data("usage: soak-bench NATS_URL NODE_ID NODE_PID ARTIFACT_DIR ECHO_WASM\n".utf8))
             exit(2)
@@ -48,9 +55,7 @@ struct SoakBench {
         let calls = Int(environment["SOAK_CALLS"] ?? "") ?? 1_000_000
         let concurrency = Int(environment["SOAK_CONCURRENCY"] ?? "") ?? 32
 
-        var options = NATSClientOptions(servers: [url])
-        options.name = "soak-bench"
-        let client = try NATSClient(options: options)
+        let client = try NATSClient(options: OperatorSetup.clientOptions(url, name: "soak-bench"))
         try await client.connect()
         let nex = NexClient(connection: client, timeout: .seconds(30))
         let issuer = try NKeyPair.generate(.account), sender = try XKeyPair.generate()
@@ -98,13 +103,18 @@ struct SoakBench {
         }
         try await invoke(10_000)
         try await settle()
-        let beforeCalls = Sample(nodePID)
+        // The function's agent: the node's child that has worked the most.
+        let agentPID = ProcessProbe.descendants(of: nodePID).max { ProcessProbe.cpuMicroseconds($0) < ProcessProbe.cpuMicroseconds($1) }
+        let beforeCalls = Sample(nodePID), beforeAgent = agentPID.map(Sample.init)
         let callsStarted = ContinuousClock.now
         try await invoke(calls)
         let callsTook = callsStarted.duration(to: .now)
         try await settle()
-        let afterCalls = Sample(nodePID)
+        let afterCalls = Sample(nodePID), afterAgent = agentPID.map(Sample.init)
         verdicts.append(report("invocations", count: calls, took: callsTook, afterCalls, beforeCalls))
+        if let beforeAgent, let afterAgent {
+            verdicts.append(report("invocations_agent", count: calls, took: callsTook, afterAgent, beforeAgent))
+        }
         _ = try? await nex.stopWorkload(namespace: "soak", node: node, id: run.id, name: "soak-echo", issuer: issuer)
         await client.close()
         print("soak \(verdicts.allSatisfy { $0 } ? "flat" : "NOT FLAT")")
@@ -125,9 +135,10 @@ struct SoakBench {
         let threadSlack = max(Double(before.threads) * 0.10, Double(ProcessInfo.processInfo.activeProcessorCount))
         let threadsFlat = Double(after.threads) <= Double(before.threads) + threadSlack
         let flat = memoryFlat && threadsFlat && after.descriptors <= before.descriptors && after.processes <= before.processes
-        print(String(format: "soak %@ n=%d per_s=%.0f before: %@ after: %@ rss_growth=%.1f%% %@", phase, count,
+        let mode = ProcessInfo.processInfo.environment["BENCH_MODE"].map { " mode=\($0)" } ?? ""
+        print(String(format: "soak %@ n=%d per_s=%.0f before: %@ after: %@ rss_growth=%.1f%% %@%@", phase, count,
                      Double(count) / max(seconds, 0.001), before.description, after.description,
-                     (Double(after.rssKB) / Double(max(before.rssKB, 1)) - 1) * 100, flat ? "flat" : "GROWING"))
+                     (Double(after.rssKB) / Double(max(before.rssKB, 1)) - 1) * 100, flat ? "flat" : "GROWING", mode))
         return flat
     }
 }
