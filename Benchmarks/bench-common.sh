@@ -108,3 +108,35 @@ start_nex_node() {
     NODE_ID="$(python3 -c 'import nkeys,sys; print(nkeys.from_seed(open(sys.argv[1],"rb").read().strip()).public_key.decode())' "$WORK/state/node.nk")"
     sleep 1  # the warm pool fills
 }
+
+# Function benchmarks run in two modes (expect BIN, WORK): `relayed` (a plain server with
+# JetStream; the node relays every invocation) and `direct` (an operator-mode server and
+# `direct_triggers`; agents serve their triggers; BENCH_CREDS is exported for the bench's
+# clients). start_function_mode MODE NODE_CONFIG_MEMBERS SETUP_BINARY starts the server and the
+# node (SETUP_BINARY --operator-setup DIR writes the operator-mode files); stop_function_mode
+# stops both and forgets the node's state.
+start_function_mode() {
+    local mode="$1" members="$2" setup="$3"
+    case "$mode" in
+        relayed)
+            start_nats_server "$WORK/server-$mode.log" -js -sd "$WORK/js-$mode"
+            start_nex_node "{$members}"
+            unset BENCH_CREDS ;;
+        direct)
+            mkdir -p "$WORK/operator"
+            "$setup" --operator-setup "$WORK/operator"
+            start_nats_server "$WORK/server-$mode.log" -c "$WORK/operator/server.conf"
+            export BENCH_CREDS="$WORK/operator/user.creds"
+            NODE_ARGS=(--creds "$BENCH_CREDS")
+            start_nex_node "{$members, \"direct_triggers\": {\"signing_key_file\": \"$WORK/operator/signing.nk\", \"account\": \"$(cat "$WORK/operator/account.pub")\"}}"
+            NODE_ARGS=() ;;
+        *) die "unknown mode '$mode' (relayed, direct)" ;;
+    esac
+}
+
+stop_function_mode() {
+    stop_process "$NODE_PID"
+    stop_process "$SERVER_PID"
+    NODE_PID="" SERVER_PID=""
+    rm -rf "$WORK/state"
+}

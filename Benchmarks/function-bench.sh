@@ -27,27 +27,10 @@ cp examples/functions/echo.js "$WORK/artifacts/echo.js"
 NODE_CONFIG='"workload_types": ["native", "wasm", "javascript"], "machine_pool_size": 2'
 
 for mode in ${BENCH_MODES:-relayed direct}; do
-    case "$mode" in
-        relayed)
-            start_nats_server "$WORK/server-$mode.log" -js -sd "$WORK/js-$mode"
-            start_nex_node "{$NODE_CONFIG}"
-            unset BENCH_CREDS ;;
-        direct)
-            mkdir -p "$WORK/operator"
-            "$BIN/function-bench" --operator-setup "$WORK/operator"
-            start_nats_server "$WORK/server-$mode.log" -c "$WORK/operator/server.conf"
-            export BENCH_CREDS="$WORK/operator/user.creds"
-            NODE_ARGS=(--creds "$BENCH_CREDS")
-            start_nex_node "{$NODE_CONFIG, \"direct_triggers\": {\"signing_key_file\": \"$WORK/operator/signing.nk\", \"account\": \"$(cat "$WORK/operator/account.pub")\"}}"
-            NODE_ARGS=() ;;
-        *) die "unknown mode '$mode' (relayed, direct)" ;;
-    esac
+    start_function_mode "$mode" "$NODE_CONFIG" "$BIN/function-bench"
     BENCH_MODE="$mode" BENCH_SERVER_PID="$SERVER_PID" BENCH_NODE_PID="$NODE_PID" \
         "$BIN/function-bench" "$NATS_URL" "$NODE_ID" "$WORK/artifacts/echo.js" "$WORK/artifacts/echo.wasm"
-    stop_process "$NODE_PID"
-    stop_process "$SERVER_PID"
-    NODE_PID="" SERVER_PID=""
-    rm -rf "$WORK/state"
+    stop_function_mode
 done
 # The runtimes alone, in process: what the node and the agent add is the difference.
 "$BIN/function-runtime-bench" "$WORK/artifacts/echo.js" "$WORK/artifacts/echo.wasm"

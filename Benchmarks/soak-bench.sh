@@ -27,26 +27,9 @@ wat2wasm examples/functions/echo.wat -o "$WORK/artifacts/echo.wasm"
 NODE_CONFIG='"workload_types": ["native", "wasm"], "machine_pool_size": 2'
 
 for mode in ${SOAK_MODES:-relayed direct}; do
-    case "$mode" in
-        relayed)
-            start_nats_server "$WORK/server-$mode.log" -js -sd "$WORK/js"
-            start_nex_node "{$NODE_CONFIG}"
-            unset BENCH_CREDS ;;
-        direct)
-            mkdir -p "$WORK/operator"
-            "$BIN/soak-bench" --operator-setup "$WORK/operator"
-            start_nats_server "$WORK/server-$mode.log" -c "$WORK/operator/server.conf"
-            export BENCH_CREDS="$WORK/operator/user.creds"
-            NODE_ARGS=(--creds "$BENCH_CREDS")
-            start_nex_node "{$NODE_CONFIG, \"direct_triggers\": {\"signing_key_file\": \"$WORK/operator/signing.nk\", \"account\": \"$(cat "$WORK/operator/account.pub")\"}}"
-            NODE_ARGS=() ;;
-        *) die "unknown mode '$mode' (relayed, direct)" ;;
-    esac
+    start_function_mode "$mode" "$NODE_CONFIG" "$BIN/soak-bench"
     BENCH_MODE="$mode" "$BIN/soak-bench" "$NATS_URL" "$NODE_ID" "$NODE_PID" "$WORK/artifacts" "$WORK/artifacts/echo.wasm" \
         | tee "$WORK/soak-$mode.out"
     grep -q '^soak flat$' "$WORK/soak-$mode.out" || die "the node did not stay flat ($mode)"
-    stop_process "$NODE_PID"
-    stop_process "$SERVER_PID"
-    NODE_PID="" SERVER_PID=""
-    rm -rf "$WORK/state"
+    stop_function_mode
 done
