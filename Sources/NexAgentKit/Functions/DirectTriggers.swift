@@ -128,6 +128,7 @@ final class DirectTriggers: Sendable {
         if let current { await retire(current) }
         for task in retiring { await task.value }
         reporter?.cancel()
+        await reporter?.value
         await sendReports()
     }
 
